@@ -1,0 +1,490 @@
+//! App schemas: which events an app sends and which properties each may carry.
+//!
+//! Each app declares itself in a TOML file:
+//!
+//! ```toml
+//! app = "demo"
+//! description = "the demo framework"
+//!
+//! [plugins]
+//! max_distinct = 500          # distinct plugin names kept; more are stored as "other"
+//!
+//! [props.database]
+//! type = "string"             # string | int | float | bool
+//! enum = ["postgres", "mysql", "sqlite"]   # values outside the list are stored as "other"
+//!
+//! [props.template]
+//! type = "string"
+//! max_distinct = 50           # distinct values kept; more are stored as "other"
+//!
+//! [events."project.created"]
+//! description = "a project was created"
+//! props = ["database", "template"]
+//! ```
+//!
+//! An event the schema does not declare is rejected; a property the event does not
+//! declare is dropped and counted; a value of the wrong type rejects the event.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::validate::{RejectReason, Rejection, is_name};
+use crate::wire::{Event, PropValue};
+
+/// The value stored in place of a string over its property's cap or outside its enum.
+pub const OTHER: &str = "other";
+
+/// Default cap on distinct values of a string property without an enum.
+pub const DEFAULT_MAX_DISTINCT: usize = 100;
+
+/// Default cap on distinct plugin names of an app.
+pub const DEFAULT_MAX_PLUGINS: usize = 1000;
+
+/// A schema file that could not be loaded: which file, which line, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: {message}", file.display())]
+pub struct SchemaError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line of the problem (1 when unknown).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The type of a property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PropType {
+    /// A string, capped by `enum` or `max_distinct`.
+    String,
+    /// A whole number.
+    Int,
+    /// A number (whole numbers are accepted too).
+    Float,
+    /// `true` / `false`.
+    Bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaFile {
+    app: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    plugins: PluginsFile,
+    #[serde(default)]
+    props: BTreeMap<Spanned<String>, PropFile>,
+    #[serde(default)]
+    events: BTreeMap<Spanned<String>, EventFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginsFile {
+    max_distinct: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PropFile {
+    #[serde(rename = "type")]
+    ty: PropType,
+    #[serde(rename = "enum")]
+    allowed: Option<Spanned<Vec<String>>>,
+    max_distinct: Option<Spanned<usize>>,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventFile {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    props: Vec<Spanned<String>>,
+}
+
+/// A declared property.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropSpec {
+    /// Its type.
+    pub ty: PropType,
+    /// For strings: the allowed values, when the schema lists them.
+    pub allowed: Option<BTreeSet<String>>,
+    /// For strings without an enum: how many distinct values are kept.
+    pub max_distinct: usize,
+    /// What it means.
+    pub description: String,
+}
+
+/// A declared event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSpec {
+    /// What it means.
+    pub description: String,
+    /// The properties it may carry.
+    pub props: BTreeSet<String>,
+}
+
+/// One app's schema, loaded and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppSchema {
+    /// The app's name.
+    pub app: String,
+    /// What the app is.
+    pub description: String,
+    /// How many distinct plugin names are kept.
+    pub max_plugins: usize,
+    /// Declared properties.
+    pub props: BTreeMap<String, PropSpec>,
+    /// Declared events.
+    pub events: BTreeMap<String, EventSpec>,
+}
+
+/// An event after the schema check: properties converted to their declared types, strings
+/// capped by enum (cardinality caps are applied by the caller, which knows what is stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaChecked {
+    /// Kept properties.
+    pub props: BTreeMap<String, PropValue>,
+    /// How many properties were dropped because the event does not declare them.
+    pub dropped_props: usize,
+}
+
+impl AppSchema {
+    /// Parses a schema from TOML text; `file` is used in error messages only.
+    pub fn parse(text: &str, file: &Path) -> Result<AppSchema, SchemaError> {
+        let err = |span: Option<std::ops::Range<usize>>, message: String| SchemaError {
+            file: file.to_path_buf(),
+            line: span.map_or(1, |s| line_of(text, s.start)),
+            message,
+        };
+        let raw: SchemaFile = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            err(e.span(), message)
+        })?;
+        if !is_name(raw.app.get_ref()) {
+            return Err(err(
+                Some(raw.app.span()),
+                "app must be 1-64 characters of [a-z0-9._-]".into(),
+            ));
+        }
+        let mut props = BTreeMap::new();
+        for (name, p) in raw.props {
+            if !is_name(name.get_ref()) {
+                return Err(err(
+                    Some(name.span()),
+                    format!(
+                        "property name {:?} must be 1-64 characters of [a-z0-9._-]",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            if p.ty != PropType::String {
+                if let Some(a) = &p.allowed {
+                    return Err(err(
+                        Some(a.span()),
+                        format!(
+                            "property {}: enum is only allowed on string properties",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+                if let Some(m) = &p.max_distinct {
+                    return Err(err(
+                        Some(m.span()),
+                        format!(
+                            "property {}: max_distinct is only allowed on string properties",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+            }
+            if let Some(m) = &p.max_distinct {
+                if *m.get_ref() == 0 {
+                    return Err(err(
+                        Some(m.span()),
+                        format!(
+                            "property {}: max_distinct must be at least 1",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+            }
+            let allowed = p
+                .allowed
+                .map(|a| a.into_inner().into_iter().collect::<BTreeSet<_>>());
+            props.insert(
+                name.into_inner(),
+                PropSpec {
+                    ty: p.ty,
+                    max_distinct: allowed.as_ref().map_or_else(
+                        || {
+                            p.max_distinct
+                                .map_or(DEFAULT_MAX_DISTINCT, Spanned::into_inner)
+                        },
+                        |a| a.len() + 1,
+                    ),
+                    allowed,
+                    description: p.description,
+                },
+            );
+        }
+        let mut events = BTreeMap::new();
+        for (name, e) in raw.events {
+            if !is_name(name.get_ref()) {
+                return Err(err(
+                    Some(name.span()),
+                    format!(
+                        "event name {:?} must be 1-64 characters of [a-z0-9._-]",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            let mut declared = BTreeSet::new();
+            for p in e.props {
+                if !props.contains_key(p.get_ref()) {
+                    return Err(err(
+                        Some(p.span()),
+                        format!(
+                            "event {} uses property {:?}, which no [props.{}] table declares",
+                            name.get_ref(),
+                            p.get_ref(),
+                            p.get_ref()
+                        ),
+                    ));
+                }
+                declared.insert(p.into_inner());
+            }
+            events.insert(
+                name.into_inner(),
+                EventSpec {
+                    description: e.description,
+                    props: declared,
+                },
+            );
+        }
+        if events.is_empty() {
+            return Err(err(
+                None,
+                "the schema declares no events; add at least one [events.\"name\"] table".into(),
+            ));
+        }
+        Ok(AppSchema {
+            app: raw.app.into_inner(),
+            description: raw.description,
+            max_plugins: raw.plugins.max_distinct.unwrap_or(DEFAULT_MAX_PLUGINS),
+            props,
+            events,
+        })
+    }
+
+    /// Checks an event against this schema.
+    pub fn check(&self, event: &Event) -> Result<SchemaChecked, Rejection> {
+        let Some(spec) = self.events.get(&event.event) else {
+            return Err(Rejection::new(
+                RejectReason::UnknownEvent,
+                format!("app {} declares no event {:?}", self.app, event.event),
+            ));
+        };
+        let mut props = BTreeMap::new();
+        let mut dropped_props = 0;
+        for (key, value) in &event.props {
+            let Some(prop) = spec.props.contains(key).then(|| &self.props[key]) else {
+                dropped_props += 1;
+                continue;
+            };
+            let value = match (prop.ty, value) {
+                (PropType::String, PropValue::Str(s)) => match &prop.allowed {
+                    Some(allowed) if !allowed.contains(s) => PropValue::Str(OTHER.to_string()),
+                    _ => PropValue::Str(s.clone()),
+                },
+                (PropType::Int, PropValue::Int(i)) => PropValue::Int(*i),
+                (PropType::Float, PropValue::Float(f)) => PropValue::Float(*f),
+                (PropType::Float, PropValue::Int(i)) => PropValue::Float(*i as f64),
+                (PropType::Bool, PropValue::Bool(b)) => PropValue::Bool(*b),
+                (ty, v) => {
+                    return Err(Rejection::new(
+                        RejectReason::InvalidProperty,
+                        format!(
+                            "property {key} must be {}, got {}",
+                            ty.name(),
+                            v.type_name()
+                        ),
+                    ));
+                }
+            };
+            props.insert(key.clone(), value);
+        }
+        Ok(SchemaChecked {
+            props,
+            dropped_props,
+        })
+    }
+}
+
+impl PropType {
+    /// The schema name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            PropType::String => "string",
+            PropType::Int => "int",
+            PropType::Float => "float",
+            PropType::Bool => "bool",
+        }
+    }
+}
+
+impl fmt::Display for PropType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// The schemas a collector knows, by app name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SchemaSet {
+    apps: BTreeMap<String, AppSchema>,
+}
+
+impl SchemaSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a schema, replacing one of the same app.
+    pub fn insert(&mut self, schema: AppSchema) {
+        self.apps.insert(schema.app.clone(), schema);
+    }
+
+    /// The schema of `app`.
+    pub fn get(&self, app: &str) -> Option<&AppSchema> {
+        self.apps.get(app)
+    }
+
+    /// All schemas, by app name.
+    pub fn iter(&self) -> impl Iterator<Item = &AppSchema> {
+        self.apps.values()
+    }
+
+    /// Parses several schema texts (name, text), failing on the first bad one or on two
+    /// files declaring the same app.
+    pub fn from_texts<'a>(
+        files: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Result<SchemaSet, SchemaError> {
+        let mut set = SchemaSet::new();
+        let mut origin: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for (path, text) in files {
+            let schema = AppSchema::parse(text, path)?;
+            if let Some(first) = origin.get(&schema.app) {
+                return Err(SchemaError {
+                    file: path.to_path_buf(),
+                    line: 1,
+                    message: format!(
+                        "app {} is already declared by {}",
+                        schema.app,
+                        first.display()
+                    ),
+                });
+            }
+            origin.insert(schema.app.clone(), path.to_path_buf());
+            set.insert(schema);
+        }
+        Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AppSchema, String> {
+        AppSchema::parse(text, Path::new("x.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let cases = [
+            (
+                "app = \"demo\"\n[events.a]\nprops = [\"missing\"]\n",
+                "x.toml:3: event a uses property \"missing\"",
+            ),
+            (
+                "app = \"demo\"\n\n[props.n]\ntype = \"int\"\nenum = [\"a\"]\n[events.a]\n",
+                "x.toml:5: property n: enum is only allowed",
+            ),
+            ("app = \"Demo App\"\n[events.a]\n", "x.toml:1: app must be"),
+            (
+                "app = \"demo\"\n[props.n]\ntype = \"text\"\n[events.a]\n",
+                "x.toml:3: unknown variant `text`",
+            ),
+            (
+                "app = \"demo\"\n[events.a]\nbogus = 1\n",
+                "x.toml:3: unknown field `bogus`",
+            ),
+            ("app = \"demo\"\n[events.a\n", "x.toml:2:"),
+            (
+                "app = \"demo\"\n",
+                "x.toml:1: the schema declares no events",
+            ),
+        ];
+        for (text, expected) in cases {
+            let got = parse(text).expect_err(text);
+            assert!(
+                got.starts_with(expected),
+                "for {text:?}\n got: {got}\nwant: {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_converts_drops_and_caps() {
+        let schema = parse(
+            "app = \"demo\"\n[props.db]\ntype = \"string\"\nenum = [\"pg\"]\n[props.n]\ntype = \"float\"\n[props.ts]\ntype = \"bool\"\n[events.a]\nprops = [\"db\", \"n\", \"ts\"]\n[events.b]\n",
+        )
+        .expect("valid");
+        let mut e = Event {
+            event_id: uuid::Uuid::from_u128(1),
+            event: "a".into(),
+            occurred_at: chrono::Utc::now(),
+            plugins: vec![],
+            duration_ms: None,
+            error_kind: None,
+            props: BTreeMap::from([
+                ("db".into(), PropValue::Str("oracle".into())),
+                ("n".into(), PropValue::Int(3)),
+                ("extra".into(), PropValue::Bool(true)),
+            ]),
+        };
+        let checked = schema.check(&e).expect("accepted");
+        assert_eq!(checked.dropped_props, 1);
+        assert_eq!(checked.props["db"], PropValue::Str(OTHER.into()));
+        assert_eq!(checked.props["n"], PropValue::Float(3.0));
+        e.props.insert("ts".into(), PropValue::Str("yes".into()));
+        assert_eq!(
+            schema.check(&e).expect_err("wrong type").reason,
+            RejectReason::InvalidProperty
+        );
+        e.event = "c".into();
+        assert_eq!(
+            schema.check(&e).expect_err("unknown").reason,
+            RejectReason::UnknownEvent
+        );
+    }
+}

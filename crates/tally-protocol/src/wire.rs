@@ -1,0 +1,182 @@
+//! JSON types of `POST /v1/batch` and its responses.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// A batch as a client sends it: one shared context and the events it applies to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// When the client sent the batch, by its own clock; used to correct clock skew.
+    pub sent_at: DateTime<Utc>,
+    /// Facts shared by every event of the batch.
+    pub context: Context,
+    /// The events, at most [`crate::limits::MAX_EVENTS_PER_BATCH`].
+    pub events: Vec<Event>,
+}
+
+/// A batch as the collector first parses it: the context is typed, each event is kept as
+/// raw JSON so that one malformed event is rejected alone and the others are kept.
+#[derive(Debug, Deserialize)]
+pub struct RawBatch<'a> {
+    /// See [`Batch::sent_at`].
+    pub sent_at: DateTime<Utc>,
+    /// See [`Batch::context`].
+    pub context: Context,
+    /// The events, not yet parsed.
+    #[serde(borrow)]
+    pub events: Vec<&'a RawValue>,
+}
+
+/// Facts about the tool, project and machine, shared by all events of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// The tool's name as registered with the collector (its schema's `app`).
+    pub app: String,
+    /// The tool's version, e.g. `5.54.0`.
+    pub app_version: String,
+    /// The project's random UUID from its manifest. The collector stores only a keyed
+    /// hash of it.
+    pub project: Uuid,
+    /// The machine id: already a per-tool keyed hash on the client, hashed again by the
+    /// collector.
+    pub machine: String,
+    /// The environment the tool runs in.
+    pub env: Env,
+    /// OS family: `linux`, `macos`, `windows`, `freebsd`, ...
+    pub os: String,
+    /// OS major version, e.g. `14` or `6.1`.
+    #[serde(default)]
+    pub os_version: String,
+    /// CPU architecture, e.g. `x86_64`, `aarch64`.
+    pub arch: String,
+    /// The runtime the tool runs on, e.g. `node`, `rust`.
+    pub runtime: String,
+    /// The runtime's version, e.g. `20.11.1`.
+    #[serde(default)]
+    pub runtime_version: String,
+    /// The CI vendor when running in CI (e.g. `github_actions`), else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<String>,
+    /// Whether the tool runs inside a container.
+    #[serde(default)]
+    pub container: bool,
+}
+
+/// The environment a tool runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Env {
+    /// Local development.
+    Development,
+    /// A staging or preview deployment.
+    Staging,
+    /// Production.
+    Production,
+    /// Test runs.
+    Test,
+}
+
+impl Env {
+    /// Every environment, in display order.
+    pub const ALL: [Env; 4] = [Env::Development, Env::Staging, Env::Production, Env::Test];
+
+    /// The wire name of the environment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Env::Development => "development",
+            Env::Staging => "staging",
+            Env::Production => "production",
+            Env::Test => "test",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Env> {
+        Env::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+impl fmt::Display for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// A client-generated UUID (v7 recommended); the collector's dedupe key.
+    pub event_id: Uuid,
+    /// The event's name, declared in the app's schema, e.g. `project.created`.
+    pub event: String,
+    /// When the event happened, by the client's clock.
+    pub occurred_at: DateTime<Utc>,
+    /// Plugin or feature names in use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<String>,
+    /// Duration of a timed event (install, build), in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// A bounded error category (never a message or a path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+    /// Typed extra properties the app's schema allows.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub props: BTreeMap<String, PropValue>,
+}
+
+/// A typed property value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PropValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// A whole number.
+    Int(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// A string.
+    Str(String),
+}
+
+impl PropValue {
+    /// The schema type name of this value.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PropValue::Bool(_) => "bool",
+            PropValue::Int(_) => "int",
+            PropValue::Float(_) => "float",
+            PropValue::Str(_) => "string",
+        }
+    }
+}
+
+/// What the collector answers to a batch it parsed (status 200 or 422).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Events stored by this request.
+    pub accepted: usize,
+    /// Events already stored by an earlier request (or earlier in this one).
+    pub duplicate: usize,
+    /// Events refused; see their results for the reason.
+    pub rejected: usize,
+    /// Properties dropped because the app's schema does not declare them.
+    #[serde(default)]
+    pub dropped_props: usize,
+    /// One result per event, in the order sent.
+    pub results: Vec<crate::EventResult>,
+}
+
+/// The body of every error response (`400`, `413`, `415`, `422`, `429`, `503`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `body_too_large`.
+    pub error: String,
+    /// What went wrong and what to do, for a person.
+    pub message: String,
+}
