@@ -1,0 +1,408 @@
+//! The conformance suite: the same rows in, the same tables out, for every backend.
+//!
+//! A backend crate runs it with [`conformance_tests!`](crate::conformance_tests), passing an
+//! expression that makes a fresh, empty store. Each check builds a small hand-made
+//! dataset whose answer is worked out by hand in the check.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use tally_protocol::{Env, PropValue};
+use uuid::Uuid;
+
+use crate::query::{Cell, Dimension, Filters, Query, QueryKind, Table};
+use crate::row::{AppendStatus, EventRow};
+use crate::{DAY_MS, EventStore, Key16};
+
+/// 2026-10-01T00:00:00Z, the day the datasets start.
+pub const T0: i64 = 1_790_812_800_000;
+
+/// A project key for tests.
+pub fn project(n: u8) -> Key16 {
+    Key16([n; 16])
+}
+
+/// A machine key for tests (distinct from every project key).
+pub fn machine(n: u8) -> Key16 {
+    let mut k = [n; 16];
+    k[0] = 0xAA;
+    Key16(k)
+}
+
+/// A row of app `demo` at `T0 + day days + hour hours`, with defaults for the rest.
+pub fn row(id: u128, day: i64, hour: i64, p: u8, m: u8) -> EventRow {
+    let at = T0 + day * DAY_MS + hour * 3_600_000;
+    EventRow {
+        event_id: Uuid::from_u128(id),
+        received_at_ms: at + 1_000,
+        occurred_at_ms: at,
+        app: "demo".into(),
+        app_version: "1.0.0".into(),
+        event: "command.run".into(),
+        project: project(p),
+        machine: machine(m),
+        env: Env::Development,
+        os: "linux".into(),
+        os_version: "6".into(),
+        arch: "x86_64".into(),
+        runtime: "node".into(),
+        runtime_version: "20.11.1".into(),
+        ci: String::new(),
+        container: false,
+        plugins: vec![],
+        duration_ms: None,
+        error_kind: None,
+        props: BTreeMap::new(),
+    }
+}
+
+fn query(kind: QueryKind) -> Query {
+    Query {
+        app: "demo".into(),
+        from_ms: T0,
+        to_ms: T0 + 30 * DAY_MS,
+        filters: Filters::default(),
+        kind,
+    }
+}
+
+fn date(d: u32) -> Cell {
+    Cell::Date(NaiveDate::from_ymd_opt(2026, 10, d).expect("valid date"))
+}
+
+fn ints(v: &[i64]) -> Vec<Cell> {
+    v.iter().map(|i| Cell::Int(*i)).collect()
+}
+
+fn labelled(label: &str, v: &[i64]) -> Vec<Cell> {
+    let mut r = vec![Cell::Text(label.into())];
+    r.extend(ints(v));
+    r
+}
+
+fn check(store: &dyn EventStore, q: &Query, rows: Vec<Vec<Cell>>) {
+    let got = store.query(q).expect("query succeeds");
+    let want = Table {
+        columns: Table::columns_for(&q.kind),
+        rows,
+    };
+    assert_eq!(got, want, "query {q:?}");
+}
+
+fn append_all(store: &dyn EventStore, rows: &[EventRow]) {
+    let status = store.append(rows).expect("append succeeds");
+    assert!(
+        status.iter().all(|s| *s == AppendStatus::Inserted),
+        "fresh rows all inserted: {status:?}"
+    );
+}
+
+/// Duplicates across calls and within one call are reported and not stored twice.
+pub fn append_is_idempotent(store: &dyn EventStore) {
+    let a = row(1, 0, 0, 1, 1);
+    let b = row(2, 0, 1, 1, 1);
+    assert_eq!(
+        store.append(&[a.clone()]).expect("append"),
+        vec![AppendStatus::Inserted]
+    );
+    assert_eq!(
+        store
+            .append(&[a.clone(), b.clone(), b.clone()])
+            .expect("append"),
+        vec![
+            AppendStatus::Duplicate,
+            AppendStatus::Inserted,
+            AppendStatus::Duplicate
+        ]
+    );
+    assert_eq!(store.count_events().expect("count"), 2);
+    assert_eq!(store.append(&[]).expect("empty append"), vec![]);
+    check(
+        store,
+        &query(QueryKind::EventsPerDay),
+        vec![vec![date(1), Cell::Int(2), Cell::Int(1), Cell::Int(1)]],
+    );
+}
+
+/// Rows keep every field: a row stored is the row counted, whatever its contents.
+pub fn rows_keep_their_fields(store: &dyn EventStore) {
+    let mut r = row(1, 2, 5, 3, 4);
+    r.plugins = vec!["@scope/a".into(), "b".into()];
+    r.duration_ms = Some(1234);
+    r.error_kind = Some("EACCES".into());
+    r.ci = "github_actions".into();
+    r.container = true;
+    r.env = Env::Production;
+    r.props = BTreeMap::from([
+        ("s".to_string(), PropValue::Str("x y".into())),
+        ("i".to_string(), PropValue::Int(-3)),
+        ("f".to_string(), PropValue::Float(0.5)),
+        ("b".to_string(), PropValue::Bool(true)),
+    ]);
+    append_all(store, &[r]);
+    let split = |d| query(QueryKind::Split { dimension: d });
+    check(
+        store,
+        &split(Dimension::Ci),
+        vec![labelled("github_actions", &[1, 1, 1])],
+    );
+    check(
+        store,
+        &split(Dimension::Container),
+        vec![labelled("true", &[1, 1, 1])],
+    );
+    check(
+        store,
+        &split(Dimension::ErrorKind),
+        vec![labelled("EACCES", &[1, 1, 1])],
+    );
+    check(
+        store,
+        &split(Dimension::Env),
+        vec![labelled("production", &[1, 1, 1])],
+    );
+    check(
+        store,
+        &query(QueryKind::TopPlugins { limit: 10 }),
+        vec![labelled("@scope/a", &[1, 1, 1]), labelled("b", &[1, 1, 1])],
+    );
+    let known = store.known_values("demo").expect("known values");
+    assert_eq!(
+        known.plugins.into_iter().collect::<Vec<_>>(),
+        vec!["@scope/a", "b"]
+    );
+    assert_eq!(
+        known
+            .props
+            .get("s")
+            .map(|s| s.iter().cloned().collect::<Vec<_>>()),
+        Some(vec!["x y".to_string()])
+    );
+    assert!(
+        !known.props.contains_key("i"),
+        "only string props are known values"
+    );
+    assert!(
+        store
+            .known_values("other")
+            .expect("known values")
+            .plugins
+            .is_empty()
+    );
+}
+
+/// Events per day: counts, distinct projects and machines, range ends, other apps.
+pub fn events_per_day(store: &dyn EventStore) {
+    let mut rows = vec![
+        row(1, 0, 0, 1, 1),
+        row(2, 0, 23, 1, 2),
+        row(3, 0, 12, 2, 2),
+        row(4, 2, 0, 1, 1),
+        row(5, -1, 23, 1, 1), // before the range
+        row(6, 30, 0, 1, 1),  // at the exclusive end
+    ];
+    let mut other = row(7, 0, 1, 9, 9);
+    other.app = "other".into();
+    rows.push(other);
+    // Out of order arrival changes nothing.
+    rows.reverse();
+    append_all(store, &rows);
+    check(
+        store,
+        &query(QueryKind::EventsPerDay),
+        vec![
+            vec![date(1), Cell::Int(3), Cell::Int(2), Cell::Int(2)],
+            vec![date(3), Cell::Int(1), Cell::Int(1), Cell::Int(1)],
+        ],
+    );
+    let mut empty = query(QueryKind::EventsPerDay);
+    empty.from_ms = T0 + 10 * DAY_MS;
+    empty.to_ms = T0 + 20 * DAY_MS;
+    check(store, &empty, vec![]);
+}
+
+/// Active projects and machines over windows ending at `to_ms`.
+pub fn active_windows(store: &dyn EventStore) {
+    // to_ms = T0 + 30 days. Day 29 is inside the 1-day window, day 23 inside 7, day 2 inside 28.
+    append_all(
+        store,
+        &[
+            row(1, 29, 5, 1, 1),
+            row(2, 29, 6, 1, 1),
+            row(3, 23, 0, 2, 2),
+            row(4, 23, 1, 3, 2),
+            row(5, 2, 0, 4, 3),
+            row(6, 1, 0, 5, 4),  // 29 days before the end: outside 28
+            row(7, 30, 0, 6, 5), // at the end: outside every window
+        ],
+    );
+    check(
+        store,
+        &query(QueryKind::Active {
+            windows: vec![1, 7, 28],
+        }),
+        vec![ints(&[1, 1, 1]), ints(&[7, 3, 2]), ints(&[28, 4, 3])],
+    );
+}
+
+/// Top plugins: by distinct projects, ties by name, limit.
+pub fn top_plugins(store: &dyn EventStore) {
+    let with = |id, p, plugins: &[&str]| {
+        let mut r = row(id, 1, 0, p, p);
+        r.plugins = plugins.iter().map(|s| s.to_string()).collect();
+        r
+    };
+    append_all(
+        store,
+        &[
+            with(1, 1, &["graphql", "i18n"]),
+            with(2, 1, &["graphql"]),
+            with(3, 2, &["graphql", "seo"]),
+            with(4, 3, &["i18n", "seo"]),
+            with(5, 4, &["users"]),
+        ],
+    );
+    check(
+        store,
+        &query(QueryKind::TopPlugins { limit: 3 }),
+        vec![
+            labelled("graphql", &[2, 2, 3]),
+            labelled("i18n", &[2, 2, 2]),
+            labelled("seo", &[2, 2, 2]),
+        ],
+    );
+    let mut q = query(QueryKind::TopPlugins { limit: 10 });
+    q.filters.plugin = Some("seo".into());
+    check(
+        store,
+        &q,
+        vec![
+            labelled("seo", &[2, 2, 2]),
+            labelled("graphql", &[1, 1, 1]),
+            labelled("i18n", &[1, 1, 1]),
+        ],
+    );
+}
+
+/// Splits by dimension, and every filter.
+pub fn splits_and_filters(store: &dyn EventStore) {
+    let with = |id, p, env, os: &str, version: &str| {
+        let mut r = row(id, 3, 0, p, p);
+        r.env = env;
+        r.os = os.into();
+        r.app_version = version.into();
+        r
+    };
+    append_all(
+        store,
+        &[
+            with(1, 1, Env::Development, "linux", "1.0.0"),
+            with(2, 1, Env::Production, "linux", "1.0.0"),
+            with(3, 2, Env::Production, "macos", "1.1.0"),
+            with(4, 3, Env::Production, "windows", "1.1.0"),
+            with(5, 3, Env::Production, "windows", "1.1.0"),
+            with(6, 4, Env::Test, "linux", "1.1.0"),
+        ],
+    );
+    let split = |d| query(QueryKind::Split { dimension: d });
+    check(
+        store,
+        &split(Dimension::Env),
+        vec![
+            labelled("production", &[3, 3, 4]),
+            labelled("development", &[1, 1, 1]),
+            labelled("test", &[1, 1, 1]),
+        ],
+    );
+    check(
+        store,
+        &split(Dimension::Os),
+        vec![
+            labelled("linux", &[2, 2, 3]),
+            labelled("windows", &[1, 1, 2]),
+            labelled("macos", &[1, 1, 1]),
+        ],
+    );
+    let mut q = split(Dimension::Os);
+    q.filters.env = Some(Env::Production);
+    q.filters.app_version = Some("1.1.0".into());
+    check(
+        store,
+        &q,
+        vec![
+            labelled("windows", &[1, 1, 2]),
+            labelled("macos", &[1, 1, 1]),
+        ],
+    );
+    let mut q = split(Dimension::AppVersion);
+    q.filters.os = Some("linux".into());
+    check(
+        store,
+        &q,
+        vec![labelled("1.0.0", &[1, 1, 2]), labelled("1.1.0", &[1, 1, 1])],
+    );
+    check(store, &split(Dimension::ErrorKind), vec![]);
+}
+
+/// Erasing a project removes all its rows and nothing else.
+pub fn erase_project(store: &dyn EventStore) {
+    append_all(
+        store,
+        &[row(1, 0, 0, 1, 1), row(2, 1, 0, 1, 2), row(3, 1, 0, 2, 2)],
+    );
+    assert_eq!(store.erase_project(&project(1)).expect("erase"), 2);
+    assert_eq!(store.erase_project(&project(1)).expect("erase again"), 0);
+    assert_eq!(store.count_events().expect("count"), 1);
+    check(
+        store,
+        &query(QueryKind::Active { windows: vec![30] }),
+        vec![ints(&[30, 1, 1])],
+    );
+}
+
+/// Retention deletes rows older than the cut-off.
+pub fn retention(store: &dyn EventStore) {
+    append_all(
+        store,
+        &[row(1, 0, 0, 1, 1), row(2, 5, 0, 1, 1), row(3, 10, 0, 2, 2)],
+    );
+    assert_eq!(
+        store.apply_retention(T0 + 5 * DAY_MS).expect("retention"),
+        1
+    );
+    assert_eq!(store.count_events().expect("count"), 2);
+    check(
+        store,
+        &query(QueryKind::EventsPerDay),
+        vec![
+            vec![date(6), Cell::Int(1), Cell::Int(1), Cell::Int(1)],
+            vec![date(11), Cell::Int(1), Cell::Int(1), Cell::Int(1)],
+        ],
+    );
+}
+
+/// Generates one `#[test]` per conformance check for a backend; `$make` is an expression
+/// returning a fresh empty store (anything that derefs to `dyn EventStore`, kept alive for
+/// the test).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            append_is_idempotent, rows_keep_their_fields, events_per_day, active_windows,
+            top_plugins, splits_and_filters, erase_project, retention);
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = $make;
+                $crate::conformance::$name(&*store);
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod memory {
+    crate::conformance_tests!(Box::new(crate::MemoryStore::new()));
+}

@@ -1,0 +1,71 @@
+//! The row model: one narrow, typed row per event (DESIGN §3).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tally_protocol::{Env, PropValue};
+use uuid::Uuid;
+
+use crate::keys::{MachineKey, ProjectKey};
+
+/// One stored event. Holds no client IP, no project UUID and no raw machine id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    /// The client's event UUID; the dedupe key.
+    pub event_id: Uuid,
+    /// When the collector received it, ms since the Unix epoch.
+    pub received_at_ms: i64,
+    /// When it happened (after clock-skew correction), ms since the Unix epoch.
+    pub occurred_at_ms: i64,
+    /// The tool.
+    pub app: String,
+    /// The tool's version.
+    pub app_version: String,
+    /// The event name.
+    pub event: String,
+    /// Keyed hash of the project UUID.
+    pub project: ProjectKey,
+    /// Keyed hash of the machine id.
+    pub machine: MachineKey,
+    /// The environment.
+    pub env: Env,
+    /// OS family.
+    pub os: String,
+    /// OS major version.
+    pub os_version: String,
+    /// CPU architecture.
+    pub arch: String,
+    /// Runtime name.
+    pub runtime: String,
+    /// Runtime version.
+    pub runtime_version: String,
+    /// CI vendor; empty when not in CI.
+    pub ci: String,
+    /// Whether it ran in a container.
+    pub container: bool,
+    /// Plugin or feature names, deduplicated, in the order sent.
+    pub plugins: Vec<String>,
+    /// Duration of a timed event, in ms.
+    pub duration_ms: Option<u64>,
+    /// Bounded error category.
+    pub error_kind: Option<String>,
+    /// Typed properties the app's schema allows.
+    pub props: BTreeMap<String, PropValue>,
+}
+
+/// What [`crate::EventStore::append`] did with one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendStatus {
+    /// Newly stored.
+    Inserted,
+    /// Its `event_id` was already stored; nothing changed.
+    Duplicate,
+}
+
+/// Distinct values already stored for an app (for cardinality caps).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownValues {
+    /// Distinct plugin names.
+    pub plugins: BTreeSet<String>,
+    /// Distinct string values per property name.
+    pub props: BTreeMap<String, BTreeSet<String>>,
+}
