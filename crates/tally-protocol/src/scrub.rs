@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 /// What [`scrub`] puts in place of a removed piece.
 pub const REDACTED: &str = "[redacted]";
@@ -54,16 +54,25 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
                 r"|\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}",
                 r"|\bgithub_pat_[A-Za-z0-9_]{20,}",
                 r"|\bsk-[A-Za-z0-9_-]{16,}",
+                r"|\b[rsp]k_(live|test)_[A-Za-z0-9]{16,}",
                 r"|\bxox[abposr]-[A-Za-z0-9-]{10,}",
                 r"|\b(AKIA|ASIA)[0-9A-Z]{16}\b",
+                r"|\bAIza[0-9A-Za-z_-]{35}",
                 r"|\bnpm_[A-Za-z0-9]{30,}",
                 r"|\bglpat-[A-Za-z0-9_-]{20,}",
+                r"|\bhf_[A-Za-z0-9]{30,}",
+                r"|\bpypi-[A-Za-z0-9_-]{50,}",
+                r"|hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
                 r"|-----BEGIN [A-Z ]*PRIVATE KEY-----",
+                r"|\b[0-9a-fA-F]{32,}\b",
+                r"|(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+                r"|(?i)\bbearer\s+[A-Za-z0-9._~+/-]{8,}=*",
+                r"|(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key)\s*(=|:\s)\s*[^\s&]+",
             ),
         ),
         p(
             Finding::HomePath,
-            r"(?i)(/home/[^/\s]+|/Users/[^/\s]+|/root\b|[a-z]:\\Users\\[^\\\s]+|~[/\\])[^\s]*",
+            r"(?i)(/home/[^/\s]+|/Users/[^/\s]+|/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*",
         ),
         p(
             Finding::IpAddress,
@@ -76,15 +85,33 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
     ]
 });
 
+/// All of [`PATTERNS`] in one automaton, so that the common case (nothing found) costs one
+/// pass over the string.
+static PATTERN_SET: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new(PATTERNS.iter().map(|p| p.regex.as_str())).expect("scrub patterns compile")
+});
+
 static CANDIDATE_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/=_-]{24,}").expect("token pattern compiles"));
 
+/// A cheap proof that no pattern can match: every pattern needs one of these bytes, three
+/// dots (IPv4), or at least 15 bytes (the shortest secret format, `xoxb-` and 10 more).
+fn obviously_clean(s: &str) -> bool {
+    s.len() < 15
+        && !s.bytes().any(|b| b"@/\\:~=".contains(&b))
+        && s.bytes().filter(|b| *b == b'.').count() < 3
+}
+
 /// The first kind of personal data found in `s`, if any.
 pub fn find(s: &str) -> Option<Finding> {
-    PATTERNS
+    if obviously_clean(s) {
+        return None;
+    }
+    PATTERN_SET
+        .matches(s)
         .iter()
-        .find(|p| p.regex.is_match(s))
-        .map(|p| p.finding)
+        .next()
+        .map(|i| PATTERNS[i].finding)
         .or_else(|| {
             CANDIDATE_TOKEN
                 .find_iter(s)
@@ -101,7 +128,11 @@ pub fn is_sensitive(s: &str) -> bool {
 /// `s` with every finding replaced by [`REDACTED`]; borrowed when nothing was found.
 pub fn scrub(s: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(s);
-    for p in PATTERNS.iter() {
+    if obviously_clean(s) {
+        return out;
+    }
+    let matched = PATTERN_SET.matches(s);
+    for p in matched.iter().map(|i| &PATTERNS[i]) {
         if p.regex.is_match(&out) {
             out = Cow::Owned(p.regex.replace_all(&out, REDACTED).into_owned());
         }
@@ -226,5 +257,235 @@ mod tests {
             scrub("mail bob@example.com please"),
             "mail [redacted] please"
         );
+    }
+
+    /// Realistic leaks, as they show up in error texts, options and paths. Each must be
+    /// found, and none of the sensitive piece may survive scrubbing.
+    const LEAKS: &[(&str, &str, Finding)] = &[
+        // (input, the piece that must disappear, finding)
+        (
+            "open /home/alice/.ssh/id_rsa failed",
+            "alice",
+            Finding::HomePath,
+        ),
+        (
+            "ENOENT: /Users/bob.smith/Library/app.json",
+            "bob.smith",
+            Finding::HomePath,
+        ),
+        (r"C:\Users\carol\Desktop\site", "carol", Finding::HomePath),
+        ("C:/Users/dave/projects/x", "dave", Finding::HomePath),
+        (
+            "cannot read ~/secret-project/config",
+            "secret-project",
+            Finding::HomePath,
+        ),
+        ("/root/.aws/credentials", ".aws", Finding::HomePath),
+        ("/var/home/erin/src/app", "erin", Finding::HomePath),
+        ("/mnt/c/Users/frank/code", "frank", Finding::HomePath),
+        (
+            "mail alice@example.com",
+            "alice@example.com",
+            Finding::Email,
+        ),
+        (
+            "Bob.Smith@Sub.Example.CO.UK wrote",
+            "Bob.Smith",
+            Finding::Email,
+        ),
+        ("user+tag@gmail.com", "user+tag", Finding::Email),
+        ("mailto:carol@example.org", "carol@", Finding::Email),
+        (
+            "connect ECONNREFUSED 10.0.0.12:5432",
+            "10.0.0.12",
+            Finding::IpAddress,
+        ),
+        ("resolver 8.8.8.8", "8.8.8.8", Finding::IpAddress),
+        (
+            "listen on [2001:db8::1]:8080",
+            "2001:db8::1",
+            Finding::IpAddress,
+        ),
+        (
+            "peer fe80::1ff:fe23:4567:890a%eth0",
+            "fe80::1ff",
+            Finding::IpAddress,
+        ),
+        (
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+            "8a2e",
+            Finding::IpAddress,
+        ),
+        (
+            "mapped ::ffff:192.0.2.128",
+            "192.0.2.128",
+            Finding::IpAddress,
+        ),
+        (
+            "https://example.com/reset?token=abc123",
+            "abc123",
+            Finding::UrlWithSecrets,
+        ),
+        (
+            "https://api.example.com/cb#access_token=xyz789",
+            "xyz789",
+            Finding::UrlWithSecrets,
+        ),
+        (
+            "https://user:hunter2@example.com/",
+            "hunter2",
+            Finding::UrlWithSecrets,
+        ),
+        (
+            "postgres://admin:s3cret@db.internal:5432/app",
+            "s3cret",
+            Finding::UrlWithSecrets,
+        ),
+        (
+            "http://localhost:3000/callback?code=4f3a9",
+            "4f3a9",
+            Finding::UrlWithSecrets,
+        ),
+        (
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            "ghp_0123",
+            Finding::Secret,
+        ),
+        (
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+            "github_pat_11",
+            Finding::Secret,
+        ),
+        (
+            "AKIAIOSFODNN7EXAMPLE",
+            "AKIAIOSFODNN7EXAMPLE",
+            Finding::Secret,
+        ),
+        (
+            "aws_secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI",
+            Finding::Secret,
+        ),
+        (
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "4eC39HqLyjWDarjtT1zdp7dc",
+            Finding::Secret,
+        ),
+        (
+            "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv",
+            "Ab3dEf6h",
+            Finding::Secret,
+        ),
+        (
+            "sk-ant-api03-abcDEF123ghiJKL456mno",
+            "abcDEF123",
+            Finding::Secret,
+        ),
+        (
+            "xoxb-123456789012-abcdefABCDEF",
+            "xoxb-1234",
+            Finding::Secret,
+        ),
+        (
+            "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
+            "AIzaSyD",
+            Finding::Secret,
+        ),
+        (
+            "npm_abcdefghijklmnopqrstuvwxyz0123456789",
+            "npm_abcdef",
+            Finding::Secret,
+        ),
+        ("glpat-xxxxYYYYzzzz11112222", "glpat-xxxx", Finding::Secret),
+        (
+            "hf_abcdefghijklmnopqrstuvwxyzABCDEF12",
+            "hf_abcdef",
+            Finding::Secret,
+        ),
+        (
+            "https://hooks.slack.com/services/T0000/B0000/XXXXXXXX",
+            "T0000",
+            Finding::Secret,
+        ),
+        (
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "eyJhbGci",
+            Finding::Secret,
+        ),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "PRIVATE KEY",
+            Finding::Secret,
+        ),
+        (
+            "Authorization: Bearer abcdef123456.xyz",
+            "abcdef123456",
+            Finding::Secret,
+        ),
+        ("password=hunter2", "hunter2", Finding::Secret),
+        (
+            "DB_PASSWORD: correct-horse",
+            "correct-horse",
+            Finding::Secret,
+        ),
+        ("api_key=0a1b2c3d", "0a1b2c3d", Finding::Secret),
+        (
+            "machine 3d1219c7c4c5404aaa1f6d2a48adfda4",
+            "3d1219c7",
+            Finding::Secret,
+        ),
+        (
+            "key Zx8fK2mQ9vL4pR7tW1yB6nC3hJ5gD0sA",
+            "Zx8fK2mQ",
+            Finding::Secret,
+        ),
+        (
+            "project 7b581c0d-89b7-479e-b379-a76ab90b8754",
+            "7b581c0d",
+            Finding::Secret,
+        ),
+    ];
+
+    #[test]
+    fn no_leak_survives() {
+        for (input, piece, finding) in LEAKS {
+            assert_eq!(find(input), Some(*finding), "find({input:?})");
+            let out = scrub(input);
+            assert!(
+                !out.contains(piece),
+                "scrub({input:?}) = {out:?} still contains {piece:?}"
+            );
+            assert!(out.contains(REDACTED), "scrub({input:?}) = {out:?}");
+            assert!(
+                !is_sensitive(&out),
+                "scrub({input:?}) = {out:?} is still sensitive"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_patterns() {
+        // Short strings the fast path declares clean really match no pattern.
+        for s in [
+            "postgres",
+            "20.11.1",
+            "x86_64",
+            "blog",
+            "sqlite",
+            "ENOENT",
+            "a.b.c",
+            "xoxb-12345",
+            "sk-123456789",
+            "token",
+            "node",
+            "1.2.3-beta",
+        ] {
+            assert!(obviously_clean(s), "{s:?}");
+            assert!(!PATTERN_SET.is_match(s), "{s:?}");
+        }
+        for s in ["1.2.3.4", "a@b.co", "~/x", "::1", "pwd=x"] {
+            assert!(!obviously_clean(s), "{s:?}");
+            assert!(is_sensitive(s), "{s:?}");
+        }
     }
 }
