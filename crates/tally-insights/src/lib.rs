@@ -230,6 +230,46 @@ pub fn suppress(table: &mut Table, k: usize) -> Suppression {
     }
 }
 
+/// Parses a duration such as `30d`, `12h`, `4w` or `90m` into milliseconds.
+pub fn parse_since(s: &str) -> Result<i64, InsightError> {
+    let bad = || {
+        InsightError::InvalidParams(format!(
+            "{s:?} is not a duration; use a number and a unit: 90m, 12h, 30d or 4w"
+        ))
+    };
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let unit_ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => tally_store::DAY_MS,
+        "w" => 7 * tally_store::DAY_MS,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit_ms).filter(|ms| *ms > 0).ok_or_else(bad)
+}
+
+/// Parses a point in time: RFC 3339 (`2026-11-01T12:00:00Z`) or a date (`2026-11-01`, at
+/// 00:00 UTC), into ms since the Unix epoch.
+pub fn parse_time(s: &str) -> Result<i64, InsightError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| {
+            d.and_hms_opt(0, 0, 0)
+                .expect("midnight exists")
+                .and_utc()
+                .timestamp_millis()
+        })
+        .map_err(|_| {
+            InsightError::InvalidParams(format!(
+                "{s:?} is not a time; use 2026-11-01 or 2026-11-01T12:00:00Z"
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +321,19 @@ mod tests {
         );
         let json = serde_json::to_string(&public).expect("json");
         assert!(!json.contains("rare"), "{json}");
+    }
+
+    #[test]
+    fn durations_and_times_parse() {
+        assert_eq!(parse_since("30d").expect("30d"), 30 * DAY_MS);
+        assert_eq!(parse_since("2w").expect("2w"), 14 * DAY_MS);
+        assert_eq!(parse_since("90m").expect("90m"), 90 * 60_000);
+        for bad in ["", "d", "30", "30x", "-3d", "0d"] {
+            assert!(parse_since(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_time("2026-10-01").expect("date"), T0);
+        assert_eq!(parse_time("2026-10-01T00:00:00Z").expect("rfc3339"), T0);
+        assert!(parse_time("yesterday").is_err());
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! `POST /v1/batch`: read the body within limits, decompress it within limits, check it
+//! against the protocol and the app's schema, turn accepted events into rows (keyed
+//! hashes instead of ids, capped and scrubbed values), write them durably, and answer with
+//! one result per event.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::Mutex;
+
+use axum::body::{Body, Bytes};
+use axum::http::HeaderMap;
+use tally_protocol::limits::{MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES};
+use tally_protocol::schema::OTHER;
+use tally_protocol::scrub;
+use tally_protocol::validate::AcceptedEvent;
+use tally_protocol::{
+    AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, SchemaSet,
+};
+use tally_store::{AppendStatus, EventRow, EventStore, KnownValues, ServerSecret, StoreError};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Reads a request body, refusing more than [`MAX_BODY_BYTES`].
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        // A body over the limit and a broken connection both land here; the limit is by far
+        // the common case and the only one a client can act on.
+        ApiError::too_large(format!("request body is larger than {MAX_BODY_BYTES} bytes, or could not be read ({e}); send smaller batches"))
+    })
+}
+
+/// Undoes `Content-Encoding`, stopping at [`MAX_DECOMPRESSED_BYTES`] so that a compression
+/// bomb costs at most that much memory.
+pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
+    let encoding = headers.get(axum::http::header::CONTENT_ENCODING).map(|v| {
+        v.to_str()
+            .unwrap_or("(not text)")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let reader: Box<dyn Read + '_> = match encoding.as_deref() {
+        None | Some("") | Some("identity") => return Ok(body),
+        Some("gzip") | Some("x-gzip") => Box::new(flate2::read::GzDecoder::new(&body[..])),
+        Some("zstd") => {
+            let mut d = zstd::stream::read::Decoder::new(&body[..]).map_err(|e| {
+                ApiError::bad_request("malformed", format!("invalid zstd body: {e}"))
+            })?;
+            // Refuse frames that would need a window (memory) larger than the output limit.
+            d.window_log_max(23)
+                .map_err(|e| ApiError::internal(format!("zstd setup: {e}")))?;
+            Box::new(d)
+        }
+        Some(other) => return Err(ApiError::unsupported_encoding(other)),
+    };
+    let mut out = Vec::with_capacity(body.len() * 4);
+    reader
+        .take(MAX_DECOMPRESSED_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            ApiError::bad_request(
+                "malformed",
+                format!("the body could not be decompressed: {e}"),
+            )
+        })?;
+    if out.len() > MAX_DECOMPRESSED_BYTES {
+        return Err(ApiError::too_large(format!(
+            "the decompressed body is larger than {MAX_DECOMPRESSED_BYTES} bytes; send smaller batches"
+        )));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Distinct values already admitted per app, enforcing the schema's cardinality caps across
+/// restarts (seeded from the store).
+#[derive(Default)]
+pub struct Caps {
+    apps: Mutex<HashMap<String, KnownValues>>,
+}
+
+impl Caps {
+    /// Seeds the caps of every schema's app from what the store holds.
+    pub fn load(store: &dyn EventStore, schemas: &SchemaSet) -> Result<Caps, StoreError> {
+        let mut apps = HashMap::new();
+        for schema in schemas.iter() {
+            apps.insert(schema.app.clone(), store.known_values(&schema.app)?);
+        }
+        Ok(Caps {
+            apps: Mutex::new(apps),
+        })
+    }
+
+    /// Applies caps to one event's plugins and string props in place; returns how many
+    /// values were replaced by `other`.
+    fn apply(
+        &self,
+        schema: &AppSchema,
+        plugins: &mut [String],
+        props: &mut std::collections::BTreeMap<String, PropValue>,
+    ) -> usize {
+        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        let known = apps.entry(schema.app.clone()).or_default();
+        let mut replaced = 0;
+        for p in plugins.iter_mut() {
+            if !known.plugins.contains(p.as_str()) {
+                if known.plugins.len() < schema.max_plugins {
+                    known.plugins.insert(p.clone());
+                } else {
+                    *p = OTHER.to_string();
+                    replaced += 1;
+                }
+            }
+        }
+        for (key, value) in props.iter_mut() {
+            let PropValue::Str(s) = value else { continue };
+            let Some(spec) = schema.props.get(key) else {
+                continue;
+            };
+            let seen = known.props.entry(key.clone()).or_default();
+            if !seen.contains(s.as_str()) {
+                if seen.len() < spec.max_distinct {
+                    seen.insert(s.clone());
+                } else {
+                    *s = OTHER.to_string();
+                    replaced += 1;
+                }
+            }
+        }
+        replaced
+    }
+}
+
+/// Turns an accepted event into a stored row: ids become keyed hashes, values are capped
+/// and scrubbed.
+pub fn to_row(
+    ctx: &Context,
+    accepted: AcceptedEvent,
+    received_at_ms: i64,
+    secret: &ServerSecret,
+    schema: &AppSchema,
+    caps: &Caps,
+    metrics: &Metrics,
+) -> EventRow {
+    let AcceptedEvent {
+        mut event,
+        occurred_at_ms,
+    } = accepted;
+    for value in event.props.values_mut() {
+        if let PropValue::Str(s) = value {
+            if scrub::is_sensitive(s) {
+                *s = scrub::REDACTED.to_string();
+                metrics.replaced("redacted");
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    event.plugins.retain(|p| seen.insert(p.clone()));
+    for _ in 0..caps.apply(schema, &mut event.plugins, &mut event.props) {
+        metrics.replaced("cap");
+    }
+    // Capping can map several plugins to `other`: keep one.
+    let mut seen = HashSet::new();
+    event.plugins.retain(|p| seen.insert(p.clone()));
+    EventRow {
+        event_id: event.event_id,
+        received_at_ms,
+        occurred_at_ms,
+        app: ctx.app.clone(),
+        app_version: ctx.app_version.clone(),
+        event: event.event,
+        project: secret.project_key(&ctx.project),
+        machine: secret.machine_key(&ctx.app, &ctx.machine),
+        env: ctx.env,
+        os: ctx.os.clone(),
+        os_version: ctx.os_version.clone(),
+        arch: ctx.arch.clone(),
+        runtime: ctx.runtime.clone(),
+        runtime_version: ctx.runtime_version.clone(),
+        ci: ctx.ci.clone().unwrap_or_default(),
+        container: ctx.container,
+        plugins: event.plugins,
+        duration_ms: event.duration_ms,
+        error_kind: event.error_kind,
+        props: event.props,
+    }
+}
+
+/// Builds the response from per-event check results and the store's statuses (one per
+/// row, in the order the rows were built).
+pub fn respond(
+    checked: &[(
+        Option<uuid::Uuid>,
+        Result<Option<()>, tally_protocol::Rejection>,
+    )],
+    statuses: &[AppendStatus],
+    dropped_props: usize,
+    metrics: &Metrics,
+) -> BatchResponse {
+    let mut statuses = statuses.iter();
+    let mut response = BatchResponse {
+        accepted: 0,
+        duplicate: 0,
+        rejected: 0,
+        dropped_props,
+        results: Vec::with_capacity(checked.len()),
+    };
+    for (index, (event_id, result)) in checked.iter().enumerate() {
+        let (status, reason, detail) = match result {
+            Ok(Some(())) => match statuses.next() {
+                Some(AppendStatus::Inserted) => (EventOutcome::Accepted, None, None),
+                _ => (EventOutcome::Duplicate, None, None),
+            },
+            Ok(None) => (EventOutcome::Duplicate, None, None),
+            Err(r) => (
+                EventOutcome::Rejected,
+                Some(r.reason),
+                Some(r.detail.clone()),
+            ),
+        };
+        match status {
+            EventOutcome::Accepted => {
+                response.accepted += 1;
+                metrics.event("accepted", "");
+            }
+            EventOutcome::Duplicate => {
+                response.duplicate += 1;
+                metrics.event("duplicate", "");
+            }
+            EventOutcome::Rejected => {
+                response.rejected += 1;
+                metrics.event("rejected", reason.map_or("", |r| r.as_str()));
+            }
+        }
+        response.results.push(EventResult {
+            index,
+            event_id: *event_id,
+            status,
+            reason,
+            detail,
+        });
+    }
+    response
+}

@@ -1,0 +1,490 @@
+//! In-process tests of every route and status code, against the in-memory store.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, mpsc};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::Utc;
+use serde_json::{Value, json};
+use tally_collector::{Collector, Settings};
+use tally_protocol::SchemaSet;
+use tally_store::{
+    AppendStatus, EventRow, EventStore, KnownValues, MemoryStore, ProjectKey, Query, ServerSecret,
+    StoreError, Table,
+};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const TOKEN: &str = "test-admin-token";
+const PROJECT: &str = "0b7e2c1a-8f5e-4c1d-9b1a-3f2e4d5c6b7a";
+
+fn schemas() -> SchemaSet {
+    tally_collector::builtin::load(None).expect("schemas")
+}
+
+fn collector_with(store: Arc<dyn EventStore>, settings: Settings) -> Collector {
+    Collector::new(
+        store,
+        schemas(),
+        ServerSecret::from_bytes([7; 32]),
+        settings,
+    )
+    .expect("collector")
+}
+
+fn collector(store: Arc<MemoryStore>) -> Router {
+    collector_with(
+        store,
+        Settings {
+            admin_token: Some(TOKEN.into()),
+            ..Settings::default()
+        },
+    )
+    .router()
+}
+
+fn context(project: &str) -> Value {
+    json!({"app": "demo", "app_version": "2.1.0", "project": project, "machine": "9f86d081884c7d659a2feaa0c55ad015",
+           "env": "production", "os": "linux", "os_version": "6", "arch": "x86_64", "runtime": "node", "runtime_version": "20.11.1"})
+}
+
+fn event(id: u128, name: &str) -> Value {
+    json!({"event_id": Uuid::from_u128(id), "event": name, "occurred_at": Utc::now(), "plugins": ["graphql"]})
+}
+
+fn batch(events: Vec<Value>) -> Value {
+    json!({"sent_at": Utc::now(), "context": context(PROJECT), "events": events})
+}
+
+fn post(body: Vec<u8>, encoding: Option<&str>) -> Request<Body> {
+    let mut r = Request::post("/v1/batch").header(header::CONTENT_TYPE, "application/json");
+    if let Some(e) = encoding {
+        r = r.header(header::CONTENT_ENCODING, e);
+    }
+    r.body(Body::from(body)).expect("request")
+}
+
+fn json_post(v: &Value) -> Request<Body> {
+    post(serde_json::to_vec(v).expect("json"), None)
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let retry = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .map(|v| v.to_str().expect("ascii").to_string());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, retry, body)
+}
+
+fn statuses(body: &Value) -> Vec<String> {
+    body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| match r["reason"].as_str() {
+            Some(reason) => format!("{}:{reason}", r["status"].as_str().expect("status")),
+            None => r["status"].as_str().expect("status").to_string(),
+        })
+        .collect()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+#[tokio::test]
+async fn ok_then_duplicate() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    let b = batch(vec![event(1, "command.run"), event(2, "server.started")]);
+    let (status, _, body) = send(&app, json_post(&b)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), ["accepted", "accepted"]);
+    let (status, _, body) = send(&app, json_post(&b)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(statuses(&body), ["duplicate", "duplicate"]);
+    assert_eq!(store.count_events().expect("count"), 2);
+}
+
+#[tokio::test]
+async fn mixed_batch_keeps_the_good_events() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    let mut bad_type = event(3, "project.created");
+    bad_type["props"] = json!({"typescript": "yes"});
+    let b = batch(vec![
+        event(1, "command.run"),
+        json!("garbage"),
+        event(2, "no.such.event"),
+        bad_type,
+        event(4, "error"),
+    ]);
+    let (status, _, body) = send(&app, json_post(&b)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        statuses(&body),
+        [
+            "accepted",
+            "rejected:malformed",
+            "rejected:unknown_event",
+            "rejected:invalid_property",
+            "accepted"
+        ]
+    );
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(store.count_events().expect("count"), 2);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400() {
+    let app = collector(Arc::new(MemoryStore::new()));
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"{not json".to_vec(), "malformed"),
+        (b"[]".to_vec(), "malformed"),
+        (serde_json::to_vec(&json!({"sent_at": Utc::now(), "events": []})).expect("json"), "malformed"),
+        (
+            serde_json::to_vec(&json!({"sent_at": Utc::now(), "context": context("00000000-0000-0000-0000-000000000000"), "events": []})).expect("json"),
+            "invalid_context",
+        ),
+        (serde_json::to_vec(&batch((0..501).map(|i| event(i + 1, "command.run")).collect())).expect("json"), "too_many_events"),
+        (gzip(b"{}")[..10].to_vec(), "malformed"),
+    ];
+    for (i, (body, code)) in cases.into_iter().enumerate() {
+        let encoding = if i == 5 { Some("gzip") } else { None };
+        let (status, _, resp) = send(&app, post(body, encoding)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "case {i}: {resp}");
+        assert_eq!(resp["error"], code, "case {i}: {resp}");
+        assert!(!resp["message"].as_str().expect("message").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_bombs_are_413() {
+    let app = collector(Arc::new(MemoryStore::new()));
+    let big = vec![b' '; tally_protocol::limits::MAX_BODY_BYTES + 1];
+    let (status, _, body) = send(&app, post(big, None)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    // 64 MiB of zeros: about 64 KiB of gzip, far past the decompressed limit.
+    let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
+    assert!(bomb.len() < tally_protocol::limits::MAX_BODY_BYTES);
+    let (status, _, body) = send(&app, post(bomb, Some("gzip"))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"], "body_too_large");
+    let zbomb = zstd::encode_all(&vec![0u8; 64 * 1024 * 1024][..], 3).expect("zstd");
+    let (status, _, _) = send(&app, post(zbomb, Some("zstd"))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn gzip_and_zstd_are_accepted_other_encodings_are_415() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    let raw = serde_json::to_vec(&batch(vec![event(1, "command.run")])).expect("json");
+    let (status, _, body) = send(&app, post(gzip(&raw), Some("gzip"))).await;
+    assert_eq!(
+        (status, statuses(&body)),
+        (StatusCode::OK, vec!["accepted".to_string()])
+    );
+    let raw = serde_json::to_vec(&batch(vec![event(2, "command.run")])).expect("json");
+    let (status, _, body) = send(
+        &app,
+        post(zstd::encode_all(&raw[..], 3).expect("zstd"), Some("zstd")),
+    )
+    .await;
+    assert_eq!(
+        (status, statuses(&body)),
+        (StatusCode::OK, vec!["accepted".to_string()])
+    );
+    let (status, _, body) = send(&app, post(raw, Some("br"))).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body["error"], "unsupported_encoding");
+    assert_eq!(store.count_events().expect("count"), 2);
+}
+
+#[tokio::test]
+async fn unknown_app_and_all_rejected_are_422() {
+    let app = collector(Arc::new(MemoryStore::new()));
+    let mut b = batch(vec![event(1, "command.run")]);
+    b["context"]["app"] = json!("nobody");
+    let (status, _, body) = send(&app, json_post(&b)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"], "unknown_app");
+    let (status, _, body) = send(
+        &app,
+        json_post(&batch(vec![event(1, "x.y"), event(2, "z")])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        statuses(&body),
+        ["rejected:unknown_event", "rejected:unknown_event"]
+    );
+}
+
+/// A store whose appends wait until the test lets them go.
+struct GatedStore {
+    inner: MemoryStore,
+    entered: Mutex<mpsc::Sender<()>>,
+    release: Mutex<mpsc::Receiver<()>>,
+}
+
+impl EventStore for GatedStore {
+    fn append(&self, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
+        self.entered.lock().expect("lock").send(()).ok();
+        self.release.lock().expect("lock").recv().ok();
+        self.inner.append(rows)
+    }
+    fn query(&self, q: &Query) -> Result<Table, StoreError> {
+        self.inner.query(q)
+    }
+    fn erase_project(&self, p: &ProjectKey) -> Result<u64, StoreError> {
+        self.inner.erase_project(p)
+    }
+    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.apply_retention(before_ms)
+    }
+    fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
+        self.inner.known_values(app)
+    }
+    fn count_events(&self) -> Result<u64, StoreError> {
+        self.inner.count_events()
+    }
+}
+
+#[tokio::test]
+async fn a_full_write_queue_is_429_with_retry_after() {
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    let store = Arc::new(GatedStore {
+        inner: MemoryStore::new(),
+        entered: Mutex::new(entered_tx),
+        release: Mutex::new(release_rx),
+    });
+    let collector = collector_with(
+        store.clone(),
+        Settings {
+            queue_capacity: 1,
+            ..Settings::default()
+        },
+    );
+    let app = collector.router();
+    // The first request is taken by the writer, which then waits in append.
+    let a = app.clone();
+    let first =
+        tokio::spawn(
+            async move { send(&a, json_post(&batch(vec![event(1, "command.run")]))).await },
+        );
+    tokio::task::spawn_blocking(move || entered_rx.recv().expect("writer entered append"))
+        .await
+        .expect("join");
+    // The second fills the queue.
+    let a = app.clone();
+    let second =
+        tokio::spawn(
+            async move { send(&a, json_post(&batch(vec![event(2, "command.run")]))).await },
+        );
+    while collector.queue_depth() < 1 {
+        tokio::task::yield_now().await;
+    }
+    // The third finds it full.
+    let (status, retry, body) = send(&app, json_post(&batch(vec![event(3, "command.run")]))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(body["error"], "queue_full");
+    release_tx.send(()).expect("release");
+    release_tx.send(()).expect("release");
+    assert_eq!(first.await.expect("join").0, StatusCode::OK);
+    assert_eq!(second.await.expect("join").0, StatusCode::OK);
+    assert_eq!(store.count_events().expect("count"), 2);
+}
+
+/// A store that cannot write.
+struct BrokenStore;
+
+impl EventStore for BrokenStore {
+    fn append(&self, _: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
+        Err(StoreError::Unavailable("disk on fire".into()))
+    }
+    fn query(&self, _: &Query) -> Result<Table, StoreError> {
+        Err(StoreError::Unavailable("disk on fire".into()))
+    }
+    fn erase_project(&self, _: &ProjectKey) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable("disk on fire".into()))
+    }
+    fn apply_retention(&self, _: i64) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable("disk on fire".into()))
+    }
+    fn known_values(&self, _: &str) -> Result<KnownValues, StoreError> {
+        Ok(KnownValues::default())
+    }
+    fn count_events(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable("disk on fire".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_is_503_with_retry_after() {
+    let app = collector_with(Arc::new(BrokenStore), Settings::default()).router();
+    let (status, retry, body) = send(&app, json_post(&batch(vec![event(1, "command.run")]))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(retry.is_some());
+    let (status, _, _) = send(
+        &app,
+        Request::get("/healthz").body(Body::empty()).expect("req"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn nothing_personal_is_stored() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    let mut e = event(1, "error");
+    e["props"] = json!({"command": "deploy --token ghp_0123456789abcdefghijABCDEFGHIJ012345"});
+    let mut e2 = event(2, "command.run");
+    e2["props"] = json!({"command": "alice@example.com", "undeclared": "/home/alice/secret"});
+    let (status, _, body) = send(&app, json_post(&batch(vec![e, e2]))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["dropped_props"], 1);
+    let rows = format!("{:?}", dump(&store));
+    for leak in [
+        PROJECT,
+        "9f86d081884c7d659a2feaa0c55ad015",
+        "alice",
+        "ghp_",
+        "/home",
+    ] {
+        assert!(!rows.contains(leak), "{leak} reached storage: {rows}");
+    }
+    assert!(rows.contains("[redacted]"));
+}
+
+fn dump(store: &MemoryStore) -> Vec<String> {
+    // Every distinct value the store can give back for the demo app.
+    let known = store.known_values("demo").expect("known");
+    let mut out: Vec<String> = known.plugins.into_iter().collect();
+    for (k, v) in known.props {
+        out.push(k);
+        out.extend(v);
+    }
+    out
+}
+
+#[tokio::test]
+async fn cardinality_caps_store_other() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    // `command` allows 40 distinct values.
+    let events = (0..45u128)
+        .map(|i| {
+            let mut e = event(i + 1, "command.run");
+            e["props"] = json!({"command": format!("cmd{i}")});
+            e
+        })
+        .collect();
+    let (status, _, _) = send(&app, json_post(&batch(events))).await;
+    assert_eq!(status, StatusCode::OK);
+    let known = store.known_values("demo").expect("known");
+    let commands = &known.props["command"];
+    assert_eq!(commands.len(), 41, "40 values and `other`");
+    assert!(
+        commands.contains("other") && commands.contains("cmd39") && !commands.contains("cmd40")
+    );
+}
+
+#[tokio::test]
+async fn healthz_and_metrics() {
+    let app = collector(Arc::new(MemoryStore::new()));
+    send(
+        &app,
+        json_post(&batch(vec![event(1, "command.run"), event(2, "nope")])),
+    )
+    .await;
+    let (status, _, body) = send(
+        &app,
+        Request::get("/healthz").body(Body::empty()).expect("req"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["events"], 1);
+    let (status, _, Value::String(text)) = send(
+        &app,
+        Request::get("/metrics").body(Body::empty()).expect("req"),
+    )
+    .await
+    else {
+        panic!("metrics is text");
+    };
+    assert_eq!(status, StatusCode::OK);
+    for needle in [
+        "tally_events_total{outcome=\"accepted\",reason=\"\"} 1",
+        "tally_events_total{outcome=\"rejected\",reason=\"unknown_event\"} 1",
+        "tally_batch_duration_seconds_count 1",
+        "tally_write_queue_depth",
+        "tally_requests_total{route=\"/v1/batch\",status=\"200\"} 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn insights_need_the_token_unless_public() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    let (status, _, body) = send(&app, json_post(&batch(vec![event(1, "command.run")]))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let get = |uri: &str, token: Option<&str>| {
+        let mut r = Request::get(uri);
+        if let Some(t) = token {
+            r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        r.body(Body::empty()).expect("req")
+    };
+    let (status, _, _) = send(&app, get("/v1/insights/active?app=demo", None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = send(&app, get("/v1/insights/active?app=demo", Some("wrong"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = send(&app, get("/v1/insights/active?app=demo", Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["table"]["rows"][0], json!([1, 1, 1]));
+    // One project is below k: the public answer hides it and says so.
+    let (status, _, body) = send(
+        &app,
+        get("/v1/insights/active?app=demo&public=true&k=1", None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["table"]["rows"], json!([]));
+    assert_eq!(body["suppression"], json!({"k": 5, "hidden_rows": 3}));
+    let (status, _, _) = send(&app, get("/v1/insights/nope?app=demo", Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, body) = send(
+        &app,
+        get("/v1/insights/active?app=demo&since=soon", Some(TOKEN)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, body) = send(&app, get("/v1/insights", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.as_array()
+            .expect("list")
+            .iter()
+            .any(|i| i["name"] == "top-plugins")
+    );
+}
