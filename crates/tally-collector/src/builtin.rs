@@ -25,11 +25,7 @@ pub fn load(dir: Option<&Path>) -> Result<SchemaSet, SchemaError> {
     files.sort();
     let texts = files
         .iter()
-        .map(|p| {
-            std::fs::read_to_string(p)
-                .map(|t| (p.as_path(), t))
-                .map_err(|e| io_error(p, e))
-        })
+        .map(|p| std::fs::read_to_string(p).map(|t| (p.as_path(), t)).map_err(|e| io_error(p, e)))
         .collect::<Result<Vec<_>, _>>()?;
     let from_dir = SchemaSet::from_texts(texts.iter().map(|(p, t)| (*p, t.as_str())))?;
     let mut all = builtin;
@@ -52,22 +48,12 @@ mod tests {
     #[test]
     fn a_bad_file_names_itself_and_its_line() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(
-            dir.path().join("good.toml"),
-            "app = \"mytool\"\n[events.start]\n",
-        )
-        .expect("write");
-        std::fs::write(
-            dir.path().join("bad.toml"),
-            "app = \"other\"\n[events.start]\nprops = [\"nope\"]\n",
-        )
-        .expect("write");
+        std::fs::write(dir.path().join("good.toml"), "app = \"mytool\"\n[events.start]\n").expect("write");
+        std::fs::write(dir.path().join("bad.toml"), "app = \"other\"\n[events.start]\nprops = [\"nope\"]\n")
+            .expect("write");
         let err = load(Some(dir.path())).expect_err("bad schema");
         let text = err.to_string();
-        assert!(
-            text.contains("bad.toml:3:") && text.contains("nope"),
-            "{text}"
-        );
+        assert!(text.contains("bad.toml:3:") && text.contains("nope"), "{text}");
         std::fs::remove_file(dir.path().join("bad.toml")).expect("rm");
         let set = load(Some(dir.path())).expect("good schema");
         assert!(set.get("mytool").is_some() && set.get("demo").is_some());

@@ -24,12 +24,7 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
+        ApiError { status, code, message: message.into(), retry_after: None }
     }
 
     /// 413: the body is larger than the limit.
@@ -65,10 +60,7 @@ impl ApiError {
 
     /// 503: storage is failing or the collector is shutting down.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        ApiError {
-            retry_after: Some(5),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-        }
+        ApiError { retry_after: Some(5), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }
     }
 
     /// 401: the admin token is missing or wrong.
@@ -102,18 +94,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(ErrorBody {
-                error: self.code.to_string(),
-                message: self.message,
-            }),
-        )
-            .into_response();
+        let mut response =
+            (self.status, Json(ErrorBody { error: self.code.to_string(), message: self.message })).into_response();
         if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -13,9 +13,7 @@ use tally_protocol::limits::{MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES};
 use tally_protocol::schema::OTHER;
 use tally_protocol::scrub;
 use tally_protocol::validate::AcceptedEvent;
-use tally_protocol::{
-    AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, SchemaSet,
-};
+use tally_protocol::{AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, SchemaSet};
 use tally_store::{AppendStatus, EventRow, EventStore, KnownValues, ServerSecret, StoreError};
 
 use crate::error::ApiError;
@@ -26,29 +24,26 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
         // A body over the limit and a broken connection both land here; the limit is by far
         // the common case and the only one a client can act on.
-        ApiError::too_large(format!("request body is larger than {MAX_BODY_BYTES} bytes, or could not be read ({e}); send smaller batches"))
+        ApiError::too_large(format!(
+            "request body is larger than {MAX_BODY_BYTES} bytes, or could not be read ({e}); send smaller batches"
+        ))
     })
 }
 
 /// Undoes `Content-Encoding`, stopping at [`MAX_DECOMPRESSED_BYTES`] so that a compression
 /// bomb costs at most that much memory.
 pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
-    let encoding = headers.get(axum::http::header::CONTENT_ENCODING).map(|v| {
-        v.to_str()
-            .unwrap_or("(not text)")
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let encoding = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not text)").trim().to_ascii_lowercase());
     let reader: Box<dyn Read + '_> = match encoding.as_deref() {
         None | Some("") | Some("identity") => return Ok(body),
         Some("gzip") | Some("x-gzip") => Box::new(flate2::read::GzDecoder::new(&body[..])),
         Some("zstd") => {
-            let mut d = zstd::stream::read::Decoder::new(&body[..]).map_err(|e| {
-                ApiError::bad_request("malformed", format!("invalid zstd body: {e}"))
-            })?;
+            let mut d = zstd::stream::read::Decoder::new(&body[..])
+                .map_err(|e| ApiError::bad_request("malformed", format!("invalid zstd body: {e}")))?;
             // Refuse frames that would need a window (memory) larger than the output limit.
-            d.window_log_max(23)
-                .map_err(|e| ApiError::internal(format!("zstd setup: {e}")))?;
+            d.window_log_max(23).map_err(|e| ApiError::internal(format!("zstd setup: {e}")))?;
             Box::new(d)
         }
         Some(other) => return Err(ApiError::unsupported_encoding(other)),
@@ -57,12 +52,7 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     reader
         .take(MAX_DECOMPRESSED_BYTES as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| {
-            ApiError::bad_request(
-                "malformed",
-                format!("the body could not be decompressed: {e}"),
-            )
-        })?;
+        .map_err(|e| ApiError::bad_request("malformed", format!("the body could not be decompressed: {e}")))?;
     if out.len() > MAX_DECOMPRESSED_BYTES {
         return Err(ApiError::too_large(format!(
             "the decompressed body is larger than {MAX_DECOMPRESSED_BYTES} bytes; send smaller batches"
@@ -85,9 +75,7 @@ impl Caps {
         for schema in schemas.iter() {
             apps.insert(schema.app.clone(), store.known_values(&schema.app)?);
         }
-        Ok(Caps {
-            apps: Mutex::new(apps),
-        })
+        Ok(Caps { apps: Mutex::new(apps) })
     }
 
     /// Applies caps to one event's plugins and string props in place; returns how many
@@ -141,10 +129,7 @@ pub fn to_row(
     caps: &Caps,
     metrics: &Metrics,
 ) -> EventRow {
-    let AcceptedEvent {
-        mut event,
-        occurred_at_ms,
-    } = accepted;
+    let AcceptedEvent { mut event, occurred_at_ms } = accepted;
     for value in event.props.values_mut() {
         if let PropValue::Str(s) = value {
             if scrub::is_sensitive(s) {
@@ -188,10 +173,7 @@ pub fn to_row(
 /// Builds the response from per-event check results and the store's statuses (one per
 /// row, in the order the rows were built).
 pub fn respond(
-    checked: &[(
-        Option<uuid::Uuid>,
-        Result<Option<()>, tally_protocol::Rejection>,
-    )],
+    checked: &[(Option<uuid::Uuid>, Result<Option<()>, tally_protocol::Rejection>)],
     statuses: &[AppendStatus],
     dropped_props: usize,
     metrics: &Metrics,
@@ -211,11 +193,7 @@ pub fn respond(
                 _ => (EventOutcome::Duplicate, None, None),
             },
             Ok(None) => (EventOutcome::Duplicate, None, None),
-            Err(r) => (
-                EventOutcome::Rejected,
-                Some(r.reason),
-                Some(r.detail.clone()),
-            ),
+            Err(r) => (EventOutcome::Rejected, Some(r.reason), Some(r.detail.clone())),
         };
         match status {
             EventOutcome::Accepted => {
@@ -231,13 +209,7 @@ pub fn respond(
                 metrics.event("rejected", reason.map_or("", |r| r.as_str()));
             }
         }
-        response.results.push(EventResult {
-            index,
-            event_id: *event_id,
-            status,
-            reason,
-            detail,
-        });
+        response.results.push(EventResult { index, event_id: *event_id, status, reason, detail });
     }
     response
 }

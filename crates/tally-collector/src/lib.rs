@@ -46,6 +46,9 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// The k-anonymity threshold for public output (callers may raise it, never lower it).
     pub k: usize,
+    /// Events older than this are rejected as `too_old`. The default is the protocol's
+    /// limit; the demo raises it to backfill 90 days.
+    pub max_event_age_ms: i64,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             max_group_rows: 50_000,
             admin_token: None,
             k: tally_insights::DEFAULT_K,
+            max_event_age_ms: tally_protocol::limits::MAX_EVENT_AGE_MS,
         }
     }
 }
@@ -87,26 +91,12 @@ impl Collector {
         let caps = ingest::Caps::load(store.as_ref(), &schemas)?;
         let metrics = Arc::new(Metrics::new());
         let m = metrics.clone();
-        let writer = Writer::start(
-            store.clone(),
-            settings.queue_capacity,
-            settings.max_group_rows,
-            move |rows, depth| {
+        let writer =
+            Writer::start(store.clone(), settings.queue_capacity, settings.max_group_rows, move |rows, depth| {
                 m.group_rows.observe(rows as f64);
                 m.queue_depth.set(depth as i64);
-            },
-        );
-        Ok(Collector {
-            shared: Arc::new(Shared {
-                store,
-                schemas,
-                secret,
-                caps,
-                writer,
-                metrics,
-                settings,
-            }),
-        })
+            });
+        Ok(Collector { shared: Arc::new(Shared { store, schemas, secret, caps, writer, metrics, settings }) })
     }
 
     /// Requests waiting for the writer.
@@ -137,9 +127,7 @@ async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body
         Ok((status, body)) => (status, Json(body)).into_response(),
         Err(e) => e.into_response(),
     };
-    s.metrics
-        .batch_seconds
-        .observe(started.elapsed().as_secs_f64());
+    s.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
     s.metrics.request("/v1/batch", response.status().as_u16());
     response
 }
@@ -152,14 +140,11 @@ async fn ingest_batch(
     let raw = ingest::read_body(body).await?;
     let body = ingest::decode(headers, raw)?;
     let now = chrono::Utc::now();
-    let checked = check_batch(&body, &s.schemas, now).map_err(|r| {
+    let checked = check_batch(&body, &s.schemas, now, s.settings.max_event_age_ms).map_err(|r| {
         s.metrics.event("rejected", r.reason.as_str());
         ApiError::from_rejection(r)
     })?;
-    let schema = s
-        .schemas
-        .get(&checked.context.app)
-        .expect("check_batch found the schema");
+    let schema = s.schemas.get(&checked.context.app).expect("check_batch found the schema");
     s.metrics.dropped_props.inc_by(checked.dropped_props as u64);
     let now_ms = now.timestamp_millis();
     let mut rows = Vec::new();
@@ -188,37 +173,22 @@ async fn ingest_batch(
         s.metrics.queue_depth.set(s.writer.depth() as i64 + 1);
         s.writer.write(rows).await.map_err(|e| match e {
             WriteError::QueueFull => ApiError::queue_full(),
-            WriteError::Closed => {
-                ApiError::unavailable("the collector is shutting down; retry later")
-            }
-            WriteError::Store(e) => {
-                ApiError::unavailable(format!("events could not be stored ({e}); retry later"))
-            }
+            WriteError::Closed => ApiError::unavailable("the collector is shutting down; retry later"),
+            WriteError::Store(e) => ApiError::unavailable(format!("events could not be stored ({e}); retry later")),
         })?
     };
     let response = ingest::respond(&outcomes, &statuses, checked.dropped_props, &s.metrics);
-    let all_rejected = !response.results.is_empty()
-        && response
-            .results
-            .iter()
-            .all(|r| r.status == EventOutcome::Rejected);
-    Ok((
-        if all_rejected {
-            StatusCode::UNPROCESSABLE_ENTITY
-        } else {
-            StatusCode::OK
-        },
-        response,
-    ))
+    let all_rejected =
+        !response.results.is_empty() && response.results.iter().all(|r| r.status == EventOutcome::Rejected);
+    Ok((if all_rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, response))
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
     let store = s.store.clone();
     match tokio::task::spawn_blocking(move || store.count_events()).await {
-        Ok(Ok(events)) => Json(
-            serde_json::json!({"status": "ok", "events": events, "write_queue": s.writer.depth()}),
-        )
-        .into_response(),
+        Ok(Ok(events)) => {
+            Json(serde_json::json!({"status": "ok", "events": events, "write_queue": s.writer.depth()})).into_response()
+        }
         Ok(Err(e)) => ApiError::unavailable(format!("storage is failing: {e}")).into_response(),
         Err(e) => ApiError::internal(e.to_string()).into_response(),
     }
@@ -226,14 +196,7 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     s.metrics.queue_depth.set(s.writer.depth() as i64);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render()).into_response()
 }
 
 async fn list_insights() -> Response {
@@ -265,10 +228,8 @@ fn authorized(s: &Shared, headers: &HeaderMap) -> bool {
     let Some(token) = &s.settings.admin_token else {
         return false;
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
 }
 
@@ -277,11 +238,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn params_from(q: &InsightQuery, now_ms: i64) -> Result<Params, InsightError> {
-    let to_ms =
-        q.to.as_deref()
-            .map(tally_insights::parse_time)
-            .transpose()?
-            .unwrap_or(now_ms);
+    let to_ms = q.to.as_deref().map(tally_insights::parse_time).transpose()?.unwrap_or(now_ms);
     let from_ms = match (&q.from, &q.since) {
         (Some(f), _) => tally_insights::parse_time(f)?,
         (None, Some(s)) => to_ms - tally_insights::parse_since(s)?,
@@ -292,9 +249,7 @@ fn params_from(q: &InsightQuery, now_ms: i64) -> Result<Params, InsightError> {
         .as_deref()
         .map(|e| {
             tally_protocol::Env::parse(e).ok_or_else(|| {
-                InsightError::InvalidParams(format!(
-                    "env {e:?} is not one of development, staging, production, test"
-                ))
+                InsightError::InvalidParams(format!("env {e:?} is not one of development, staging, production, test"))
             })
         })
         .transpose()?;
@@ -302,12 +257,7 @@ fn params_from(q: &InsightQuery, now_ms: i64) -> Result<Params, InsightError> {
         app: q.app.clone(),
         from_ms,
         to_ms,
-        filters: Filters {
-            env,
-            os: q.os.clone(),
-            app_version: q.app_version.clone(),
-            plugin: q.plugin.clone(),
-        },
+        filters: Filters { env, os: q.os.clone(), app_version: q.app_version.clone(), plugin: q.plugin.clone() },
         limit: q.limit.unwrap_or(tally_insights::DEFAULT_LIMIT),
     })
 }
@@ -318,24 +268,14 @@ async fn get_insight(
     headers: HeaderMap,
     QueryParams(q): QueryParams<InsightQuery>,
 ) -> Response {
-    let response = insight(&s, name, &headers, q)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
-    s.metrics
-        .request("/v1/insights", response.status().as_u16());
+    let response = insight(&s, name, &headers, q).await.unwrap_or_else(IntoResponse::into_response);
+    s.metrics.request("/v1/insights", response.status().as_u16());
     response
 }
 
-async fn insight(
-    s: &Arc<Shared>,
-    name: String,
-    headers: &HeaderMap,
-    q: InsightQuery,
-) -> Result<Response, ApiError> {
+async fn insight(s: &Arc<Shared>, name: String, headers: &HeaderMap, q: InsightQuery) -> Result<Response, ApiError> {
     let audience = if q.public {
-        Audience::Public {
-            k: q.k.unwrap_or(s.settings.k).max(s.settings.k),
-        }
+        Audience::Public { k: q.k.unwrap_or(s.settings.k).max(s.settings.k) }
     } else if authorized(s, headers) {
         Audience::Private
     } else {
@@ -343,12 +283,10 @@ async fn insight(
     };
     let params = params_from(&q, chrono::Utc::now().timestamp_millis()).map_err(insight_error)?;
     let store = s.store.clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        tally_insights::answer(store.as_ref(), &name, params, audience)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(insight_error)?;
+    let answer = tokio::task::spawn_blocking(move || tally_insights::answer(store.as_ref(), &name, params, audience))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(insight_error)?;
     Ok(Json(answer).into_response())
 }
 

@@ -58,17 +58,9 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("tally");
         let events = Family::<EventLabels, Counter>::default();
-        registry.register(
-            "events",
-            "Events received, by outcome and rejection reason",
-            events.clone(),
-        );
+        registry.register("events", "Events received, by outcome and rejection reason", events.clone());
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "HTTP requests, by route and status",
-            requests.clone(),
-        );
+        registry.register("requests", "HTTP requests, by route and status", requests.clone());
         let dropped_props = Counter::default();
         registry.register(
             "dropped_props",
@@ -88,55 +80,31 @@ impl Metrics {
             batch_seconds.clone(),
         );
         let queue_depth = Gauge::default();
-        registry.register(
-            "write_queue_depth",
-            "Requests waiting for the writer",
-            queue_depth.clone(),
-        );
+        registry.register("write_queue_depth", "Requests waiting for the writer", queue_depth.clone());
         let group_rows = Histogram::new(exponential_buckets(1.0, 4.0, 10));
-        registry.register(
-            "group_commit_rows",
-            "Rows written per group commit",
-            group_rows.clone(),
-        );
-        Metrics {
-            registry,
-            events,
-            requests,
-            dropped_props,
-            replaced_values,
-            batch_seconds,
-            queue_depth,
-            group_rows,
-        }
+        registry.register("group_commit_rows", "Rows written per group commit", group_rows.clone());
+        Metrics { registry, events, requests, dropped_props, replaced_values, batch_seconds, queue_depth, group_rows }
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
 
     /// Counts one event outcome.
     pub fn event(&self, outcome: &'static str, reason: &'static str) {
-        self.events
-            .get_or_create(&EventLabels { outcome, reason })
-            .inc();
+        self.events.get_or_create(&EventLabels { outcome, reason }).inc();
     }
 
     /// Counts one request.
     pub fn request(&self, route: &'static str, status: u16) {
-        self.requests
-            .get_or_create(&RequestLabels { route, status })
-            .inc();
+        self.requests.get_or_create(&RequestLabels { route, status }).inc();
     }
 
     /// Counts a replaced value (`why` is `cap` or `redacted`).
     pub fn replaced(&self, why: &str) {
-        self.replaced_values
-            .get_or_create(&vec![("why".to_string(), why.to_string())])
-            .inc();
+        self.replaced_values.get_or_create(&vec![("why".to_string(), why.to_string())]).inc();
     }
 }

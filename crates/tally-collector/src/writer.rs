@@ -118,11 +118,8 @@ fn write_group(store: &dyn EventStore, jobs: Vec<Job>) {
             let text = e.to_string();
             let retryable = e.is_retryable();
             for reply in replies {
-                let err = if retryable {
-                    StoreError::Unavailable(text.clone())
-                } else {
-                    StoreError::Backend(text.clone())
-                };
+                let err =
+                    if retryable { StoreError::Unavailable(text.clone()) } else { StoreError::Backend(text.clone()) };
                 let _ = reply.send(Err(err));
             }
         }

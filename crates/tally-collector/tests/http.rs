@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 use tally_collector::{Collector, Settings};
 use tally_protocol::SchemaSet;
 use tally_store::{
-    AppendStatus, EventRow, EventStore, KnownValues, MemoryStore, ProjectKey, Query, ServerSecret,
-    StoreError, Table,
+    AppendStatus, EventRow, EventStore, KnownValues, MemoryStore, ProjectKey, Query, ServerSecret, StoreError, Table,
 };
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -25,24 +24,11 @@ fn schemas() -> SchemaSet {
 }
 
 fn collector_with(store: Arc<dyn EventStore>, settings: Settings) -> Collector {
-    Collector::new(
-        store,
-        schemas(),
-        ServerSecret::from_bytes([7; 32]),
-        settings,
-    )
-    .expect("collector")
+    Collector::new(store, schemas(), ServerSecret::from_bytes([7; 32]), settings).expect("collector")
 }
 
 fn collector(store: Arc<MemoryStore>) -> Router {
-    collector_with(
-        store,
-        Settings {
-            admin_token: Some(TOKEN.into()),
-            ..Settings::default()
-        },
-    )
-    .router()
+    collector_with(store, Settings { admin_token: Some(TOKEN.into()), ..Settings::default() }).router()
 }
 
 fn context(project: &str) -> Value {
@@ -73,15 +59,9 @@ fn json_post(v: &Value) -> Request<Body> {
 async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
     let resp = app.clone().oneshot(req).await.expect("infallible");
     let status = resp.status();
-    let retry = resp
-        .headers()
-        .get(header::RETRY_AFTER)
-        .map(|v| v.to_str().expect("ascii").to_string());
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let retry = resp.headers().get(header::RETRY_AFTER).map(|v| v.to_str().expect("ascii").to_string());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, retry, body)
 }
 
@@ -123,29 +103,15 @@ async fn mixed_batch_keeps_the_good_events() {
     let app = collector(store.clone());
     let mut bad_type = event(3, "project.created");
     bad_type["props"] = json!({"typescript": "yes"});
-    let b = batch(vec![
-        event(1, "command.run"),
-        json!("garbage"),
-        event(2, "no.such.event"),
-        bad_type,
-        event(4, "error"),
-    ]);
+    let b =
+        batch(vec![event(1, "command.run"), json!("garbage"), event(2, "no.such.event"), bad_type, event(4, "error")]);
     let (status, _, body) = send(&app, json_post(&b)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         statuses(&body),
-        [
-            "accepted",
-            "rejected:malformed",
-            "rejected:unknown_event",
-            "rejected:invalid_property",
-            "accepted"
-        ]
+        ["accepted", "rejected:malformed", "rejected:unknown_event", "rejected:invalid_property", "accepted"]
     );
-    assert_eq!(
-        (body["accepted"].as_u64(), body["rejected"].as_u64()),
-        (Some(2), Some(3))
-    );
+    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(2), Some(3)));
     assert_eq!(store.count_events().expect("count"), 2);
 }
 
@@ -195,20 +161,10 @@ async fn gzip_and_zstd_are_accepted_other_encodings_are_415() {
     let app = collector(store.clone());
     let raw = serde_json::to_vec(&batch(vec![event(1, "command.run")])).expect("json");
     let (status, _, body) = send(&app, post(gzip(&raw), Some("gzip"))).await;
-    assert_eq!(
-        (status, statuses(&body)),
-        (StatusCode::OK, vec!["accepted".to_string()])
-    );
+    assert_eq!((status, statuses(&body)), (StatusCode::OK, vec!["accepted".to_string()]));
     let raw = serde_json::to_vec(&batch(vec![event(2, "command.run")])).expect("json");
-    let (status, _, body) = send(
-        &app,
-        post(zstd::encode_all(&raw[..], 3).expect("zstd"), Some("zstd")),
-    )
-    .await;
-    assert_eq!(
-        (status, statuses(&body)),
-        (StatusCode::OK, vec!["accepted".to_string()])
-    );
+    let (status, _, body) = send(&app, post(zstd::encode_all(&raw[..], 3).expect("zstd"), Some("zstd"))).await;
+    assert_eq!((status, statuses(&body)), (StatusCode::OK, vec!["accepted".to_string()]));
     let (status, _, body) = send(&app, post(raw, Some("br"))).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(body["error"], "unsupported_encoding");
@@ -223,16 +179,9 @@ async fn unknown_app_and_all_rejected_are_422() {
     let (status, _, body) = send(&app, json_post(&b)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"], "unknown_app");
-    let (status, _, body) = send(
-        &app,
-        json_post(&batch(vec![event(1, "x.y"), event(2, "z")])),
-    )
-    .await;
+    let (status, _, body) = send(&app, json_post(&batch(vec![event(1, "x.y"), event(2, "z")]))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        statuses(&body),
-        ["rejected:unknown_event", "rejected:unknown_event"]
-    );
+    assert_eq!(statuses(&body), ["rejected:unknown_event", "rejected:unknown_event"]);
 }
 
 /// A store whose appends wait until the test lets them go.
@@ -274,29 +223,15 @@ async fn a_full_write_queue_is_429_with_retry_after() {
         entered: Mutex::new(entered_tx),
         release: Mutex::new(release_rx),
     });
-    let collector = collector_with(
-        store.clone(),
-        Settings {
-            queue_capacity: 1,
-            ..Settings::default()
-        },
-    );
+    let collector = collector_with(store.clone(), Settings { queue_capacity: 1, ..Settings::default() });
     let app = collector.router();
     // The first request is taken by the writer, which then waits in append.
     let a = app.clone();
-    let first =
-        tokio::spawn(
-            async move { send(&a, json_post(&batch(vec![event(1, "command.run")]))).await },
-        );
-    tokio::task::spawn_blocking(move || entered_rx.recv().expect("writer entered append"))
-        .await
-        .expect("join");
+    let first = tokio::spawn(async move { send(&a, json_post(&batch(vec![event(1, "command.run")]))).await });
+    tokio::task::spawn_blocking(move || entered_rx.recv().expect("writer entered append")).await.expect("join");
     // The second fills the queue.
     let a = app.clone();
-    let second =
-        tokio::spawn(
-            async move { send(&a, json_post(&batch(vec![event(2, "command.run")]))).await },
-        );
+    let second = tokio::spawn(async move { send(&a, json_post(&batch(vec![event(2, "command.run")]))).await });
     while collector.queue_depth() < 1 {
         tokio::task::yield_now().await;
     }
@@ -342,11 +277,7 @@ async fn a_failing_store_is_503_with_retry_after() {
     let (status, retry, body) = send(&app, json_post(&batch(vec![event(1, "command.run")]))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(retry.is_some());
-    let (status, _, _) = send(
-        &app,
-        Request::get("/healthz").body(Body::empty()).expect("req"),
-    )
-    .await;
+    let (status, _, _) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -362,13 +293,7 @@ async fn nothing_personal_is_stored() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["dropped_props"], 1);
     let rows = format!("{:?}", dump(&store));
-    for leak in [
-        PROJECT,
-        "9f86d081884c7d659a2feaa0c55ad015",
-        "alice",
-        "ghp_",
-        "/home",
-    ] {
+    for leak in [PROJECT, "9f86d081884c7d659a2feaa0c55ad015", "alice", "ghp_", "/home"] {
         assert!(!rows.contains(leak), "{leak} reached storage: {rows}");
     }
     assert!(rows.contains("[redacted]"));
@@ -402,31 +327,17 @@ async fn cardinality_caps_store_other() {
     let known = store.known_values("demo").expect("known");
     let commands = &known.props["command"];
     assert_eq!(commands.len(), 41, "40 values and `other`");
-    assert!(
-        commands.contains("other") && commands.contains("cmd39") && !commands.contains("cmd40")
-    );
+    assert!(commands.contains("other") && commands.contains("cmd39") && !commands.contains("cmd40"));
 }
 
 #[tokio::test]
 async fn healthz_and_metrics() {
     let app = collector(Arc::new(MemoryStore::new()));
-    send(
-        &app,
-        json_post(&batch(vec![event(1, "command.run"), event(2, "nope")])),
-    )
-    .await;
-    let (status, _, body) = send(
-        &app,
-        Request::get("/healthz").body(Body::empty()).expect("req"),
-    )
-    .await;
+    send(&app, json_post(&batch(vec![event(1, "command.run"), event(2, "nope")]))).await;
+    let (status, _, body) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["events"], 1);
-    let (status, _, Value::String(text)) = send(
-        &app,
-        Request::get("/metrics").body(Body::empty()).expect("req"),
-    )
-    .await
+    let (status, _, Value::String(text)) = send(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await
     else {
         panic!("metrics is text");
     };
@@ -463,28 +374,15 @@ async fn insights_need_the_token_unless_public() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["table"]["rows"][0], json!([1, 1, 1]));
     // One project is below k: the public answer hides it and says so.
-    let (status, _, body) = send(
-        &app,
-        get("/v1/insights/active?app=demo&public=true&k=1", None),
-    )
-    .await;
+    let (status, _, body) = send(&app, get("/v1/insights/active?app=demo&public=true&k=1", None)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["table"]["rows"], json!([]));
     assert_eq!(body["suppression"], json!({"k": 5, "hidden_rows": 3}));
     let (status, _, _) = send(&app, get("/v1/insights/nope?app=demo", Some(TOKEN))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, body) = send(
-        &app,
-        get("/v1/insights/active?app=demo&since=soon", Some(TOKEN)),
-    )
-    .await;
+    let (status, _, body) = send(&app, get("/v1/insights/active?app=demo&since=soon", Some(TOKEN))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _, body) = send(&app, get("/v1/insights", None)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        body.as_array()
-            .expect("list")
-            .iter()
-            .any(|i| i["name"] == "top-plugins")
-    );
+    assert!(body.as_array().expect("list").iter().any(|i| i["name"] == "top-plugins"));
 }

@@ -48,9 +48,7 @@ pub const CATALOG: &[Insight] = &[
         name: "active",
         title: "Active projects and machines",
         question: "How many distinct projects and machines were active in the last 1, 7 and 28 days?",
-        kind: |_| QueryKind::Active {
-            windows: vec![1, 7, 28],
-        },
+        kind: |_| QueryKind::Active { windows: vec![1, 7, 28] },
     },
     Insight {
         name: "top-plugins",
@@ -181,17 +179,10 @@ pub enum InsightError {
 }
 
 /// Answers insight `name` from `store`.
-pub fn answer(
-    store: &dyn EventStore,
-    name: &str,
-    params: Params,
-    audience: Audience,
-) -> Result<Answer, InsightError> {
+pub fn answer(store: &dyn EventStore, name: &str, params: Params, audience: Audience) -> Result<Answer, InsightError> {
     let insight = find(name).ok_or_else(|| InsightError::Unknown(name.to_string()))?;
     if params.from_ms >= params.to_ms {
-        return Err(InsightError::InvalidParams(
-            "the time range is empty: `from` must be before `to`".into(),
-        ));
+        return Err(InsightError::InvalidParams("the time range is empty: `from` must be before `to`".into()));
     }
     let query = Query {
         app: params.app.clone(),
@@ -205,13 +196,7 @@ pub fn answer(
         Audience::Private => None,
         Audience::Public { k } => Some(suppress(&mut table, k)),
     };
-    Ok(Answer {
-        insight: insight.name.into(),
-        title: insight.title.into(),
-        params,
-        table,
-        suppression,
-    })
+    Ok(Answer { insight: insight.name.into(), title: insight.title.into(), params, table, suppression })
 }
 
 /// Removes every row whose `projects` cell is below `k` (or every row, if the table has no
@@ -219,23 +204,16 @@ pub fn answer(
 pub fn suppress(table: &mut Table, k: usize) -> Suppression {
     let before = table.rows.len();
     match table.column("projects") {
-        Some(i) => table
-            .rows
-            .retain(|r| matches!(r[i], Cell::Int(n) if n >= k as i64)),
+        Some(i) => table.rows.retain(|r| matches!(r[i], Cell::Int(n) if n >= k as i64)),
         None => table.rows.clear(),
     }
-    Suppression {
-        k,
-        hidden_rows: before - table.rows.len(),
-    }
+    Suppression { k, hidden_rows: before - table.rows.len() }
 }
 
 /// Parses a duration such as `30d`, `12h`, `4w` or `90m` into milliseconds.
 pub fn parse_since(s: &str) -> Result<i64, InsightError> {
     let bad = || {
-        InsightError::InvalidParams(format!(
-            "{s:?} is not a duration; use a number and a unit: 90m, 12h, 30d or 4w"
-        ))
+        InsightError::InvalidParams(format!("{s:?} is not a duration; use a number and a unit: 90m, 12h, 30d or 4w"))
     };
     let s = s.trim();
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
@@ -257,16 +235,9 @@ pub fn parse_time(s: &str) -> Result<i64, InsightError> {
         return Ok(t.timestamp_millis());
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| {
-            d.and_hms_opt(0, 0, 0)
-                .expect("midnight exists")
-                .and_utc()
-                .timestamp_millis()
-        })
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_millis())
         .map_err(|_| {
-            InsightError::InvalidParams(format!(
-                "{s:?} is not a time; use 2026-11-01 or 2026-11-01T12:00:00Z"
-            ))
+            InsightError::InvalidParams(format!("{s:?} is not a time; use 2026-11-01 or 2026-11-01T12:00:00Z"))
         })
 }
 
@@ -277,13 +248,7 @@ mod tests {
     use tally_store::{DAY_MS, MemoryStore};
 
     fn params() -> Params {
-        Params {
-            app: "demo".into(),
-            from_ms: T0,
-            to_ms: T0 + 10 * DAY_MS,
-            filters: Filters::default(),
-            limit: 10,
-        }
+        Params { app: "demo".into(), from_ms: T0, to_ms: T0 + 10 * DAY_MS, filters: Filters::default(), limit: 10 }
     }
 
     #[test]
@@ -301,24 +266,12 @@ mod tests {
         store.append(&rows).expect("append");
         let private = answer(&store, "top-plugins", params(), Audience::Private).expect("answer");
         assert_eq!(private.table.rows.len(), 2);
-        let public =
-            answer(&store, "top-plugins", params(), Audience::Public { k: 5 }).expect("answer");
+        let public = answer(&store, "top-plugins", params(), Audience::Public { k: 5 }).expect("answer");
         assert_eq!(
             public.table.rows,
-            vec![vec![
-                Cell::Text("popular".into()),
-                Cell::Int(5),
-                Cell::Int(5),
-                Cell::Int(5)
-            ]]
+            vec![vec![Cell::Text("popular".into()), Cell::Int(5), Cell::Int(5), Cell::Int(5)]]
         );
-        assert_eq!(
-            public.suppression,
-            Some(Suppression {
-                k: 5,
-                hidden_rows: 1
-            })
-        );
+        assert_eq!(public.suppression, Some(Suppression { k: 5, hidden_rows: 1 }));
         let json = serde_json::to_string(&public).expect("json");
         assert!(!json.contains("rare"), "{json}");
     }
@@ -340,19 +293,12 @@ mod tests {
     fn every_insight_answers_on_an_empty_store() {
         let store = MemoryStore::new();
         for i in CATALOG {
-            let a =
-                answer(&store, i.name, params(), Audience::Public { k: DEFAULT_K }).expect(i.name);
+            let a = answer(&store, i.name, params(), Audience::Public { k: DEFAULT_K }).expect(i.name);
             assert_eq!(a.insight, i.name);
         }
-        assert!(matches!(
-            answer(&store, "nope", params(), Audience::Private),
-            Err(InsightError::Unknown(_))
-        ));
+        assert!(matches!(answer(&store, "nope", params(), Audience::Private), Err(InsightError::Unknown(_))));
         let mut empty = params();
         empty.to_ms = empty.from_ms;
-        assert!(matches!(
-            answer(&store, "active", empty, Audience::Private),
-            Err(InsightError::InvalidParams(_))
-        ));
+        assert!(matches!(answer(&store, "active", empty, Audience::Private), Err(InsightError::InvalidParams(_))));
     }
 }

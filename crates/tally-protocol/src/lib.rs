@@ -16,8 +16,8 @@ pub mod wire;
 
 pub use schema::{AppSchema, SchemaError, SchemaSet};
 pub use validate::{
-    AcceptedEvent, CheckedBatch, CheckedEvent, EventOutcome, EventResult, RejectReason, Rejection,
-    check_batch, validate_batch,
+    AcceptedEvent, CheckedBatch, CheckedEvent, EventOutcome, EventResult, RejectReason, Rejection, check_batch,
+    validate_batch,
 };
 pub use wire::{Batch, BatchResponse, Context, Env, ErrorBody, Event, PropValue, RawBatch};
 

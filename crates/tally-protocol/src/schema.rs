@@ -171,39 +171,27 @@ impl AppSchema {
             err(e.span(), message)
         })?;
         if !is_name(raw.app.get_ref()) {
-            return Err(err(
-                Some(raw.app.span()),
-                "app must be 1-64 characters of [a-z0-9._-]".into(),
-            ));
+            return Err(err(Some(raw.app.span()), "app must be 1-64 characters of [a-z0-9._-]".into()));
         }
         let mut props = BTreeMap::new();
         for (name, p) in raw.props {
             if !is_name(name.get_ref()) {
                 return Err(err(
                     Some(name.span()),
-                    format!(
-                        "property name {:?} must be 1-64 characters of [a-z0-9._-]",
-                        name.get_ref()
-                    ),
+                    format!("property name {:?} must be 1-64 characters of [a-z0-9._-]", name.get_ref()),
                 ));
             }
             if p.ty != PropType::String {
                 if let Some(a) = &p.allowed {
                     return Err(err(
                         Some(a.span()),
-                        format!(
-                            "property {}: enum is only allowed on string properties",
-                            name.get_ref()
-                        ),
+                        format!("property {}: enum is only allowed on string properties", name.get_ref()),
                     ));
                 }
                 if let Some(m) = &p.max_distinct {
                     return Err(err(
                         Some(m.span()),
-                        format!(
-                            "property {}: max_distinct is only allowed on string properties",
-                            name.get_ref()
-                        ),
+                        format!("property {}: max_distinct is only allowed on string properties", name.get_ref()),
                     ));
                 }
             }
@@ -211,25 +199,17 @@ impl AppSchema {
                 if *m.get_ref() == 0 {
                     return Err(err(
                         Some(m.span()),
-                        format!(
-                            "property {}: max_distinct must be at least 1",
-                            name.get_ref()
-                        ),
+                        format!("property {}: max_distinct must be at least 1", name.get_ref()),
                     ));
                 }
             }
-            let allowed = p
-                .allowed
-                .map(|a| a.into_inner().into_iter().collect::<BTreeSet<_>>());
+            let allowed = p.allowed.map(|a| a.into_inner().into_iter().collect::<BTreeSet<_>>());
             props.insert(
                 name.into_inner(),
                 PropSpec {
                     ty: p.ty,
                     max_distinct: allowed.as_ref().map_or_else(
-                        || {
-                            p.max_distinct
-                                .map_or(DEFAULT_MAX_DISTINCT, Spanned::into_inner)
-                        },
+                        || p.max_distinct.map_or(DEFAULT_MAX_DISTINCT, Spanned::into_inner),
                         |a| a.len() + 1,
                     ),
                     allowed,
@@ -242,10 +222,7 @@ impl AppSchema {
             if !is_name(name.get_ref()) {
                 return Err(err(
                     Some(name.span()),
-                    format!(
-                        "event name {:?} must be 1-64 characters of [a-z0-9._-]",
-                        name.get_ref()
-                    ),
+                    format!("event name {:?} must be 1-64 characters of [a-z0-9._-]", name.get_ref()),
                 ));
             }
             let mut declared = BTreeSet::new();
@@ -263,19 +240,10 @@ impl AppSchema {
                 }
                 declared.insert(p.into_inner());
             }
-            events.insert(
-                name.into_inner(),
-                EventSpec {
-                    description: e.description,
-                    props: declared,
-                },
-            );
+            events.insert(name.into_inner(), EventSpec { description: e.description, props: declared });
         }
         if events.is_empty() {
-            return Err(err(
-                None,
-                "the schema declares no events; add at least one [events.\"name\"] table".into(),
-            ));
+            return Err(err(None, "the schema declares no events; add at least one [events.\"name\"] table".into()));
         }
         Ok(AppSchema {
             app: raw.app.into_inner(),
@@ -313,20 +281,13 @@ impl AppSchema {
                 (ty, v) => {
                     return Err(Rejection::new(
                         RejectReason::InvalidProperty,
-                        format!(
-                            "property {key} must be {}, got {}",
-                            ty.name(),
-                            v.type_name()
-                        ),
+                        format!("property {key} must be {}, got {}", ty.name(), v.type_name()),
                     ));
                 }
             };
             props.insert(key.clone(), value);
         }
-        Ok(SchemaChecked {
-            props,
-            dropped_props,
-        })
+        Ok(SchemaChecked { props, dropped_props })
     }
 }
 
@@ -349,11 +310,7 @@ impl fmt::Display for PropType {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|b| *b == b'\n')
-        .count()
-        + 1
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
 /// The schemas a collector knows, by app name.
@@ -385,9 +342,7 @@ impl SchemaSet {
 
     /// Parses several schema texts (name, text), failing on the first bad one or on two
     /// files declaring the same app.
-    pub fn from_texts<'a>(
-        files: impl IntoIterator<Item = (&'a Path, &'a str)>,
-    ) -> Result<SchemaSet, SchemaError> {
+    pub fn from_texts<'a>(files: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Result<SchemaSet, SchemaError> {
         let mut set = SchemaSet::new();
         let mut origin: BTreeMap<String, PathBuf> = BTreeMap::new();
         for (path, text) in files {
@@ -396,11 +351,7 @@ impl SchemaSet {
                 return Err(SchemaError {
                     file: path.to_path_buf(),
                     line: 1,
-                    message: format!(
-                        "app {} is already declared by {}",
-                        schema.app,
-                        first.display()
-                    ),
+                    message: format!("app {} is already declared by {}", schema.app, first.display()),
                 });
             }
             origin.insert(schema.app.clone(), path.to_path_buf());
@@ -421,35 +372,20 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_problem() {
         let cases = [
-            (
-                "app = \"demo\"\n[events.a]\nprops = [\"missing\"]\n",
-                "x.toml:3: event a uses property \"missing\"",
-            ),
+            ("app = \"demo\"\n[events.a]\nprops = [\"missing\"]\n", "x.toml:3: event a uses property \"missing\""),
             (
                 "app = \"demo\"\n\n[props.n]\ntype = \"int\"\nenum = [\"a\"]\n[events.a]\n",
                 "x.toml:5: property n: enum is only allowed",
             ),
             ("app = \"Demo App\"\n[events.a]\n", "x.toml:1: app must be"),
-            (
-                "app = \"demo\"\n[props.n]\ntype = \"text\"\n[events.a]\n",
-                "x.toml:3: unknown variant `text`",
-            ),
-            (
-                "app = \"demo\"\n[events.a]\nbogus = 1\n",
-                "x.toml:3: unknown field `bogus`",
-            ),
+            ("app = \"demo\"\n[props.n]\ntype = \"text\"\n[events.a]\n", "x.toml:3: unknown variant `text`"),
+            ("app = \"demo\"\n[events.a]\nbogus = 1\n", "x.toml:3: unknown field `bogus`"),
             ("app = \"demo\"\n[events.a\n", "x.toml:2:"),
-            (
-                "app = \"demo\"\n",
-                "x.toml:1: the schema declares no events",
-            ),
+            ("app = \"demo\"\n", "x.toml:1: the schema declares no events"),
         ];
         for (text, expected) in cases {
             let got = parse(text).expect_err(text);
-            assert!(
-                got.starts_with(expected),
-                "for {text:?}\n got: {got}\nwant: {expected}"
-            );
+            assert!(got.starts_with(expected), "for {text:?}\n got: {got}\nwant: {expected}");
         }
     }
 
@@ -477,14 +413,8 @@ mod tests {
         assert_eq!(checked.props["db"], PropValue::Str(OTHER.into()));
         assert_eq!(checked.props["n"], PropValue::Float(3.0));
         e.props.insert("ts".into(), PropValue::Str("yes".into()));
-        assert_eq!(
-            schema.check(&e).expect_err("wrong type").reason,
-            RejectReason::InvalidProperty
-        );
+        assert_eq!(schema.check(&e).expect_err("wrong type").reason, RejectReason::InvalidProperty);
         e.event = "c".into();
-        assert_eq!(
-            schema.check(&e).expect_err("unknown").reason,
-            RejectReason::UnknownEvent
-        );
+        assert_eq!(schema.check(&e).expect_err("unknown").reason, RejectReason::UnknownEvent);
     }
 }

@@ -34,19 +34,10 @@ struct Pattern {
 }
 
 static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    let p = |finding, re: &str| Pattern {
-        finding,
-        regex: Regex::new(re).expect("scrub pattern compiles"),
-    };
+    let p = |finding, re: &str| Pattern { finding, regex: Regex::new(re).expect("scrub pattern compiles") };
     vec![
-        p(
-            Finding::UrlWithSecrets,
-            r"(?i)\b[a-z][a-z0-9+.-]*://[^\s]*[?#@][^\s]*",
-        ),
-        p(
-            Finding::Email,
-            r"(?i)[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}",
-        ),
+        p(Finding::UrlWithSecrets, r"(?i)\b[a-z][a-z0-9+.-]*://[^\s]*[?#@][^\s]*"),
+        p(Finding::Email, r"(?i)[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"),
         p(
             Finding::Secret,
             concat!(
@@ -70,14 +61,8 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
                 r"|(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key)\s*(=|:\s)\s*[^\s&]+",
             ),
         ),
-        p(
-            Finding::HomePath,
-            r"(?i)(/home/[^/\s]+|/Users/[^/\s]+|/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*",
-        ),
-        p(
-            Finding::IpAddress,
-            r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b",
-        ),
+        p(Finding::HomePath, r"(?i)(/home/[^/\s]+|/Users/[^/\s]+|/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*"),
+        p(Finding::IpAddress, r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b"),
         p(
             Finding::IpAddress,
             r"(?i)\b([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|\b([0-9a-f]{1,4}:){1,7}:([0-9a-f]{1,4}(:[0-9a-f]{1,4}){0,6})?|::(ffff:)?[0-9a-f]{1,4}(:[0-9a-f]{1,4}){0,6}\b",
@@ -87,9 +72,8 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
 
 /// All of [`PATTERNS`] in one automaton, so that the common case (nothing found) costs one
 /// pass over the string.
-static PATTERN_SET: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new(PATTERNS.iter().map(|p| p.regex.as_str())).expect("scrub patterns compile")
-});
+static PATTERN_SET: LazyLock<RegexSet> =
+    LazyLock::new(|| RegexSet::new(PATTERNS.iter().map(|p| p.regex.as_str())).expect("scrub patterns compile"));
 
 static CANDIDATE_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/=_-]{24,}").expect("token pattern compiles"));
@@ -97,9 +81,7 @@ static CANDIDATE_TOKEN: LazyLock<Regex> =
 /// A cheap proof that no pattern can match: every pattern needs one of these bytes, three
 /// dots (IPv4), or at least 15 bytes (the shortest secret format, `xoxb-` and 10 more).
 fn obviously_clean(s: &str) -> bool {
-    s.len() < 15
-        && !s.bytes().any(|b| b"@/\\:~=".contains(&b))
-        && s.bytes().filter(|b| *b == b'.').count() < 3
+    s.len() < 15 && !s.bytes().any(|b| b"@/\\:~=".contains(&b)) && s.bytes().filter(|b| *b == b'.').count() < 3
 }
 
 /// The first kind of personal data found in `s`, if any.
@@ -112,12 +94,7 @@ pub fn find(s: &str) -> Option<Finding> {
         .iter()
         .next()
         .map(|i| PATTERNS[i].finding)
-        .or_else(|| {
-            CANDIDATE_TOKEN
-                .find_iter(s)
-                .any(|m| looks_random(m.as_str()))
-                .then_some(Finding::Secret)
-        })
+        .or_else(|| CANDIDATE_TOKEN.find_iter(s).any(|m| looks_random(m.as_str())).then_some(Finding::Secret))
 }
 
 /// Whether `s` contains anything [`find`] reports.
@@ -137,18 +114,11 @@ pub fn scrub(s: &str) -> Cow<'_, str> {
             out = Cow::Owned(p.regex.replace_all(&out, REDACTED).into_owned());
         }
     }
-    if CANDIDATE_TOKEN
-        .find_iter(&out)
-        .any(|m| looks_random(m.as_str()))
-    {
+    if CANDIDATE_TOKEN.find_iter(&out).any(|m| looks_random(m.as_str())) {
         let replaced = CANDIDATE_TOKEN
             .replace_all(&out, |c: &regex::Captures<'_>| {
                 let m = &c[0];
-                if looks_random(m) {
-                    REDACTED.to_owned()
-                } else {
-                    m.to_owned()
-                }
+                if looks_random(m) { REDACTED.to_owned() } else { m.to_owned() }
             })
             .into_owned();
         out = Cow::Owned(replaced);
@@ -161,10 +131,7 @@ fn looks_random(s: &str) -> bool {
     let has_upper = s.bytes().any(|b| b.is_ascii_uppercase());
     let has_lower = s.bytes().any(|b| b.is_ascii_lowercase());
     let has_digit = s.bytes().any(|b| b.is_ascii_digit());
-    let classes = [has_upper, has_lower, has_digit]
-        .iter()
-        .filter(|c| **c)
-        .count();
+    let classes = [has_upper, has_lower, has_digit].iter().filter(|c| **c).count();
     classes >= 2 && has_digit && shannon_entropy(s) >= 3.5
 }
 
@@ -199,40 +166,22 @@ mod tests {
 
     #[test]
     fn finds_personal_data() {
-        check(
-            "contact alice.smith+x@example.co.uk now",
-            Some(Finding::Email),
-        );
+        check("contact alice.smith+x@example.co.uk now", Some(Finding::Email));
         check("connect 192.168.1.20:5432", Some(Finding::IpAddress));
         check("fe80::1ff:fe23:4567:890a", Some(Finding::IpAddress));
-        check(
-            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
-            Some(Finding::IpAddress),
-        );
+        check("2001:0db8:85a3:0000:0000:8a2e:0370:7334", Some(Finding::IpAddress));
         check("/home/alice/projects/app", Some(Finding::HomePath));
         check("/Users/bob/src", Some(Finding::HomePath));
         check(r"C:\Users\carol\AppData", Some(Finding::HomePath));
-        check(
-            "https://api.example.com/v1?token=abc",
-            Some(Finding::UrlWithSecrets),
-        );
-        check(
-            "https://user:pw@example.com/",
-            Some(Finding::UrlWithSecrets),
-        );
-        check(
-            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
-            Some(Finding::Secret),
-        );
+        check("https://api.example.com/v1?token=abc", Some(Finding::UrlWithSecrets));
+        check("https://user:pw@example.com/", Some(Finding::UrlWithSecrets));
+        check("ghp_0123456789abcdefghijABCDEFGHIJ012345", Some(Finding::Secret));
         check("AKIAIOSFODNN7EXAMPLE", Some(Finding::Secret));
         check(
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
             Some(Finding::Secret),
         );
-        check(
-            "key Zx8fK2mQ9vL4pR7tW1yB6nC3hJ5gD0sA",
-            Some(Finding::Secret),
-        );
+        check("key Zx8fK2mQ9vL4pR7tW1yB6nC3hJ5gD0sA", Some(Finding::Secret));
     }
 
     #[test]
@@ -253,197 +202,62 @@ mod tests {
 
     #[test]
     fn scrub_keeps_the_rest_of_the_string() {
-        assert_eq!(
-            scrub("mail bob@example.com please"),
-            "mail [redacted] please"
-        );
+        assert_eq!(scrub("mail bob@example.com please"), "mail [redacted] please");
     }
 
     /// Realistic leaks, as they show up in error texts, options and paths. Each must be
     /// found, and none of the sensitive piece may survive scrubbing.
     const LEAKS: &[(&str, &str, Finding)] = &[
         // (input, the piece that must disappear, finding)
-        (
-            "open /home/alice/.ssh/id_rsa failed",
-            "alice",
-            Finding::HomePath,
-        ),
-        (
-            "ENOENT: /Users/bob.smith/Library/app.json",
-            "bob.smith",
-            Finding::HomePath,
-        ),
+        ("open /home/alice/.ssh/id_rsa failed", "alice", Finding::HomePath),
+        ("ENOENT: /Users/bob.smith/Library/app.json", "bob.smith", Finding::HomePath),
         (r"C:\Users\carol\Desktop\site", "carol", Finding::HomePath),
         ("C:/Users/dave/projects/x", "dave", Finding::HomePath),
-        (
-            "cannot read ~/secret-project/config",
-            "secret-project",
-            Finding::HomePath,
-        ),
+        ("cannot read ~/secret-project/config", "secret-project", Finding::HomePath),
         ("/root/.aws/credentials", ".aws", Finding::HomePath),
         ("/var/home/erin/src/app", "erin", Finding::HomePath),
         ("/mnt/c/Users/frank/code", "frank", Finding::HomePath),
-        (
-            "mail alice@example.com",
-            "alice@example.com",
-            Finding::Email,
-        ),
-        (
-            "Bob.Smith@Sub.Example.CO.UK wrote",
-            "Bob.Smith",
-            Finding::Email,
-        ),
+        ("mail alice@example.com", "alice@example.com", Finding::Email),
+        ("Bob.Smith@Sub.Example.CO.UK wrote", "Bob.Smith", Finding::Email),
         ("user+tag@gmail.com", "user+tag", Finding::Email),
         ("mailto:carol@example.org", "carol@", Finding::Email),
-        (
-            "connect ECONNREFUSED 10.0.0.12:5432",
-            "10.0.0.12",
-            Finding::IpAddress,
-        ),
+        ("connect ECONNREFUSED 10.0.0.12:5432", "10.0.0.12", Finding::IpAddress),
         ("resolver 8.8.8.8", "8.8.8.8", Finding::IpAddress),
-        (
-            "listen on [2001:db8::1]:8080",
-            "2001:db8::1",
-            Finding::IpAddress,
-        ),
-        (
-            "peer fe80::1ff:fe23:4567:890a%eth0",
-            "fe80::1ff",
-            Finding::IpAddress,
-        ),
-        (
-            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
-            "8a2e",
-            Finding::IpAddress,
-        ),
-        (
-            "mapped ::ffff:192.0.2.128",
-            "192.0.2.128",
-            Finding::IpAddress,
-        ),
-        (
-            "https://example.com/reset?token=abc123",
-            "abc123",
-            Finding::UrlWithSecrets,
-        ),
-        (
-            "https://api.example.com/cb#access_token=xyz789",
-            "xyz789",
-            Finding::UrlWithSecrets,
-        ),
-        (
-            "https://user:hunter2@example.com/",
-            "hunter2",
-            Finding::UrlWithSecrets,
-        ),
-        (
-            "postgres://admin:s3cret@db.internal:5432/app",
-            "s3cret",
-            Finding::UrlWithSecrets,
-        ),
-        (
-            "http://localhost:3000/callback?code=4f3a9",
-            "4f3a9",
-            Finding::UrlWithSecrets,
-        ),
-        (
-            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
-            "ghp_0123",
-            Finding::Secret,
-        ),
-        (
-            "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
-            "github_pat_11",
-            Finding::Secret,
-        ),
-        (
-            "AKIAIOSFODNN7EXAMPLE",
-            "AKIAIOSFODNN7EXAMPLE",
-            Finding::Secret,
-        ),
-        (
-            "aws_secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "wJalrXUtnFEMI",
-            Finding::Secret,
-        ),
-        (
-            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
-            "4eC39HqLyjWDarjtT1zdp7dc",
-            Finding::Secret,
-        ),
-        (
-            "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv",
-            "Ab3dEf6h",
-            Finding::Secret,
-        ),
-        (
-            "sk-ant-api03-abcDEF123ghiJKL456mno",
-            "abcDEF123",
-            Finding::Secret,
-        ),
-        (
-            "xoxb-123456789012-abcdefABCDEF",
-            "xoxb-1234",
-            Finding::Secret,
-        ),
-        (
-            "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
-            "AIzaSyD",
-            Finding::Secret,
-        ),
-        (
-            "npm_abcdefghijklmnopqrstuvwxyz0123456789",
-            "npm_abcdef",
-            Finding::Secret,
-        ),
+        ("listen on [2001:db8::1]:8080", "2001:db8::1", Finding::IpAddress),
+        ("peer fe80::1ff:fe23:4567:890a%eth0", "fe80::1ff", Finding::IpAddress),
+        ("2001:0db8:85a3:0000:0000:8a2e:0370:7334", "8a2e", Finding::IpAddress),
+        ("mapped ::ffff:192.0.2.128", "192.0.2.128", Finding::IpAddress),
+        ("https://example.com/reset?token=abc123", "abc123", Finding::UrlWithSecrets),
+        ("https://api.example.com/cb#access_token=xyz789", "xyz789", Finding::UrlWithSecrets),
+        ("https://user:hunter2@example.com/", "hunter2", Finding::UrlWithSecrets),
+        ("postgres://admin:s3cret@db.internal:5432/app", "s3cret", Finding::UrlWithSecrets),
+        ("http://localhost:3000/callback?code=4f3a9", "4f3a9", Finding::UrlWithSecrets),
+        ("ghp_0123456789abcdefghijABCDEFGHIJ012345", "ghp_0123", Finding::Secret),
+        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "github_pat_11", Finding::Secret),
+        ("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", Finding::Secret),
+        ("aws_secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI", Finding::Secret),
+        ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc", Finding::Secret),
+        ("sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv", "Ab3dEf6h", Finding::Secret),
+        ("sk-ant-api03-abcDEF123ghiJKL456mno", "abcDEF123", Finding::Secret),
+        ("xoxb-123456789012-abcdefABCDEF", "xoxb-1234", Finding::Secret),
+        ("AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "AIzaSyD", Finding::Secret),
+        ("npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm_abcdef", Finding::Secret),
         ("glpat-xxxxYYYYzzzz11112222", "glpat-xxxx", Finding::Secret),
-        (
-            "hf_abcdefghijklmnopqrstuvwxyzABCDEF12",
-            "hf_abcdef",
-            Finding::Secret,
-        ),
-        (
-            "https://hooks.slack.com/services/T0000/B0000/XXXXXXXX",
-            "T0000",
-            Finding::Secret,
-        ),
+        ("hf_abcdefghijklmnopqrstuvwxyzABCDEF12", "hf_abcdef", Finding::Secret),
+        ("https://hooks.slack.com/services/T0000/B0000/XXXXXXXX", "T0000", Finding::Secret),
         (
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
             "eyJhbGci",
             Finding::Secret,
         ),
-        (
-            "-----BEGIN RSA PRIVATE KEY-----",
-            "PRIVATE KEY",
-            Finding::Secret,
-        ),
-        (
-            "Authorization: Bearer abcdef123456.xyz",
-            "abcdef123456",
-            Finding::Secret,
-        ),
+        ("-----BEGIN RSA PRIVATE KEY-----", "PRIVATE KEY", Finding::Secret),
+        ("Authorization: Bearer abcdef123456.xyz", "abcdef123456", Finding::Secret),
         ("password=hunter2", "hunter2", Finding::Secret),
-        (
-            "DB_PASSWORD: correct-horse",
-            "correct-horse",
-            Finding::Secret,
-        ),
+        ("DB_PASSWORD: correct-horse", "correct-horse", Finding::Secret),
         ("api_key=0a1b2c3d", "0a1b2c3d", Finding::Secret),
-        (
-            "machine 3d1219c7c4c5404aaa1f6d2a48adfda4",
-            "3d1219c7",
-            Finding::Secret,
-        ),
-        (
-            "key Zx8fK2mQ9vL4pR7tW1yB6nC3hJ5gD0sA",
-            "Zx8fK2mQ",
-            Finding::Secret,
-        ),
-        (
-            "project 7b581c0d-89b7-479e-b379-a76ab90b8754",
-            "7b581c0d",
-            Finding::Secret,
-        ),
+        ("machine 3d1219c7c4c5404aaa1f6d2a48adfda4", "3d1219c7", Finding::Secret),
+        ("key Zx8fK2mQ9vL4pR7tW1yB6nC3hJ5gD0sA", "Zx8fK2mQ", Finding::Secret),
+        ("project 7b581c0d-89b7-479e-b379-a76ab90b8754", "7b581c0d", Finding::Secret),
     ];
 
     #[test]
@@ -451,15 +265,9 @@ mod tests {
         for (input, piece, finding) in LEAKS {
             assert_eq!(find(input), Some(*finding), "find({input:?})");
             let out = scrub(input);
-            assert!(
-                !out.contains(piece),
-                "scrub({input:?}) = {out:?} still contains {piece:?}"
-            );
+            assert!(!out.contains(piece), "scrub({input:?}) = {out:?} still contains {piece:?}");
             assert!(out.contains(REDACTED), "scrub({input:?}) = {out:?}");
-            assert!(
-                !is_sensitive(&out),
-                "scrub({input:?}) = {out:?} is still sensitive"
-            );
+            assert!(!is_sensitive(&out), "scrub({input:?}) = {out:?} is still sensitive");
         }
     }
 

@@ -28,7 +28,7 @@ pub enum RejectReason {
     InvalidName,
     /// The app's schema does not declare this event.
     UnknownEvent,
-    /// `occurred_at` is older than [`MAX_EVENT_AGE_MS`].
+    /// `occurred_at` is older than the collector's age limit ([`MAX_EVENT_AGE_MS`] by default).
     TooOld,
     /// `occurred_at` lies in the future beyond [`MAX_FUTURE_MS`].
     InFuture,
@@ -117,10 +117,7 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection with a reason and detail.
     pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
-        Rejection {
-            reason,
-            detail: detail.into(),
-        }
+        Rejection { reason, detail: detail.into() }
     }
 }
 
@@ -179,27 +176,21 @@ pub struct ValidatedBatch {
     pub events: Vec<(Option<Uuid>, Result<Option<CheckedEvent>, Rejection>)>,
 }
 
-/// Validates a parsed batch at collector time `now`.
+/// Validates a parsed batch at collector time `now`; events older than `max_age_ms`
+/// (normally [`MAX_EVENT_AGE_MS`]) are rejected as `too_old`.
 ///
 /// Fails as a whole (a `400`) only when the context is invalid or the batch has too many
 /// events; otherwise every event gets its own result.
-pub fn validate_batch(raw: RawBatch<'_>, now: DateTime<Utc>) -> Result<ValidatedBatch, Rejection> {
+pub fn validate_batch(raw: RawBatch<'_>, now: DateTime<Utc>, max_age_ms: i64) -> Result<ValidatedBatch, Rejection> {
     if raw.events.len() > MAX_EVENTS_PER_BATCH {
         return Err(Rejection::new(
             RejectReason::TooManyEvents,
-            format!(
-                "{} events in one batch; the limit is {MAX_EVENTS_PER_BATCH}",
-                raw.events.len()
-            ),
+            format!("{} events in one batch; the limit is {MAX_EVENTS_PER_BATCH}", raw.events.len()),
         ));
     }
     validate_context(&raw.context)?;
     let skew_ms = (now - raw.sent_at).num_milliseconds();
-    let shift_ms = if skew_ms.abs() > MAX_CLOCK_SKEW_MS {
-        skew_ms
-    } else {
-        0
-    };
+    let shift_ms = if skew_ms.abs() > MAX_CLOCK_SKEW_MS { skew_ms } else { 0 };
     let now_ms = now.timestamp_millis();
     let mut seen = HashSet::with_capacity(raw.events.len());
     let events = raw
@@ -210,23 +201,17 @@ pub fn validate_batch(raw: RawBatch<'_>, now: DateTime<Utc>) -> Result<Validated
                 Ok(e) => e,
                 Err(e) => {
                     let id = event_id_of(raw_event.get());
-                    return (
-                        id,
-                        Err(Rejection::new(RejectReason::Malformed, e.to_string())),
-                    );
+                    return (id, Err(Rejection::new(RejectReason::Malformed, e.to_string())));
                 }
             };
             let id = Some(event.event_id);
             if !seen.insert(event.event_id) {
                 return (id, Ok(None));
             }
-            (id, validate_event(event, shift_ms, now_ms).map(Some))
+            (id, validate_event(event, shift_ms, now_ms, max_age_ms).map(Some))
         })
         .collect();
-    Ok(ValidatedBatch {
-        context: raw.context,
-        events,
-    })
+    Ok(ValidatedBatch { context: raw.context, events })
 }
 
 /// Best effort: the `event_id` of an event that failed to parse, for the response.
@@ -240,22 +225,15 @@ fn event_id_of(raw: &str) -> Option<Uuid> {
 
 /// Checks the context shared by a batch.
 pub fn validate_context(c: &Context) -> Result<(), Rejection> {
-    let bad = |field: &str, why: &str| {
-        Err(Rejection::new(
-            RejectReason::InvalidContext,
-            format!("context.{field} {why}"),
-        ))
-    };
+    let bad =
+        |field: &str, why: &str| Err(Rejection::new(RejectReason::InvalidContext, format!("context.{field} {why}")));
     if !is_name(&c.app) {
         return bad("app", "must be 1-64 characters of [a-z0-9._-]");
     }
     if c.project.is_nil() {
         return bad("project", "must not be the nil UUID");
     }
-    if c.machine.is_empty()
-        || c.machine.len() > MAX_STRING_LEN
-        || !c.machine.bytes().all(is_token_byte)
-    {
+    if c.machine.is_empty() || c.machine.len() > MAX_STRING_LEN || !c.machine.bytes().all(is_token_byte) {
         return bad("machine", "must be 1-128 characters of [A-Za-z0-9._:+-]");
     }
     for (field, value, required) in [
@@ -281,52 +259,34 @@ pub fn validate_context(c: &Context) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn validate_event(mut e: Event, shift_ms: i64, now_ms: i64) -> Result<CheckedEvent, Rejection> {
+fn validate_event(mut e: Event, shift_ms: i64, now_ms: i64, max_age_ms: i64) -> Result<CheckedEvent, Rejection> {
     use RejectReason::*;
     if e.event_id.is_nil() {
-        return Err(Rejection::new(
-            InvalidEventId,
-            "event_id must not be the nil UUID",
-        ));
+        return Err(Rejection::new(InvalidEventId, "event_id must not be the nil UUID"));
     }
     if !is_name(&e.event) {
-        return Err(Rejection::new(
-            InvalidName,
-            "event must be 1-64 characters of [a-z0-9._-]",
-        ));
+        return Err(Rejection::new(InvalidName, "event must be 1-64 characters of [a-z0-9._-]"));
     }
     let occurred_at_ms = e.occurred_at.timestamp_millis().saturating_add(shift_ms);
     if occurred_at_ms > now_ms + MAX_FUTURE_MS {
         return Err(Rejection::new(InFuture, "occurred_at lies in the future"));
     }
-    if occurred_at_ms < now_ms - MAX_EVENT_AGE_MS {
-        return Err(Rejection::new(
-            TooOld,
-            "occurred_at is more than 31 days old",
-        ));
+    if occurred_at_ms < now_ms - max_age_ms {
+        return Err(Rejection::new(TooOld, format!("occurred_at is more than {} days old", max_age_ms / 86_400_000)));
     }
     if e.plugins.len() > MAX_PLUGINS {
-        return Err(Rejection::new(
-            TooManyPlugins,
-            format!("more than {MAX_PLUGINS} plugins"),
-        ));
+        return Err(Rejection::new(TooManyPlugins, format!("more than {MAX_PLUGINS} plugins")));
     }
     if let Some(p) = e.plugins.iter().find(|p| !is_plugin_name(p)) {
         return Err(Rejection::new(
             InvalidPlugin,
-            format!(
-                "plugin name {:?} must be 1-64 characters of [a-z0-9@/._:-]",
-                truncate(p)
-            ),
+            format!("plugin name {:?} must be 1-64 characters of [a-z0-9@/._:-]", truncate(p)),
         ));
     }
     let mut seen = HashSet::new();
     e.plugins.retain(|p| seen.insert(p.clone()));
     if e.duration_ms.is_some_and(|d| d > MAX_DURATION_MS) {
-        return Err(Rejection::new(
-            InvalidDuration,
-            "duration_ms is longer than a week",
-        ));
+        return Err(Rejection::new(InvalidDuration, "duration_ms is longer than a week"));
     }
     if let Some(kind) = &e.error_kind {
         if kind.is_empty() || kind.len() > MAX_NAME_LEN || !kind.bytes().all(is_token_byte) {
@@ -337,16 +297,10 @@ fn validate_event(mut e: Event, shift_ms: i64, now_ms: i64) -> Result<CheckedEve
         }
     }
     if e.props.len() > MAX_PROPS {
-        return Err(Rejection::new(
-            TooManyProps,
-            format!("more than {MAX_PROPS} props"),
-        ));
+        return Err(Rejection::new(TooManyProps, format!("more than {MAX_PROPS} props")));
     }
     check_props(&e.props)?;
-    Ok(CheckedEvent {
-        event: e,
-        occurred_at_ms,
-    })
+    Ok(CheckedEvent { event: e, occurred_at_ms })
 }
 
 fn check_props(props: &BTreeMap<String, PropValue>) -> Result<(), Rejection> {
@@ -354,10 +308,7 @@ fn check_props(props: &BTreeMap<String, PropValue>) -> Result<(), Rejection> {
         if !is_name(key) {
             return Err(Rejection::new(
                 RejectReason::InvalidName,
-                format!(
-                    "property name {:?} must be 1-64 characters of [a-z0-9._-]",
-                    truncate(key)
-                ),
+                format!("property name {:?} must be 1-64 characters of [a-z0-9._-]", truncate(key)),
             ));
         }
         match value {
@@ -368,10 +319,7 @@ fn check_props(props: &BTreeMap<String, PropValue>) -> Result<(), Rejection> {
                 ));
             }
             PropValue::Float(f) if !f.is_finite() => {
-                return Err(Rejection::new(
-                    RejectReason::InvalidProperty,
-                    format!("property {key} is not finite"),
-                ));
+                return Err(Rejection::new(RejectReason::InvalidProperty, format!("property {key} is not finite")));
             }
             _ => {}
         }
@@ -391,16 +339,14 @@ fn truncate(s: &str) -> &str {
 pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 /// Plugin names may be npm-scoped (`@scope/name`) and namespaced (`a:b`).
 pub fn is_plugin_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"@/._:-".contains(&b))
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"@/._:-".contains(&b))
         && !scrub::is_sensitive(s)
 }
 
@@ -432,27 +378,22 @@ pub struct CheckedBatch {
 }
 
 /// Parses and checks a (decompressed) request body: JSON shape, protocol rules, and the
-/// app's schema from `schemas`. A whole-batch failure carries reason `malformed`,
+/// app's schema from `schemas`, at collector time `now` with the age limit `max_age_ms`
+/// (normally [`MAX_EVENT_AGE_MS`]). A whole-batch failure carries reason `malformed`,
 /// `invalid_context`, `too_many_events` or `unknown_app`.
 pub fn check_batch(
     body: &[u8],
     schemas: &crate::SchemaSet,
     now: DateTime<Utc>,
+    max_age_ms: i64,
 ) -> Result<CheckedBatch, Rejection> {
-    let raw: RawBatch<'_> = serde_json::from_slice(body).map_err(|e| {
-        Rejection::new(
-            RejectReason::Malformed,
-            format!("body is not a valid batch: {e}"),
-        )
-    })?;
-    let validated = validate_batch(raw, now)?;
+    let raw: RawBatch<'_> = serde_json::from_slice(body)
+        .map_err(|e| Rejection::new(RejectReason::Malformed, format!("body is not a valid batch: {e}")))?;
+    let validated = validate_batch(raw, now, max_age_ms)?;
     let Some(schema) = schemas.get(&validated.context.app) else {
         return Err(Rejection::new(
             RejectReason::UnknownApp,
-            format!(
-                "no schema for app {:?}; load one with --schemas",
-                validated.context.app
-            ),
+            format!("no schema for app {:?}; load one with --schemas", validated.context.app),
         ));
     };
     let mut dropped_props = 0;
@@ -467,19 +408,12 @@ pub fn check_batch(
                         dropped_props += s.dropped_props;
                         let mut event = c.event;
                         event.props = s.props;
-                        Ok(AcceptedEvent {
-                            event,
-                            occurred_at_ms: c.occurred_at_ms,
-                        })
+                        Ok(AcceptedEvent { event, occurred_at_ms: c.occurred_at_ms })
                     })
                     .transpose()
             });
             (id, result)
         })
         .collect();
-    Ok(CheckedBatch {
-        context: validated.context,
-        events,
-        dropped_props,
-    })
+    Ok(CheckedBatch { context: validated.context, events, dropped_props })
 }

@@ -39,8 +39,7 @@ fn vectors(kind: &str) -> Vec<(String, Vector)> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let stem = p.file_stem().expect("stem").to_string_lossy().into_owned();
-            let v: Vector = serde_json::from_str(&std::fs::read_to_string(&p).expect("read"))
-                .expect("vector parses");
+            let v: Vector = serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("vector parses");
             (stem, v)
         })
         .collect();
@@ -52,7 +51,8 @@ fn vectors(kind: &str) -> Vec<(String, Vector)> {
 /// The outcomes `check_batch` gives, as `accepted`, `duplicate` or `rejected:<reason>`.
 fn run(v: &Vector) -> Result<(Vec<String>, usize, Vec<Vec<(String, PropValue)>>), RejectReason> {
     let body = serde_json::to_vec(&v.batch).expect("serialize");
-    let checked = check_batch(&body, &schemas(), v.now).map_err(|r| r.reason)?;
+    let checked =
+        check_batch(&body, &schemas(), v.now, tally_protocol::limits::MAX_EVENT_AGE_MS).map_err(|r| r.reason)?;
     let mut props = vec![];
     let outcomes = checked
         .events
@@ -72,18 +72,13 @@ fn run(v: &Vector) -> Result<(Vec<String>, usize, Vec<Vec<(String, PropValue)>>)
 #[test]
 fn every_valid_vector_is_accepted_as_described() {
     for (name, v) in vectors("valid") {
-        let (outcomes, dropped, props) =
-            run(&v).unwrap_or_else(|r| panic!("{name}: batch refused: {r}"));
+        let (outcomes, dropped, props) = run(&v).unwrap_or_else(|r| panic!("{name}: batch refused: {r}"));
         assert_eq!(outcomes, v.expect, "{name}");
         assert_eq!(dropped, v.dropped_props, "{name}: dropped props");
         if let Some(expected) = &v.stored_props {
             let expected: Vec<Vec<(String, PropValue)>> = expected
                 .iter()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, x)| (k.clone(), serde_json::from_value(x.clone()).expect("prop")))
-                        .collect()
-                })
+                .map(|m| m.iter().map(|(k, x)| (k.clone(), serde_json::from_value(x.clone()).expect("prop"))).collect())
                 .collect();
             assert_eq!(props, expected, "{name}: stored props");
         }
@@ -106,15 +101,9 @@ fn every_invalid_vector_is_rejected_with_the_reason_its_file_names() {
             (Ok((outcomes, _, _)), None) => {
                 assert_eq!(outcomes, v.expect, "{name}");
                 let wanted = format!("rejected:{}", reason_named.as_str());
-                assert!(
-                    outcomes.contains(&wanted),
-                    "{name}: no event rejected with {wanted}: {outcomes:?}"
-                );
+                assert!(outcomes.contains(&wanted), "{name}: no event rejected with {wanted}: {outcomes:?}");
             }
-            (got, want) => panic!(
-                "{name}: got {:?}, batch_error expected {want:?}",
-                got.map(|g| g.0)
-            ),
+            (got, want) => panic!("{name}: got {:?}, batch_error expected {want:?}", got.map(|g| g.0)),
         }
     }
 }

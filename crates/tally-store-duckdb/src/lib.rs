@@ -19,8 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 use duckdb::{AccessMode, Config, Connection, params, params_from_iter};
 use tally_protocol::PropValue;
 use tally_store::{
-    AppendStatus, Cell, Dimension, EventRow, EventStore, KnownValues, ProjectKey, Query, QueryKind,
-    StoreError, Table,
+    AppendStatus, Cell, Dimension, EventRow, EventStore, KnownValues, ProjectKey, Query, QueryKind, StoreError, Table,
 };
 
 /// File name of the database inside the data directory.
@@ -84,9 +83,7 @@ pub struct DuckDbStore {
 
 impl std::fmt::Debug for DuckDbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DuckDbStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("DuckDbStore").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -97,15 +94,10 @@ fn backend(e: duckdb::Error) -> StoreError {
 impl DuckDbStore {
     /// Opens (creating if needed) `data_dir/tally.duckdb` for reading and writing.
     pub fn open(data_dir: &Path) -> Result<DuckDbStore, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot create data dir {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create data dir {}: {e}", data_dir.display())))?;
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open_with_flags(&path, Config::default())
-            .map_err(|e| open_error(&path, e))?;
+        let conn = Connection::open_with_flags(&path, Config::default()).map_err(|e| open_error(&path, e))?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         Self::with_connection(conn, Some(path))
     }
@@ -121,9 +113,7 @@ impl DuckDbStore {
                 data_dir.display()
             )));
         }
-        let config = Config::default()
-            .access_mode(AccessMode::ReadOnly)
-            .map_err(backend)?;
+        let config = Config::default().access_mode(AccessMode::ReadOnly).map_err(backend)?;
         let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
         Self::with_connection(conn, Some(path))
     }
@@ -136,10 +126,7 @@ impl DuckDbStore {
     }
 
     fn with_connection(conn: Connection, path: Option<PathBuf>) -> Result<DuckDbStore, StoreError> {
-        Ok(DuckDbStore {
-            path,
-            writer: Mutex::new(conn),
-        })
+        Ok(DuckDbStore { path, writer: Mutex::new(conn) })
     }
 
     /// The database file, when on disk.
@@ -192,15 +179,9 @@ fn prop_json(v: &PropValue) -> String {
 
 fn check_no_separator(row: &EventRow) -> Result<(), StoreError> {
     let bad = row.plugins.iter().any(|p| p.contains(SEP))
-        || row
-            .props
-            .iter()
-            .any(|(k, v)| k.contains(SEP) || matches!(v, PropValue::Str(s) if s.contains(SEP)));
+        || row.props.iter().any(|(k, v)| k.contains(SEP) || matches!(v, PropValue::Str(s) if s.contains(SEP)));
     if bad {
-        return Err(StoreError::InvalidQuery(format!(
-            "event {} holds a control character U+001F",
-            row.event_id
-        )));
+        return Err(StoreError::InvalidQuery(format!("event {} holds a control character U+001F", row.event_id)));
     }
     Ok(())
 }
@@ -220,9 +201,7 @@ impl EventStore for DuckDbStore {
         tx.execute_batch(STAGING).map_err(backend)?;
         tx.execute_batch("DELETE FROM staging").map_err(backend)?;
         {
-            let mut app = tx
-                .appender_to_catalog_and_db("staging", "temp", "main")
-                .map_err(backend)?;
+            let mut app = tx.appender_to_catalog_and_db("staging", "temp", "main").map_err(backend)?;
             for (r, _) in rows.iter().zip(&unique).filter(|(_, u)| **u) {
                 app.append_row(params![
                     r.event_id.to_string(),
@@ -281,35 +260,23 @@ impl EventStore for DuckDbStore {
     fn erase_project(&self, project: &ProjectKey) -> Result<u64, StoreError> {
         let conn = self.writer();
         let n = conn
-            .execute(
-                "DELETE FROM events WHERE project = ?::UUID",
-                params![project.as_uuid().to_string()],
-            )
+            .execute("DELETE FROM events WHERE project = ?::UUID", params![project.as_uuid().to_string()])
             .map_err(backend)?;
         Ok(n as u64)
     }
 
     fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
         let conn = self.writer();
-        let n = conn
-            .execute(
-                "DELETE FROM events WHERE occurred_at < epoch_ms(?)",
-                params![before_ms],
-            )
-            .map_err(backend)?;
+        let n =
+            conn.execute("DELETE FROM events WHERE occurred_at < epoch_ms(?)", params![before_ms]).map_err(backend)?;
         Ok(n as u64)
     }
 
     fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
         let conn = self.reader()?;
         let mut known = KnownValues::default();
-        let mut stmt = conn
-            .prepare("SELECT DISTINCT unnest(plugins) FROM events WHERE app = ?")
-            .map_err(backend)?;
-        for p in stmt
-            .query_map(params![app], |r| r.get::<_, String>(0))
-            .map_err(backend)?
-        {
+        let mut stmt = conn.prepare("SELECT DISTINCT unnest(plugins) FROM events WHERE app = ?").map_err(backend)?;
+        for p in stmt.query_map(params![app], |r| r.get::<_, String>(0)).map_err(backend)? {
             known.plugins.insert(p.map_err(backend)?);
         }
         let mut stmt = conn
@@ -319,11 +286,8 @@ impl EventStore for DuckDbStore {
                  ) WHERE v LIKE '\"%'",
             )
             .map_err(backend)?;
-        let pairs = stmt
-            .query_map(params![app], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(backend)?;
+        let pairs =
+            stmt.query_map(params![app], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
         for pair in pairs {
             let (k, v) = pair.map_err(backend)?;
             if let Ok(PropValue::Str(s)) = serde_json::from_str::<PropValue>(&v) {
@@ -335,9 +299,7 @@ impl EventStore for DuckDbStore {
 
     fn count_events(&self) -> Result<u64, StoreError> {
         let conn = self.reader()?;
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-            .map_err(backend)?;
+        let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).map_err(backend)?;
         Ok(n as u64)
     }
 }
@@ -357,10 +319,7 @@ mod sql {
 
     impl Where {
         fn new(q: &Query) -> Where {
-            let mut w = Where {
-                sql: "app = ?".into(),
-                params: vec![Box::new(q.app.clone())],
-            };
+            let mut w = Where { sql: "app = ?".into(), params: vec![Box::new(q.app.clone())] };
             let f = &q.filters;
             if let Some(env) = f.env {
                 w.and("env = ?", env.as_str().to_string());
@@ -437,10 +396,7 @@ mod sql {
                     extra.push(Box::new(start));
                     extra.push(Box::new(start));
                 }
-                (
-                    format!("SELECT {} FROM events WHERE {}", cols.join(", "), w.sql),
-                    extra,
-                )
+                (format!("SELECT {} FROM events WHERE {}", cols.join(", "), w.sql), extra)
             }
             QueryKind::TopPlugins { limit } => {
                 w.range(q.from_ms, q.to_ms);
@@ -471,11 +427,7 @@ mod sql {
             }
         };
         // Parameters: the extra (SELECT list) ones come first in the text, then WHERE's.
-        let params: Vec<&dyn ToSql> = extra
-            .iter()
-            .chain(w.params.iter())
-            .map(|b| b.as_ref())
-            .collect();
+        let params: Vec<&dyn ToSql> = extra.iter().chain(w.params.iter()).map(|b| b.as_ref()).collect();
         let mut stmt = conn.prepare(&sql).map_err(backend)?;
         let ncols = match &q.kind {
             QueryKind::Active { windows } => windows.len() * 2,
@@ -513,9 +465,7 @@ mod sql {
                     let label = match &values[0] {
                         duckdb::types::Value::Text(s) => s.clone(),
                         other => {
-                            return Err(StoreError::Backend(format!(
-                                "unexpected group value {other:?}"
-                            )));
+                            return Err(StoreError::Backend(format!("unexpected group value {other:?}")));
                         }
                     };
                     table.rows.push(vec![
@@ -540,9 +490,7 @@ mod sql {
             HugeInt(i) => i64::try_from(*i).map_err(|e| StoreError::Backend(e.to_string())),
             UBigInt(i) => i64::try_from(*i).map_err(|e| StoreError::Backend(e.to_string())),
             UInteger(i) => Ok(i64::from(*i)),
-            other => Err(StoreError::Backend(format!(
-                "expected an integer, got {other:?}"
-            ))),
+            other => Err(StoreError::Backend(format!("expected an integer, got {other:?}"))),
         }
     }
 }

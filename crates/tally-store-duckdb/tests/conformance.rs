@@ -1,9 +1,7 @@
 //! The shared conformance suite, on DuckDB in memory and on a file.
 
 mod in_memory {
-    tally_store::conformance_tests!(Box::new(
-        tally_store_duckdb::DuckDbStore::open_in_memory().expect("open")
-    ));
+    tally_store::conformance_tests!(Box::new(tally_store_duckdb::DuckDbStore::open_in_memory().expect("open")));
 }
 
 mod on_disk {

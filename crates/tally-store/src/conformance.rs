@@ -57,13 +57,7 @@ pub fn row(id: u128, day: i64, hour: i64, p: u8, m: u8) -> EventRow {
 }
 
 fn query(kind: QueryKind) -> Query {
-    Query {
-        app: "demo".into(),
-        from_ms: T0,
-        to_ms: T0 + 30 * DAY_MS,
-        filters: Filters::default(),
-        kind,
-    }
+    Query { app: "demo".into(), from_ms: T0, to_ms: T0 + 30 * DAY_MS, filters: Filters::default(), kind }
 }
 
 fn date(d: u32) -> Cell {
@@ -82,46 +76,27 @@ fn labelled(label: &str, v: &[i64]) -> Vec<Cell> {
 
 fn check(store: &dyn EventStore, q: &Query, rows: Vec<Vec<Cell>>) {
     let got = store.query(q).expect("query succeeds");
-    let want = Table {
-        columns: Table::columns_for(&q.kind),
-        rows,
-    };
+    let want = Table { columns: Table::columns_for(&q.kind), rows };
     assert_eq!(got, want, "query {q:?}");
 }
 
 fn append_all(store: &dyn EventStore, rows: &[EventRow]) {
     let status = store.append(rows).expect("append succeeds");
-    assert!(
-        status.iter().all(|s| *s == AppendStatus::Inserted),
-        "fresh rows all inserted: {status:?}"
-    );
+    assert!(status.iter().all(|s| *s == AppendStatus::Inserted), "fresh rows all inserted: {status:?}");
 }
 
 /// Duplicates across calls and within one call are reported and not stored twice.
 pub fn append_is_idempotent(store: &dyn EventStore) {
     let a = row(1, 0, 0, 1, 1);
     let b = row(2, 0, 1, 1, 1);
+    assert_eq!(store.append(&[a.clone()]).expect("append"), vec![AppendStatus::Inserted]);
     assert_eq!(
-        store.append(&[a.clone()]).expect("append"),
-        vec![AppendStatus::Inserted]
-    );
-    assert_eq!(
-        store
-            .append(&[a.clone(), b.clone(), b.clone()])
-            .expect("append"),
-        vec![
-            AppendStatus::Duplicate,
-            AppendStatus::Inserted,
-            AppendStatus::Duplicate
-        ]
+        store.append(&[a.clone(), b.clone(), b.clone()]).expect("append"),
+        vec![AppendStatus::Duplicate, AppendStatus::Inserted, AppendStatus::Duplicate]
     );
     assert_eq!(store.count_events().expect("count"), 2);
     assert_eq!(store.append(&[]).expect("empty append"), vec![]);
-    check(
-        store,
-        &query(QueryKind::EventsPerDay),
-        vec![vec![date(1), Cell::Int(2), Cell::Int(1), Cell::Int(1)]],
-    );
+    check(store, &query(QueryKind::EventsPerDay), vec![vec![date(1), Cell::Int(2), Cell::Int(1), Cell::Int(1)]]);
 }
 
 /// Rows keep every field: a row stored is the row counted, whatever its contents.
@@ -141,54 +116,20 @@ pub fn rows_keep_their_fields(store: &dyn EventStore) {
     ]);
     append_all(store, &[r]);
     let split = |d| query(QueryKind::Split { dimension: d });
-    check(
-        store,
-        &split(Dimension::Ci),
-        vec![labelled("github_actions", &[1, 1, 1])],
-    );
-    check(
-        store,
-        &split(Dimension::Container),
-        vec![labelled("true", &[1, 1, 1])],
-    );
-    check(
-        store,
-        &split(Dimension::ErrorKind),
-        vec![labelled("EACCES", &[1, 1, 1])],
-    );
-    check(
-        store,
-        &split(Dimension::Env),
-        vec![labelled("production", &[1, 1, 1])],
-    );
+    check(store, &split(Dimension::Ci), vec![labelled("github_actions", &[1, 1, 1])]);
+    check(store, &split(Dimension::Container), vec![labelled("true", &[1, 1, 1])]);
+    check(store, &split(Dimension::ErrorKind), vec![labelled("EACCES", &[1, 1, 1])]);
+    check(store, &split(Dimension::Env), vec![labelled("production", &[1, 1, 1])]);
     check(
         store,
         &query(QueryKind::TopPlugins { limit: 10 }),
         vec![labelled("@scope/a", &[1, 1, 1]), labelled("b", &[1, 1, 1])],
     );
     let known = store.known_values("demo").expect("known values");
-    assert_eq!(
-        known.plugins.into_iter().collect::<Vec<_>>(),
-        vec!["@scope/a", "b"]
-    );
-    assert_eq!(
-        known
-            .props
-            .get("s")
-            .map(|s| s.iter().cloned().collect::<Vec<_>>()),
-        Some(vec!["x y".to_string()])
-    );
-    assert!(
-        !known.props.contains_key("i"),
-        "only string props are known values"
-    );
-    assert!(
-        store
-            .known_values("other")
-            .expect("known values")
-            .plugins
-            .is_empty()
-    );
+    assert_eq!(known.plugins.into_iter().collect::<Vec<_>>(), vec!["@scope/a", "b"]);
+    assert_eq!(known.props.get("s").map(|s| s.iter().cloned().collect::<Vec<_>>()), Some(vec!["x y".to_string()]));
+    assert!(!known.props.contains_key("i"), "only string props are known values");
+    assert!(store.known_values("other").expect("known values").plugins.is_empty());
 }
 
 /// Events per day: counts, distinct projects and machines, range ends, other apps.
@@ -238,9 +179,7 @@ pub fn active_windows(store: &dyn EventStore) {
     );
     check(
         store,
-        &query(QueryKind::Active {
-            windows: vec![1, 7, 28],
-        }),
+        &query(QueryKind::Active { windows: vec![1, 7, 28] }),
         vec![ints(&[1, 1, 1]), ints(&[7, 3, 2]), ints(&[28, 4, 3])],
     );
 }
@@ -265,23 +204,11 @@ pub fn top_plugins(store: &dyn EventStore) {
     check(
         store,
         &query(QueryKind::TopPlugins { limit: 3 }),
-        vec![
-            labelled("graphql", &[2, 2, 3]),
-            labelled("i18n", &[2, 2, 2]),
-            labelled("seo", &[2, 2, 2]),
-        ],
+        vec![labelled("graphql", &[2, 2, 3]), labelled("i18n", &[2, 2, 2]), labelled("seo", &[2, 2, 2])],
     );
     let mut q = query(QueryKind::TopPlugins { limit: 10 });
     q.filters.plugin = Some("seo".into());
-    check(
-        store,
-        &q,
-        vec![
-            labelled("seo", &[2, 2, 2]),
-            labelled("graphql", &[1, 1, 1]),
-            labelled("i18n", &[1, 1, 1]),
-        ],
-    );
+    check(store, &q, vec![labelled("seo", &[2, 2, 2]), labelled("graphql", &[1, 1, 1]), labelled("i18n", &[1, 1, 1])]);
 }
 
 /// Splits by dimension, and every filter.
@@ -308,68 +235,36 @@ pub fn splits_and_filters(store: &dyn EventStore) {
     check(
         store,
         &split(Dimension::Env),
-        vec![
-            labelled("production", &[3, 3, 4]),
-            labelled("development", &[1, 1, 1]),
-            labelled("test", &[1, 1, 1]),
-        ],
+        vec![labelled("production", &[3, 3, 4]), labelled("development", &[1, 1, 1]), labelled("test", &[1, 1, 1])],
     );
     check(
         store,
         &split(Dimension::Os),
-        vec![
-            labelled("linux", &[2, 2, 3]),
-            labelled("windows", &[1, 1, 2]),
-            labelled("macos", &[1, 1, 1]),
-        ],
+        vec![labelled("linux", &[2, 2, 3]), labelled("windows", &[1, 1, 2]), labelled("macos", &[1, 1, 1])],
     );
     let mut q = split(Dimension::Os);
     q.filters.env = Some(Env::Production);
     q.filters.app_version = Some("1.1.0".into());
-    check(
-        store,
-        &q,
-        vec![
-            labelled("windows", &[1, 1, 2]),
-            labelled("macos", &[1, 1, 1]),
-        ],
-    );
+    check(store, &q, vec![labelled("windows", &[1, 1, 2]), labelled("macos", &[1, 1, 1])]);
     let mut q = split(Dimension::AppVersion);
     q.filters.os = Some("linux".into());
-    check(
-        store,
-        &q,
-        vec![labelled("1.0.0", &[1, 1, 2]), labelled("1.1.0", &[1, 1, 1])],
-    );
+    check(store, &q, vec![labelled("1.0.0", &[1, 1, 2]), labelled("1.1.0", &[1, 1, 1])]);
     check(store, &split(Dimension::ErrorKind), vec![]);
 }
 
 /// Erasing a project removes all its rows and nothing else.
 pub fn erase_project(store: &dyn EventStore) {
-    append_all(
-        store,
-        &[row(1, 0, 0, 1, 1), row(2, 1, 0, 1, 2), row(3, 1, 0, 2, 2)],
-    );
+    append_all(store, &[row(1, 0, 0, 1, 1), row(2, 1, 0, 1, 2), row(3, 1, 0, 2, 2)]);
     assert_eq!(store.erase_project(&project(1)).expect("erase"), 2);
     assert_eq!(store.erase_project(&project(1)).expect("erase again"), 0);
     assert_eq!(store.count_events().expect("count"), 1);
-    check(
-        store,
-        &query(QueryKind::Active { windows: vec![30] }),
-        vec![ints(&[30, 1, 1])],
-    );
+    check(store, &query(QueryKind::Active { windows: vec![30] }), vec![ints(&[30, 1, 1])]);
 }
 
 /// Retention deletes rows older than the cut-off.
 pub fn retention(store: &dyn EventStore) {
-    append_all(
-        store,
-        &[row(1, 0, 0, 1, 1), row(2, 5, 0, 1, 1), row(3, 10, 0, 2, 2)],
-    );
-    assert_eq!(
-        store.apply_retention(T0 + 5 * DAY_MS).expect("retention"),
-        1
-    );
+    append_all(store, &[row(1, 0, 0, 1, 1), row(2, 5, 0, 1, 1), row(3, 10, 0, 2, 2)]);
+    assert_eq!(store.apply_retention(T0 + 5 * DAY_MS).expect("retention"), 1);
     assert_eq!(store.count_events().expect("count"), 2);
     check(
         store,

@@ -66,14 +66,9 @@ impl ServerSecret {
         let path = dir.join(SECRET_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let arr: [u8; 32] = hex::decode(bytes.trim_ascii())
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("{} is not 64 hex digits", path.display()),
-                        )
+                let arr: [u8; 32] =
+                    hex::decode(bytes.trim_ascii()).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, format!("{} is not 64 hex digits", path.display()))
                     })?;
                 Ok(ServerSecret(arr))
             }
@@ -94,8 +89,7 @@ impl ServerSecret {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> Key16 {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("hmac takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("hmac takes any key length");
         for p in parts {
             mac.update(p);
             mac.update(b"\0");
@@ -133,10 +127,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join(SECRET_FILE))
-                .expect("meta")
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(dir.join(SECRET_FILE)).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(&dir).ok();

@@ -90,33 +90,23 @@ impl Counts {
         self.events += 1;
     }
     fn cells(&self) -> [Cell; 3] {
-        [
-            Cell::Int(self.projects.len() as i64),
-            Cell::Int(self.machines.len() as i64),
-            Cell::Int(self.events),
-        ]
+        [Cell::Int(self.projects.len() as i64), Cell::Int(self.machines.len() as i64), Cell::Int(self.events)]
     }
 }
 
 /// Evaluates a query over rows: the reference semantics of every [`QueryKind`].
 pub(crate) fn evaluate<'a>(rows: impl Iterator<Item = &'a EventRow> + Clone, q: &Query) -> Table {
     let selected = rows.filter(|r| r.app == q.app && matches(r, &q.filters));
-    let in_range = selected
-        .clone()
-        .filter(|r| r.occurred_at_ms >= q.from_ms && r.occurred_at_ms < q.to_ms);
+    let in_range = selected.clone().filter(|r| r.occurred_at_ms >= q.from_ms && r.occurred_at_ms < q.to_ms);
     let mut table = Table::new(Table::columns_for(&q.kind));
     match &q.kind {
         QueryKind::EventsPerDay => {
             let mut days: BTreeMap<i64, Counts> = BTreeMap::new();
             for r in in_range {
-                days.entry(r.occurred_at_ms.div_euclid(DAY_MS))
-                    .or_default()
-                    .add(r);
+                days.entry(r.occurred_at_ms.div_euclid(DAY_MS)).or_default().add(r);
             }
             for (day, c) in days {
-                let date = DateTime::from_timestamp_millis(day * DAY_MS)
-                    .expect("day in range")
-                    .date_naive();
+                let date = DateTime::from_timestamp_millis(day * DAY_MS).expect("day in range").date_naive();
                 let [p, m, e] = c.cells();
                 table.rows.push(vec![Cell::Date(date), e, p, m]);
             }
@@ -125,10 +115,7 @@ pub(crate) fn evaluate<'a>(rows: impl Iterator<Item = &'a EventRow> + Clone, q: 
             for &w in windows {
                 let start = q.to_ms - i64::from(w) * DAY_MS;
                 let mut c = Counts::default();
-                for r in selected
-                    .clone()
-                    .filter(|r| r.occurred_at_ms >= start && r.occurred_at_ms < q.to_ms)
-                {
+                for r in selected.clone().filter(|r| r.occurred_at_ms >= start && r.occurred_at_ms < q.to_ms) {
                     c.add(r);
                 }
                 let [p, m, _] = c.cells();
@@ -161,11 +148,7 @@ pub(crate) fn evaluate<'a>(rows: impl Iterator<Item = &'a EventRow> + Clone, q: 
 fn grouped(groups: impl Iterator<Item = (String, Counts)>) -> Vec<Vec<Cell>> {
     let mut rows: Vec<(String, Counts)> = groups.collect();
     rows.sort_by(|(ka, a), (kb, b)| {
-        b.projects
-            .len()
-            .cmp(&a.projects.len())
-            .then(b.events.cmp(&a.events))
-            .then(ka.cmp(kb))
+        b.projects.len().cmp(&a.projects.len()).then(b.events.cmp(&a.events)).then(ka.cmp(kb))
     });
     rows.into_iter()
         .map(|(k, c)| {

@@ -133,10 +133,7 @@ pub struct Column {
 impl Column {
     /// A column.
     pub fn new(name: impl Into<String>, ty: ColumnType) -> Self {
-        Column {
-            name: name.into(),
-            ty,
-        }
+        Column { name: name.into(), ty }
     }
 }
 
@@ -198,10 +195,7 @@ pub struct Table {
 impl Table {
     /// An empty table with these columns.
     pub fn new(columns: Vec<Column>) -> Self {
-        Table {
-            columns,
-            rows: Vec::new(),
-        }
+        Table { columns, rows: Vec::new() }
     }
 
     /// The index of a column by name.
@@ -213,12 +207,7 @@ impl Table {
     pub fn columns_for(kind: &QueryKind) -> Vec<Column> {
         use ColumnType::*;
         let counts = |first: Column| {
-            vec![
-                first,
-                Column::new("projects", Int),
-                Column::new("machines", Int),
-                Column::new("events", Int),
-            ]
+            vec![first, Column::new("projects", Int), Column::new("machines", Int), Column::new("events", Int)]
         };
         match kind {
             QueryKind::EventsPerDay => vec![
@@ -227,11 +216,9 @@ impl Table {
                 Column::new("projects", Int),
                 Column::new("machines", Int),
             ],
-            QueryKind::Active { .. } => vec![
-                Column::new("window_days", Int),
-                Column::new("projects", Int),
-                Column::new("machines", Int),
-            ],
+            QueryKind::Active { .. } => {
+                vec![Column::new("window_days", Int), Column::new("projects", Int), Column::new("machines", Int)]
+            }
             QueryKind::TopPlugins { .. } => counts(Column::new("plugin", Text)),
             QueryKind::Split { dimension } => counts(Column::new(dimension.name(), Text)),
         }
