@@ -1,1 +1,150 @@
-fn main() {}
+//! Project chores in one place: `cargo xtask test` sets up and runs every check CI runs.
+//!
+//! Everything is built with the release profile, so DuckDB's C++ sources (the slowest part
+//! of the build) are compiled once and shared by the tests, clippy and `cargo run --release`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("invariants") => invariants(),
+        _ => {
+            eprintln!("usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn run(step: &str, cmd: &mut Command) -> Result<(), String> {
+    let started = Instant::now();
+    eprintln!("xtask: {step}: {cmd:?}");
+    let status = cmd.current_dir(root()).status().map_err(|e| format!("{step}: cannot start: {e}"))?;
+    eprintln!("xtask: {step}: {} in {:.0} s", if status.success() { "ok" } else { "FAILED" }, started.elapsed().as_secs_f64());
+    if status.success() { Ok(()) } else { Err(format!("{step} failed ({status})")) }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn output(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.current_dir(root()).output().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Installs what the tests need outside Rust: the npm package node-machine-id, against
+/// which the SDK's `node_machine_id()` is checked. Returns its node_modules directory.
+fn setup_node() -> Result<PathBuf, String> {
+    let script = root().join("crates/tally/tests/setup-node.sh");
+    if !script.exists() {
+        return Err(format!("{} is missing", script.display()));
+    }
+    let out = output(Command::new("bash").arg(&script))?;
+    let dir = out.lines().last().unwrap_or_default().trim().to_string();
+    if dir.is_empty() || !Path::new(&dir).exists() {
+        return Err(format!("{} printed no node_modules dir (got {out:?})", script.display()));
+    }
+    Ok(PathBuf::from(dir))
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let started = Instant::now();
+    run("fmt", cargo().args(["fmt", "--all", "--check"]))?;
+    run(
+        "clippy",
+        cargo().args(["clippy", "--release", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
+    )?;
+    invariants()?;
+    let node_modules = setup_node()?;
+    eprintln!("xtask: node-machine-id installed in {}", node_modules.display());
+    run(
+        "tests",
+        cargo()
+            .args(["test", "--release", "--workspace", "--all-features"])
+            .args(extra)
+            .env("TALLY_NODE_MODULES", &node_modules),
+    )?;
+    eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The invariants of ARCHITECTURE.md that a command can check.
+fn invariants() -> Result<(), String> {
+    let tree = |package: &str, edges: &str| -> Result<String, String> {
+        output(cargo().args(["tree", "-p", package, "-e", edges, "--prefix", "none", "--format", "{p}"]))
+    };
+    let names = |text: &str| -> Vec<String> {
+        text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect()
+    };
+    let mut problems = Vec::new();
+    // 1. The SDK depends on no tokio and on no tally crate but tally-protocol.
+    let sdk = names(&tree("tally", "normal")?);
+    if sdk.iter().any(|n| n == "tokio") {
+        problems.push("the SDK (tally) depends on tokio".to_string());
+    }
+    for n in sdk.iter().filter(|n| n.starts_with("tally-") && *n != "tally-protocol") {
+        problems.push(format!("the SDK (tally) depends on {n}"));
+    }
+    // 2. Only the composition root names a concrete backend.
+    for package in ["tally-protocol", "tally-store", "tally-insights", "tally-collector", "tally"] {
+        let deps = names(&tree(package, "normal,dev")?);
+        for backend in deps.iter().filter(|n| n.starts_with("tally-store-")) {
+            problems.push(format!("{package} depends on the backend {backend}; only tally-cli may"));
+        }
+    }
+    // 3. The protocol crate does no I/O: no HTTP, no async runtime, no database.
+    let protocol = names(&tree("tally-protocol", "normal")?);
+    for banned in ["tokio", "ureq", "axum", "duckdb"] {
+        if protocol.iter().any(|n| n == banned) {
+            problems.push(format!("tally-protocol depends on {banned}"));
+        }
+    }
+    // 4. No SQL outside backend crates.
+    for dir in ["crates/tally-insights/src", "crates/tally-collector/src", "crates/tally-cli/src"] {
+        for file in rust_files(&root().join(dir)) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if text.contains("SELECT ") || text.contains("INSERT INTO") {
+                problems.push(format!("{} contains SQL; queries go through EventStore", file.display()));
+            }
+        }
+    }
+    if problems.is_empty() {
+        eprintln!("xtask: invariants: ok");
+        Ok(())
+    } else {
+        Err(format!("invariants violated:\n  {}", problems.join("\n  ")))
+    }
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(rust_files(&p));
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -1,1 +1,71 @@
-fn main() {}
+//! The `tally` command: the composition root. It is the only crate that names a concrete
+//! storage backend.
+
+mod demo;
+mod insights;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Default address of `tally serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "tally-data";
+
+/// Privacy-first usage telemetry for developer tools.
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the collector: receive events over HTTP, store them, answer insights.
+    Serve(serve::ServeArgs),
+    /// Answer an insight (`tally insights list` names them all).
+    Insights(insights::InsightsArgs),
+    /// Delete every stored event of a project (needs the collector stopped).
+    Erase(EraseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EraseArgs {
+    /// The project's UUID, as in its manifest.
+    #[arg(long)]
+    project: uuid::Uuid,
+    /// The data directory.
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "TALLY_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Insights(args) => insights::run(args),
+        Command::Erase(args) => erase(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn erase(args: EraseArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tally_store::EventStore as _;
+    let secret = tally_store::ServerSecret::load_or_create(&args.data_dir)
+        .with_context(|| format!("while reading the server secret in {}", args.data_dir.display()))?;
+    let store = tally_store_duckdb::DuckDbStore::open(&args.data_dir)?;
+    let n = store.erase_project(&secret.project_key(&args.project))?;
+    println!("erased {n} events of project {}", args.project);
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! `tally insights NAME`: ask a running collector over HTTP, or, when none runs, open the
+//! data directory read-only.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tally_insights::{Answer, Audience, Params};
+use tally_store::{Cell, Filters};
+
+use crate::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// The full answer as JSON (same as the HTTP API).
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InsightsArgs {
+    /// The insight, or `list` to name them all.
+    name: String,
+    /// The app (tool) whose events are counted.
+    #[arg(long, default_value = "demo")]
+    app: String,
+    /// How far back from now (`90m`, `12h`, `30d`, `4w`).
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// Only this environment (development, staging, production, test).
+    #[arg(long)]
+    env: Option<String>,
+    /// Only this OS family.
+    #[arg(long)]
+    os: Option<String>,
+    /// Only this app version.
+    #[arg(long)]
+    app_version: Option<String>,
+    /// Only events using this plugin.
+    #[arg(long)]
+    plugin: Option<String>,
+    /// Most rows for top-N insights.
+    #[arg(long, default_value_t = tally_insights::DEFAULT_LIMIT)]
+    limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Publishable output: hide rows with fewer than k distinct projects.
+    #[arg(long)]
+    public: bool,
+    /// The k of --public (the collector may enforce a higher one).
+    #[arg(long, default_value_t = tally_insights::DEFAULT_K)]
+    k: usize,
+    /// A running collector to ask. Without it, the default address is tried, then the
+    /// data directory is opened.
+    #[arg(long, env = "TALLY_SERVER")]
+    server: Option<String>,
+    /// The data directory, read when no collector answers (and for its admin token).
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "TALLY_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The admin token (default: read from DATA_DIR/admin-token).
+    #[arg(long, env = "TALLY_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+pub fn run(args: InsightsArgs) -> anyhow::Result<()> {
+    if args.name == "list" {
+        return list(args.format);
+    }
+    if tally_insights::find(&args.name).is_none() {
+        bail!("no insight named {:?}; `tally insights list` shows them all", args.name);
+    }
+    let answer = match &args.server {
+        Some(url) => ask_server(url, &args)?,
+        None => {
+            let default = format!("http://{DEFAULT_LISTEN}");
+            if server_is_up(&default) { ask_server(&default, &args)? } else { ask_data_dir(&args)? }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    render(&answer, args.format, &mut out)?;
+    Ok(())
+}
+
+fn list(format: Format) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            let v: Vec<_> = tally_insights::CATALOG
+                .iter()
+                .map(|i| serde_json::json!({"name": i.name, "title": i.title, "question": i.question}))
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        Format::Csv => {
+            writeln!(out, "name,question")?;
+            for i in tally_insights::CATALOG {
+                writeln!(out, "{},{}", csv_field(i.name), csv_field(i.question))?;
+            }
+        }
+        Format::Table => {
+            let width = tally_insights::CATALOG.iter().map(|i| i.name.len()).max().unwrap_or(0);
+            for i in tally_insights::CATALOG {
+                writeln!(out, "{:width$}  {}", i.name, i.question)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn server_is_up(url: &str) -> bool {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(Duration::from_millis(500))).build().into();
+    agent.get(&format!("{url}/healthz")).call().is_ok()
+}
+
+fn params(args: &InsightsArgs) -> anyhow::Result<Params> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let env = args
+        .env
+        .as_deref()
+        .map(|e| {
+            tally_protocol::Env::parse(e)
+                .with_context(|| format!("--env {e:?} is not one of development, staging, production, test"))
+        })
+        .transpose()?;
+    Ok(Params {
+        app: args.app.clone(),
+        from_ms: now - tally_insights::parse_since(&args.since)?,
+        to_ms: now,
+        filters: Filters {
+            env,
+            os: args.os.clone(),
+            app_version: args.app_version.clone(),
+            plugin: args.plugin.clone(),
+        },
+        limit: args.limit,
+    })
+}
+
+fn token(args: &InsightsArgs) -> Option<String> {
+    args.token.clone().or_else(|| {
+        std::fs::read_to_string(args.data_dir.join(crate::serve::ADMIN_TOKEN_FILE)).ok().map(|t| t.trim().to_string())
+    })
+}
+
+fn ask_server(url: &str, args: &InsightsArgs) -> anyhow::Result<Answer> {
+    let url = url.trim_end_matches('/');
+    let mut req = ureq::get(&format!("{url}/v1/insights/{}", args.name))
+        .query("app", &args.app)
+        .query("since", &args.since)
+        .query("limit", args.limit.to_string());
+    for (k, v) in [("env", &args.env), ("os", &args.os), ("app_version", &args.app_version), ("plugin", &args.plugin)] {
+        if let Some(v) = v {
+            req = req.query(k, v);
+        }
+    }
+    if args.public {
+        req = req.query("public", "true").query("k", args.k.to_string());
+    } else {
+        let Some(token) = token(args) else {
+            bail!(
+                "private insights need the admin token: pass --token, set TALLY_ADMIN_TOKEN, or point --data-dir at the \
+                 collector's data dir (or use --public)"
+            );
+        };
+        req = req.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut resp = req
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .with_context(|| format!("while asking the collector at {url}"))?;
+    let status = resp.status();
+    let body = resp.body_mut().read_to_string().context("while reading the collector's answer")?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<tally_protocol::wire::ErrorBody>(&body).map(|e| e.message).unwrap_or(body);
+        bail!("the collector at {url} answered {status}: {message}");
+    }
+    serde_json::from_str(&body).context("the collector's answer is not an insight")
+}
+
+fn ask_data_dir(args: &InsightsArgs) -> anyhow::Result<Answer> {
+    let store = tally_store_duckdb::DuckDbStore::open_read_only(&args.data_dir).map_err(|e| match e {
+        tally_store::StoreError::Locked(_) => anyhow::anyhow!(
+            "{e}\nno collector answered at http://{DEFAULT_LISTEN}; if one runs elsewhere, pass --server URL"
+        ),
+        e => anyhow::anyhow!(e),
+    })?;
+    let audience = if args.public { Audience::Public { k: args.k.max(1) } } else { Audience::Private };
+    Ok(tally_insights::answer(&store, &args.name, params(args)?, audience)?)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// Writes an answer in the chosen format.
+pub fn render(answer: &Answer, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+    let table = &answer.table;
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(answer)?)?,
+        Format::Csv => {
+            let header: Vec<_> = table.columns.iter().map(|c| csv_field(&c.name)).collect();
+            writeln!(out, "{}", header.join(","))?;
+            for row in &table.rows {
+                let cells: Vec<_> = row.iter().map(|c| csv_field(&c.to_string())).collect();
+                writeln!(out, "{}", cells.join(","))?;
+            }
+        }
+        Format::Table => {
+            let from =
+                chrono::DateTime::from_timestamp_millis(answer.params.from_ms).map(|d| d.format("%Y-%m-%d %H:%M"));
+            let to = chrono::DateTime::from_timestamp_millis(answer.params.to_ms).map(|d| d.format("%Y-%m-%d %H:%M"));
+            writeln!(out, "{} — app {}, {} to {} UTC", answer.title, answer.params.app, fmt_opt(from), fmt_opt(to))?;
+            let cells: Vec<Vec<String>> = table.rows.iter().map(|r| r.iter().map(Cell::to_string).collect()).collect();
+            let widths: Vec<usize> = table
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.name.len()]).max().unwrap_or(0))
+                .collect();
+            let numeric: Vec<bool> = table
+                .columns
+                .iter()
+                .map(|c| matches!(c.ty, tally_store::ColumnType::Int | tally_store::ColumnType::Float))
+                .collect();
+            let line =
+                |vals: Vec<&str>| {
+                    vals.iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            if numeric[i] {
+                                format!("{v:>w$}", w = widths[i])
+                            } else {
+                                format!("{v:<w$}", w = widths[i])
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                        .trim_end()
+                        .to_string()
+                };
+            writeln!(out, "{}", line(table.columns.iter().map(|c| c.name.as_str()).collect()))?;
+            for r in &cells {
+                writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+            }
+            if table.rows.is_empty() {
+                writeln!(out, "(no rows)")?;
+            }
+            if let Some(s) = answer.suppression {
+                writeln!(out, "{} row(s) hidden: fewer than k={} distinct projects", s.hidden_rows, s.k)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fmt_opt(v: Option<impl std::fmt::Display>) -> String {
+    v.map_or_else(|| "?".into(), |v| v.to_string())
+}

@@ -1,0 +1,147 @@
+//! `tally serve`: open the store, load schemas and secrets, serve HTTP, optionally fill
+//! the store with demo telemetry through the real ingest path.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use tally_collector::{Collector, Settings};
+use tally_store::{EventStore, ServerSecret};
+use tally_store_duckdb::DuckDbStore;
+
+use crate::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+
+/// File holding the admin token inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, default_value = DEFAULT_LISTEN, env = "TALLY_LISTEN")]
+    listen: SocketAddr,
+    /// Where the database, the server secret and the admin token live.
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "TALLY_DATA_DIR")]
+    data_dir: PathBuf,
+    /// A directory of app schema files (`*.toml`), loaded besides the built-in ones.
+    #[arg(long, env = "TALLY_SCHEMAS")]
+    schemas: Option<PathBuf>,
+    /// Fill an empty store with 90 days of realistic demo telemetry, sent over HTTP.
+    #[arg(long)]
+    demo: bool,
+    /// Number of demo projects.
+    #[arg(long, default_value_t = 3000, requires = "demo")]
+    demo_projects: usize,
+    /// The admin token for private insights (default: generated into DATA_DIR/admin-token).
+    #[arg(long, env = "TALLY_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Minimum distinct projects behind any published row.
+    #[arg(long, default_value_t = tally_insights::DEFAULT_K)]
+    k: usize,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TALLY_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    if args.k == 0 {
+        bail!("--k must be at least 1");
+    }
+    let schemas = tally_collector::builtin::load(args.schemas.as_deref()).context("while loading app schemas")?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("while creating the data dir {}", args.data_dir.display()))?;
+    let secret = ServerSecret::load_or_create(&args.data_dir).context("while loading the server secret")?;
+    let admin_token = match args.admin_token {
+        Some(t) => t,
+        None => load_or_create_token(&args.data_dir)?,
+    };
+    let store: Arc<dyn EventStore> = Arc::new(DuckDbStore::open(&args.data_dir)?);
+    let existing = store.count_events()?;
+    let mut settings = Settings { admin_token: Some(admin_token), k: args.k, ..Settings::default() };
+    if args.demo {
+        // The demo backfills 90 days through the normal ingest path.
+        settings.max_event_age_ms = 100 * tally_store::DAY_MS;
+    }
+    let collector = Collector::new(store.clone(), schemas, secret, settings)?;
+    let runtime = tokio::runtime::Runtime::new().context("while starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("while binding {} (is another collector running there?)", args.listen))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the port.
+        println!("tally collector listening on http://{addr}");
+        println!("data dir {} ({existing} events stored)", args.data_dir.display());
+        let server = axum::serve(listener, collector.router()).with_graceful_shutdown(shutdown_signal());
+        let server = tokio::spawn(async move { server.await });
+        if args.demo {
+            if existing > 0 {
+                println!("demo: the store already holds {existing} events; not adding more");
+            } else {
+                let url = format!("http://{addr}");
+                let projects = args.demo_projects;
+                let summary = tokio::task::spawn_blocking(move || crate::demo::fill(&url, projects))
+                    .await
+                    .context("demo generator panicked")??;
+                println!("{summary}");
+            }
+            print_next_steps(addr, &args.data_dir);
+        }
+        server.await.context("server task")?.context("while serving")?;
+        println!("tally collector stopped");
+        Ok(())
+    })
+}
+
+fn print_next_steps(addr: SocketAddr, data_dir: &Path) {
+    let server = if addr.to_string() == DEFAULT_LISTEN { String::new() } else { format!(" --server http://{addr}") };
+    println!("\nTry, in another terminal:");
+    println!("  cargo run --release -- insights list");
+    println!("  cargo run --release -- insights active{server}");
+    println!("  cargo run --release -- insights top-plugins --since 90d{server}");
+    println!("  cargo run --release -- insights env-split --public{server}");
+    println!(
+        "  curl -H \"Authorization: Bearer $(cat {}/{ADMIN_TOKEN_FILE})\" 'http://{addr}/v1/insights/os-split?app=demo'",
+        data_dir.display()
+    );
+    println!("Stop with Ctrl-C.");
+}
+
+fn load_or_create_token(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        Ok(_) => bail!("{} is empty; delete it to get a new token", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write as _;
+            let token = format!("tly_{}", uuid::Uuid::new_v4().simple());
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&path).with_context(|| format!("while creating {}", path.display()))?;
+            f.write_all(token.as_bytes())?;
+            Ok(token)
+        }
+        Err(e) => Err(e).with_context(|| format!("while reading {}", path.display())),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

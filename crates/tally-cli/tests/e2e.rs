@@ -1,0 +1,108 @@
+//! End to end on a real socket: `tally serve` as a process, batches over HTTP, insights
+//! read back through the `tally` CLI and checked against what was sent.
+
+mod common;
+
+use common::{Server, batch, insight, post, tally};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn rows(answer: &Value) -> Vec<Value> {
+    answer["table"]["rows"].as_array().expect("rows").clone()
+}
+
+#[test]
+fn batches_in_insights_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let agent = common::agent();
+    let projects: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    let mut sent = 0;
+    for (i, p) in projects.iter().enumerate() {
+        // Projects 0 and 1 share a machine: 6 projects, 5 machines.
+        let machine = if i == 1 { "machine-0".to_string() } else { format!("machine-{i}") };
+        let env = if i < 4 { "production" } else { "development" };
+        let mut plugins = vec!["graphql"];
+        if i < 4 {
+            plugins.push("i18n");
+        }
+        if i == 0 {
+            plugins.push("seo");
+        }
+        let events: Vec<(Uuid, &str, &[&str])> =
+            (0..3).map(|_| (Uuid::now_v7(), "server.started", plugins.as_slice())).collect();
+        let body = batch(*p, &machine, env, &events);
+        let (status, answer) = post(&agent, &server.url, &body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["accepted"], 3);
+        sent += 3;
+        // A resend is acknowledged as duplicates and not counted again.
+        let (status, answer) = post(&agent, &server.url, &body);
+        assert_eq!((status, answer["duplicate"].clone()), (200, json!(3)));
+    }
+    let dir_arg = dir.path().to_str().expect("utf-8 path");
+    let server_args = ["--server", server.url.as_str(), "--data-dir", dir_arg];
+
+    let active = insight("active", &server_args);
+    assert_eq!(rows(&active), vec![json!([1, 6, 5]), json!([7, 6, 5]), json!([28, 6, 5])]);
+
+    let per_day = insight("events-per-day", &server_args);
+    let total: i64 = rows(&per_day).iter().map(|r| r[1].as_i64().expect("events")).sum();
+    assert_eq!(total, sent);
+
+    let plugins = insight("top-plugins", &server_args);
+    assert_eq!(rows(&plugins), vec![json!(["graphql", 6, 5, 18]), json!(["i18n", 4, 3, 12]), json!(["seo", 1, 1, 3])]);
+
+    // Published: i18n (4 projects) and seo (1) are below k = 5.
+    let mut public_args = server_args.to_vec();
+    public_args.push("--public");
+    let public = insight("top-plugins", &public_args);
+    assert_eq!(rows(&public), vec![json!(["graphql", 6, 5, 18])]);
+    assert_eq!(public["suppression"], json!({"k": 5, "hidden_rows": 2}));
+
+    let envs = insight("env-split", &server_args);
+    assert_eq!(rows(&envs), vec![json!(["production", 4, 3, 12]), json!(["development", 2, 2, 6])]);
+
+    // Table output, as a person reads it.
+    let out = tally().args(["insights", "top-plugins"]).args(server_args).output().expect("run");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("plugin") && text.contains("graphql") && text.lines().count() >= 5, "{text}");
+
+    // While the collector holds the database, opening it directly fails with a clear message.
+    let out = tally().args(["insights", "active", "--data-dir", dir_arg, "--server", "http://127.0.0.1:1"]).output().expect("run");
+    assert!(!out.status.success());
+    let out = tally()
+        .env("TALLY_SERVER", "")
+        .args(["insights", "active", "--data-dir", dir_arg])
+        .output()
+        .expect("run");
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("in use by another process"), "{err}");
+    }
+
+    // After a clean stop, the CLI reads the data dir itself and gets the same numbers.
+    server.stop();
+    let offline = insight("active", &["--data-dir", dir_arg]);
+    assert_eq!(rows(&offline), rows(&active));
+}
+
+#[test]
+fn demo_fills_the_store_through_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, summary) = Server::start_and_wait(dir.path(), &["--demo", "--demo-projects", "40"], Some("demo: sent"));
+    let summary = summary.expect("summary line");
+    assert!(summary.contains("from 40 projects"), "{summary}");
+    let dir_arg = dir.path().to_str().expect("utf-8 path");
+    let args = ["--server", server.url.as_str(), "--data-dir", dir_arg, "--since", "90d"];
+    let per_day = insight("events-per-day", &args);
+    let total: i64 = rows(&per_day).iter().map(|r| r[1].as_i64().expect("events")).sum();
+    let sent: i64 = summary.split_whitespace().nth(2).and_then(|n| n.parse().ok()).expect("event count in summary");
+    assert_eq!(total, sent, "every demo event is counted once");
+    assert!(rows(&per_day).len() > 60, "the demo spans the window");
+    let active = insight("active", &args);
+    assert!(rows(&active)[2][1].as_i64().expect("projects") > 5);
+    for name in ["top-plugins", "env-split", "os-split", "runtime-versions", "error-kinds", "app-versions"] {
+        assert!(!rows(&insight(name, &args)).is_empty(), "{name} is empty on demo data");
+    }
+}
