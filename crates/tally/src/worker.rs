@@ -1,0 +1,452 @@
+//! The in-memory queue and the background sender thread.
+//!
+//! `record()` pushes onto a bounded queue under a mutex held for a few instructions; it
+//! never waits for I/O. One plain `std::thread` takes events off the queue in batches and
+//! either posts them (mode `on`) or writes them to the outbox (mode `local`, and the run
+//! that showed the first-run notice). A failed post is written to the outbox at once and
+//! retried later, with exponential backoff and the collector's `Retry-After`; an outbox
+//! left by earlier runs is sent first. Events leave the queue only when they are safe:
+//! acknowledged by the collector, or written to the outbox.
+//!
+//! At shutdown the host waits at most its exit budget for the thread to become idle; what
+//! is still queued or in flight is then written to the outbox by the host itself, and the
+//! thread is left to die with the process (it holds nothing that needs cleaning up).
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use tally_protocol::limits::MAX_EVENTS_PER_BATCH;
+use tally_protocol::{Batch, Context, Event};
+
+use crate::outbox::{Outbox, SentRecord};
+use crate::transport::{Delivery, Transport};
+
+/// First retry delay; doubles per consecutive failure up to [`MAX_BACKOFF`].
+const BASE_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) queue: VecDeque<Event>,
+    /// Taken by the thread and not yet safe.
+    inflight: Vec<Event>,
+    /// The thread is sending or writing.
+    busy: bool,
+    flush: bool,
+    shutdown: bool,
+    /// The host has taken over what was left; the thread must not touch it.
+    abandoned: bool,
+    finished: bool,
+}
+
+pub(crate) struct Shared {
+    app: String,
+    pub(crate) state: Mutex<State>,
+    wake: Condvar,
+    done: Condvar,
+    pub(crate) capacity: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) dropped: AtomicU64,
+    warned: AtomicBool,
+    context: OnceLock<Context>,
+    make_context: Box<dyn Fn() -> Context + Send + Sync>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(
+        app: &str,
+        capacity: usize,
+        batch_size: usize,
+        busy: bool,
+        make_context: Box<dyn Fn() -> Context + Send + Sync>,
+    ) -> Shared {
+        Shared {
+            app: app.to_string(),
+            state: Mutex::new(State {
+                busy,
+                ..State::default()
+            }),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            capacity,
+            batch_size,
+            dropped: AtomicU64::new(0),
+            warned: AtomicBool::new(false),
+            context: OnceLock::new(),
+            make_context,
+        }
+    }
+
+    /// The batch context, computed once (the machine id may take a file read).
+    pub(crate) fn context(&self) -> &Context {
+        self.context.get_or_init(|| (self.make_context)())
+    }
+
+    /// Queues an event; drops it when the queue is full. Never waits for I/O.
+    pub(crate) fn push(&self, event: Event) {
+        let mut st = lock(&self.state);
+        if st.shutdown {
+            return;
+        }
+        if st.queue.len() >= self.capacity {
+            drop(st);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        st.queue.push_back(event);
+        let len = st.queue.len();
+        drop(st);
+        if len == 1 || len == self.batch_size {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Prints the queue-full warning once per process.
+    pub(crate) fn warn_dropped(&self) {
+        let n = self.dropped.load(Ordering::Relaxed);
+        if n > 0 && !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "warning: {} telemetry queue is full; {n} or more events were dropped",
+                self.app
+            );
+        }
+    }
+
+    /// Asks the thread to send now and waits up to `timeout` until it is idle.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        let mut st = lock(&self.state);
+        st.flush = true;
+        self.wake.notify_all();
+        self.wait_idle(st, timeout).1
+    }
+
+    fn wait_idle<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> (MutexGuard<'a, State>, bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let idle = st.queue.is_empty() && st.inflight.is_empty() && !st.busy;
+            if idle || st.finished {
+                return (st, idle);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return (st, false);
+            }
+            st = self
+                .done
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Stops the thread: waits at most `budget`, then takes what is not safe yet.
+    pub(crate) fn shutdown(&self, budget: Duration) -> Vec<Event> {
+        let mut st = lock(&self.state);
+        st.shutdown = true;
+        self.wake.notify_all();
+        st = self.wait_idle(st, budget).0;
+        st.abandoned = true;
+        let mut left: Vec<Event> = st.inflight.drain(..).collect();
+        left.extend(st.queue.drain(..));
+        left
+    }
+
+    /// Takes everything queued (debug mode, which has no thread).
+    pub(crate) fn take_all(&self) -> Vec<Event> {
+        lock(&self.state).queue.drain(..).collect()
+    }
+}
+
+enum Action {
+    /// Post (or store) these events; the flag says whether the host is shutting down.
+    Send(Vec<Event>, bool),
+    /// Try the outbox again after a failure.
+    RetryOutbox,
+    Exit,
+}
+
+/// How the thread delivers.
+pub(crate) struct Worker {
+    pub(crate) shared: Arc<Shared>,
+    /// `None`: keep events in the outbox only (mode local, or the notice run).
+    pub(crate) transport: Option<Transport>,
+    pub(crate) outbox: Option<Outbox>,
+    pub(crate) flush_interval: Duration,
+    pub(crate) drain_outbox: bool,
+}
+
+impl Worker {
+    pub(crate) fn spawn(self, app: &str) -> bool {
+        std::thread::Builder::new()
+            .name(format!("{app}-telemetry"))
+            .spawn(move || self.run())
+            .is_ok()
+    }
+
+    fn run(self) {
+        let shared = &*self.shared;
+        let mut failures: u32 = 0;
+        let mut retry_at: Option<Instant> = None;
+        if self.drain_outbox {
+            if let Err(after) = self.drain() {
+                failures = 1;
+                retry_at = Some(Instant::now() + backoff(failures, after));
+            }
+        }
+        self.finish_step();
+        loop {
+            match self.next_action(retry_at) {
+                Action::Exit => return,
+                Action::RetryOutbox => {
+                    retry_at = self.retry_outbox(&mut failures);
+                    self.finish_step();
+                }
+                Action::Send(batch, shutting_down) => {
+                    if retry_at.is_some_and(|at| Instant::now() >= at) && !shutting_down {
+                        retry_at = self.retry_outbox(&mut failures);
+                    }
+                    let context = shared.context().clone();
+                    let outcome = match &self.transport {
+                        Some(t) if retry_at.is_none() => t.send(&Batch {
+                            sent_at: chrono::Utc::now(),
+                            context: context.clone(),
+                            events: batch.clone(),
+                        }),
+                        // Local mode, or waiting out a failure: keep them on disk.
+                        _ => Delivery::Retry(None),
+                    };
+                    match outcome {
+                        Delivery::Delivered {
+                            accepted,
+                            duplicate,
+                            rejected,
+                        } => {
+                            failures = 0;
+                            self.log_sent(context, batch, accepted, duplicate, rejected);
+                        }
+                        Delivery::Refused => {}
+                        Delivery::Retry(after) => {
+                            let saved = self
+                                .outbox
+                                .as_ref()
+                                .is_some_and(|o| o.append(&context, &batch).is_ok());
+                            if self.transport.is_some() && retry_at.is_none() {
+                                failures += 1;
+                                retry_at = Some(Instant::now() + backoff(failures, after));
+                            }
+                            if !saved && self.transport.is_some() {
+                                // Nowhere safe to put them: back to the queue, for the
+                                // next try or for the host's shutdown.
+                                let mut st = lock(&shared.state);
+                                if !st.abandoned {
+                                    for e in batch.into_iter().rev() {
+                                        st.queue.push_front(e);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    self.finish_step();
+                }
+            }
+        }
+    }
+
+    /// Marks the current step done, unless the host took over.
+    fn finish_step(&self) {
+        let mut st = lock(&self.shared.state);
+        if !st.abandoned {
+            st.inflight.clear();
+            st.busy = false;
+        }
+        drop(st);
+        self.shared.done.notify_all();
+    }
+
+    /// Waits for the next thing to do.
+    fn next_action(&self, retry_at: Option<Instant>) -> Action {
+        let shared = &*self.shared;
+        let mut st = lock(&shared.state);
+        let mut first_queued: Option<Instant> = None;
+        loop {
+            shared.warn_dropped();
+            if st.abandoned {
+                return Action::Exit;
+            }
+            let now = Instant::now();
+            if st.queue.is_empty() {
+                first_queued = None;
+                if st.shutdown {
+                    st.finished = true;
+                    shared.done.notify_all();
+                    return Action::Exit;
+                }
+                st.flush = false;
+                shared.done.notify_all();
+                st = match retry_at {
+                    Some(at) if now >= at => {
+                        st.busy = true;
+                        return Action::RetryOutbox;
+                    }
+                    Some(at) => {
+                        shared
+                            .wake
+                            .wait_timeout(st, at - now)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0
+                    }
+                    None => shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner),
+                };
+                continue;
+            }
+            let due = *first_queued.get_or_insert(now) + self.flush_interval;
+            // Without an outbox a failed batch waits in the queue until its retry time.
+            let waiting = retry_at
+                .filter(|at| now < *at && self.outbox.is_none() && !st.shutdown)
+                .map(|at| at - now);
+            let ready = st.shutdown
+                || st.flush
+                || st.queue.len() >= shared.batch_size
+                || now >= due;
+            if ready && waiting.is_none() {
+                let n = st.queue.len().min(MAX_EVENTS_PER_BATCH);
+                let batch: Vec<Event> = st.queue.drain(..n).collect();
+                st.inflight = batch.clone();
+                st.busy = true;
+                return Action::Send(batch, st.shutdown);
+            }
+            let wait = waiting.unwrap_or(due.saturating_duration_since(now));
+            st = shared
+                .wake
+                .wait_timeout(st, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// One more try at the outbox after a failure; the next retry time if it failed.
+    fn retry_outbox(&self, failures: &mut u32) -> Option<Instant> {
+        match self.drain() {
+            Ok(()) => {
+                *failures = 0;
+                None
+            }
+            Err(after) => {
+                *failures += 1;
+                Some(Instant::now() + backoff(*failures, after))
+            }
+        }
+    }
+
+    /// Sends what earlier runs (or earlier failures) left in the outbox. Only one process
+    /// at a time does this (`send.lock`); the others leave it alone. `Err` carries the
+    /// collector's `Retry-After` when a send failed.
+    fn drain(&self) -> Result<(), Option<Duration>> {
+        let (Some(outbox), Some(transport)) = (&self.outbox, &self.transport) else {
+            return Ok(());
+        };
+        if !outbox.dir().join("outbox.jsonl").exists() {
+            return Ok(());
+        }
+        let Ok(lock_file) = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(outbox.dir().join("send.lock"))
+        else {
+            return Ok(());
+        };
+        if lock_file.try_lock().is_err() {
+            return Ok(());
+        }
+        let chunks = outbox.chunks().unwrap_or_default();
+        for chunk in chunks {
+            for piece in chunk.events.chunks(MAX_EVENTS_PER_BATCH) {
+                if lock(&self.shared.state).abandoned {
+                    return Ok(());
+                }
+                let outcome = transport.send(&Batch {
+                    sent_at: chrono::Utc::now(),
+                    context: chunk.context.clone(),
+                    events: piece.to_vec(),
+                });
+                let ids: HashSet<_> = piece.iter().map(|e| e.event_id).collect();
+                match outcome {
+                    Delivery::Delivered {
+                        accepted,
+                        duplicate,
+                        rejected,
+                    } => {
+                        let _ = outbox.remove(&ids);
+                        self.log_sent(
+                            chunk.context.clone(),
+                            piece.to_vec(),
+                            accepted,
+                            duplicate,
+                            rejected,
+                        );
+                    }
+                    Delivery::Refused => {
+                        let _ = outbox.remove(&ids);
+                    }
+                    Delivery::Retry(after) => return Err(after),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn log_sent(
+        &self,
+        context: Context,
+        events: Vec<Event>,
+        accepted: usize,
+        duplicate: usize,
+        rejected: usize,
+    ) {
+        if let Some(o) = &self.outbox {
+            let _ = o.log_sent(&SentRecord {
+                sent_at: chrono::Utc::now(),
+                context,
+                events,
+                accepted,
+                duplicate,
+                rejected,
+            });
+        }
+    }
+}
+
+/// Exponential backoff from [`BASE_BACKOFF`], or the collector's `Retry-After` when longer.
+fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = BASE_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    exp.min(MAX_BACKOFF)
+        .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        assert_eq!(backoff(1, None), BASE_BACKOFF);
+        assert_eq!(backoff(2, None), BASE_BACKOFF * 2);
+        assert_eq!(backoff(40, None), MAX_BACKOFF);
+        assert_eq!(backoff(1, Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(backoff(1, Some(Duration::from_secs(1 << 20))), MAX_RETRY_AFTER);
+    }
+}
