@@ -60,16 +60,10 @@ fn telemetry(project_dir: PathBuf) -> Telemetry {
     if let Ok(url) = std::env::var("HOSTCLI_ENDPOINT") {
         builder = builder.endpoint(url);
     }
-    if let Some(ms) = std::env::var("HOSTCLI_EXIT_BUDGET_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(ms) = std::env::var("HOSTCLI_EXIT_BUDGET_MS").ok().and_then(|v| v.parse().ok()) {
         builder = builder.exit_budget(Duration::from_millis(ms));
     }
-    if let Some(mode) = std::env::var("HOSTCLI_DEFAULT")
-        .ok()
-        .and_then(|v| Mode::parse(&v))
-    {
+    if let Some(mode) = std::env::var("HOSTCLI_DEFAULT").ok().and_then(|v| Mode::parse(&v)) {
         builder = builder.default_mode(mode);
     }
     builder.build()
@@ -77,10 +71,7 @@ fn telemetry(project_dir: PathBuf) -> Telemetry {
 
 fn main() {
     let cli = Cli::parse();
-    let cwd = cli
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::current_dir().expect("current directory"));
+    let cwd = cli.dir.clone().unwrap_or_else(|| std::env::current_dir().expect("current directory"));
     match cli.command {
         Command::New { path, manifest } => {
             let started = Instant::now();

@@ -68,9 +68,7 @@ pub enum TelemetryCommand {
 
 /// The subcommand for clap's builder API, named `telemetry`.
 pub fn command() -> clap::Command {
-    TelemetryArgs::augment_args(
-        clap::Command::new("telemetry").about("See and change what this tool's telemetry does"),
-    )
+    TelemetryArgs::augment_args(clap::Command::new("telemetry").about("See and change what this tool's telemetry does"))
 }
 
 /// Runs the subcommand from its matches (builder API).
@@ -88,11 +86,7 @@ impl TelemetryArgs {
 
     /// Runs the subcommand, printing to `out`.
     pub fn run_to(&self, t: &Telemetry, out: &mut dyn Write) -> io::Result<()> {
-        match self
-            .command
-            .clone()
-            .unwrap_or(TelemetryCommand::Status { json: false })
-        {
+        match self.command.clone().unwrap_or(TelemetryCommand::Status { json: false }) {
             TelemetryCommand::Status { json } => status(t, json, out),
             TelemetryCommand::Enable => choose(t, Mode::On, out),
             TelemetryCommand::Disable => choose(t, Mode::Off, out),
@@ -100,11 +94,7 @@ impl TelemetryArgs {
             TelemetryCommand::Show { json } => show(t, json, out),
             TelemetryCommand::Reset => {
                 t.reset()?;
-                writeln!(
-                    out,
-                    "{}: new install id and salt created; outbox and sent-log emptied",
-                    t.app()
-                )
+                writeln!(out, "{}: new install id and salt created; outbox and sent-log emptied", t.app())
             }
         }
     }
@@ -132,16 +122,9 @@ fn status(t: &Telemetry, json: bool, out: &mut dyn Write) -> io::Result<()> {
         });
         return writeln!(out, "{}", serde_json::to_string_pretty(&v)?);
     }
-    writeln!(
-        out,
-        "telemetry: {} (decided by {})",
-        s.decision.mode, s.decision.source
-    )?;
+    writeln!(out, "telemetry: {} (decided by {})", s.decision.mode, s.decision.source)?;
     if s.notice_this_run {
-        writeln!(
-            out,
-            "  first run on this machine: nothing is uploaded until the next run"
-        )?;
+        writeln!(out, "  first run on this machine: nothing is uploaded until the next run")?;
     }
     if s.debug {
         writeln!(out, "  debug: payloads are printed, nothing is sent")?;
@@ -192,11 +175,7 @@ fn choose(t: &Telemetry, mode: Mode, out: &mut dyn Write) -> io::Result<()> {
             | Source::ProjectManifest { .. }
     );
     if overridden && d.mode != mode {
-        writeln!(
-            out,
-            "note: {} decides before your choice here, so telemetry stays {}",
-            d.source, d.mode
-        )?;
+        writeln!(out, "note: {} decides before your choice here, so telemetry stays {}", d.source, d.mode)?;
     }
     Ok(())
 }
@@ -212,11 +191,7 @@ fn show(t: &Telemetry, json: bool, out: &mut dyn Write) -> io::Result<()> {
         return writeln!(out, "{}", serde_json::to_string_pretty(&v)?);
     }
     let n: usize = queued.iter().map(|c| c.events.len()).sum();
-    writeln!(
-        out,
-        "{n} events waiting in {}",
-        outbox.dir().join("outbox.jsonl").display()
-    )?;
+    writeln!(out, "{n} events waiting in {}", outbox.dir().join("outbox.jsonl").display())?;
     for c in &queued {
         writeln!(out, "  with {}", serde_json::to_string(&c.context)?)?;
         for e in &c.events {

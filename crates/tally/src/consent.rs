@@ -233,12 +233,7 @@ pub(crate) fn resolve(i: &Inputs<'_>) -> Decision {
     match i.project {
         ProjectInput::Missing => return Decision::new(Mode::Off, Source::NoProjectId),
         ProjectInput::Found(p) if p.disabled => {
-            return Decision::new(
-                Mode::Off,
-                Source::ProjectManifest {
-                    path: p.manifest.clone(),
-                },
-            );
+            return Decision::new(Mode::Off, Source::ProjectManifest { path: p.manifest.clone() });
         }
         ProjectInput::Found(p) if p.id.is_none() => {
             return Decision::new(Mode::Off, Source::NoProjectId);
@@ -247,27 +242,14 @@ pub(crate) fn resolve(i: &Inputs<'_>) -> Decision {
     }
     if let Some(path) = i.user_config {
         match UserConfig::load(path) {
-            Ok(UserConfig {
-                telemetry: Some(mode),
-                ..
-            }) => {
-                return Decision::new(
-                    mode,
-                    Source::UserConfig {
-                        path: path.to_path_buf(),
-                    },
-                );
+            Ok(UserConfig { telemetry: Some(mode), .. }) => {
+                return Decision::new(mode, Source::UserConfig { path: path.to_path_buf() });
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             // A config file we cannot read may hold a "disable": fail closed.
             Err(_) => {
-                return Decision::new(
-                    Mode::Off,
-                    Source::UserConfig {
-                        path: path.to_path_buf(),
-                    },
-                );
+                return Decision::new(Mode::Off, Source::UserConfig { path: path.to_path_buf() });
             }
         }
     }
@@ -291,11 +273,7 @@ fn policy(i: &Inputs<'_>) -> Option<Decision> {
     let Ok(file) = toml::from_str::<PolicyFile>(&text) else {
         return off(path);
     };
-    let value = file
-        .apps
-        .get(i.app)
-        .and_then(|a| a.telemetry.clone())
-        .or(file.telemetry);
+    let value = file.apps.get(i.app).and_then(|a| a.telemetry.clone()).or(file.telemetry);
     match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
         None => None,
         Some(v) if v == "allow" || v == "on" || v == "default" => None,
@@ -330,13 +308,7 @@ mod tests {
     }
 
     fn base() -> Case {
-        Case {
-            vars: vec![],
-            policy: None,
-            project: Some(project(true, false)),
-            user: None,
-            default: Mode::On,
-        }
+        Case { vars: vec![], policy: None, project: Some(project(true, false)), user: None, default: Mode::On }
     }
 
     fn check(c: Case) -> (Mode, &'static str) {
@@ -349,20 +321,12 @@ mod tests {
         if let Some(u) = c.user {
             fs::write(&user, u).unwrap();
         }
-        let vars = Vars::fixed(
-            c.vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        );
+        let vars = Vars::fixed(c.vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>());
         let decision = resolve(&Inputs {
             app: "demo",
             vars: &vars,
             policy_path: c.policy.map(|_| policy.as_path()).or(Some(&d.path().join("none"))),
-            project: c
-                .project
-                .as_ref()
-                .map_or(ProjectInput::Missing, ProjectInput::Found),
+            project: c.project.as_ref().map_or(ProjectInput::Missing, ProjectInput::Found),
             user_config: Some(&user),
             default: c.default,
         });
@@ -373,20 +337,11 @@ mod tests {
     fn first_match_wins() {
         use Mode::*;
         // An explicit policy path that is missing fails closed.
-        assert_eq!(
-            check(Case {
-                policy: None,
-                ..base()
-            }),
-            (Off, "policy")
-        );
+        assert_eq!(check(Case { policy: None, ..base() }), (Off, "policy"));
     }
 
     fn with_policy(policy: &'static str) -> Case {
-        Case {
-            policy: Some(policy),
-            ..base()
-        }
+        Case { policy: Some(policy), ..base() }
     }
 
     #[test]
@@ -400,95 +355,19 @@ mod tests {
             (with_policy("not toml ["), (Off, "policy")),
             (with_policy("[apps.demo]\ntelemetry = 'off'"), (Off, "policy")),
             (with_policy("[apps.other]\ntelemetry = 'off'"), (On, "author_default")),
-            (
-                with_policy("telemetry = 'off'\n[apps.demo]\ntelemetry = 'allow'"),
-                (On, "author_default"),
-            ),
-            (
-                Case {
-                    vars: vec![("DO_NOT_TRACK", "1")],
-                    ..with_policy("")
-                },
-                (Off, "do_not_track"),
-            ),
-            (
-                Case {
-                    vars: vec![("DO_NOT_TRACK", "0")],
-                    ..with_policy("")
-                },
-                (On, "author_default"),
-            ),
-            (
-                Case {
-                    vars: vec![("DEMO_TELEMETRY_DISABLED", "true")],
-                    ..with_policy("")
-                },
-                (Off, "app_variable"),
-            ),
-            (
-                Case {
-                    project: None,
-                    ..with_policy("")
-                },
-                (Off, "no_project_id"),
-            ),
-            (
-                Case {
-                    project: Some(project(false, false)),
-                    ..with_policy("")
-                },
-                (Off, "no_project_id"),
-            ),
-            (
-                Case {
-                    project: Some(project(true, true)),
-                    ..with_policy("")
-                },
-                (Off, "project_manifest"),
-            ),
-            (
-                Case {
-                    user: Some("telemetry = 'local'"),
-                    ..with_policy("")
-                },
-                (Local, "user_config"),
-            ),
-            (
-                Case {
-                    user: Some("telemetry = 'off'"),
-                    ..with_policy("")
-                },
-                (Off, "user_config"),
-            ),
-            (
-                Case {
-                    user: Some("notice_shown = true"),
-                    ..with_policy("")
-                },
-                (On, "author_default"),
-            ),
-            (
-                Case {
-                    user: Some("garbage = ["),
-                    ..with_policy("")
-                },
-                (Off, "user_config"),
-            ),
-            (
-                Case {
-                    default: Off,
-                    ..with_policy("")
-                },
-                (Off, "author_default"),
-            ),
-            (
-                Case {
-                    default: Off,
-                    user: Some("telemetry = 'on'"),
-                    ..with_policy("")
-                },
-                (On, "user_config"),
-            ),
+            (with_policy("telemetry = 'off'\n[apps.demo]\ntelemetry = 'allow'"), (On, "author_default")),
+            (Case { vars: vec![("DO_NOT_TRACK", "1")], ..with_policy("") }, (Off, "do_not_track")),
+            (Case { vars: vec![("DO_NOT_TRACK", "0")], ..with_policy("") }, (On, "author_default")),
+            (Case { vars: vec![("DEMO_TELEMETRY_DISABLED", "true")], ..with_policy("") }, (Off, "app_variable")),
+            (Case { project: None, ..with_policy("") }, (Off, "no_project_id")),
+            (Case { project: Some(project(false, false)), ..with_policy("") }, (Off, "no_project_id")),
+            (Case { project: Some(project(true, true)), ..with_policy("") }, (Off, "project_manifest")),
+            (Case { user: Some("telemetry = 'local'"), ..with_policy("") }, (Local, "user_config")),
+            (Case { user: Some("telemetry = 'off'"), ..with_policy("") }, (Off, "user_config")),
+            (Case { user: Some("notice_shown = true"), ..with_policy("") }, (On, "author_default")),
+            (Case { user: Some("garbage = ["), ..with_policy("") }, (Off, "user_config")),
+            (Case { default: Off, ..with_policy("") }, (Off, "author_default")),
+            (Case { default: Off, user: Some("telemetry = 'on'"), ..with_policy("") }, (On, "user_config")),
         ];
         for (i, (case, expected)) in table.into_iter().enumerate() {
             assert_eq!(check(case), expected, "case {i}");
@@ -499,16 +378,10 @@ mod tests {
     fn user_config_round_trips() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("a/b/config.toml");
-        let c = UserConfig {
-            telemetry: Some(Mode::Local),
-            notice_shown: true,
-        };
+        let c = UserConfig { telemetry: Some(Mode::Local), notice_shown: true };
         c.save(&path).unwrap();
         assert_eq!(UserConfig::load(&path).unwrap(), c);
-        assert_eq!(
-            UserConfig::load(&d.path().join("x")).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
+        assert_eq!(UserConfig::load(&d.path().join("x")).unwrap_err().kind(), io::ErrorKind::NotFound);
         let defaults: UserConfig = toml::from_str("").unwrap();
         assert_eq!(defaults, UserConfig::default());
     }

@@ -85,13 +85,7 @@ impl From<&String> for Value {
 impl Event {
     /// An event named `name` (declared in the tool's schema).
     pub fn new(name: impl Into<String>) -> Event {
-        Event {
-            name: name.into(),
-            plugins: Vec::new(),
-            duration_ms: None,
-            error_kind: None,
-            props: Vec::new(),
-        }
+        Event { name: name.into(), plugins: Vec::new(), duration_ms: None, error_kind: None, props: Vec::new() }
     }
 
     /// `command.run` with property `command`.
@@ -154,8 +148,7 @@ impl Event {
     /// URL): sent only as a 16-hex-digit hash keyed with this machine's secret salt, so
     /// the collector can count distinct values per machine but never learn them.
     pub fn sensitive(mut self, key: impl Into<String>, value: impl AsRef<str>) -> Event {
-        self.props
-            .push((key.into(), Value(Inner::Sensitive(value.as_ref().to_string()))));
+        self.props.push((key.into(), Value(Inner::Sensitive(value.as_ref().to_string()))));
         self
     }
 
@@ -198,11 +191,7 @@ impl Sanitizer {
             let token = !k.is_empty()
                 && k.len() <= MAX_NAME_LEN
                 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:+-".contains(&b));
-            if token && !scrub::is_sensitive(&k) {
-                k
-            } else {
-                "other".to_string()
-            }
+            if token && !scrub::is_sensitive(&k) { k } else { "other".to_string() }
         });
         let mut props = BTreeMap::new();
         for (key, Value(v)) in e.props {
@@ -250,12 +239,7 @@ mod tests {
     use super::*;
 
     fn wire(e: Event) -> tally_protocol::Event {
-        Sanitizer {
-            salt: b"salt".to_vec(),
-            known_plugins: None,
-        }
-        .wire(e)
-        .expect("valid event")
+        Sanitizer { salt: b"salt".to_vec(), known_plugins: None }.wire(e).expect("valid event")
     }
 
     #[test]
@@ -299,9 +283,7 @@ mod tests {
     #[test]
     fn strings_are_scrubbed_and_sensitive_values_hashed() {
         let w = wire(
-            Event::new("command.run")
-                .prop("arg", "/home/alice/secret-project")
-                .sensitive("name", "secret-project"),
+            Event::new("command.run").prop("arg", "/home/alice/secret-project").sensitive("name", "secret-project"),
         );
         let PropValue::Str(arg) = &w.props["arg"] else { panic!() };
         assert!(!arg.contains("alice"), "{arg}");
@@ -311,10 +293,8 @@ mod tests {
 
     #[test]
     fn unknown_plugins_are_hashed_with_an_allowlist() {
-        let s = Sanitizer {
-            salt: b"salt".to_vec(),
-            known_plugins: Some(["graphql".to_string()].into_iter().collect()),
-        };
+        let s =
+            Sanitizer { salt: b"salt".to_vec(), known_plugins: Some(["graphql".to_string()].into_iter().collect()) };
         let w = s.wire(Event::new("x").plugins(["graphql", "acme-internal"])).unwrap();
         assert_eq!(w.plugins[0], "graphql");
         assert_eq!(w.plugins[1], format!("h:{}", hash_sensitive(b"salt", "acme-internal")));

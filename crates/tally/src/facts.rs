@@ -39,9 +39,7 @@ impl Facts {
             os: std::env::consts::OS.to_string(),
             os_version: os_version().unwrap_or_default(),
             arch: std::env::consts::ARCH.to_string(),
-            cpus: std::thread::available_parallelism()
-                .ok()
-                .map(|n| floor_pow2(n.get() as u64) as u32),
+            cpus: std::thread::available_parallelism().ok().map(|n| floor_pow2(n.get() as u64) as u32),
             memory_gb: memory_bytes().map(|b| {
                 let gib = (b as f64 / (1u64 << 30) as f64).round().max(1.0) as u64;
                 floor_pow2(gib) as u32
@@ -99,11 +97,8 @@ fn in_container(vars: &Vars) -> bool {
     if vars.get("container").is_some() || vars.get("KUBERNETES_SERVICE_HOST").is_some() {
         return true;
     }
-    fs::read_to_string("/proc/1/cgroup").is_ok_and(|c| {
-        ["docker", "kubepods", "containerd", "lxc", "podman", "libpod"]
-            .iter()
-            .any(|k| c.contains(k))
-    })
+    fs::read_to_string("/proc/1/cgroup")
+        .is_ok_and(|c| ["docker", "kubepods", "containerd", "lxc", "podman", "libpod"].iter().any(|k| c.contains(k)))
 }
 
 fn os_version() -> Option<String> {
@@ -169,21 +164,13 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vars {
-        Vars::fixed(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        )
+        Vars::fixed(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>())
     }
 
     #[test]
     fn ci_vendors() {
         assert_eq!(ci_vendor(&vars(&[])), None);
-        assert_eq!(
-            ci_vendor(&vars(&[("GITHUB_ACTIONS", "true"), ("CI", "true")])),
-            Some("github_actions")
-        );
+        assert_eq!(ci_vendor(&vars(&[("GITHUB_ACTIONS", "true"), ("CI", "true")])), Some("github_actions"));
         assert_eq!(ci_vendor(&vars(&[("GITLAB_CI", "true")])), Some("gitlab"));
         assert_eq!(ci_vendor(&vars(&[("CI", "1")])), Some("generic"));
         assert_eq!(ci_vendor(&vars(&[("CI", "false")])), None);
@@ -196,10 +183,7 @@ mod tests {
     fn environments() {
         assert_eq!(detect_env(&vars(&[]), "demo"), Env::Development);
         assert_eq!(detect_env(&vars(&[("NODE_ENV", "production")]), "demo"), Env::Production);
-        assert_eq!(
-            detect_env(&vars(&[("DEMO_ENV", "staging"), ("NODE_ENV", "production")]), "demo"),
-            Env::Staging
-        );
+        assert_eq!(detect_env(&vars(&[("DEMO_ENV", "staging"), ("NODE_ENV", "production")]), "demo"), Env::Staging);
         assert_eq!(detect_env(&vars(&[("NODE_ENV", "weird")]), "demo"), Env::Development);
         assert_eq!(parse_env("TEST"), Some(Env::Test));
     }

@@ -81,11 +81,7 @@ impl LocalIdentity {
     pub(crate) fn random(reset: bool) -> LocalIdentity {
         let mut salt = [0u8; 32];
         rand::rng().fill_bytes(&mut salt);
-        LocalIdentity {
-            install_id: Uuid::new_v4(),
-            salt: hex::encode(salt),
-            reset: reset.then(Uuid::new_v4),
-        }
+        LocalIdentity { install_id: Uuid::new_v4(), salt: hex::encode(salt), reset: reset.then(Uuid::new_v4) }
     }
 
     /// Reads the identity file.
@@ -121,11 +117,7 @@ impl LocalIdentity {
         );
         let tmp = path.with_extension(format!("{}.{}.tmp", std::process::id(), Uuid::new_v4()));
         fs::write(&tmp, text)?;
-        let result = if replace {
-            fs::rename(&tmp, path)
-        } else {
-            fs::hard_link(&tmp, path)
-        };
+        let result = if replace { fs::rename(&tmp, path) } else { fs::hard_link(&tmp, path) };
         let _ = fs::remove_file(&tmp);
         result
     }
@@ -145,39 +137,24 @@ pub(crate) fn hmac_hex(key: &[u8], message: &[u8]) -> String {
 
 /// The machine id for `app`: the CI vendor's shared id, else the OS id, else the install
 /// id, else (no identity could be stored) an ephemeral one.
-pub(crate) fn machine_id(
-    app: &str,
-    ci: Option<&str>,
-    identity: Option<&LocalIdentity>,
-) -> MachineId {
+pub(crate) fn machine_id(app: &str, ci: Option<&str>, identity: Option<&LocalIdentity>) -> MachineId {
     let key = app.as_bytes();
     if let Some(vendor) = ci {
         return MachineId {
             hash: hmac_hex(key, format!("ci:{vendor}").as_bytes()),
-            kind: MachineKind::Ci {
-                vendor: vendor.to_string(),
-            },
+            kind: MachineKind::Ci { vendor: vendor.to_string() },
         };
     }
-    let reset = identity
-        .and_then(|i| i.reset)
-        .map(|r| format!("\nreset:{r}"))
-        .unwrap_or_default();
+    let reset = identity.and_then(|i| i.reset).map(|r| format!("\nreset:{r}")).unwrap_or_default();
     if let Some(os) = os_machine_id() {
-        return MachineId {
-            hash: hmac_hex(key, format!("{os}{reset}").as_bytes()),
-            kind: MachineKind::Os,
-        };
+        return MachineId { hash: hmac_hex(key, format!("{os}{reset}").as_bytes()), kind: MachineKind::Os };
     }
     match identity {
         Some(i) => MachineId {
             hash: hmac_hex(key, format!("install:{}", i.install_id).as_bytes()),
             kind: MachineKind::InstallId,
         },
-        None => MachineId {
-            hash: hmac_hex(key, Uuid::new_v4().as_bytes()),
-            kind: MachineKind::Ephemeral,
-        },
+        None => MachineId { hash: hmac_hex(key, Uuid::new_v4().as_bytes()), kind: MachineKind::Ephemeral },
     }
 }
 
@@ -240,15 +217,9 @@ pub fn node_machine_id() -> Option<String> {
 pub(crate) fn node_machine_id_original() -> Option<String> {
     let raw = if cfg!(target_os = "linux") {
         // `( cat /var/lib/dbus/machine-id /etc/machine-id 2> /dev/null || hostname ) | head -n 1`
-        let cat: String = ["/var/lib/dbus/machine-id", "/etc/machine-id"]
-            .iter()
-            .filter_map(|f| fs::read_to_string(f).ok())
-            .collect();
-        if cat.is_empty() {
-            fs::read_to_string("/proc/sys/kernel/hostname").ok()?
-        } else {
-            cat
-        }
+        let cat: String =
+            ["/var/lib/dbus/machine-id", "/etc/machine-id"].iter().filter_map(|f| fs::read_to_string(f).ok()).collect();
+        if cat.is_empty() { fs::read_to_string("/proc/sys/kernel/hostname").ok()? } else { cat }
     } else if cfg!(target_os = "freebsd") {
         fs::read_to_string("/etc/hostid").ok()?
     } else {
@@ -260,11 +231,7 @@ pub(crate) fn node_machine_id_original() -> Option<String> {
         return None;
     };
     let first = raw.lines().next().unwrap_or("");
-    let cleaned: String = first
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_lowercase();
+    let cleaned: String = first.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase();
     Some(cleaned)
 }
 

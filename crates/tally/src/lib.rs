@@ -259,11 +259,7 @@ impl Builder {
         K: Into<String>,
         V: Into<String>,
     {
-        self.vars = Vars::fixed(
-            vars.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        );
+        self.vars = Vars::fixed(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
         self
     }
 
@@ -276,14 +272,8 @@ impl Builder {
 
     fn paths(&self) -> Paths {
         let base = |d: Option<PathBuf>| d.map(|d| d.join("tally").join(&self.app));
-        let config = self
-            .config_dir
-            .clone()
-            .or_else(|| base(dirs::config_dir()));
-        let data = self
-            .data_dir
-            .clone()
-            .or_else(|| base(dirs::data_local_dir()));
+        let config = self.config_dir.clone().or_else(|| base(dirs::config_dir()));
+        let data = self.data_dir.clone().or_else(|| base(dirs::data_local_dir()));
         Paths {
             user_config: config.as_ref().map(|c| c.join("config.toml")),
             identity: config.map(|c| c.join("identity.toml")),
@@ -299,11 +289,7 @@ impl Builder {
         let project = match self.project_id {
             Some(_) => None,
             None => {
-                let start = self
-                    .project_dir
-                    .clone()
-                    .or_else(|| std::env::current_dir().ok())
-                    .unwrap_or_default();
+                let start = self.project_dir.clone().or_else(|| std::env::current_dir().ok()).unwrap_or_default();
                 project::find(&start, &self.app)
             }
         };
@@ -321,15 +307,10 @@ impl Builder {
                 default: self.default_mode,
             })
         } else {
-            Decision {
-                mode: Mode::Off,
-                source: Source::AuthorDefault,
-            }
+            Decision { mode: Mode::Off, source: Source::AuthorDefault }
         };
         let project_id = self.project_id.or(project.as_ref().and_then(|p| p.id));
-        let debug = self
-            .vars
-            .flag(&format!("{}_TELEMETRY_DEBUG", app_prefix(&self.app)));
+        let debug = self.vars.flag(&format!("{}_TELEMETRY_DEBUG", app_prefix(&self.app)));
         let ci = facts::ci_vendor(&self.vars);
         let mut inner = Inner {
             app: self.app.clone(),
@@ -349,24 +330,17 @@ impl Builder {
         };
         let (Some(project_id), true) = (project_id, inner.decision.mode != Mode::Off) else {
             if debug {
-                eprintln!(
-                    "[{} telemetry] off (decided by {}); nothing is recorded",
-                    self.app, inner.decision.source
-                );
+                eprintln!("[{} telemetry] off (decided by {}); nothing is recorded", self.app, inner.decision.source);
             }
-            return Telemetry {
-                inner: Arc::new(inner),
-            };
+            return Telemetry { inner: Arc::new(inner) };
         };
 
         // From here on telemetry is local or on: files may be written.
-        let identity = inner.paths.identity.as_deref().and_then(|p| {
-            if debug {
-                LocalIdentity::load(p).ok()
-            } else {
-                LocalIdentity::load_or_create(p).ok()
-            }
-        });
+        let identity = inner
+            .paths
+            .identity
+            .as_deref()
+            .and_then(|p| if debug { LocalIdentity::load(p).ok() } else { LocalIdentity::load_or_create(p).ok() });
         inner.sanitizer = Sanitizer {
             salt: identity
                 .as_ref()
@@ -409,18 +383,12 @@ impl Builder {
                     Transport::http(
                         e,
                         &format!("tally/{} {}/{}", env!("CARGO_PKG_VERSION"), self.app, self.app_version),
-                        Timeouts {
-                            connect: self.connect_timeout,
-                            total: self.total_timeout,
-                        },
+                        Timeouts { connect: self.connect_timeout, total: self.total_timeout },
                     )
                 })
             })
         };
-        let drain = transport.is_some()
-            && outbox
-                .as_ref()
-                .is_some_and(|o| o.dir().join("outbox.jsonl").exists());
+        let drain = transport.is_some() && outbox.as_ref().is_some_and(|o| o.dir().join("outbox.jsonl").exists());
         let shared = Arc::new(Shared::new(
             &self.app,
             self.queue_capacity,
@@ -439,9 +407,7 @@ impl Builder {
             inner.worker_started = worker.spawn(&self.app);
         }
         inner.shared = Some(shared);
-        Telemetry {
-            inner: Arc::new(inner),
-        }
+        Telemetry { inner: Arc::new(inner) }
     }
 }
 
@@ -499,11 +465,7 @@ struct ContextParts {
 
 impl ContextParts {
     fn context(&self) -> tally_protocol::Context {
-        let machine = identity::machine_id(
-            &self.app,
-            self.facts.ci.as_deref(),
-            self.identity.as_ref(),
-        );
+        let machine = identity::machine_id(&self.app, self.facts.ci.as_deref(), self.identity.as_ref());
         tally_protocol::Context {
             app: self.app.clone(),
             app_version: token(&self.app_version, "unknown"),
@@ -569,15 +531,11 @@ impl Inner {
             shared.warn_dropped();
             return;
         }
-        let left = if self.worker_started {
-            shared.shutdown(self.exit_budget)
-        } else {
-            shared.take_all()
-        };
-        if !left.is_empty() {
-            if let Some(data) = &self.paths.data {
-                let _ = Outbox::new(data).append(shared.context(), &left);
-            }
+        let left = if self.worker_started { shared.shutdown(self.exit_budget) } else { shared.take_all() };
+        if !left.is_empty()
+            && let Some(data) = &self.paths.data
+        {
+            let _ = Outbox::new(data).append(shared.context(), &left);
         }
         shared.warn_dropped();
     }
@@ -655,20 +613,13 @@ impl Telemetry {
         Telemetry {
             inner: Arc::new(Inner {
                 app: String::new(),
-                decision: Decision {
-                    mode: Mode::Off,
-                    source: Source::AuthorDefault,
-                },
+                decision: Decision { mode: Mode::Off, source: Source::AuthorDefault },
                 debug: false,
                 notice_this_run: false,
                 endpoint: None,
                 project: None,
                 project_id: None,
-                paths: Paths {
-                    user_config: None,
-                    identity: None,
-                    data: None,
-                },
+                paths: Paths { user_config: None, identity: None, data: None },
                 exit_budget: Duration::ZERO,
                 sanitizer: Sanitizer::default(),
                 shared: None,
@@ -742,11 +693,7 @@ impl Telemetry {
     /// What `telemetry status` shows. Reads files, creates none.
     pub fn status(&self) -> Status {
         let i = &self.inner;
-        let identity = i
-            .paths
-            .identity
-            .as_deref()
-            .and_then(|p| LocalIdentity::load(p).ok());
+        let identity = i.paths.identity.as_deref().and_then(|p| LocalIdentity::load(p).ok());
         let ci = facts::ci_vendor(&Vars::process());
         let machine = (identity.is_some() || ci.is_some() || identity::os_machine_id().is_some())
             .then(|| identity::machine_id(&i.app, ci, identity.as_ref()));
@@ -757,15 +704,10 @@ impl Telemetry {
             debug: i.debug,
             notice_this_run: i.notice_this_run,
             endpoint: i.endpoint.clone(),
-            project: i
-                .project_id
-                .map(|id| (id, i.project.as_ref().map(|p| p.manifest.clone()))),
+            project: i.project_id.map(|id| (id, i.project.as_ref().map(|p| p.manifest.clone()))),
             machine,
             outbox_events: outbox.as_ref().and_then(|o| o.len().ok()).unwrap_or(0),
-            sent_batches: outbox
-                .as_ref()
-                .and_then(|o| o.sent().ok())
-                .map_or(0, |s| s.len()),
+            sent_batches: outbox.as_ref().and_then(|o| o.sent().ok()).map_or(0, |s| s.len()),
             config_file: i.paths.user_config.clone(),
             data_dir: i.paths.data.clone(),
         }
@@ -781,12 +723,11 @@ impl Telemetry {
         config.telemetry = Some(mode);
         config.notice_shown = true;
         config.save(&path)?;
-        if mode == Mode::Off {
-            if let Some(o) = self.outbox() {
-                if o.dir().exists() {
-                    o.clear()?;
-                }
-            }
+        if mode == Mode::Off
+            && let Some(o) = self.outbox()
+            && o.dir().exists()
+        {
+            o.clear()?;
         }
         Ok(path)
     }
@@ -796,10 +737,10 @@ impl Telemetry {
     pub fn reset(&self) -> io::Result<()> {
         let path = self.inner.paths.identity.clone().ok_or_else(no_home)?;
         LocalIdentity::random(true).write(&path, true)?;
-        if let Some(o) = self.outbox() {
-            if o.dir().exists() {
-                o.clear()?;
-            }
+        if let Some(o) = self.outbox()
+            && o.dir().exists()
+        {
+            o.clear()?;
         }
         Ok(())
     }
@@ -811,10 +752,7 @@ impl Telemetry {
 }
 
 fn no_home() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        "no home directory: set HOME (or XDG_CONFIG_HOME)",
-    )
+    io::Error::new(io::ErrorKind::NotFound, "no home directory: set HOME (or XDG_CONFIG_HOME)")
 }
 
 /// Creates the project id for a tool that creates projects; see [`project::create`].

@@ -104,40 +104,22 @@ impl Outbox {
         self.append_at(context, events, Utc::now())
     }
 
-    pub(crate) fn append_at(
-        &self,
-        context: &Context,
-        events: &[Event],
-        now: DateTime<Utc>,
-    ) -> io::Result<usize> {
+    pub(crate) fn append_at(&self, context: &Context, events: &[Event], now: DateTime<Utc>) -> io::Result<usize> {
         if events.is_empty() {
             return Ok(0);
         }
         let _lock = self.lock()?;
         let mut chunks = self.read_unlocked(now)?;
-        let known: HashSet<Uuid> = chunks
-            .iter()
-            .flat_map(|c| c.events.iter().map(|e| e.event_id))
-            .collect();
-        let fresh: Vec<Event> = events
-            .iter()
-            .filter(|e| !known.contains(&e.event_id) && !self.expired(e, now))
-            .cloned()
-            .collect();
+        let known: HashSet<Uuid> = chunks.iter().flat_map(|c| c.events.iter().map(|e| e.event_id)).collect();
+        let fresh: Vec<Event> =
+            events.iter().filter(|e| !known.contains(&e.event_id) && !self.expired(e, now)).cloned().collect();
         let ids: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
         if !fresh.is_empty() {
-            chunks.push(Chunk {
-                context: context.clone(),
-                events: fresh,
-            });
+            chunks.push(Chunk { context: context.clone(), events: fresh });
         }
         let chunks = self.bound(chunks);
         self.write_unlocked(&self.file(), &chunks)?;
-        Ok(chunks
-            .iter()
-            .flat_map(|c| &c.events)
-            .filter(|e| ids.contains(&e.event_id))
-            .count())
+        Ok(chunks.iter().flat_map(|c| &c.events).filter(|e| ids.contains(&e.event_id)).count())
     }
 
     /// The events waiting, oldest first, without expired ones.
@@ -258,11 +240,7 @@ impl Outbox {
     /// Takes the directory's lock, waiting at most [`LOCK_WAIT`] for another process.
     fn lock(&self) -> io::Result<File> {
         fs::create_dir_all(&self.dir)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join("outbox.lock"))?;
+        let file = File::options().create(true).truncate(false).write(true).open(self.dir.join("outbox.lock"))?;
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             match file.try_lock() {
@@ -271,10 +249,7 @@ impl Outbox {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err(fs::TryLockError::WouldBlock) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WouldBlock,
-                        "another process holds the outbox lock",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::WouldBlock, "another process holds the outbox lock"));
                 }
                 Err(fs::TryLockError::Error(e)) => return Err(e),
             }

@@ -58,11 +58,7 @@ pub struct Project {
     pub kind: ManifestKind,
 }
 
-const KINDS: [ManifestKind; 3] = [
-    ManifestKind::TelemetryToml,
-    ManifestKind::CargoToml,
-    ManifestKind::PackageJson,
-];
+const KINDS: [ManifestKind; 3] = [ManifestKind::TelemetryToml, ManifestKind::CargoToml, ManifestKind::PackageJson];
 
 /// Finds the project `start` belongs to: the nearest directory, from `start` upwards, with a
 /// manifest that has a section for `app`. Unreadable or malformed files are skipped.
@@ -80,12 +76,9 @@ pub fn read(path: &Path, kind: ManifestKind, app: &str) -> io::Result<Option<Pro
         ManifestKind::TelemetryToml => Some(toml_table(&text)?),
         ManifestKind::CargoToml => {
             let doc = toml_table(&text)?;
-            ["package", "workspace"].iter().find_map(|top| {
-                doc.get(*top)?
-                    .get("metadata")?
-                    .get(app)
-                    .and_then(|v| serde_json::to_value(v).ok())
-            })
+            ["package", "workspace"]
+                .iter()
+                .find_map(|top| doc.get(*top)?.get("metadata")?.get(app).and_then(|v| serde_json::to_value(v).ok()))
         }
         ManifestKind::PackageJson => {
             let doc: serde_json::Value = serde_json::from_str(&text).map_err(invalid)?;
@@ -93,11 +86,7 @@ pub fn read(path: &Path, kind: ManifestKind, app: &str) -> io::Result<Option<Pro
         }
     };
     Ok(section.map(|s| Project {
-        id: s
-            .get("uuid")
-            .and_then(|u| u.as_str())
-            .and_then(|u| Uuid::parse_str(u.trim()).ok())
-            .filter(|u| !u.is_nil()),
+        id: s.get("uuid").and_then(|u| u.as_str()).and_then(|u| Uuid::parse_str(u.trim()).ok()).filter(|u| !u.is_nil()),
         disabled: ["telemetryDisabled", "telemetry_disabled", "telemetry-disabled"]
             .iter()
             .any(|k| s.get(*k).is_some_and(is_true)),
@@ -135,14 +124,9 @@ pub fn create(dir: &Path, app: &str, kind: ManifestKind) -> io::Result<Uuid> {
                 fs::create_dir_all(parent)?;
             }
             let old = fs::read_to_string(&path).unwrap_or_default();
-            let old: String = old
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("uuid"))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            format!(
-                "# The project's telemetry id. Delete this line to opt the project out.\nuuid = \"{id}\"\n{old}"
-            )
+            let old: String =
+                old.lines().filter(|l| !l.trim_start().starts_with("uuid")).map(|l| format!("{l}\n")).collect();
+            format!("# The project's telemetry id. Delete this line to opt the project out.\nuuid = \"{id}\"\n{old}")
         }
         ManifestKind::CargoToml => insert_cargo(&fs::read_to_string(&path)?, app, id),
         ManifestKind::PackageJson => insert_package_json(&fs::read_to_string(&path)?, app, id)?,
@@ -154,10 +138,7 @@ pub fn create(dir: &Path, app: &str, kind: ManifestKind) -> io::Result<Uuid> {
         Ok(Some(Project { id: Some(got), .. })) if got == id => fs::rename(&tmp, &path)?,
         _ => {
             let _ = fs::remove_file(&tmp);
-            return Err(invalid(format!(
-                "could not add a {app} uuid to {}; add it by hand",
-                path.display()
-            )));
+            return Err(invalid(format!("could not add a {app} uuid to {}; add it by hand", path.display())));
         }
     }
     Ok(id)
@@ -189,9 +170,7 @@ fn insert_cargo(text: &str, app: &str, id: Uuid) -> String {
 
 fn insert_package_json(text: &str, app: &str, id: Uuid) -> io::Result<String> {
     let doc: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
-    let obj = doc
-        .as_object()
-        .ok_or_else(|| invalid("package.json is not an object"))?;
+    let obj = doc.as_object().ok_or_else(|| invalid("package.json is not an object"))?;
     let indent = text
         .lines()
         .nth(1)
@@ -202,11 +181,8 @@ fn insert_package_json(text: &str, app: &str, id: Uuid) -> io::Result<String> {
     let key = serde_json::to_string(app).map_err(invalid)?;
     if obj.get(app).is_some_and(|v| v.is_object()) {
         // `"app": {` exists: put the id first in it.
-        let re = regex::Regex::new(&format!(r"{}\s*:\s*\{{", regex::escape(&key)))
-            .map_err(invalid)?;
-        let m = re
-            .find(text)
-            .ok_or_else(|| invalid("cannot find the app's section"))?;
+        let re = regex::Regex::new(&format!(r"{}\s*:\s*\{{", regex::escape(&key))).map_err(invalid)?;
+        let m = re.find(text).ok_or_else(|| invalid("cannot find the app's section"))?;
         let rest = text[m.end()..].trim_start();
         let sep = if rest.starts_with('}') { "" } else { "," };
         return Ok(format!(
@@ -215,15 +191,10 @@ fn insert_package_json(text: &str, app: &str, id: Uuid) -> io::Result<String> {
             &text[m.end()..].trim_start_matches([' ', '\t'])
         ));
     }
-    let end = text
-        .rfind('}')
-        .ok_or_else(|| invalid("package.json has no closing brace"))?;
+    let end = text.rfind('}').ok_or_else(|| invalid("package.json has no closing brace"))?;
     let before = text[..end].trim_end();
     let sep = if before.ends_with('{') { "" } else { "," };
-    Ok(format!(
-        "{before}{sep}\n{indent}{key}: {{\n{indent}{indent}\"uuid\": \"{id}\"\n{indent}}}\n{}",
-        &text[end..]
-    ))
+    Ok(format!("{before}{sep}\n{indent}{key}: {{\n{indent}{indent}\"uuid\": \"{id}\"\n{indent}}}\n{}", &text[end..]))
 }
 
 #[cfg(test)]
@@ -238,11 +209,7 @@ mod tests {
     fn reads_each_manifest_kind() {
         let d = tmp();
         let id = "7b581c0d-89b7-479e-b379-a76ab90b8754";
-        fs::write(
-            d.path().join("package.json"),
-            format!(r#"{{"name":"x","demo":{{"uuid":"{id}"}}}}"#),
-        )
-        .unwrap();
+        fs::write(d.path().join("package.json"), format!(r#"{{"name":"x","demo":{{"uuid":"{id}"}}}}"#)).unwrap();
         let p = find(d.path(), "demo").unwrap();
         assert_eq!(p.id.unwrap().to_string(), id);
         assert_eq!(p.kind, ManifestKind::PackageJson);
@@ -268,15 +235,10 @@ mod tests {
     fn a_section_without_a_valid_uuid_has_no_id() {
         let d = tmp();
         for bad in [r#""""#, r#""not-a-uuid""#, r#""00000000-0000-0000-0000-000000000000""#] {
-            fs::write(
-                d.path().join("package.json"),
-                format!(r#"{{"demo":{{"uuid":{bad}}}}}"#),
-            )
-            .unwrap();
+            fs::write(d.path().join("package.json"), format!(r#"{{"demo":{{"uuid":{bad}}}}}"#)).unwrap();
             assert_eq!(find(d.path(), "demo").unwrap().id, None, "{bad}");
         }
-        fs::write(d.path().join("package.json"), r#"{"demo":{"telemetryDisabled":true}}"#)
-            .unwrap();
+        fs::write(d.path().join("package.json"), r#"{"demo":{"telemetryDisabled":true}}"#).unwrap();
         assert!(find(d.path(), "demo").unwrap().disabled);
     }
 

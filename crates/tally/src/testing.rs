@@ -46,23 +46,13 @@ impl MemorySink {
     }
 
     pub(crate) fn deliver(&self, batch: &Batch) -> Delivery {
-        self.batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(batch.clone());
-        Delivery::Delivered {
-            accepted: batch.events.len(),
-            duplicate: 0,
-            rejected: 0,
-        }
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner).push(batch.clone());
+        Delivery::Delivered { accepted: batch.events.len(), duplicate: 0, rejected: 0 }
     }
 
     /// Every batch delivered so far.
     pub fn batches(&self) -> Vec<Batch> {
-        self.batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Every event delivered so far, in order.
@@ -85,10 +75,7 @@ impl MemorySink {
 
     /// Panics when an event named `name` was delivered.
     pub fn assert_not_recorded(&self, name: &str) {
-        assert!(
-            !self.names().iter().any(|n| n == name),
-            "{name:?} was delivered"
-        );
+        assert!(!self.names().iter().any(|n| n == name), "{name:?} was delivered");
     }
 
     /// Panics when anything was delivered.
@@ -122,22 +109,25 @@ impl Sandbox {
         &self.root
     }
 
-    /// A builder confined to the sandbox: its config and data directories, no policy
-    /// file, an empty environment (set variables with [`Builder::vars`]), a fixed project
+    /// A builder confined to the sandbox: its config and data directories, its own
+    /// policy file (allowing telemetry), an empty environment (set variables with [`Builder::vars`]), a fixed project
     /// id, and the first-run notice already seen so the first run delivers.
     pub fn builder(&self, app: &str, version: &str) -> Builder {
         let config = self.root.join("config");
+        let policy = self.root.join("policy.toml");
+        let _ = std::fs::write(&policy, format!("{SEED_MARK}\ntelemetry = \"allow\"\n"));
         let b = Telemetry::builder(app, version)
             .config_dir(&config)
             .data_dir(self.root.join("data"))
-            .policy_path(self.root.join("no-policy.toml"))
+            .policy_path(policy)
             .project_id(uuid::Uuid::from_u128(0x7b58_1c0d_89b7_479e_b379_a76a_b90b_8754))
             .vars(std::iter::empty::<(String, String)>())
             .exit_budget(Duration::from_secs(5));
         b.notice_seen()
     }
 
-    /// Every file under the sandbox (the policy path is never created).
+    /// Every file under the sandbox, except the two the sandbox itself writes (an
+    /// allow-all policy file and the notice marker).
     pub fn files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -151,7 +141,7 @@ impl Sandbox {
         }
         let mut out = Vec::new();
         walk(&self.root, &mut out);
-        out.retain(|p| !p.ends_with("config/config.toml") || !self.seeded(p));
+        out.retain(|p| !self.seeded(p));
         out
     }
 
@@ -159,7 +149,7 @@ impl Sandbox {
         std::fs::read_to_string(p).is_ok_and(|t| t.contains(SEED_MARK))
     }
 
-    /// Panics when the sandbox holds any file besides the seeded notice marker.
+    /// Panics when the sandbox holds any file besides the ones it seeded.
     pub fn assert_no_files(&self) {
         let files = self.files();
         assert!(files.is_empty(), "files were created: {files:?}");
@@ -179,10 +169,7 @@ impl Builder {
     fn notice_seen(self) -> Builder {
         if let Some(dir) = &self.config_dir {
             let _ = std::fs::create_dir_all(dir);
-            let _ = std::fs::write(
-                dir.join("config.toml"),
-                format!("{SEED_MARK}\nnotice_shown = true\n"),
-            );
+            let _ = std::fs::write(dir.join("config.toml"), format!("{SEED_MARK}\nnotice_shown = true\n"));
         }
         self
     }
@@ -204,10 +191,7 @@ impl ConnectionTrap {
 
     /// `http://127.0.0.1:<port>`, to use as the endpoint.
     pub fn endpoint(&self) -> String {
-        format!(
-            "http://{}",
-            self.listener.local_addr().expect("bound listener")
-        )
+        format!("http://{}", self.listener.local_addr().expect("bound listener"))
     }
 
     /// How many connections were attempted so far (each is accepted and closed).

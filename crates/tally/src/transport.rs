@@ -11,11 +11,7 @@ use tally_protocol::{Batch, BatchResponse};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Delivery {
     /// The collector answered for every event (stored, duplicate or refused for good).
-    Delivered {
-        accepted: usize,
-        duplicate: usize,
-        rejected: usize,
-    },
+    Delivered { accepted: usize, duplicate: usize, rejected: usize },
     /// Try again later; the collector may have said when.
     Retry(Option<Duration>),
     /// The collector refused the batch for good (a 4xx other than 408 and 429): retrying
@@ -50,10 +46,7 @@ impl Transport {
             .max_redirects(0)
             .user_agent(user_agent)
             .build();
-        Transport::Http {
-            agent: ureq::Agent::new_with_config(config),
-            url: batch_url(endpoint),
-        }
+        Transport::Http { agent: ureq::Agent::new_with_config(config), url: batch_url(endpoint) }
     }
 
     pub(crate) fn send(&self, batch: &Batch) -> Delivery {
@@ -69,11 +62,7 @@ impl Transport {
 /// in the batch path is kept.
 pub(crate) fn batch_url(endpoint: &str) -> String {
     let e = endpoint.trim().trim_end_matches('/');
-    if e.ends_with(tally_protocol::BATCH_PATH) {
-        e.to_string()
-    } else {
-        format!("{e}{}", tally_protocol::BATCH_PATH)
-    }
+    if e.ends_with(tally_protocol::BATCH_PATH) { e.to_string() } else { format!("{e}{}", tally_protocol::BATCH_PATH) }
 }
 
 fn send_http(agent: &ureq::Agent, url: &str, batch: &Batch) -> Delivery {
@@ -87,11 +76,8 @@ fn send_http(agent: &ureq::Agent, url: &str, batch: &Batch) -> Delivery {
     let Ok(body) = gz.finish() else {
         return Delivery::Refused;
     };
-    let response = agent
-        .post(url)
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .send(&body[..]);
+    let response =
+        agent.post(url).header("Content-Type", "application/json").header("Content-Encoding", "gzip").send(&body[..]);
     let mut response = match response {
         Ok(r) => r,
         // Refused, reset, timed out, DNS, TLS: all worth another try later.

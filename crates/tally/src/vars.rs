@@ -44,15 +44,7 @@ pub(crate) fn is_yes(value: &str) -> bool {
 
 /// The prefix of the app's own variables: `my-tool` -> `MY_TOOL`.
 pub(crate) fn app_prefix(app: &str) -> String {
-    app.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    app.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
 }
 
 #[cfg(test)]

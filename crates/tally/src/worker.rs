@@ -71,10 +71,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             app: app.to_string(),
-            state: Mutex::new(State {
-                busy,
-                ..State::default()
-            }),
+            state: Mutex::new(State { busy, ..State::default() }),
             wake: Condvar::new(),
             done: Condvar::new(),
             capacity,
@@ -114,10 +111,7 @@ impl Shared {
     pub(crate) fn warn_dropped(&self) {
         let n = self.dropped.load(Ordering::Relaxed);
         if n > 0 && !self.warned.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "warning: {} telemetry queue is full; {n} or more events were dropped",
-                self.app
-            );
+            eprintln!("warning: {} telemetry queue is full; {n} or more events were dropped", self.app);
         }
     }
 
@@ -129,11 +123,7 @@ impl Shared {
         self.wait_idle(st, timeout).1
     }
 
-    fn wait_idle<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, State>,
-        timeout: Duration,
-    ) -> (MutexGuard<'a, State>, bool) {
+    fn wait_idle<'a>(&'a self, mut st: MutexGuard<'a, State>, timeout: Duration) -> (MutexGuard<'a, State>, bool) {
         let deadline = Instant::now() + timeout;
         loop {
             let idle = st.queue.is_empty() && st.inflight.is_empty() && !st.busy;
@@ -144,11 +134,7 @@ impl Shared {
             if now >= deadline {
                 return (st, false);
             }
-            st = self
-                .done
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            st = self.done.wait_timeout(st, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
         }
     }
 
@@ -190,21 +176,18 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn spawn(self, app: &str) -> bool {
-        std::thread::Builder::new()
-            .name(format!("{app}-telemetry"))
-            .spawn(move || self.run())
-            .is_ok()
+        std::thread::Builder::new().name(format!("{app}-telemetry")).spawn(move || self.run()).is_ok()
     }
 
     fn run(self) {
         let shared = &*self.shared;
         let mut failures: u32 = 0;
         let mut retry_at: Option<Instant> = None;
-        if self.drain_outbox {
-            if let Err(after) = self.drain() {
-                failures = 1;
-                retry_at = Some(Instant::now() + backoff(failures, after));
-            }
+        if self.drain_outbox
+            && let Err(after) = self.drain()
+        {
+            failures = 1;
+            retry_at = Some(Instant::now() + backoff(failures, after));
         }
         self.finish_step();
         loop {
@@ -229,20 +212,13 @@ impl Worker {
                         _ => Delivery::Retry(None),
                     };
                     match outcome {
-                        Delivery::Delivered {
-                            accepted,
-                            duplicate,
-                            rejected,
-                        } => {
+                        Delivery::Delivered { accepted, duplicate, rejected } => {
                             failures = 0;
                             self.log_sent(context, batch, accepted, duplicate, rejected);
                         }
                         Delivery::Refused => {}
                         Delivery::Retry(after) => {
-                            let saved = self
-                                .outbox
-                                .as_ref()
-                                .is_some_and(|o| o.append(&context, &batch).is_ok());
+                            let saved = self.outbox.as_ref().is_some_and(|o| o.append(&context, &batch).is_ok());
                             if self.transport.is_some() && retry_at.is_none() {
                                 failures += 1;
                                 retry_at = Some(Instant::now() + backoff(failures, after));
@@ -301,26 +277,15 @@ impl Worker {
                         st.busy = true;
                         return Action::RetryOutbox;
                     }
-                    Some(at) => {
-                        shared
-                            .wake
-                            .wait_timeout(st, at - now)
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0
-                    }
+                    Some(at) => shared.wake.wait_timeout(st, at - now).unwrap_or_else(PoisonError::into_inner).0,
                     None => shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner),
                 };
                 continue;
             }
             let due = *first_queued.get_or_insert(now) + self.flush_interval;
             // Without an outbox a failed batch waits in the queue until its retry time.
-            let waiting = retry_at
-                .filter(|at| now < *at && self.outbox.is_none() && !st.shutdown)
-                .map(|at| at - now);
-            let ready = st.shutdown
-                || st.flush
-                || st.queue.len() >= shared.batch_size
-                || now >= due;
+            let waiting = retry_at.filter(|at| now < *at && self.outbox.is_none() && !st.shutdown).map(|at| at - now);
+            let ready = st.shutdown || st.flush || st.queue.len() >= shared.batch_size || now >= due;
             if ready && waiting.is_none() {
                 let n = st.queue.len().min(MAX_EVENTS_PER_BATCH);
                 let batch: Vec<Event> = st.queue.drain(..n).collect();
@@ -329,11 +294,7 @@ impl Worker {
                 return Action::Send(batch, st.shutdown);
             }
             let wait = waiting.unwrap_or(due.saturating_duration_since(now));
-            st = shared
-                .wake
-                .wait_timeout(st, wait)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            st = shared.wake.wait_timeout(st, wait).unwrap_or_else(PoisonError::into_inner).0;
         }
     }
 
@@ -361,11 +322,8 @@ impl Worker {
         if !outbox.dir().join("outbox.jsonl").exists() {
             return Ok(());
         }
-        let Ok(lock_file) = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(outbox.dir().join("send.lock"))
+        let Ok(lock_file) =
+            File::options().create(true).truncate(false).write(true).open(outbox.dir().join("send.lock"))
         else {
             return Ok(());
         };
@@ -385,19 +343,9 @@ impl Worker {
                 });
                 let ids: HashSet<_> = piece.iter().map(|e| e.event_id).collect();
                 match outcome {
-                    Delivery::Delivered {
-                        accepted,
-                        duplicate,
-                        rejected,
-                    } => {
+                    Delivery::Delivered { accepted, duplicate, rejected } => {
                         let _ = outbox.remove(&ids);
-                        self.log_sent(
-                            chunk.context.clone(),
-                            piece.to_vec(),
-                            accepted,
-                            duplicate,
-                            rejected,
-                        );
+                        self.log_sent(chunk.context.clone(), piece.to_vec(), accepted, duplicate, rejected);
                     }
                     Delivery::Refused => {
                         let _ = outbox.remove(&ids);
@@ -409,23 +357,10 @@ impl Worker {
         Ok(())
     }
 
-    fn log_sent(
-        &self,
-        context: Context,
-        events: Vec<Event>,
-        accepted: usize,
-        duplicate: usize,
-        rejected: usize,
-    ) {
+    fn log_sent(&self, context: Context, events: Vec<Event>, accepted: usize, duplicate: usize, rejected: usize) {
         if let Some(o) = &self.outbox {
-            let _ = o.log_sent(&SentRecord {
-                sent_at: chrono::Utc::now(),
-                context,
-                events,
-                accepted,
-                duplicate,
-                rejected,
-            });
+            let _ =
+                o.log_sent(&SentRecord { sent_at: chrono::Utc::now(), context, events, accepted, duplicate, rejected });
         }
     }
 }
@@ -433,8 +368,7 @@ impl Worker {
 /// Exponential backoff from [`BASE_BACKOFF`], or the collector's `Retry-After` when longer.
 fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
     let exp = BASE_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16));
-    exp.min(MAX_BACKOFF)
-        .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
+    exp.min(MAX_BACKOFF).max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]

@@ -83,12 +83,7 @@ fn app_variable() {
         check(&Home::new(), &[("HOSTCLI_TELEMETRY_DISABLED", v)], "on", "author_default");
     }
     // DO_NOT_TRACK is checked first.
-    check(
-        &Home::new(),
-        &[("DO_NOT_TRACK", "1"), ("HOSTCLI_TELEMETRY_DISABLED", "1")],
-        "off",
-        "do_not_track",
-    );
+    check(&Home::new(), &[("DO_NOT_TRACK", "1"), ("HOSTCLI_TELEMETRY_DISABLED", "1")], "off", "do_not_track");
 }
 
 #[test]
@@ -124,12 +119,9 @@ fn project_manifest() {
 
 #[test]
 fn user_config() {
-    for (cmd, default, mode) in [
-        ("disable", "on", "off"),
-        ("local", "on", "local"),
-        ("enable", "off", "on"),
-        ("enable", "on", "on"),
-    ] {
+    for (cmd, default, mode) in
+        [("disable", "on", "off"), ("local", "on", "local"), ("enable", "off", "on"), ("enable", "on", "on")]
+    {
         let home = Home::new();
         home.ok(&["telemetry", cmd], &[("HOSTCLI_DEFAULT", default)]);
         check(&home, &[("HOSTCLI_DEFAULT", default)], mode, "user_config");
@@ -155,10 +147,7 @@ fn local_mode_keeps_events_and_connects_nowhere() {
     home.ok(&["telemetry", "local"], &[]);
     let trap = ConnectionTrap::new().unwrap();
     let endpoint = trap.endpoint();
-    home.ok(
-        &["build", "--events", "2"],
-        &[("HOSTCLI_ENDPOINT", &endpoint), ("HOSTCLI_EXIT_BUDGET_MS", "5000")],
-    );
+    home.ok(&["build", "--events", "2"], &[("HOSTCLI_ENDPOINT", &endpoint), ("HOSTCLI_EXIT_BUDGET_MS", "5000")]);
     assert_eq!(home.outbox_ids().len(), 4);
     assert_eq!(trap.connections(), 0);
 }
@@ -189,10 +178,7 @@ fn debug_prints_payloads_and_sends_nothing() {
     let before = home.snapshot();
     let trap = ConnectionTrap::new().unwrap();
     let endpoint = trap.endpoint();
-    let out = home.run(
-        &["build"],
-        &[("HOSTCLI_TELEMETRY_DEBUG", "1"), ("HOSTCLI_ENDPOINT", &endpoint)],
-    );
+    let out = home.run(&["build"], &[("HOSTCLI_TELEMETRY_DEBUG", "1"), ("HOSTCLI_ENDPOINT", &endpoint)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\"build.finished\""), "{stderr}");
     assert!(stderr.contains("nothing was sent"), "{stderr}");

@@ -18,9 +18,7 @@ use uuid::Uuid;
 pub fn hostcli() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir
-        .join("examples")
-        .join(format!("hostcli{}", std::env::consts::EXE_SUFFIX));
+    let path = dir.join("examples").join(format!("hostcli{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test -p tally` (which builds the examples), \
@@ -41,18 +39,12 @@ impl Home {
     /// file that allows telemetry (so a real `/etc/tally/policy.toml` cannot interfere).
     pub fn new() -> Home {
         let dir = tempfile::tempdir().expect("tempdir");
-        let home = Home {
-            dir,
-            vars: BTreeMap::new(),
-        };
+        let home = Home { dir, vars: BTreeMap::new() };
         std::fs::create_dir_all(home.project()).unwrap();
         std::fs::create_dir_all(home.home()).unwrap();
         std::fs::write(
             home.project().join("package.json"),
-            format!(
-                "{{\"name\":\"site\",\"hostcli\":{{\"uuid\":\"{}\"}}}}\n",
-                Uuid::new_v4()
-            ),
+            format!("{{\"name\":\"site\",\"hostcli\":{{\"uuid\":\"{}\"}}}}\n", Uuid::new_v4()),
         )
         .unwrap();
         std::fs::write(home.policy(), "telemetry = \"allow\"\n").unwrap();
@@ -84,13 +76,7 @@ impl Home {
     }
 
     pub fn outbox_ids(&self) -> Vec<Uuid> {
-        self.outbox()
-            .chunks()
-            .unwrap()
-            .into_iter()
-            .flat_map(|c| c.events)
-            .map(|e| e.event_id)
-            .collect()
+        self.outbox().chunks().unwrap().into_iter().flat_map(|c| c.events).map(|e| e.event_id).collect()
     }
 
     pub fn set(&mut self, k: &str, v: &str) -> &mut Home {
@@ -143,8 +129,7 @@ impl Home {
 
     /// `telemetry status --json`, parsed.
     pub fn status(&self, extra: &[(&str, &str)]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["telemetry", "status", "--json"], extra))
-            .expect("status JSON")
+        serde_json::from_str(&self.ok(&["telemetry", "status", "--json"], extra)).expect("status JSON")
     }
 
     /// Every file under the temp dir with its contents.
@@ -270,23 +255,13 @@ fn serve(stream: TcpStream, s: &CollectorState) -> std::io::Result<()> {
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
             }
         }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body)?;
         let behaviour = *s.behaviour.lock().unwrap();
         if let Behaviour::Status(code) = behaviour {
-            let extra = if code == 429 || code == 503 {
-                "Retry-After: 1\r\n"
-            } else {
-                ""
-            };
-            write!(
-                out,
-                "HTTP/1.1 {code} Status\r\n{extra}Content-Length: 0\r\n\r\n"
-            )?;
+            let extra = if code == 429 || code == 503 { "Retry-After: 1\r\n" } else { "" };
+            write!(out, "HTTP/1.1 {code} Status\r\n{extra}Content-Length: 0\r\n\r\n")?;
             continue;
         }
         let json = if headers.get("content-encoding").map(String::as_str) == Some("gzip") {
@@ -298,10 +273,7 @@ fn serve(stream: TcpStream, s: &CollectorState) -> std::io::Result<()> {
             body
         };
         let batch: Batch = serde_json::from_slice(&json).expect("a valid batch");
-        s.ids
-            .lock()
-            .unwrap()
-            .extend(batch.events.iter().map(|e| e.event_id));
+        s.ids.lock().unwrap().extend(batch.events.iter().map(|e| e.event_id));
         let n = batch.events.len();
         s.batches.lock().unwrap().push(batch);
         s.headers.lock().unwrap().push(headers);

@@ -1,0 +1,127 @@
+//! The sender against a collector on loopback, run through the example host tool as a real
+//! process: delivered once; refused port, silent port and slow server leave the events in
+//! the outbox, and a later run delivers them. No wall-clock assertions: a host that does
+//! not exit is caught by `Home::run`'s one-minute hang guard.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{Behaviour, Collector, Home, refused_endpoint};
+use uuid::Uuid;
+
+/// A home where the user enabled telemetry (so no run is a notice run).
+fn enabled_home() -> Home {
+    let home = Home::new();
+    home.ok(&["telemetry", "enable"], &[]);
+    home
+}
+
+fn unique(ids: &[Uuid]) -> HashSet<Uuid> {
+    ids.iter().copied().collect()
+}
+
+/// Runs `telemetry status` with a generous budget: it records nothing and sends the
+/// outbox left by earlier runs.
+fn later_run(home: &Home, collector: &Collector) {
+    home.ok(
+        &["telemetry", "status"],
+        &[("HOSTCLI_ENDPOINT", &collector.endpoint()), ("HOSTCLI_EXIT_BUDGET_MS", "30000")],
+    );
+}
+
+#[test]
+fn delivers_each_event_once() {
+    let home = enabled_home();
+    let collector = Collector::start(Behaviour::Accept);
+    home.ok(
+        &["build", "--events", "5"],
+        &[("HOSTCLI_ENDPOINT", &collector.endpoint()), ("HOSTCLI_EXIT_BUDGET_MS", "30000")],
+    );
+    let ids = collector.ids();
+    assert_eq!(ids.len(), 7, "1 command.run + 5 steps + build.finished");
+    assert_eq!(unique(&ids).len(), 7, "no event twice");
+    assert!(home.outbox_ids().is_empty());
+    let sent = home.outbox().sent().unwrap();
+    assert_eq!(sent.iter().map(|r| r.events.len()).sum::<usize>(), 7);
+    // gzip JSON to /v1/batch, and a context the protocol accepts.
+    let headers = &collector.headers()[0];
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["content-type"], "application/json");
+    for b in collector.batches() {
+        tally_protocol::validate::validate_context(&b.context).expect("valid context");
+        assert_eq!(b.context.app, "hostcli");
+        assert_eq!(b.context.machine.len(), 64);
+    }
+    // Another run sends nothing old again.
+    later_run(&home, &collector);
+    assert_eq!(collector.ids().len(), 7);
+}
+
+/// Records 3 events against `endpoint` with a small budget, then checks they wait in the
+/// outbox and that a later run against a working collector delivers them.
+fn recorded_then_delivered_later(home: &Home, endpoint: &str, budget_ms: &str) -> Vec<Uuid> {
+    home.ok(&["build", "--events", "1"], &[("HOSTCLI_ENDPOINT", endpoint), ("HOSTCLI_EXIT_BUDGET_MS", budget_ms)]);
+    let waiting = home.outbox_ids();
+    assert_eq!(waiting.len(), 3, "the run's events are in the outbox");
+    let good = Collector::start(Behaviour::Accept);
+    later_run(home, &good);
+    assert_eq!(unique(&good.ids()), unique(&waiting), "delivered by the later run");
+    assert_eq!(good.ids().len(), 3, "each once");
+    assert!(home.outbox_ids().is_empty(), "and removed from the outbox");
+    waiting
+}
+
+#[test]
+fn refused_port() {
+    let home = enabled_home();
+    recorded_then_delivered_later(&home, &refused_endpoint(), "5");
+    // With a larger budget too: the failure is stored, not retried in a loop.
+    let home = enabled_home();
+    recorded_then_delivered_later(&home, &refused_endpoint(), "2000");
+}
+
+#[test]
+fn port_that_accepts_and_never_answers() {
+    let home = enabled_home();
+    let silent = Collector::start(Behaviour::Silent);
+    recorded_then_delivered_later(&home, &silent.endpoint(), "50");
+    assert!(silent.connections() >= 1);
+}
+
+#[test]
+fn slow_server() {
+    let home = enabled_home();
+    let slow = Collector::start(Behaviour::Slow(Duration::from_secs(3)));
+    let ids = recorded_then_delivered_later(&home, &slow.endpoint(), "50");
+    // The slow server may have stored them too before the host gave up waiting; the
+    // collector deduplicates by event id, so at most a repeat, never a loss.
+    assert!(unique(&slow.ids()).is_subset(&unique(&ids)));
+}
+
+#[test]
+fn retryable_status_keeps_events_and_client_errors_drop_them() {
+    for (code, kept) in [(429, true), (503, true), (500, true), (408, true), (400, false), (413, false)] {
+        let home = enabled_home();
+        let collector = Collector::start(Behaviour::Status(code));
+        home.ok(&["build"], &[("HOSTCLI_ENDPOINT", &collector.endpoint()), ("HOSTCLI_EXIT_BUDGET_MS", "30000")]);
+        assert!(collector.connections() >= 1, "{code}: a request was made");
+        assert_eq!(!home.outbox_ids().is_empty(), kept, "status {code}");
+        assert!(home.outbox().sent().unwrap().is_empty(), "status {code}");
+    }
+}
+
+#[test]
+fn outbox_of_several_runs_is_sent_once_in_order() {
+    let home = enabled_home();
+    let refused = refused_endpoint();
+    for _ in 0..3 {
+        home.ok(&["build"], &[("HOSTCLI_ENDPOINT", &refused)]);
+    }
+    let waiting = home.outbox_ids();
+    assert_eq!(waiting.len(), 6);
+    let good = Collector::start(Behaviour::Accept);
+    later_run(&home, &good);
+    assert_eq!(good.ids(), waiting, "oldest first, each once");
+}
