@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use tally_protocol::{SchemaError, SchemaSet};
 
 /// Built-in schema files: (name, TOML text).
-pub const SCHEMAS: &[(&str, &str)] = &[("builtin:demo.toml", include_str!("../schemas/demo.toml"))];
+pub const SCHEMAS: &[(&str, &str)] = &[
+    ("builtin:demo.toml", include_str!("../schemas/demo.toml")),
+    ("builtin:strapi.toml", include_str!("../schemas/strapi.toml")),
+];
 
 /// The built-in schemas plus every `*.toml` file of `dir` (sorted by name). A file may
 /// replace a built-in app's schema; two files may not declare the same app.

@@ -7,6 +7,7 @@
 //! - `GET /v1/insights/{name}`: one insight; admin token, or `?public=true` for
 //!   k-anonymous output.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
+//! - `POST /api/v2/track`, `POST /track`: Strapi's own telemetry client ([`strapi`]).
 //!
 //! The collector never reads, logs or stores the client's address. It talks to storage only
 //! through [`EventStore`]; which backend is used is the caller's choice.
@@ -15,6 +16,7 @@ pub mod builtin;
 mod error;
 mod ingest;
 mod metrics;
+pub mod strapi;
 mod writer;
 
 use std::sync::Arc;
@@ -71,6 +73,7 @@ struct Shared {
     writer: Writer,
     metrics: Arc<Metrics>,
     settings: Settings,
+    strapi: strapi::InstallTimes,
 }
 
 /// A collector, ready to serve.
@@ -96,7 +99,18 @@ impl Collector {
                 m.group_rows.observe(rows as f64);
                 m.queue_depth.set(depth as i64);
             });
-        Ok(Collector { shared: Arc::new(Shared { store, schemas, secret, caps, writer, metrics, settings }) })
+        Ok(Collector {
+            shared: Arc::new(Shared {
+                store,
+                schemas,
+                secret,
+                caps,
+                writer,
+                metrics,
+                settings,
+                strapi: strapi::InstallTimes::new(),
+            }),
+        })
     }
 
     /// Requests waiting for the writer.
@@ -117,6 +131,7 @@ impl Collector {
             .route("/v1/insights/{name}", get(get_insight))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
+            .merge(strapi::routes())
             .with_state(self.shared.clone())
     }
 }
