@@ -1,1 +1,163 @@
-fn main() {}
+//! Benchmarks of the SDK, with plain `std::time` (run: `cargo bench -p tally`).
+//!
+//! 1. `record()` cost per event, on the caller's thread, for a client that sends (into an
+//!    in-memory sink, drained by the sender thread as usual) and for a disabled client.
+//! 2. The example host tool (`hostcli build`, release build) run as a process: wall time
+//!    and peak RSS with telemetry off, and on with the endpoint up, refused and blackholed.
+//!
+//! Numbers are printed; `docs/benchmarks.md` records a run. Nothing here asserts a time.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Behaviour, Collector, Home, refused_endpoint};
+use tally::testing::{MemorySink, Sandbox};
+use tally::{Event, Mode};
+
+fn typical_event(i: usize) -> Event {
+    Event::command_run("build").plugins(["sass", "minify"]).prop("files", i).prop("typescript", true)
+}
+
+fn bench_record() {
+    let n = 200_000;
+    let sandbox = Sandbox::new();
+    let sink = MemorySink::new();
+    let t = sandbox
+        .builder("bench", "1.0.0")
+        .sink(sink.clone())
+        .queue_capacity(n)
+        .batching(500, Duration::from_millis(5))
+        .build();
+    // Warm up (lazy statics: regexes, the first batch).
+    for i in 0..1000 {
+        t.record(typical_event(i));
+    }
+    t.flush(Duration::from_secs(30));
+
+    let events: Vec<Event> = (0..n).map(typical_event).collect();
+    let start = Instant::now();
+    for e in events {
+        t.record(e);
+    }
+    let record_only = start.elapsed();
+    t.flush(Duration::from_secs(60));
+
+    let start = Instant::now();
+    for i in 0..n {
+        t.record(typical_event(i));
+    }
+    let build_and_record = start.elapsed();
+    t.shutdown();
+
+    let long = "failed to open /home/alice/projects/site/config/database.json: permission denied";
+    let sandbox2 = Sandbox::new();
+    let t2 = sandbox2.builder("bench", "1.0.0").sink(MemorySink::new()).queue_capacity(n).build();
+    let events: Vec<Event> = (0..n / 10).map(|_| Event::new("command.run").prop("detail", long)).collect();
+    let start = Instant::now();
+    for e in events {
+        t2.record(e);
+    }
+    let scrubbed = start.elapsed() / (n as u32 / 10);
+    t2.shutdown();
+
+    let off = sandbox.builder("bench", "1.0.0").default_mode(Mode::Off).build();
+    let events: Vec<Event> = (0..n).map(typical_event).collect();
+    let start = Instant::now();
+    for e in events {
+        off.record(e);
+    }
+    let disabled = start.elapsed();
+
+    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
+    println!("## record()");
+    println!("record(), typical event, client on:        {:>7.0} ns/event", per(record_only));
+    println!("Event::new(..) + record(), client on:       {:>7.0} ns/event", per(build_and_record));
+    println!("record(), 80-byte string with a home path:  {:>7.0} ns/event", scrubbed.as_nanos() as f64);
+    println!("record(), client off:                       {:>7.0} ns/event", per(disabled));
+    println!("(delivered to the sink: {} events)", sink.events().len());
+}
+
+/// Wall time (ms) and peak RSS (KiB) of one run of `hostcli build`.
+fn run_host(home: &Home, extra: &[(&str, &str)]) -> (f64, u64) {
+    let time = std::path::Path::new("/usr/bin/time");
+    let mut cmd = if time.exists() {
+        let mut c = Command::new(time);
+        c.args(["-f", "%M"]).arg(common::hostcli());
+        c
+    } else {
+        Command::new(common::hostcli())
+    };
+    cmd.arg("build")
+        .current_dir(home.project())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.home())
+        .env("TALLY_POLICY", home.policy())
+        .envs(extra.iter().copied());
+    let start = Instant::now();
+    let out = cmd.output().expect("run hostcli");
+    let wall = start.elapsed().as_secs_f64() * 1000.0;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rss = String::from_utf8_lossy(&out.stderr).lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    (wall, rss)
+}
+
+fn bench_host() {
+    let host = common::hostcli();
+    if !host.to_string_lossy().contains("release") {
+        println!("\n(host tool numbers skipped: run `cargo bench`, which uses release builds)");
+    }
+    let runs = 40;
+    let up = Collector::start(Behaviour::Accept);
+    let blackhole = Collector::start(Behaviour::Silent);
+    let refused = refused_endpoint();
+    let scenarios: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("off (DO_NOT_TRACK=1)", vec![("DO_NOT_TRACK", "1".into())]),
+        ("on, endpoint up", vec![("HOSTCLI_ENDPOINT", up.endpoint())]),
+        ("on, endpoint refused", vec![("HOSTCLI_ENDPOINT", refused.clone())]),
+        ("on, endpoint blackholed", vec![("HOSTCLI_ENDPOINT", blackhole.endpoint())]),
+    ];
+    println!("\n## hostcli build, {runs} runs each (exit budget 5 ms)");
+    println!("| scenario | median wall ms | p90 wall ms | max wall ms | median peak RSS KiB | max peak RSS KiB |");
+    println!("|---|---|---|---|---|---|");
+    for (name, vars) in scenarios {
+        let home = Home::new();
+        home.ok(&["telemetry", "enable"], &[]);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_host(&home, &vars);
+        let mut walls = Vec::new();
+        let mut rss = Vec::new();
+        for _ in 0..runs {
+            let (w, r) = run_host(&home, &vars);
+            walls.push(w);
+            rss.push(r);
+        }
+        walls.sort_by(f64::total_cmp);
+        rss.sort();
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            walls[runs / 2],
+            walls[runs * 9 / 10],
+            walls[runs - 1],
+            rss[runs / 2],
+            rss[runs - 1]
+        );
+    }
+    println!(
+        "(collector up received {} events; blackhole saw {} connections)",
+        up.ids().len(),
+        blackhole.connections()
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs benches with `--test`-like flags: keep that quick.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    bench_record();
+    bench_host();
+}

@@ -327,6 +327,7 @@ impl Builder {
             host_props: Vec::new(),
             worker_started: false,
             shut_down: AtomicBool::new(false),
+            ci,
         };
         let (Some(project_id), true) = (project_id, inner.decision.mode != Mode::Off) else {
             if debug {
@@ -450,6 +451,7 @@ struct Inner {
     host_props: Vec<(String, tally_protocol::PropValue)>,
     worker_started: bool,
     shut_down: AtomicBool,
+    ci: Option<&'static str>,
 }
 
 struct ContextParts {
@@ -626,6 +628,7 @@ impl Telemetry {
                 host_props: Vec::new(),
                 worker_started: false,
                 shut_down: AtomicBool::new(true),
+                ci: None,
             }),
         }
     }
@@ -694,7 +697,7 @@ impl Telemetry {
     pub fn status(&self) -> Status {
         let i = &self.inner;
         let identity = i.paths.identity.as_deref().and_then(|p| LocalIdentity::load(p).ok());
-        let ci = facts::ci_vendor(&Vars::process());
+        let ci = i.ci;
         let machine = (identity.is_some() || ci.is_some() || identity::os_machine_id().is_some())
             .then(|| identity::machine_id(&i.app, ci, identity.as_ref()));
         let outbox = self.outbox();
