@@ -126,7 +126,7 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusC
         ApiError::from_rejection(r)
     })?;
     let (context, event) = match translated {
-        Translation::Keep { context, event } => (context, *event),
+        Translation::Keep { context, event } => (*context, *event),
         Translation::Drop { reason } => {
             s.metrics.event("rejected", reason.as_str());
             return Ok((StatusCode::ACCEPTED, json!({"status": "dropped", "reason": reason.as_str()})));
@@ -179,7 +179,7 @@ pub enum Translation {
     /// Store this event (after the usual checks).
     Keep {
         /// The context, as a native client would send it.
-        context: Context,
+        context: Box<Context>,
         /// The event.
         event: Box<Event>,
     },
@@ -314,7 +314,7 @@ pub fn translate(
     if strapi_name.starts_with("didNot") {
         event.error_kind = Some(error_kind(fields.error_text().unwrap_or_default()).to_string());
     }
-    Ok(Translation::Keep { context, event: Box::new(event) })
+    Ok(Translation::Keep { context: Box::new(context), event: Box::new(event) })
 }
 
 /// Where a field is looked up: Strapi has moved fields between its shapes over the years.
@@ -712,10 +712,10 @@ impl InstallTimes {
         let key = (project, machine.to_string());
         if pending.len() >= MAX_PENDING_INSTALLS && !pending.contains_key(&key) {
             pending.retain(|_, started| at_ms - *started <= INSTALL_TIMEOUT_MS);
-            if pending.len() >= MAX_PENDING_INSTALLS {
-                if let Some(oldest) = pending.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
-                    pending.remove(&oldest);
-                }
+            if pending.len() >= MAX_PENDING_INSTALLS
+                && let Some(oldest) = pending.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
+            {
+                pending.remove(&oldest);
             }
         }
         pending.insert(key, at_ms);
