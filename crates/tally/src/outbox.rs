@@ -2,17 +2,17 @@
 //!
 //! Both are JSON-lines files in the tool's data directory that the user can read
 //! (`telemetry show` prints them). Every change takes an exclusive lock on `outbox.lock`
-//! (`File::lock`, released by the OS even when a process dies), reads the file, and writes
-//! the new content to a temporary file that replaces the old one, so several processes of
-//! the tool can add and remove events at once without losing any and a crash never leaves
-//! half a file.
+//! (`File::lock`, released by the OS even when a process dies), so several processes of
+//! the tool can add and remove events at once without losing any. Adding appends one line
+//! (cheap at exit, whatever the outbox holds); removing and compacting write the new
+//! content to a temporary file that atomically replaces the old one.
 //!
 //! The outbox is bounded in bytes (oldest events go first) and drops events older than 14
 //! days; events are unique by id, so writing the same event twice keeps one.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -98,26 +98,32 @@ impl Outbox {
         self.dir.join("sent.jsonl")
     }
 
-    /// Adds events (skipping ids already there), then applies expiry and the size bound.
-    /// Returns how many of `events` are in the outbox afterwards.
+    /// Adds events. The common case appends one line (constant time, whatever the
+    /// outbox holds); when the file would outgrow its bound it is compacted instead:
+    /// expired events and repeated ids dropped, then the oldest events until it fits.
+    /// Returns how many of `events` were written.
     pub fn append(&self, context: &Context, events: &[Event]) -> io::Result<usize> {
         self.append_at(context, events, Utc::now())
     }
 
     pub(crate) fn append_at(&self, context: &Context, events: &[Event], now: DateTime<Utc>) -> io::Result<usize> {
-        if events.is_empty() {
+        let fresh: Vec<Event> = events.iter().filter(|e| !self.expired(e, now)).cloned().collect();
+        if fresh.is_empty() {
             return Ok(0);
         }
+        let chunk = Chunk { context: context.clone(), events: fresh };
+        let mut line = serde_json::to_string(&chunk).map_err(io::Error::other)?;
+        line.push('\n');
         let _lock = self.lock()?;
-        let mut chunks = self.read_unlocked(now)?;
-        let known: HashSet<Uuid> = chunks.iter().flat_map(|c| c.events.iter().map(|e| e.event_id)).collect();
-        let fresh: Vec<Event> =
-            events.iter().filter(|e| !known.contains(&e.event_id) && !self.expired(e, now)).cloned().collect();
-        let ids: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
-        if !fresh.is_empty() {
-            chunks.push(Chunk { context: context.clone(), events: fresh });
+        let size = fs::metadata(self.file()).map_or(0, |m| m.len());
+        if size + line.len() as u64 <= self.max_bytes {
+            append_line(&self.file(), &line)?;
+            return Ok(chunk.events.len());
         }
-        let chunks = self.bound(chunks);
+        let ids: HashSet<Uuid> = chunk.events.iter().map(|e| e.event_id).collect();
+        let mut chunks = self.read_unlocked(now)?;
+        chunks.push(chunk);
+        let chunks = self.bound(dedupe(chunks));
         self.write_unlocked(&self.file(), &chunks)?;
         Ok(chunks.iter().flat_map(|c| &c.events).filter(|e| ids.contains(&e.event_id)).count())
     }
@@ -168,12 +174,19 @@ impl Outbox {
 
     /// Adds a delivered batch to the sent-log, keeping it under its bound (newest kept).
     pub fn log_sent(&self, record: &SentRecord) -> io::Result<()> {
+        let mut line = serde_json::to_string(record).map_err(io::Error::other)?;
+        line.push('\n');
         let _lock = self.lock()?;
+        let size = fs::metadata(self.sent_file()).map_or(0, |m| m.len());
+        if size + line.len() as u64 <= self.sent_max_bytes {
+            return append_line(&self.sent_file(), &line);
+        }
         let mut records: Vec<SentRecord> = read_lines(&self.sent_file())?;
         records.push(record.clone());
         let mut size: u64 = records.iter().map(line_len).sum();
         let mut skip = 0;
-        while size > self.sent_max_bytes && skip + 1 < records.len() {
+        // Compact to half the bound, so the next appends are cheap again.
+        while size > self.sent_max_bytes / 2 && skip + 1 < records.len() {
             size -= line_len(&records[skip]);
             skip += 1;
         }
@@ -194,13 +207,13 @@ impl Outbox {
         age.to_std().is_ok_and(|a| a > self.max_age)
     }
 
+    /// The chunks without expired events and without repeats of an id.
     fn read_unlocked(&self, now: DateTime<Utc>) -> io::Result<Vec<Chunk>> {
         let mut chunks: Vec<Chunk> = read_lines(&self.file())?;
         for c in &mut chunks {
             c.events.retain(|e| !self.expired(e, now));
         }
-        chunks.retain(|c| !c.events.is_empty());
-        Ok(chunks)
+        Ok(dedupe(chunks))
     }
 
     /// Drops the oldest events until the file fits in `max_bytes`.
@@ -255,6 +268,32 @@ impl Outbox {
             }
         }
     }
+}
+
+/// Appends a line; first ends a line a crashed writer left unfinished, so that only its
+/// own (unparsable, skipped) line is lost.
+fn append_line(path: &Path, line: &str) -> io::Result<()> {
+    let mut f = File::options().create(true).read(true).append(true).open(path)?;
+    let len = f.metadata()?.len();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::End(-1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            f.write_all(b"\n")?;
+        }
+    }
+    f.write_all(line.as_bytes())
+}
+
+/// Keeps the first occurrence of each event id; drops empty chunks.
+fn dedupe(mut chunks: Vec<Chunk>) -> Vec<Chunk> {
+    let mut seen = HashSet::new();
+    for c in &mut chunks {
+        c.events.retain(|e| seen.insert(e.event_id));
+    }
+    chunks.retain(|c| !c.events.is_empty());
+    chunks
 }
 
 fn line_len<T: Serialize>(item: &T) -> u64 {
@@ -363,6 +402,20 @@ pub(crate) mod tests {
         let later = now + day * 14 - chrono::Duration::hours(1);
         let kept = o.read_unlocked(later).unwrap();
         assert_eq!(kept.iter().map(|c| c.events.len()).sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn a_half_written_line_loses_only_itself() {
+        let d = tempfile::tempdir().unwrap();
+        let o = Outbox::new(d.path());
+        let first = event_at(Utc::now());
+        o.append(&context(), std::slice::from_ref(&first)).unwrap();
+        let mut f = File::options().append(true).open(d.path().join("outbox.jsonl")).unwrap();
+        f.write_all(b"{\"context\":{\"app\":\"de").unwrap();
+        let second = event_at(Utc::now());
+        o.append(&context(), std::slice::from_ref(&second)).unwrap();
+        let kept: Vec<_> = o.chunks().unwrap().into_iter().flat_map(|c| c.events).collect();
+        assert_eq!(kept, [first, second]);
     }
 
     #[test]

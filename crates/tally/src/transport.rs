@@ -1,6 +1,7 @@
 //! Delivery of one batch: gzip JSON over HTTP(S) with ureq, or (tests) an in-memory sink.
 
 use std::io::Write;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use flate2::Compression;
@@ -27,10 +28,8 @@ pub(crate) struct Timeouts {
 }
 
 pub(crate) enum Transport {
-    Http {
-        agent: ureq::Agent,
-        url: String,
-    },
+    /// The agent is made on first use, on the sender thread, not in the host's `build()`.
+    Http { agent: OnceLock<ureq::Agent>, url: String, user_agent: String, timeouts: Timeouts },
     #[cfg(feature = "testing")]
     Memory(crate::testing::MemorySink),
 }
@@ -38,20 +37,30 @@ pub(crate) enum Transport {
 impl Transport {
     /// An HTTP transport for `endpoint` (a base URL, or the full `/v1/batch` URL). The
     /// proxy comes from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (and `NO_PROXY`).
-    pub(crate) fn http(endpoint: &str, user_agent: &str, t: Timeouts) -> Transport {
-        let config = ureq::Agent::config_builder()
-            .timeout_connect(Some(t.connect))
-            .timeout_global(Some(t.total))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(user_agent)
-            .build();
-        Transport::Http { agent: ureq::Agent::new_with_config(config), url: batch_url(endpoint) }
+    pub(crate) fn http(endpoint: &str, user_agent: &str, timeouts: Timeouts) -> Transport {
+        Transport::Http {
+            agent: OnceLock::new(),
+            url: batch_url(endpoint),
+            user_agent: user_agent.to_string(),
+            timeouts,
+        }
     }
 
     pub(crate) fn send(&self, batch: &Batch) -> Delivery {
         match self {
-            Transport::Http { agent, url } => send_http(agent, url, batch),
+            Transport::Http { agent, url, user_agent, timeouts } => {
+                let agent = agent.get_or_init(|| {
+                    let config = ureq::Agent::config_builder()
+                        .timeout_connect(Some(timeouts.connect))
+                        .timeout_global(Some(timeouts.total))
+                        .http_status_as_error(false)
+                        .max_redirects(0)
+                        .user_agent(user_agent.as_str())
+                        .build();
+                    ureq::Agent::new_with_config(config)
+                });
+                send_http(agent, url, batch)
+            }
             #[cfg(feature = "testing")]
             Transport::Memory(sink) => sink.deliver(batch),
         }

@@ -87,7 +87,6 @@ fn port_that_accepts_and_never_answers() {
     let home = enabled_home();
     let silent = Collector::start(Behaviour::Silent);
     recorded_then_delivered_later(&home, &silent.endpoint(), "50");
-    assert!(silent.connections() >= 1);
 }
 
 #[test]
