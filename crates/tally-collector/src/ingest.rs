@@ -131,11 +131,11 @@ pub fn to_row(
 ) -> EventRow {
     let AcceptedEvent { mut event, occurred_at_ms } = accepted;
     for value in event.props.values_mut() {
-        if let PropValue::Str(s) = value {
-            if scrub::is_sensitive(s) {
-                *s = scrub::REDACTED.to_string();
-                metrics.replaced("redacted");
-            }
+        if let PropValue::Str(s) = value
+            && scrub::is_sensitive(s)
+        {
+            *s = scrub::REDACTED.to_string();
+            metrics.replaced("redacted");
         }
     }
     let mut seen = HashSet::new();
@@ -173,7 +173,7 @@ pub fn to_row(
 /// Builds the response from per-event check results and the store's statuses (one per
 /// row, in the order the rows were built).
 pub fn respond(
-    checked: &[(Option<uuid::Uuid>, Result<Option<()>, tally_protocol::Rejection>)],
+    checked: &[tally_protocol::validate::EventCheck<()>],
     statuses: &[AppendStatus],
     dropped_props: usize,
     metrics: &Metrics,

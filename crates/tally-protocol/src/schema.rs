@@ -195,13 +195,13 @@ impl AppSchema {
                     ));
                 }
             }
-            if let Some(m) = &p.max_distinct {
-                if *m.get_ref() == 0 {
-                    return Err(err(
-                        Some(m.span()),
-                        format!("property {}: max_distinct must be at least 1", name.get_ref()),
-                    ));
-                }
+            if let Some(m) = &p.max_distinct
+                && *m.get_ref() == 0
+            {
+                return Err(err(
+                    Some(m.span()),
+                    format!("property {}: max_distinct must be at least 1", name.get_ref()),
+                ));
             }
             let allowed = p.allowed.map(|a| a.into_inner().into_iter().collect::<BTreeSet<_>>());
             props.insert(

@@ -166,6 +166,10 @@ pub struct CheckedEvent {
     pub occurred_at_ms: i64,
 }
 
+/// The check of one event of a batch: its id when readable, and the event, `None` for a
+/// repeat of an earlier event of the same batch, or the rejection.
+pub type EventCheck<T> = (Option<Uuid>, Result<Option<T>, Rejection>);
+
 /// The result of [`validate_batch`]: one entry per event, in order.
 #[derive(Debug)]
 pub struct ValidatedBatch {
@@ -173,7 +177,7 @@ pub struct ValidatedBatch {
     pub context: Context,
     /// Per event: the checked event, a duplicate of an earlier event of the same batch
     /// (`Ok(None)`), or a rejection.
-    pub events: Vec<(Option<Uuid>, Result<Option<CheckedEvent>, Rejection>)>,
+    pub events: Vec<EventCheck<CheckedEvent>>,
 }
 
 /// Validates a parsed batch at collector time `now`; events older than `max_age_ms`
@@ -251,10 +255,10 @@ pub fn validate_context(c: &Context) -> Result<(), Rejection> {
             return bad(field, "must be at most 64 characters of [A-Za-z0-9._:+-]");
         }
     }
-    if let Some(ci) = &c.ci {
-        if !is_name(ci) {
-            return bad("ci", "must be 1-64 characters of [a-z0-9._-]");
-        }
+    if let Some(ci) = &c.ci
+        && !is_name(ci)
+    {
+        return bad("ci", "must be 1-64 characters of [a-z0-9._-]");
     }
     Ok(())
 }
@@ -288,13 +292,13 @@ fn validate_event(mut e: Event, shift_ms: i64, now_ms: i64, max_age_ms: i64) -> 
     if e.duration_ms.is_some_and(|d| d > MAX_DURATION_MS) {
         return Err(Rejection::new(InvalidDuration, "duration_ms is longer than a week"));
     }
-    if let Some(kind) = &e.error_kind {
-        if kind.is_empty() || kind.len() > MAX_NAME_LEN || !kind.bytes().all(is_token_byte) {
-            return Err(Rejection::new(
-                InvalidErrorKind,
-                "error_kind must be a category of 1-64 characters of [A-Za-z0-9._:+-], never a message",
-            ));
-        }
+    if let Some(kind) = &e.error_kind
+        && (kind.is_empty() || kind.len() > MAX_NAME_LEN || !kind.bytes().all(is_token_byte))
+    {
+        return Err(Rejection::new(
+            InvalidErrorKind,
+            "error_kind must be a category of 1-64 characters of [A-Za-z0-9._:+-], never a message",
+        ));
     }
     if e.props.len() > MAX_PROPS {
         return Err(Rejection::new(TooManyProps, format!("more than {MAX_PROPS} props")));
@@ -372,7 +376,7 @@ pub struct CheckedBatch {
     pub context: Context,
     /// Per event, in order: its id when readable, and the accepted event, `None` for a
     /// repeat of an earlier event of the batch, or the rejection.
-    pub events: Vec<(Option<Uuid>, Result<Option<AcceptedEvent>, Rejection>)>,
+    pub events: Vec<EventCheck<AcceptedEvent>>,
     /// Properties dropped because their event does not declare them.
     pub dropped_props: usize,
 }

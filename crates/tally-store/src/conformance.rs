@@ -89,7 +89,7 @@ fn append_all(store: &dyn EventStore, rows: &[EventRow]) {
 pub fn append_is_idempotent(store: &dyn EventStore) {
     let a = row(1, 0, 0, 1, 1);
     let b = row(2, 0, 1, 1, 1);
-    assert_eq!(store.append(&[a.clone()]).expect("append"), vec![AppendStatus::Inserted]);
+    assert_eq!(store.append(std::slice::from_ref(&a)).expect("append"), vec![AppendStatus::Inserted]);
     assert_eq!(
         store.append(&[a.clone(), b.clone(), b.clone()]).expect("append"),
         vec![AppendStatus::Duplicate, AppendStatus::Inserted, AppendStatus::Duplicate]

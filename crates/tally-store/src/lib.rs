@@ -16,7 +16,7 @@ mod row;
 
 pub use keys::{Key16, MachineKey, ProjectKey, ServerSecret};
 pub use memory::MemoryStore;
-pub use query::{Cell, Column, ColumnType, Dimension, Filters, Query, QueryKind, Table};
+pub use query::{Cell, Column, ColumnType, Dimension, Filters, Period, Query, QueryKind, Table, version_prefix};
 pub use row::{AppendStatus, EventRow, KnownValues};
 
 /// Milliseconds in a day.

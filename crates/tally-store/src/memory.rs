@@ -8,7 +8,7 @@ use chrono::DateTime;
 use tally_protocol::PropValue;
 use uuid::Uuid;
 
-use crate::query::{Cell, Dimension, Filters, Query, QueryKind, Table};
+use crate::query::{Cell, Dimension, Filters, Period, Query, QueryKind, Table, version_prefix};
 use crate::row::{AppendStatus, EventRow, KnownValues};
 use crate::{DAY_MS, EventStore, Key16, ProjectKey, StoreError};
 
@@ -61,6 +61,15 @@ fn matches(row: &EventRow, f: &Filters) -> bool {
         && f.plugin.as_ref().is_none_or(|p| row.plugins.contains(p))
 }
 
+/// The values a row has for a dimension: none (no error kind, no plugins), one, or one
+/// per plugin.
+fn dimension_values(row: &EventRow, d: Dimension) -> Vec<String> {
+    match d {
+        Dimension::Plugin => row.plugins.clone(),
+        _ => dimension_value(row, d).into_iter().collect(),
+    }
+}
+
 fn dimension_value(row: &EventRow, d: Dimension) -> Option<String> {
     Some(match d {
         Dimension::Env => row.env.as_str().to_string(),
@@ -73,7 +82,43 @@ fn dimension_value(row: &EventRow, d: Dimension) -> Option<String> {
         Dimension::Container => row.container.to_string(),
         Dimension::Event => row.event.clone(),
         Dimension::ErrorKind => return row.error_kind.clone(),
+        Dimension::RuntimeMajor => version_prefix(&row.runtime_version, 1),
+        Dimension::RuntimeMinor => version_prefix(&row.runtime_version, 2),
+        Dimension::Plugin => return row.plugins.first().cloned(),
     })
+}
+
+/// (period start, dimension value) of a durations group.
+type DurationKey = (Option<i64>, Option<String>);
+
+fn date_cell(ms: i64) -> Cell {
+    Cell::Date(DateTime::from_timestamp_millis(ms).expect("time in range").date_naive())
+}
+
+/// Every combination of the row's values for `dims` (a cross product: plugins unnest).
+fn tuples(row: &EventRow, dims: &[Dimension]) -> Vec<Vec<String>> {
+    let mut out = vec![vec![]];
+    for d in dims {
+        let values = dimension_values(row, *d);
+        out = out
+            .into_iter()
+            .flat_map(|prefix: Vec<String>| {
+                values.iter().map(move |v| {
+                    let mut t = prefix.clone();
+                    t.push(v.clone());
+                    t
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// The value at position ceil(q·n) (1-based) of sorted values.
+pub(crate) fn nearest_rank(sorted: &[u64], q: f64) -> i64 {
+    let n = sorted.len();
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+    sorted[rank - 1] as i64
 }
 
 #[derive(Default)]
@@ -140,6 +185,160 @@ pub(crate) fn evaluate<'a>(rows: impl Iterator<Item = &'a EventRow> + Clone, q: 
                 }
             }
             table.rows = grouped(by.into_iter());
+        }
+        QueryKind::ActiveSeries { window_days } => {
+            let window = i64::from(*window_days) * DAY_MS;
+            let first_day = Period::Day.start_of(q.from_ms);
+            let mut day = first_day;
+            let rows: Vec<&EventRow> = selected.collect();
+            while day < q.to_ms {
+                let end = day + DAY_MS;
+                let mut c = Counts::default();
+                for r in rows.iter().filter(|r| r.occurred_at_ms >= end - window && r.occurred_at_ms < end) {
+                    c.add(r);
+                }
+                let [p, m, _] = c.cells();
+                table.rows.push(vec![date_cell(day), p, m]);
+                day = end;
+            }
+        }
+        QueryKind::Breakdown { period, dimensions, limit } => {
+            let bucket = |r: &EventRow| period.map(|p| p.start_of(r.occurred_at_ms));
+            let mut groups: HashMap<(Option<i64>, Vec<String>), Counts> = HashMap::new();
+            let mut period_projects: HashMap<Option<i64>, HashSet<Key16>> = HashMap::new();
+            let mut overall: HashMap<Vec<String>, Counts> = HashMap::new();
+            for r in in_range {
+                period_projects.entry(bucket(r)).or_default().insert(r.project);
+                for t in tuples(r, dimensions) {
+                    overall.entry(t.clone()).or_default().add(r);
+                    groups.entry((bucket(r), t)).or_default().add(r);
+                }
+            }
+            let keep: Option<HashSet<Vec<String>>> = limit.map(|n| {
+                let mut ranked: Vec<_> = overall.into_iter().collect();
+                ranked.sort_by(|(ka, a), (kb, b)| {
+                    b.projects.len().cmp(&a.projects.len()).then(b.events.cmp(&a.events)).then(ka.cmp(kb))
+                });
+                ranked.into_iter().take(n).map(|(k, _)| k).collect()
+            });
+            let mut rows: Vec<_> =
+                groups.into_iter().filter(|((_, t), _)| keep.as_ref().is_none_or(|k| k.contains(t))).collect();
+            rows.sort_by(|((pa, ta), a), ((pb, tb), b)| {
+                pa.cmp(pb).then(b.projects.len().cmp(&a.projects.len())).then(b.events.cmp(&a.events)).then(ta.cmp(tb))
+            });
+            for ((p, t), c) in rows {
+                let mut row = Vec::new();
+                if let Some(p) = p {
+                    row.push(date_cell(p));
+                }
+                row.extend(t.into_iter().map(Cell::Text));
+                row.extend(c.cells());
+                row.push(Cell::Int(period_projects.get(&p).map_or(0, |s| s.len() as i64)));
+                table.rows.push(row);
+            }
+        }
+        QueryKind::CoUsage { plugin, limit } => {
+            let mut uses: HashMap<Key16, HashSet<&str>> = HashMap::new();
+            for r in in_range {
+                uses.entry(r.project).or_default().extend(r.plugins.iter().map(String::as_str));
+            }
+            let total = uses.len() as i64;
+            let mut per_plugin: HashMap<&str, i64> = HashMap::new();
+            let mut pairs: HashMap<(&str, &str), i64> = HashMap::new();
+            for set in uses.values() {
+                for a in set {
+                    *per_plugin.entry(a).or_default() += 1;
+                    for b in set {
+                        if a != b {
+                            *pairs.entry((a, b)).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            let wanted: HashSet<&str> = match plugin {
+                Some(p) => [p.as_str()].into(),
+                None => {
+                    let mut ranked: Vec<(&str, i64)> = per_plugin.iter().map(|(k, v)| (*k, *v)).collect();
+                    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                    ranked.into_iter().take(*limit).map(|(k, _)| k).collect()
+                }
+            };
+            let mut rows: Vec<((&str, &str), i64)> = pairs
+                .into_iter()
+                .filter(|((a, b), _)| wanted.contains(a) && (plugin.is_some() || wanted.contains(b)))
+                .collect();
+            rows.sort_by(|((a1, b1), n1), ((a2, b2), n2)| n2.cmp(n1).then(a1.cmp(a2)).then(b1.cmp(b2)));
+            if plugin.is_some() {
+                rows.truncate(*limit);
+            }
+            for ((a, b), both) in rows {
+                table.rows.push(vec![
+                    Cell::Text(a.to_string()),
+                    Cell::Text(b.to_string()),
+                    Cell::Int(both),
+                    Cell::Int(per_plugin[a]),
+                    Cell::Int(per_plugin[b]),
+                    Cell::Int(total),
+                ]);
+            }
+        }
+        QueryKind::Durations { event, period, dimension } => {
+            let mut groups: BTreeMap<DurationKey, (Vec<u64>, HashSet<Key16>)> = BTreeMap::new();
+            for r in in_range.filter(|r| &r.event == event) {
+                let Some(d) = r.duration_ms else { continue };
+                let key_dim = match dimension {
+                    Some(dim) => match dimension_value(r, *dim) {
+                        Some(v) => Some(v),
+                        None => continue,
+                    },
+                    None => None,
+                };
+                let g = groups.entry((period.map(|p| p.start_of(r.occurred_at_ms)), key_dim)).or_default();
+                g.0.push(d);
+                g.1.insert(r.project);
+            }
+            for ((p, dim), (mut durations, projects)) in groups {
+                durations.sort_unstable();
+                let mut row = Vec::new();
+                if let Some(p) = p {
+                    row.push(date_cell(p));
+                }
+                if let Some(dim) = dim {
+                    row.push(Cell::Text(dim));
+                }
+                row.push(Cell::Int(durations.len() as i64));
+                row.push(Cell::Int(projects.len() as i64));
+                for q in [0.5, 0.9, 0.99] {
+                    row.push(Cell::Int(nearest_rank(&durations, q)));
+                }
+                table.rows.push(row);
+            }
+        }
+        QueryKind::Retention { weeks } => {
+            let week = Period::Week;
+            let mut first: HashMap<Key16, i64> = HashMap::new();
+            let mut active: HashSet<(Key16, i64)> = HashSet::new();
+            for r in selected {
+                let w = week.start_of(r.occurred_at_ms);
+                first.entry(r.project).and_modify(|f| *f = (*f).min(w)).or_insert(w);
+                active.insert((r.project, w));
+            }
+            let mut cohorts: BTreeMap<i64, Vec<Key16>> = BTreeMap::new();
+            for (p, w) in &first {
+                if *w + week.len_ms() > q.from_ms && *w < q.to_ms {
+                    cohorts.entry(*w).or_default().push(*p);
+                }
+            }
+            for (cohort, projects) in cohorts {
+                for n in 0..=i64::from(*weeks) {
+                    let w = cohort + n * week.len_ms();
+                    if w >= q.to_ms {
+                        break;
+                    }
+                    let count = projects.iter().filter(|p| active.contains(&(**p, w))).count();
+                    table.rows.push(vec![date_cell(cohort), Cell::Int(n), Cell::Int(count as i64)]);
+                }
+            }
         }
     }
     table

@@ -56,6 +56,12 @@ pub enum Dimension {
     Event,
     /// `error_kind` (rows without one are not counted).
     ErrorKind,
+    /// Each plugin of an event (events without plugins are not counted).
+    Plugin,
+    /// The runtime's major version: `20` of `20.11.1`.
+    RuntimeMajor,
+    /// The runtime's major.minor version: `20.11` of `20.11.1`.
+    RuntimeMinor,
 }
 
 impl Dimension {
@@ -72,6 +78,66 @@ impl Dimension {
             Dimension::Container => "container",
             Dimension::Event => "event",
             Dimension::ErrorKind => "error_kind",
+            Dimension::Plugin => "plugin",
+            Dimension::RuntimeMajor => "runtime_major",
+            Dimension::RuntimeMinor => "runtime_minor",
+        }
+    }
+
+    /// Parses a column name.
+    pub fn parse(name: &str) -> Option<Dimension> {
+        Dimension::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// Every dimension.
+    pub const ALL: [Dimension; 13] = [
+        Dimension::Env,
+        Dimension::Os,
+        Dimension::Arch,
+        Dimension::Runtime,
+        Dimension::RuntimeVersion,
+        Dimension::AppVersion,
+        Dimension::Ci,
+        Dimension::Container,
+        Dimension::Event,
+        Dimension::ErrorKind,
+        Dimension::Plugin,
+        Dimension::RuntimeMajor,
+        Dimension::RuntimeMinor,
+    ];
+}
+
+/// The leading part of a version: `version_prefix("20.11.1", 2) == "20.11"`.
+pub fn version_prefix(version: &str, parts: usize) -> String {
+    version.split('.').take(parts).collect::<Vec<_>>().join(".")
+}
+
+/// A calendar bucket of time (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// A UTC day.
+    Day,
+    /// A week starting Monday 00:00 UTC.
+    Week,
+}
+
+impl Period {
+    /// The start (ms) of the bucket holding `ms`.
+    pub fn start_of(self, ms: i64) -> i64 {
+        let day = ms.div_euclid(crate::DAY_MS);
+        match self {
+            Period::Day => day * crate::DAY_MS,
+            // 1970-01-01 was a Thursday: shift so that weeks start on Monday.
+            Period::Week => ((day + 3).div_euclid(7) * 7 - 3) * crate::DAY_MS,
+        }
+    }
+
+    /// Length of a bucket in ms.
+    pub fn len_ms(self) -> i64 {
+        match self {
+            Period::Day => crate::DAY_MS,
+            Period::Week => 7 * crate::DAY_MS,
         }
     }
 }
@@ -103,6 +169,63 @@ pub enum QueryKind {
     Split {
         /// The dimension.
         dimension: Dimension,
+    },
+    /// Distinct active projects and machines per UTC day of the range, each over the
+    /// `window_days` days ending with that day (1 = daily actives, 7 and 28 = rolling):
+    /// columns `day`, `projects`, `machines`; one row per day of the range, also when zero,
+    /// ordered by `day`.
+    ActiveSeries {
+        /// Window length in days.
+        window_days: u32,
+    },
+    /// Events grouped by an optional period and up to two dimensions: columns `period`
+    /// (date, when a period is given), one text column per dimension, then `projects`,
+    /// `machines`, `events` and `period_projects` (distinct projects of the period — or
+    /// of the whole range — with any event, for shares). With `limit`, only the `limit`
+    /// dimension tuples with the most projects over the whole range are kept. Ordered by
+    /// `period`, then `projects` descending, `events` descending, dimension values
+    /// ascending.
+    Breakdown {
+        /// Bucket the range by this period.
+        period: Option<Period>,
+        /// Group by these dimensions (at most two).
+        dimensions: Vec<Dimension>,
+        /// Keep only the top tuples.
+        limit: Option<usize>,
+    },
+    /// Plugins used together, per project: a project uses a plugin when any of its events
+    /// in range lists it. Columns `plugin_a`, `plugin_b`, `projects_both`, `projects_a`,
+    /// `projects_b`, `projects_total` (projects with any event in range). With `plugin`,
+    /// `plugin_a` is that plugin and every other plugin is a `plugin_b`; without, the
+    /// `limit` plugins with the most projects form a full matrix (both orders, no
+    /// diagonal). Pairs never used together are omitted. Ordered by `projects_both`
+    /// descending, then `plugin_a`, then `plugin_b`.
+    CoUsage {
+        /// The plugin whose companions are wanted.
+        plugin: Option<String>,
+        /// Matrix size without `plugin`; most rows with it.
+        limit: usize,
+    },
+    /// Percentiles of `duration_ms` of events named `event` (rows without a duration are
+    /// ignored), by an optional period and dimension: columns `period`, `<dimension>`,
+    /// then `events`, `projects`, `p50`, `p90`, `p99` (nearest-rank: the value at
+    /// position ceil(q·n) of the sorted durations). Ordered by `period`, then the
+    /// dimension value.
+    Durations {
+        /// The timed event, e.g. `project.created`.
+        event: String,
+        /// Bucket the range by this period.
+        period: Option<Period>,
+        /// Group by this dimension.
+        dimension: Option<Dimension>,
+    },
+    /// Weekly cohorts: projects whose first event (ever, among the filtered rows) falls in
+    /// week W of the range, and how many of them have events in week W+N. Columns
+    /// `cohort` (date, Monday), `week` (N), `projects`; N runs from 0 to `weeks`, only for
+    /// weeks starting before `to_ms`. Ordered by `cohort`, then `week`.
+    Retention {
+        /// Most weeks after the cohort's.
+        weeks: u32,
     },
 }
 
@@ -221,6 +344,44 @@ impl Table {
             }
             QueryKind::TopPlugins { .. } => counts(Column::new("plugin", Text)),
             QueryKind::Split { dimension } => counts(Column::new(dimension.name(), Text)),
+            QueryKind::ActiveSeries { .. } => {
+                vec![Column::new("day", Date), Column::new("projects", Int), Column::new("machines", Int)]
+            }
+            QueryKind::Breakdown { period, dimensions, .. } => {
+                let mut cols = Vec::new();
+                if period.is_some() {
+                    cols.push(Column::new("period", Date));
+                }
+                cols.extend(dimensions.iter().map(|d| Column::new(d.name(), Text)));
+                for c in ["projects", "machines", "events", "period_projects"] {
+                    cols.push(Column::new(c, Int));
+                }
+                cols
+            }
+            QueryKind::CoUsage { .. } => vec![
+                Column::new("plugin_a", Text),
+                Column::new("plugin_b", Text),
+                Column::new("projects_both", Int),
+                Column::new("projects_a", Int),
+                Column::new("projects_b", Int),
+                Column::new("projects_total", Int),
+            ],
+            QueryKind::Durations { period, dimension, .. } => {
+                let mut cols = Vec::new();
+                if period.is_some() {
+                    cols.push(Column::new("period", Date));
+                }
+                if let Some(d) = dimension {
+                    cols.push(Column::new(d.name(), Text));
+                }
+                for c in ["events", "projects", "p50", "p90", "p99"] {
+                    cols.push(Column::new(c, Int));
+                }
+                cols
+            }
+            QueryKind::Retention { .. } => {
+                vec![Column::new("cohort", Date), Column::new("week", Int), Column::new("projects", Int)]
+            }
         }
     }
 }
