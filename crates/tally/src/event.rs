@@ -206,16 +206,27 @@ impl Sanitizer {
             };
             props.insert(key, v);
         }
+        let occurred_at = chrono::Utc::now();
         Some(tally_protocol::Event {
-            event_id: uuid::Uuid::now_v7(),
+            event_id: uuid_v7(occurred_at.timestamp_millis()),
             event: e.name,
-            occurred_at: chrono::Utc::now(),
+            occurred_at,
             plugins,
             duration_ms: e.duration_ms.map(|d| d.min(MAX_DURATION_MS)),
             error_kind,
             props,
         })
     }
+}
+
+/// A UUID v7 from the event's timestamp and 74 random bits of the thread's generator:
+/// `Uuid::now_v7()` asks the OS for randomness on every call, which costs more than all the
+/// rest of `record()`.
+fn uuid_v7(millis: i64) -> uuid::Uuid {
+    use rand::RngCore;
+    let mut random = [0u8; 10];
+    rand::rng().fill_bytes(&mut random);
+    uuid::Builder::from_unix_timestamp_millis(u64::try_from(millis).unwrap_or(0), &random).into_uuid()
 }
 
 /// Scrubbed and cut to [`MAX_STRING_LEN`] bytes on a character boundary.

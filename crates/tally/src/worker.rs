@@ -34,7 +34,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub(crate) struct State {
     pub(crate) queue: VecDeque<Event>,
     /// Taken by the thread and not yet safe.
-    inflight: Vec<Event>,
+    inflight: Option<Arc<Vec<Event>>>,
     /// The thread is sending or writing.
     busy: bool,
     flush: bool,
@@ -126,7 +126,7 @@ impl Shared {
     fn wait_idle<'a>(&'a self, mut st: MutexGuard<'a, State>, timeout: Duration) -> (MutexGuard<'a, State>, bool) {
         let deadline = Instant::now() + timeout;
         loop {
-            let idle = st.queue.is_empty() && st.inflight.is_empty() && !st.busy;
+            let idle = st.queue.is_empty() && st.inflight.is_none() && !st.busy;
             if idle || st.finished {
                 return (st, idle);
             }
@@ -145,7 +145,7 @@ impl Shared {
         self.wake.notify_all();
         st = self.wait_idle(st, budget).0;
         st.abandoned = true;
-        let mut left: Vec<Event> = st.inflight.drain(..).collect();
+        let mut left: Vec<Event> = st.inflight.take().map(|b| b.to_vec()).unwrap_or_default();
         left.extend(st.queue.drain(..));
         left
     }
@@ -158,7 +158,7 @@ impl Shared {
 
 enum Action {
     /// Post (or store) these events; the flag says whether the host is shutting down.
-    Send(Vec<Event>, bool),
+    Send(Arc<Vec<Event>>, bool),
     /// Try the outbox again after a failure.
     RetryOutbox,
     Exit,
@@ -207,7 +207,7 @@ impl Worker {
                         Some(t) if retry_at.is_none() => t.send(&Batch {
                             sent_at: chrono::Utc::now(),
                             context: context.clone(),
-                            events: batch.clone(),
+                            events: batch.to_vec(),
                         }),
                         // Local mode, or waiting out a failure: keep them on disk.
                         _ => Delivery::Retry(None),
@@ -215,7 +215,7 @@ impl Worker {
                     match outcome {
                         Delivery::Delivered { accepted, duplicate, rejected } => {
                             failures = 0;
-                            self.log_sent(context, batch, accepted, duplicate, rejected);
+                            self.log_sent(context, batch.to_vec(), accepted, duplicate, rejected);
                         }
                         Delivery::Refused => {}
                         Delivery::Retry(after) => {
@@ -229,7 +229,7 @@ impl Worker {
                                 // next try or for the host's shutdown.
                                 let mut st = lock(&shared.state);
                                 if !st.abandoned {
-                                    for e in batch.into_iter().rev() {
+                                    for e in batch.iter().rev().cloned() {
                                         st.queue.push_front(e);
                                     }
                                 }
@@ -246,7 +246,7 @@ impl Worker {
     fn finish_step(&self) {
         let mut st = lock(&self.shared.state);
         if !st.abandoned {
-            st.inflight.clear();
+            st.inflight = None;
             st.busy = false;
         }
         drop(st);
@@ -297,8 +297,9 @@ impl Worker {
             let ready = st.shutdown || st.flush || st.queue.len() >= shared.batch_size || now >= due;
             if ready && waiting.is_none() {
                 let n = st.queue.len().min(MAX_EVENTS_PER_BATCH);
-                let batch: Vec<Event> = st.queue.drain(..n).collect();
-                st.inflight = batch.clone();
+                let batch: Arc<Vec<Event>> = Arc::new(st.queue.drain(..n).collect());
+                // Shared, not copied: the lock is held only for the queue moves.
+                st.inflight = Some(batch.clone());
                 st.busy = true;
                 return Action::Send(batch, st.shutdown);
             }

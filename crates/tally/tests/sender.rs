@@ -124,3 +124,21 @@ fn outbox_of_several_runs_is_sent_once_in_order() {
     later_run(&home, &good);
     assert_eq!(good.ids(), waiting, "oldest first, each once");
 }
+
+#[test]
+fn https_proxy_is_honoured() {
+    let home = enabled_home();
+    let proxy = Collector::start(Behaviour::Accept);
+    // The collector's host does not resolve: only the proxy can deliver.
+    home.ok(
+        &["build"],
+        &[
+            ("HOSTCLI_ENDPOINT", "http://telemetry.invalid:8080"),
+            ("HTTPS_PROXY", &proxy.endpoint()),
+            ("HOSTCLI_EXIT_BUDGET_MS", "30000"),
+        ],
+    );
+    assert!(proxy.proxied() >= 1, "the request went through the proxy");
+    assert_eq!(proxy.ids().len(), 2);
+    assert!(home.outbox_ids().is_empty());
+}

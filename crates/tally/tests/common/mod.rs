@@ -169,6 +169,7 @@ struct CollectorState {
     batches: Mutex<Vec<Batch>>,
     headers: Mutex<Vec<BTreeMap<String, String>>>,
     connections: Mutex<usize>,
+    proxied: Mutex<usize>,
 }
 
 /// A minimal collector on `127.0.0.1`, one thread per connection, keep-alive aware.
@@ -187,6 +188,7 @@ impl Collector {
             batches: Mutex::new(Vec::new()),
             headers: Mutex::new(Vec::new()),
             connections: Mutex::new(0),
+            proxied: Mutex::new(0),
         });
         let s = state.clone();
         std::thread::spawn(move || {
@@ -222,6 +224,11 @@ impl Collector {
         self.state.headers.lock().unwrap().clone()
     }
 
+    /// Tunnels opened through this server acting as a proxy (`CONNECT`).
+    pub fn proxied(&self) -> usize {
+        *self.state.proxied.lock().unwrap()
+    }
+
     pub fn connections(&self) -> usize {
         *self.state.connections.lock().unwrap()
     }
@@ -243,6 +250,7 @@ fn serve(stream: TcpStream, s: &CollectorState) -> std::io::Result<()> {
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
         }
+        let connect = line.starts_with("CONNECT ");
         let mut headers = BTreeMap::new();
         loop {
             let mut h = String::new();
@@ -254,6 +262,12 @@ fn serve(stream: TcpStream, s: &CollectorState) -> std::io::Result<()> {
             if let Some((k, v)) = h.split_once(':') {
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
             }
+        }
+        if connect {
+            // Acting as the HTTP proxy: open the "tunnel" to ourselves.
+            *s.proxied.lock().unwrap() += 1;
+            write!(out, "HTTP/1.1 200 Connection established\r\n\r\n")?;
+            continue;
         }
         let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0u8; len];
