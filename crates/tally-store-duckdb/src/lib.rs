@@ -275,7 +275,9 @@ impl EventStore for DuckDbStore {
     fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
         let conn = self.reader()?;
         let mut known = KnownValues::default();
-        let mut stmt = conn.prepare("SELECT DISTINCT unnest(plugins) FROM events WHERE app = ?").map_err(backend)?;
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT p FROM (SELECT unnest(plugins) AS p FROM events WHERE app = ?)")
+            .map_err(backend)?;
         for p in stmt.query_map(params![app], |r| r.get::<_, String>(0)).map_err(backend)? {
             known.plugins.insert(p.map_err(backend)?);
         }
@@ -308,47 +310,59 @@ impl EventStore for DuckDbStore {
 mod sql {
     use super::*;
     use chrono::DateTime;
-    use duckdb::ToSql;
-    use tally_store::DAY_MS;
+    use duckdb::types::Value;
+    use tally_store::{ColumnType, DAY_MS, Period};
 
-    /// A WHERE clause with its parameters.
-    struct Where {
-        sql: String,
-        params: Vec<Box<dyn ToSql>>,
+    const WEEK_MS: i64 = 7 * DAY_MS;
+
+    /// SQL text with its positional parameters, built in text order.
+    #[derive(Default)]
+    struct Sql {
+        text: String,
+        params: Vec<Value>,
     }
 
-    impl Where {
-        fn new(q: &Query) -> Where {
-            let mut w = Where { sql: "app = ?".into(), params: vec![Box::new(q.app.clone())] };
+    impl Sql {
+        fn push(&mut self, s: &str) -> &mut Self {
+            self.text.push_str(s);
+            self
+        }
+
+        fn param(&mut self, v: Value) -> &mut Self {
+            self.text.push('?');
+            self.params.push(v);
+            self
+        }
+
+        fn int(&mut self, i: i64) -> &mut Self {
+            self.param(Value::BigInt(i))
+        }
+
+        /// `app = ? AND <filters>` and, when given, the `[from, to)` range.
+        fn filters(&mut self, q: &Query, range: Option<(i64, i64)>) -> &mut Self {
+            self.push("app = ").param(Value::Text(q.app.clone()));
             let f = &q.filters;
             if let Some(env) = f.env {
-                w.and("env = ?", env.as_str().to_string());
+                self.push(" AND env = ").param(Value::Text(env.as_str().into()));
             }
             if let Some(os) = &f.os {
-                w.and("os = ?", os.clone());
+                self.push(" AND os = ").param(Value::Text(os.clone()));
             }
             if let Some(v) = &f.app_version {
-                w.and("app_version = ?", v.clone());
+                self.push(" AND app_version = ").param(Value::Text(v.clone()));
             }
             if let Some(p) = &f.plugin {
-                w.and("list_contains(plugins, ?)", p.clone());
+                self.push(" AND list_contains(plugins, ").param(Value::Text(p.clone())).push(")");
             }
-            w
-        }
-
-        fn and<T: ToSql + 'static>(&mut self, clause: &str, value: T) {
-            self.sql.push_str(" AND ");
-            self.sql.push_str(clause);
-            self.params.push(Box::new(value));
-        }
-
-        fn range(&mut self, from_ms: i64, to_ms: i64) {
-            self.and("occurred_at >= epoch_ms(?)", from_ms);
-            self.and("occurred_at < epoch_ms(?)", to_ms);
+            if let Some((from, to)) = range {
+                self.push(" AND occurred_at >= epoch_ms(").int(from).push(") AND occurred_at < epoch_ms(").int(to).push(")");
+            }
+            self
         }
     }
 
-    fn column_name(d: Dimension) -> &'static str {
+    /// A scalar expression for a dimension (not `Plugin`, which needs `unnest`).
+    fn dimension_expr(d: Dimension) -> &'static str {
         match d {
             Dimension::Env => "env",
             Dimension::Os => "os",
@@ -360,98 +374,188 @@ mod sql {
             Dimension::Container => "CAST(container AS VARCHAR)",
             Dimension::Event => "event",
             Dimension::ErrorKind => "error_kind",
+            Dimension::Plugin => "unnest(plugins)",
+            Dimension::RuntimeMajor => "split_part(runtime_version, '.', 1)",
+            Dimension::RuntimeMinor => "array_to_string(string_split(runtime_version, '.')[1:2], '.')",
         }
+    }
+
+    /// The start (ms) of the period holding `occurred_at`.
+    fn period_expr(p: Option<Period>) -> String {
+        match p {
+            None => "0".into(),
+            Some(Period::Day) => format!("(epoch_ms(occurred_at) // {DAY_MS}) * {DAY_MS}"),
+            Some(Period::Week) => format!("((epoch_ms(occurred_at) // {DAY_MS} + 3) // 7 * 7 - 3) * {DAY_MS}"),
+        }
+    }
+
+    fn build(q: &Query) -> Result<Sql, StoreError> {
+        let mut s = Sql::default();
+        let range = Some((q.from_ms, q.to_ms));
+        match &q.kind {
+            QueryKind::EventsPerDay => {
+                s.push(&format!(
+                    "SELECT epoch_ms(occurred_at) // {DAY_MS} * {DAY_MS} AS day, count(*), count(DISTINCT project), \
+                     count(DISTINCT machine) FROM events WHERE "
+                ))
+                .filters(q, range)
+                .push(" GROUP BY day ORDER BY day");
+            }
+            QueryKind::Active { windows } => {
+                let longest = windows.iter().max().copied().unwrap_or(0);
+                s.push("SELECT ");
+                for (i, &win) in windows.iter().enumerate() {
+                    let start = q.to_ms - i64::from(win) * DAY_MS;
+                    if i > 0 {
+                        s.push(", ");
+                    }
+                    s.push("count(DISTINCT project) FILTER (WHERE occurred_at >= epoch_ms(").int(start);
+                    s.push(")), count(DISTINCT machine) FILTER (WHERE occurred_at >= epoch_ms(").int(start).push("))");
+                }
+                s.push(" FROM events WHERE ").filters(q, Some((q.to_ms - i64::from(longest) * DAY_MS, q.to_ms)));
+            }
+            QueryKind::TopPlugins { limit } => {
+                s.push("SELECT plugin, count(DISTINCT project) AS p, count(DISTINCT machine) AS m, count(*) AS e FROM (SELECT unnest(plugins) AS plugin, project, machine FROM events WHERE ")
+                    .filters(q, range)
+                    .push(&format!(") GROUP BY plugin ORDER BY p DESC, e DESC, plugin LIMIT {limit}"));
+            }
+            QueryKind::Split { dimension } => {
+                s.push(&format!(
+                    "SELECT v, count(DISTINCT project) AS p, count(DISTINCT machine) AS m, count(*) AS e FROM (SELECT {} AS v, project, machine FROM events WHERE ",
+                    dimension_expr(*dimension)
+                ))
+                .filters(q, range)
+                .push(") WHERE v IS NOT NULL GROUP BY v ORDER BY p DESC, e DESC, v");
+            }
+            QueryKind::ActiveSeries { window_days } => {
+                let window = i64::from(*window_days) * DAY_MS;
+                let first = Period::Day.start_of(q.from_ms);
+                let last = Period::Day.start_of(q.to_ms - 1);
+                if last < first {
+                    s.push("SELECT 0, 0, 0 WHERE false");
+                    return Ok(s);
+                }
+                s.push("WITH days AS (SELECT unnest(generate_series(").int(first).push(", ").int(last);
+                s.push(&format!(", {DAY_MS})) AS d), ev AS (SELECT epoch_ms(occurred_at) AS t, project, machine FROM events WHERE "));
+                s.filters(q, Some((first + DAY_MS - window, last + DAY_MS)));
+                s.push(&format!(
+                    ") SELECT d, count(DISTINCT project), count(DISTINCT machine) FROM days LEFT JOIN ev \
+                     ON ev.t >= d + {DAY_MS} - {window} AND ev.t < d + {DAY_MS} GROUP BY d ORDER BY d"
+                ));
+            }
+            QueryKind::Breakdown { period, dimensions, limit } => {
+                if dimensions.len() > 2 {
+                    return Err(StoreError::InvalidQuery("a breakdown takes at most two dimensions".into()));
+                }
+                let dim = |i: usize| dimensions.get(i).map_or("''", |d| dimension_expr(*d));
+                s.push(&format!("WITH rows AS (SELECT {} AS period, * FROM events WHERE ", period_expr(*period)));
+                s.filters(q, range);
+                s.push(&format!(
+                    "), pp AS (SELECT period, count(DISTINCT project) AS period_projects FROM rows GROUP BY period), \
+                     t AS (SELECT * FROM (SELECT period, project, machine, {} AS d1, {} AS d2 FROM rows) WHERE d1 IS NOT NULL AND d2 IS NOT NULL), \
+                     g AS (SELECT period, d1, d2, count(DISTINCT project) AS p, count(DISTINCT machine) AS m, count(*) AS e FROM t GROUP BY period, d1, d2)",
+                    dim(0),
+                    dim(1)
+                ));
+                let keep = match limit {
+                    Some(n) => {
+                        s.push(&format!(
+                            ", top AS (SELECT d1, d2 FROM t GROUP BY d1, d2 ORDER BY count(DISTINCT project) DESC, count(*) DESC, d1, d2 LIMIT {n})"
+                        ));
+                        " SEMI JOIN top USING (d1, d2)"
+                    }
+                    None => "",
+                };
+                let mut cols = Vec::new();
+                if period.is_some() {
+                    cols.push("g.period");
+                }
+                cols.extend(["g.d1", "g.d2"].iter().take(dimensions.len()));
+                cols.extend(["p", "m", "e", "period_projects"]);
+                s.push(&format!(
+                    " SELECT {} FROM g JOIN pp USING (period){keep} ORDER BY g.period, p DESC, e DESC, g.d1, g.d2",
+                    cols.join(", ")
+                ));
+            }
+            QueryKind::CoUsage { plugin, limit } => {
+                s.push("WITH pp AS (SELECT DISTINCT project, plugin FROM (SELECT project, unnest(plugins) AS plugin FROM events WHERE ");
+                s.filters(q, range);
+                s.push(")), total AS (SELECT count(DISTINCT project) AS n FROM events WHERE ");
+                s.filters(q, range);
+                s.push("), per AS (SELECT plugin, count(*) AS n FROM pp GROUP BY plugin), wanted AS (");
+                match plugin {
+                    Some(p) => {
+                        s.push("SELECT ").param(Value::Text(p.clone())).push(" AS plugin");
+                    }
+                    None => {
+                        s.push(&format!("SELECT plugin FROM per ORDER BY n DESC, plugin LIMIT {limit}"));
+                    }
+                }
+                let both_wanted = if plugin.is_some() { "" } else { " AND b.plugin IN (SELECT plugin FROM wanted)" };
+                s.push(&format!(
+                    "), pairs AS (SELECT a.plugin AS pa, b.plugin AS pb, count(*) AS both_n FROM pp a JOIN pp b \
+                     ON a.project = b.project AND a.plugin <> b.plugin \
+                     WHERE a.plugin IN (SELECT plugin FROM wanted){both_wanted} GROUP BY pa, pb) \
+                     SELECT pa, pb, both_n, per_a.n, per_b.n, total.n FROM pairs \
+                     JOIN per per_a ON per_a.plugin = pa JOIN per per_b ON per_b.plugin = pb CROSS JOIN total \
+                     ORDER BY both_n DESC, pa, pb"
+                ));
+                if plugin.is_some() {
+                    s.push(&format!(" LIMIT {limit}"));
+                }
+            }
+            QueryKind::Durations { event, period, dimension } => {
+                let dim = dimension.map_or("''", dimension_expr);
+                s.push(&format!(
+                    "SELECT period, d, count(*) AS n, count(DISTINCT project), \
+                     list_sort(list(duration_ms))[greatest(1, (50 * count(*) + 99) // 100)], \
+                     list_sort(list(duration_ms))[greatest(1, (90 * count(*) + 99) // 100)], \
+                     list_sort(list(duration_ms))[greatest(1, (99 * count(*) + 99) // 100)] \
+                     FROM (SELECT {} AS period, {dim} AS d, project, duration_ms FROM events WHERE duration_ms IS NOT NULL AND event = ",
+                    period_expr(*period)
+                ));
+                s.param(Value::Text(event.clone())).push(" AND ").filters(q, range);
+                s.push(") WHERE d IS NOT NULL GROUP BY period, d ORDER BY period, d");
+            }
+            QueryKind::Retention { weeks } => {
+                s.push(&format!("WITH act AS (SELECT DISTINCT project, {} AS w FROM events WHERE ", period_expr(Some(Period::Week))));
+                s.filters(q, None);
+                s.push("), cohorts AS (SELECT project, min(w) AS c FROM act GROUP BY project), chosen AS (SELECT * FROM cohorts WHERE c + ");
+                s.int(WEEK_MS).push(" > ").int(q.from_ms).push(" AND c < ").int(q.to_ms);
+                s.push(&format!("), grid AS (SELECT c, n FROM (SELECT DISTINCT c FROM chosen) CROSS JOIN (SELECT unnest(range(0, {} + 1)) AS n) WHERE c + n * {WEEK_MS} < ", weeks));
+                s.int(q.to_ms);
+                s.push(&format!(
+                    "), hits AS (SELECT ch.c, (a.w - ch.c) // {WEEK_MS} AS n, count(*) AS k FROM chosen ch JOIN act a USING (project) \
+                     WHERE a.w >= ch.c AND a.w <= ch.c + {weeks} * {WEEK_MS} GROUP BY ch.c, n) \
+                     SELECT grid.c, grid.n, coalesce(hits.k, 0) FROM grid LEFT JOIN hits USING (c, n) ORDER BY grid.c, grid.n"
+                ));
+            }
+        }
+        Ok(s)
     }
 
     pub(super) fn run(conn: &Connection, q: &Query) -> Result<Table, StoreError> {
         let mut table = Table::new(Table::columns_for(&q.kind));
-        let mut w = Where::new(q);
-        let (sql, extra): (String, Vec<Box<dyn ToSql>>) = match &q.kind {
-            QueryKind::EventsPerDay => {
-                w.range(q.from_ms, q.to_ms);
-                (
-                    format!(
-                        "SELECT epoch_ms(occurred_at) // {DAY_MS} AS day, count(*), count(DISTINCT project), count(DISTINCT machine)
-                         FROM events WHERE {} GROUP BY day ORDER BY day",
-                        w.sql
-                    ),
-                    vec![],
-                )
-            }
-            QueryKind::Active { windows } => {
-                if windows.is_empty() {
-                    return Ok(table);
-                }
-                let longest = windows.iter().max().copied().unwrap_or(0);
-                w.range(q.to_ms - i64::from(longest) * DAY_MS, q.to_ms);
-                let mut cols = Vec::new();
-                let mut extra: Vec<Box<dyn ToSql>> = Vec::new();
-                for &win in windows {
-                    cols.push(
-                        "count(DISTINCT project) FILTER (WHERE occurred_at >= epoch_ms(?)), \
-                         count(DISTINCT machine) FILTER (WHERE occurred_at >= epoch_ms(?))"
-                            .to_string(),
-                    );
-                    let start = q.to_ms - i64::from(win) * DAY_MS;
-                    extra.push(Box::new(start));
-                    extra.push(Box::new(start));
-                }
-                (format!("SELECT {} FROM events WHERE {}", cols.join(", "), w.sql), extra)
-            }
-            QueryKind::TopPlugins { limit } => {
-                w.range(q.from_ms, q.to_ms);
-                (
-                    format!(
-                        "SELECT plugin, count(DISTINCT project) AS p, count(DISTINCT machine) AS m, count(*) AS e
-                         FROM (SELECT unnest(plugins) AS plugin, project, machine FROM events WHERE {})
-                         GROUP BY plugin ORDER BY p DESC, e DESC, plugin LIMIT {limit}",
-                        w.sql
-                    ),
-                    vec![],
-                )
-            }
-            QueryKind::Split { dimension } => {
-                w.range(q.from_ms, q.to_ms);
-                let col = column_name(*dimension);
-                if *dimension == Dimension::ErrorKind {
-                    w.sql.push_str(" AND error_kind IS NOT NULL");
-                }
-                (
-                    format!(
-                        "SELECT {col} AS v, count(DISTINCT project) AS p, count(DISTINCT machine) AS m, count(*) AS e
-                         FROM events WHERE {} GROUP BY v ORDER BY p DESC, e DESC, v",
-                        w.sql
-                    ),
-                    vec![],
-                )
-            }
-        };
-        // Parameters: the extra (SELECT list) ones come first in the text, then WHERE's.
-        let params: Vec<&dyn ToSql> = extra.iter().chain(w.params.iter()).map(|b| b.as_ref()).collect();
-        let mut stmt = conn.prepare(&sql).map_err(backend)?;
-        let ncols = match &q.kind {
+        if let QueryKind::Active { windows } = &q.kind
+            && windows.is_empty()
+        {
+            return Ok(table);
+        }
+        let sql = build(q)?;
+        let mut stmt = conn.prepare(&sql.text).map_err(backend)?;
+        let width = match &q.kind {
             QueryKind::Active { windows } => windows.len() * 2,
+            // The query always returns period and dimension; unused ones are dropped below.
+            QueryKind::Durations { .. } => 7,
             _ => table.columns.len(),
         };
-        let mut rows = stmt.query(params_from_iter(params)).map_err(backend)?;
+        let mut rows = stmt.query(params_from_iter(sql.params.iter())).map_err(backend)?;
         while let Some(r) = rows.next().map_err(backend)? {
-            let mut values = Vec::with_capacity(ncols);
-            for i in 0..ncols {
+            let mut values = Vec::with_capacity(width);
+            for i in 0..width {
                 values.push(r.get_ref(i).map_err(backend)?.to_owned());
             }
             match &q.kind {
-                QueryKind::EventsPerDay => {
-                    let day = int(&values[0])?;
-                    let date = DateTime::from_timestamp_millis(day * DAY_MS)
-                        .ok_or_else(|| StoreError::Backend(format!("day {day} out of range")))?
-                        .date_naive();
-                    table.rows.push(vec![
-                        Cell::Date(date),
-                        Cell::Int(int(&values[1])?),
-                        Cell::Int(int(&values[2])?),
-                        Cell::Int(int(&values[3])?),
-                    ]);
-                }
                 QueryKind::Active { windows } => {
                     for (i, win) in windows.iter().enumerate() {
                         table.rows.push(vec![
@@ -461,26 +565,49 @@ mod sql {
                         ]);
                     }
                 }
-                QueryKind::TopPlugins { .. } | QueryKind::Split { .. } => {
-                    let label = match &values[0] {
-                        duckdb::types::Value::Text(s) => s.clone(),
-                        other => {
-                            return Err(StoreError::Backend(format!("unexpected group value {other:?}")));
-                        }
-                    };
-                    table.rows.push(vec![
-                        Cell::Text(label),
-                        Cell::Int(int(&values[1])?),
-                        Cell::Int(int(&values[2])?),
-                        Cell::Int(int(&values[3])?),
-                    ]);
+                QueryKind::Durations { period, dimension, .. } => {
+                    let mut kept = Vec::new();
+                    if period.is_some() {
+                        kept.push(values[0].clone());
+                    }
+                    if dimension.is_some() {
+                        kept.push(values[1].clone());
+                    }
+                    kept.extend(values[2..].iter().cloned());
+                    table.rows.push(cells(&table.columns, &kept)?);
                 }
+                _ => table.rows.push(cells(&table.columns, &values)?),
             }
         }
         Ok(table)
     }
 
-    fn int(v: &duckdb::types::Value) -> Result<i64, StoreError> {
+    /// Converts a result row to cells of the table's column types (dates arrive as ms).
+    fn cells(columns: &[tally_store::Column], values: &[Value]) -> Result<Vec<Cell>, StoreError> {
+        columns
+            .iter()
+            .zip(values)
+            .map(|(c, v)| match c.ty {
+                ColumnType::Int => Ok(Cell::Int(int(v)?)),
+                ColumnType::Float => match v {
+                    Value::Double(f) => Ok(Cell::Float(*f)),
+                    other => Ok(Cell::Float(int(other)? as f64)),
+                },
+                ColumnType::Text => match v {
+                    Value::Text(s) => Ok(Cell::Text(s.clone())),
+                    other => Err(StoreError::Backend(format!("expected text, got {other:?}"))),
+                },
+                ColumnType::Date => {
+                    let ms = int(v)?;
+                    DateTime::from_timestamp_millis(ms)
+                        .map(|d| Cell::Date(d.date_naive()))
+                        .ok_or_else(|| StoreError::Backend(format!("time {ms} out of range")))
+                }
+            })
+            .collect()
+    }
+
+    fn int(v: &Value) -> Result<i64, StoreError> {
         use duckdb::types::Value::*;
         match v {
             TinyInt(i) => Ok(i64::from(*i)),

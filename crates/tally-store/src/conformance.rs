@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use tally_protocol::{Env, PropValue};
 use uuid::Uuid;
 
-use crate::query::{Cell, Dimension, Filters, Query, QueryKind, Table};
+use crate::query::{Cell, Dimension, Filters, Period, Query, QueryKind, Table};
 use crate::row::{AppendStatus, EventRow};
 use crate::{DAY_MS, EventStore, Key16};
 
@@ -276,6 +276,191 @@ pub fn retention(store: &dyn EventStore) {
     );
 }
 
+fn text(s: &str) -> Cell {
+    Cell::Text(s.into())
+}
+
+fn date_of(month: u32, d: u32) -> Cell {
+    Cell::Date(NaiveDate::from_ymd_opt(2026, month, d).expect("valid date"))
+}
+
+/// Daily and rolling distinct actives, one row per day, zeros included.
+pub fn active_series(store: &dyn EventStore) {
+    append_all(store, &[row(1, 0, 1, 1, 1), row(2, 1, 1, 2, 2), row(3, 3, 1, 1, 1), row(4, 3, 2, 3, 3)]);
+    let mut q = query(QueryKind::ActiveSeries { window_days: 1 });
+    q.to_ms = T0 + 5 * DAY_MS;
+    let series = |v: [i64; 5]| (0..5).map(|d| vec![date(1 + d as u32), Cell::Int(v[d]), Cell::Int(v[d])]).collect();
+    check(store, &q, series([1, 1, 0, 2, 0]));
+    q.kind = QueryKind::ActiveSeries { window_days: 3 };
+    check(store, &q, series([1, 2, 2, 3, 2]));
+}
+
+/// Breakdowns by period and dimensions, with shares' denominators and top-N.
+pub fn breakdowns(store: &dyn EventStore) {
+    let with = |id, day, p: u8, env, plugins: &[&str]| {
+        let mut r = row(id, day, 0, p, p);
+        r.env = env;
+        r.plugins = plugins.iter().map(|s| s.to_string()).collect();
+        r
+    };
+    append_all(
+        store,
+        &[
+            with(1, 0, 1, Env::Development, &["a", "b"]),
+            with(2, 1, 2, Env::Production, &["a"]),
+            with(3, 4, 1, Env::Development, &["b"]),
+            with(4, 5, 3, Env::Production, &[]),
+        ],
+    );
+    let q =
+        query(QueryKind::Breakdown { period: Some(Period::Week), dimensions: vec![Dimension::Plugin], limit: None });
+    check(
+        store,
+        &q,
+        vec![
+            [vec![date_of(9, 28), text("a")], ints(&[2, 2, 2, 2])].concat(),
+            [vec![date_of(9, 28), text("b")], ints(&[1, 1, 1, 2])].concat(),
+            [vec![date(5), text("b")], ints(&[1, 1, 1, 2])].concat(),
+        ],
+    );
+    let q = query(QueryKind::Breakdown {
+        period: None,
+        dimensions: vec![Dimension::Env, Dimension::Plugin],
+        limit: Some(1),
+    });
+    check(store, &q, vec![[vec![text("development"), text("b")], ints(&[1, 1, 2, 3])].concat()]);
+    let q = query(QueryKind::Breakdown { period: Some(Period::Day), dimensions: vec![], limit: None });
+    check(
+        store,
+        &q,
+        vec![
+            [vec![date(1)], ints(&[1, 1, 1, 1])].concat(),
+            [vec![date(2)], ints(&[1, 1, 1, 1])].concat(),
+            [vec![date(5)], ints(&[1, 1, 1, 1])].concat(),
+            [vec![date(6)], ints(&[1, 1, 1, 1])].concat(),
+        ],
+    );
+}
+
+/// Runtime versions grouped as major and major.minor.
+pub fn runtime_version_groups(store: &dyn EventStore) {
+    let with = |id, p: u8, v: &str| {
+        let mut r = row(id, 0, 0, p, p);
+        r.runtime_version = v.into();
+        r
+    };
+    append_all(store, &[with(1, 1, "20.11.1"), with(2, 2, "20.18.0"), with(3, 3, "18.20.4"), with(4, 3, "20.11.0")]);
+    let split = |d| query(QueryKind::Split { dimension: d });
+    check(store, &split(Dimension::RuntimeMajor), vec![labelled("20", &[3, 3, 3]), labelled("18", &[1, 1, 1])]);
+    check(
+        store,
+        &split(Dimension::RuntimeMinor),
+        vec![labelled("20.11", &[2, 2, 2]), labelled("18.20", &[1, 1, 1]), labelled("20.18", &[1, 1, 1])],
+    );
+}
+
+/// Co-usage of plugins per project, for one plugin and as a matrix.
+pub fn co_usage(store: &dyn EventStore) {
+    let with = |id, p: u8, plugins: &[&str]| {
+        let mut r = row(id, 2, 0, p, p);
+        r.plugins = plugins.iter().map(|s| s.to_string()).collect();
+        r
+    };
+    append_all(
+        store,
+        &[
+            with(1, 1, &["a", "b"]),
+            with(2, 1, &["c"]),
+            with(3, 2, &["b", "a"]),
+            with(4, 3, &["a"]),
+            with(5, 4, &["c"]),
+            with(6, 5, &[]),
+        ],
+    );
+    let pair = |a: &str, b: &str, v: &[i64]| [vec![text(a), text(b)], ints(v)].concat();
+    check(
+        store,
+        &query(QueryKind::CoUsage { plugin: Some("a".into()), limit: 10 }),
+        vec![pair("a", "b", &[2, 3, 2, 5]), pair("a", "c", &[1, 3, 2, 5])],
+    );
+    check(
+        store,
+        &query(QueryKind::CoUsage { plugin: None, limit: 2 }),
+        vec![pair("a", "b", &[2, 3, 2, 5]), pair("b", "a", &[2, 2, 3, 5])],
+    );
+    check(store, &query(QueryKind::CoUsage { plugin: Some("zzz".into()), limit: 10 }), vec![]);
+}
+
+/// Nearest-rank percentiles of durations, overall and by week and OS.
+pub fn durations(store: &dyn EventStore) {
+    let timed = |id, day, p: u8, ms: Option<u64>, os: &str| {
+        let mut r = row(id, day, 0, p, p);
+        r.event = "project.created".into();
+        r.duration_ms = ms;
+        r.os = os.into();
+        r
+    };
+    let mut other = timed(9, 0, 1, Some(999_999), "linux");
+    other.event = "build.finished".into();
+    append_all(
+        store,
+        &[
+            timed(1, 0, 1, Some(100), "linux"),
+            timed(2, 0, 2, Some(200), "macos"),
+            timed(3, 1, 3, Some(300), "linux"),
+            timed(4, 4, 1, Some(400), "linux"),
+            timed(5, 4, 4, None, "linux"),
+            other,
+        ],
+    );
+    let event = "project.created".to_string();
+    check(
+        store,
+        &query(QueryKind::Durations { event: event.clone(), period: None, dimension: None }),
+        vec![ints(&[4, 3, 200, 400, 400])],
+    );
+    check(
+        store,
+        &query(QueryKind::Durations { event, period: Some(Period::Week), dimension: Some(Dimension::Os) }),
+        vec![
+            [vec![date_of(9, 28), text("linux")], ints(&[2, 2, 100, 300, 300])].concat(),
+            [vec![date_of(9, 28), text("macos")], ints(&[1, 1, 200, 200, 200])].concat(),
+            [vec![date(5), text("linux")], ints(&[1, 1, 400, 400, 400])].concat(),
+        ],
+    );
+}
+
+/// Weekly cohorts by first event ever, and their activity in later weeks.
+pub fn retention_cohorts(store: &dyn EventStore) {
+    append_all(
+        store,
+        &[
+            row(1, 0, 0, 1, 1),
+            row(2, 5, 0, 1, 1),
+            row(3, 12, 0, 1, 1),
+            row(4, 1, 0, 2, 2),
+            row(5, 19, 0, 2, 2),
+            row(6, 6, 0, 3, 3),
+            row(7, -10, 0, 4, 4), // first seen before the range: not a cohort of it
+            row(8, 2, 0, 4, 4),
+        ],
+    );
+    let mut q = query(QueryKind::Retention { weeks: 2 });
+    q.to_ms = T0 + 21 * DAY_MS;
+    check(
+        store,
+        &q,
+        vec![
+            vec![date_of(9, 28), Cell::Int(0), Cell::Int(2)],
+            vec![date_of(9, 28), Cell::Int(1), Cell::Int(1)],
+            vec![date_of(9, 28), Cell::Int(2), Cell::Int(1)],
+            vec![date(5), Cell::Int(0), Cell::Int(1)],
+            vec![date(5), Cell::Int(1), Cell::Int(0)],
+            vec![date(5), Cell::Int(2), Cell::Int(0)],
+        ],
+    );
+}
+
 /// Generates one `#[test]` per conformance check for a backend; `$make` is an expression
 /// returning a fresh empty store (anything that derefs to `dyn EventStore`, kept alive for
 /// the test).
@@ -284,7 +469,8 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             append_is_idempotent, rows_keep_their_fields, events_per_day, active_windows,
-            top_plugins, splits_and_filters, erase_project, retention);
+            top_plugins, splits_and_filters, erase_project, retention, active_series, breakdowns,
+            runtime_version_groups, co_usage, durations, retention_cohorts);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

@@ -114,10 +114,11 @@ fn tuples(row: &EventRow, dims: &[Dimension]) -> Vec<Vec<String>> {
     out
 }
 
-/// The value at position ceil(q·n) (1-based) of sorted values.
-pub(crate) fn nearest_rank(sorted: &[u64], q: f64) -> i64 {
+/// The value at position ceil(pct·n/100) (1-based) of sorted values, in integer
+/// arithmetic so that every backend gets the same rank.
+pub(crate) fn nearest_rank(sorted: &[u64], pct: usize) -> i64 {
     let n = sorted.len();
-    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+    let rank = (pct * n).div_ceil(100).clamp(1, n);
     sorted[rank - 1] as i64
 }
 
@@ -308,8 +309,8 @@ pub(crate) fn evaluate<'a>(rows: impl Iterator<Item = &'a EventRow> + Clone, q: 
                 }
                 row.push(Cell::Int(durations.len() as i64));
                 row.push(Cell::Int(projects.len() as i64));
-                for q in [0.5, 0.9, 0.99] {
-                    row.push(Cell::Int(nearest_rank(&durations, q)));
+                for pct in [50, 90, 99] {
+                    row.push(Cell::Int(nearest_rank(&durations, pct)));
                 }
                 table.rows.push(row);
             }
