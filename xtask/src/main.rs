@@ -13,7 +13,9 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("invariants") => invariants(),
         _ => {
-            eprintln!("usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md");
+            eprintln!(
+                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md"
+            );
             return ExitCode::from(2);
         }
     };
@@ -34,7 +36,11 @@ fn run(step: &str, cmd: &mut Command) -> Result<(), String> {
     let started = Instant::now();
     eprintln!("xtask: {step}: {cmd:?}");
     let status = cmd.current_dir(root()).status().map_err(|e| format!("{step}: cannot start: {e}"))?;
-    eprintln!("xtask: {step}: {} in {:.0} s", if status.success() { "ok" } else { "FAILED" }, started.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask: {step}: {} in {:.0} s",
+        if status.success() { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
     if status.success() { Ok(()) } else { Err(format!("{step} failed ({status})")) }
 }
 
@@ -50,10 +56,10 @@ fn output(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Installs what the tests need outside Rust: the npm package node-machine-id, against
-/// which the SDK's `node_machine_id()` is checked. Returns its node_modules directory.
-fn setup_node() -> Result<PathBuf, String> {
-    let script = root().join("crates/tally/tests/setup-node.sh");
+/// Runs a setup script that installs npm packages the tests need and prints their
+/// node_modules directory on its last line.
+fn setup_node(script: &str) -> Result<PathBuf, String> {
+    let script = root().join(script);
     if !script.exists() {
         return Err(format!("{} is missing", script.display()));
     }
@@ -73,14 +79,19 @@ fn test(extra: &[String]) -> Result<(), String> {
         cargo().args(["clippy", "--release", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
     )?;
     invariants()?;
-    let node_modules = setup_node()?;
+    // node-machine-id, against which the SDK's `node_machine_id()` is checked.
+    let node_modules = setup_node("crates/tally/tests/setup-node.sh")?;
     eprintln!("xtask: node-machine-id installed in {}", node_modules.display());
+    // Strapi's own published telemetry sender, pointed at the collector.
+    let strapi_modules = setup_node("crates/tally-collector/tests/strapi-node/setup.sh")?;
+    eprintln!("xtask: strapi packages installed in {}", strapi_modules.display());
     run(
         "tests",
         cargo()
             .args(["test", "--release", "--workspace", "--all-features"])
             .args(extra)
-            .env("TALLY_NODE_MODULES", &node_modules),
+            .env("TALLY_NODE_MODULES", &node_modules)
+            .env("TALLY_STRAPI_NODE_MODULES", &strapi_modules),
     )?;
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use tally_insights::{Answer, Audience, Params};
-use tally_store::{Cell, Filters};
+use tally_store::{Cell, Filters, Period};
 
 use crate::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 
@@ -43,9 +43,31 @@ pub struct InsightsArgs {
     /// Only events using this plugin.
     #[arg(long)]
     plugin: Option<String>,
-    /// Most rows for top-N insights.
+    /// Most rows (plugins, error kinds) for top-N insights.
     #[arg(long, default_value_t = tally_insights::DEFAULT_LIMIT)]
     limit: usize,
+    /// Time bucket for insights over time: day or week.
+    #[arg(long, value_parser = ["day", "week"])]
+    period: Option<String>,
+    /// A dimension to split by (env, os, arch, runtime, runtime_version, runtime_major,
+    /// runtime_minor, app_version, ci, container, event, error_kind, plugin).
+    #[arg(long)]
+    group_by: Option<String>,
+    /// Rolling window of active-trend, in days.
+    #[arg(long)]
+    window_days: Option<u32>,
+    /// The timed event of setup-time (default project.created).
+    #[arg(long)]
+    event: Option<String>,
+    /// co-usage: the plugin whose companions to list (default: matrix of the top plugins).
+    #[arg(long)]
+    focus: Option<String>,
+    /// retention: weeks after the cohort (default 8).
+    #[arg(long)]
+    weeks: Option<u32>,
+    /// runtime-versions: a baseline distribution file (JSON {"20": 0.41} or CSV version,share).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -92,7 +114,7 @@ fn list(format: Format) -> anyhow::Result<()> {
         Format::Json => {
             let v: Vec<_> = tally_insights::CATALOG
                 .iter()
-                .map(|i| serde_json::json!({"name": i.name, "title": i.title, "question": i.question}))
+                .map(|i| serde_json::json!({"name": i.name, "title": i.title, "question": i.question, "options": i.options}))
                 .collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
@@ -106,6 +128,9 @@ fn list(format: Format) -> anyhow::Result<()> {
             let width = tally_insights::CATALOG.iter().map(|i| i.name.len()).max().unwrap_or(0);
             for i in tally_insights::CATALOG {
                 writeln!(out, "{:width$}  {}", i.name, i.question)?;
+                if !i.options.is_empty() {
+                    writeln!(out, "{:width$}    options: {}", "", i.options)?;
+                }
             }
         }
     }
@@ -154,7 +179,25 @@ fn ask_server(url: &str, args: &InsightsArgs) -> anyhow::Result<Answer> {
         .query("app", &args.app)
         .query("since", &args.since)
         .query("limit", args.limit.to_string());
-    for (k, v) in [("env", &args.env), ("os", &args.os), ("app_version", &args.app_version), ("plugin", &args.plugin)] {
+    let p = params(args)?;
+    let numbers = [("window_days", p.window_days), ("weeks", p.weeks)];
+    for (k, v) in numbers {
+        if let Some(v) = v {
+            req = req.query(k, v.to_string());
+        }
+    }
+    let baseline = p.baseline.as_ref().map(|b| b.iter().map(|(v, s)| format!("{v}:{s}")).collect::<Vec<_>>().join(","));
+    for (k, v) in [
+        ("env", &args.env),
+        ("os", &args.os),
+        ("app_version", &args.app_version),
+        ("plugin", &args.plugin),
+        ("period", &args.period),
+        ("group_by", &args.group_by),
+        ("event", &args.event),
+        ("focus", &args.focus),
+        ("baseline", &baseline),
+    ] {
         if let Some(v) = v {
             req = req.query(k, v);
         }

@@ -69,13 +69,13 @@ fn batches_in_insights_out() {
     assert!(text.contains("plugin") && text.contains("graphql") && text.lines().count() >= 5, "{text}");
 
     // While the collector holds the database, opening it directly fails with a clear message.
-    let out = tally().args(["insights", "active", "--data-dir", dir_arg, "--server", "http://127.0.0.1:1"]).output().expect("run");
-    assert!(!out.status.success());
     let out = tally()
-        .env("TALLY_SERVER", "")
-        .args(["insights", "active", "--data-dir", dir_arg])
+        .args(["insights", "active", "--data-dir", dir_arg, "--server", "http://127.0.0.1:1"])
         .output()
         .expect("run");
+    assert!(!out.status.success());
+    let out =
+        tally().env("TALLY_SERVER", "").args(["insights", "active", "--data-dir", dir_arg]).output().expect("run");
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("in use by another process"), "{err}");
@@ -90,7 +90,8 @@ fn batches_in_insights_out() {
 #[test]
 fn demo_fills_the_store_through_http() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (server, summary) = Server::start_and_wait(dir.path(), &["--demo", "--demo-projects", "40"], Some("demo: sent"));
+    let (server, summary) =
+        Server::start_and_wait(dir.path(), &["--demo", "--demo-projects", "40"], Some("demo: sent"));
     let summary = summary.expect("summary line");
     assert!(summary.contains("from 40 projects"), "{summary}");
     let dir_arg = dir.path().to_str().expect("utf-8 path");

@@ -217,7 +217,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
 async fn list_insights() -> Response {
     let list: Vec<_> = tally_insights::CATALOG
         .iter()
-        .map(|i| serde_json::json!({"name": i.name, "title": i.title, "question": i.question}))
+        .map(|i| serde_json::json!({"name": i.name, "title": i.title, "question": i.question, "options": i.options}))
         .collect();
     Json(list).into_response()
 }
@@ -237,6 +237,14 @@ struct InsightQuery {
     #[serde(default)]
     public: bool,
     k: Option<usize>,
+    period: Option<tally_store::Period>,
+    group_by: Option<String>,
+    window_days: Option<u32>,
+    event: Option<String>,
+    focus: Option<String>,
+    weeks: Option<u32>,
+    /// `version:share,version:share`.
+    baseline: Option<String>,
 }
 
 fn authorized(s: &Shared, headers: &HeaderMap) -> bool {
@@ -268,12 +276,32 @@ fn params_from(q: &InsightQuery, now_ms: i64) -> Result<Params, InsightError> {
             })
         })
         .transpose()?;
+    let group_by = q
+        .group_by
+        .as_deref()
+        .map(|g| {
+            tally_store::Dimension::parse(g).ok_or_else(|| {
+                let names: Vec<_> = tally_store::Dimension::ALL.iter().map(|d| d.name()).collect();
+                InsightError::InvalidParams(format!("group_by {g:?} is not one of {}", names.join(", ")))
+            })
+        })
+        .transpose()?;
+    let baseline = q
+        .baseline
+        .as_deref()
+        .map(|b| tally_insights::parse_baseline(&b.replace(',', "\n").replace(':', ",")))
+        .transpose()?;
     Ok(Params {
-        app: q.app.clone(),
-        from_ms,
-        to_ms,
         filters: Filters { env, os: q.os.clone(), app_version: q.app_version.clone(), plugin: q.plugin.clone() },
         limit: q.limit.unwrap_or(tally_insights::DEFAULT_LIMIT),
+        period: q.period,
+        group_by,
+        window_days: q.window_days,
+        event: q.event.clone(),
+        focus: q.focus.clone(),
+        weeks: q.weeks,
+        baseline,
+        ..Params::new(q.app.clone(), from_ms, to_ms)
     })
 }
 

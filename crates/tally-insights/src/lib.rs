@@ -4,8 +4,12 @@
 //! This crate never names a storage backend and never writes SQL: it talks to storage only
 //! through [`EventStore`].
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use tally_store::{Cell, Dimension, EventStore, Filters, Query, QueryKind, StoreError, Table};
+use tally_store::{
+    Cell, Column, ColumnType, Dimension, EventStore, Filters, Period, Query, QueryKind, StoreError, Table,
+};
 
 /// The default minimum number of distinct projects behind a published row.
 pub const DEFAULT_K: usize = 5;
@@ -22,18 +26,42 @@ pub struct Insight {
     pub title: &'static str,
     /// The question it answers.
     pub question: &'static str,
-    kind: fn(&Params) -> QueryKind,
+    /// The optional parameters it reads besides app, range, filters and limit.
+    pub options: &'static str,
+    kind: fn(&Params) -> Result<QueryKind, InsightError>,
+    finish: fn(&mut Table, &Params),
 }
 
 impl Insight {
     /// The query kind this insight asks with these parameters.
-    pub fn query_kind(&self, params: &Params) -> QueryKind {
+    pub fn query_kind(&self, params: &Params) -> Result<QueryKind, InsightError> {
         (self.kind)(params)
     }
 }
 
-fn split(dimension: Dimension) -> QueryKind {
-    QueryKind::Split { dimension }
+fn split(dimension: Dimension) -> Result<QueryKind, InsightError> {
+    Ok(QueryKind::Split { dimension })
+}
+
+fn nothing(_: &mut Table, _: &Params) {}
+
+fn breakdown(
+    period: Option<Period>,
+    dimensions: Vec<Dimension>,
+    limit: Option<usize>,
+) -> Result<QueryKind, InsightError> {
+    Ok(QueryKind::Breakdown { period, dimensions, limit })
+}
+
+fn runtime_dimension(p: &Params) -> Result<Dimension, InsightError> {
+    match p.group_by {
+        None => Ok(Dimension::RuntimeMajor),
+        Some(d @ (Dimension::RuntimeMajor | Dimension::RuntimeMinor | Dimension::RuntimeVersion)) => Ok(d),
+        Some(d) => Err(InsightError::InvalidParams(format!(
+            "runtime-versions groups by runtime_major, runtime_minor or runtime_version, not {}",
+            d.name()
+        ))),
+    }
 }
 
 /// Every insight, in the order `tally insights list` shows them.
@@ -42,76 +70,195 @@ pub const CATALOG: &[Insight] = &[
         name: "events-per-day",
         title: "Events per day",
         question: "How many events, projects and machines per day?",
-        kind: |_| QueryKind::EventsPerDay,
+        options: "",
+        kind: |_| Ok(QueryKind::EventsPerDay),
+        finish: nothing,
     },
     Insight {
         name: "active",
         title: "Active projects and machines",
         question: "How many distinct projects and machines were active in the last 1, 7 and 28 days?",
-        kind: |_| QueryKind::Active { windows: vec![1, 7, 28] },
+        options: "",
+        kind: |_| Ok(QueryKind::Active { windows: vec![1, 7, 28] }),
+        finish: nothing,
+    },
+    Insight {
+        name: "active-trend",
+        title: "Active projects and machines per day",
+        question: "How many distinct projects and machines were active each day (or in the N days up to it)?",
+        options: "window_days (1, 7, 28, ...; default 1)",
+        kind: |p| Ok(QueryKind::ActiveSeries { window_days: p.window_days.unwrap_or(1).max(1) }),
+        finish: nothing,
     },
     Insight {
         name: "top-plugins",
         title: "Top plugins",
         question: "Which plugins are used by the most projects?",
-        kind: |p| QueryKind::TopPlugins { limit: p.limit },
+        options: "",
+        kind: |p| Ok(QueryKind::TopPlugins { limit: p.limit }),
+        finish: nothing,
+    },
+    Insight {
+        name: "plugin-adoption",
+        title: "Plugin adoption over time",
+        question: "What share of active projects uses each of the top plugins, per week (or day)?",
+        options: "period (day|week; default week)",
+        kind: |p| breakdown(Some(p.period.unwrap_or(Period::Week)), vec![Dimension::Plugin], Some(p.limit)),
+        finish: add_share,
+    },
+    Insight {
+        name: "co-usage",
+        title: "Plugins used together",
+        question: "Which plugins are used by the same projects, and how much more often than by chance (lift)?",
+        options: "focus (a plugin: its companions; default: the matrix of the top plugins)",
+        kind: |p| Ok(QueryKind::CoUsage { plugin: p.focus.clone(), limit: p.limit }),
+        finish: add_lift,
     },
     Insight {
         name: "env-split",
         title: "Environment split",
-        question: "How many projects run in development, staging, production and test?",
-        kind: |_| split(Dimension::Env),
+        question: "How many projects run in development, staging, production and test (per plugin or other dimension with group_by)?",
+        options: "group_by (a dimension, e.g. plugin)",
+        kind: |p| match p.group_by {
+            None => split(Dimension::Env),
+            Some(d) => breakdown(None, vec![d, Dimension::Env], None),
+        },
+        finish: |t, p| {
+            if p.group_by.is_some() {
+                add_share(t, p)
+            }
+        },
+    },
+    Insight {
+        name: "feature-env",
+        title: "Plugins by environment",
+        question: "Is each of the top plugins used in production, or only in development?",
+        options: "",
+        kind: |_| breakdown(None, vec![Dimension::Plugin, Dimension::Env], None),
+        finish: |t, p| keep_top_labels(t, p.limit),
+    },
+    Insight {
+        name: "setup-time",
+        title: "Setup time",
+        question: "How long does setup take (p50, p90, p99), per week or app version — is it getting slower?",
+        options: "event (default project.created), period (day|week; default week), group_by (e.g. app_version)",
+        kind: |p| {
+            Ok(QueryKind::Durations {
+                event: p.event.clone().unwrap_or_else(|| "project.created".into()),
+                period: if p.group_by.is_some() { p.period } else { Some(p.period.unwrap_or(Period::Week)) },
+                dimension: p.group_by,
+            })
+        },
+        finish: |t, p| {
+            if p.group_by.is_some_and(is_version) {
+                sort_versions(t, p.group_by.map_or("", Dimension::name));
+            }
+        },
+    },
+    Insight {
+        name: "error-kinds",
+        title: "Error kinds",
+        question: "Which errors affect the most projects (over time with period, split by os, runtime_version or app_version with group_by)?",
+        options: "period (day|week), group_by (a dimension, e.g. os)",
+        kind: |p| {
+            let mut dims = vec![Dimension::ErrorKind];
+            dims.extend(p.group_by);
+            breakdown(p.period, dims, Some(p.limit))
+        },
+        finish: add_share,
+    },
+    Insight {
+        name: "runtime-versions",
+        title: "Runtime versions",
+        question: "What share of active projects runs each runtime version, against a baseline distribution?",
+        options: "group_by (runtime_major|runtime_minor|runtime_version; default runtime_major), baseline (version -> share)",
+        kind: |p| breakdown(None, vec![runtime_dimension(p)?], None),
+        finish: |t, p| {
+            add_share(t, p);
+            let column = runtime_dimension(p).map_or("runtime_major", Dimension::name);
+            sort_versions(t, column);
+            if let Some(baseline) = &p.baseline {
+                add_baseline(t, column, baseline);
+            }
+        },
     },
     Insight {
         name: "os-split",
         title: "OS split",
         question: "Which operating systems do projects run on?",
+        options: "",
         kind: |_| split(Dimension::Os),
+        finish: nothing,
     },
     Insight {
         name: "arch-split",
         title: "CPU architecture split",
         question: "Which CPU architectures?",
+        options: "",
         kind: |_| split(Dimension::Arch),
+        finish: nothing,
     },
     Insight {
-        name: "runtime-versions",
-        title: "Runtime versions",
-        question: "Which runtime versions do projects use?",
-        kind: |_| split(Dimension::RuntimeVersion),
+        name: "ci-split",
+        title: "CI vendors",
+        question: "Which CI systems run the tool (empty: not CI)?",
+        options: "",
+        kind: |_| split(Dimension::Ci),
+        finish: nothing,
+    },
+    Insight {
+        name: "container-split",
+        title: "Containers",
+        question: "How many projects run the tool in a container?",
+        options: "",
+        kind: |_| split(Dimension::Container),
+        finish: nothing,
     },
     Insight {
         name: "app-versions",
         title: "App versions",
         question: "Which versions of the tool are in use?",
+        options: "",
         kind: |_| split(Dimension::AppVersion),
+        finish: |t, _| sort_versions(t, "app_version"),
     },
     Insight {
-        name: "error-kinds",
-        title: "Error kinds",
-        question: "Which errors affect the most projects?",
-        kind: |_| split(Dimension::ErrorKind),
+        name: "app-version-adoption",
+        title: "App version adoption",
+        question: "How fast do projects move to a new release (share of active projects per version, per day or week)?",
+        options: "period (day|week; default day)",
+        kind: |p| breakdown(Some(p.period.unwrap_or(Period::Day)), vec![Dimension::AppVersion], None),
+        finish: add_share,
     },
     Insight {
-        name: "ci-split",
-        title: "CI vendors",
-        question: "Which CI systems run the tool?",
-        kind: |_| split(Dimension::Ci),
+        name: "retention",
+        title: "Retention",
+        question: "Of the projects first seen in week W, how many are still active N weeks later?",
+        options: "weeks (default 8)",
+        kind: |p| Ok(QueryKind::Retention { weeks: p.weeks.unwrap_or(8) }),
+        finish: nothing,
     },
     Insight {
         name: "event-counts",
         title: "Events by name",
         question: "Which events are sent, by how many projects?",
+        options: "",
         kind: |_| split(Dimension::Event),
+        finish: nothing,
     },
 ];
+
+fn is_version(d: Dimension) -> bool {
+    matches!(d, Dimension::AppVersion | Dimension::RuntimeVersion | Dimension::RuntimeMajor | Dimension::RuntimeMinor)
+}
 
 /// Finds an insight by name.
 pub fn find(name: &str) -> Option<&'static Insight> {
     CATALOG.iter().find(|i| i.name == name)
 }
 
-/// Parameters every insight takes.
+/// Parameters every insight takes; the optional ones are read by the insights that name
+/// them in [`Insight::options`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
     /// The app.
@@ -123,8 +270,49 @@ pub struct Params {
     /// Row filters.
     #[serde(default)]
     pub filters: Filters,
-    /// Most rows for "top" insights.
+    /// Most rows (or plugins, versions) for "top" insights.
     pub limit: usize,
+    /// Time bucket for insights over time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+    /// A second dimension to split by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<Dimension>,
+    /// Rolling window of `active-trend`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_days: Option<u32>,
+    /// The timed event of `setup-time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The plugin whose companions `co-usage` lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus: Option<String>,
+    /// Weeks after the cohort for `retention`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weeks: Option<u32>,
+    /// Baseline share per version for `runtime-versions` (e.g. the community's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BTreeMap<String, f64>>,
+}
+
+impl Params {
+    /// Parameters with only the required fields set.
+    pub fn new(app: impl Into<String>, from_ms: i64, to_ms: i64) -> Params {
+        Params {
+            app: app.into(),
+            from_ms,
+            to_ms,
+            filters: Filters::default(),
+            limit: DEFAULT_LIMIT,
+            period: None,
+            group_by: None,
+            window_days: None,
+            event: None,
+            focus: None,
+            weeks: None,
+            baseline: None,
+        }
+    }
 }
 
 /// Whether the answer is for the maintainer or for publication.
@@ -184,30 +372,199 @@ pub fn answer(store: &dyn EventStore, name: &str, params: Params, audience: Audi
     if params.from_ms >= params.to_ms {
         return Err(InsightError::InvalidParams("the time range is empty: `from` must be before `to`".into()));
     }
+    if params.limit == 0 {
+        return Err(InsightError::InvalidParams("limit must be at least 1".into()));
+    }
     let query = Query {
         app: params.app.clone(),
         from_ms: params.from_ms,
         to_ms: params.to_ms,
         filters: params.filters.clone(),
-        kind: insight.query_kind(&params),
+        kind: insight.query_kind(&params)?,
     };
     let mut table = store.query(&query)?;
+    // Suppress on the store's counts, before anything derived from them is added.
     let suppression = match audience {
         Audience::Private => None,
         Audience::Public { k } => Some(suppress(&mut table, k)),
     };
+    (insight.finish)(&mut table, &params);
     Ok(Answer { insight: insight.name.into(), title: insight.title.into(), params, table, suppression })
 }
 
-/// Removes every row whose `projects` cell is below `k` (or every row, if the table has no
-/// `projects` column: nothing is published that cannot be checked).
+/// Removes every row in which any distinct-project count (every column whose name contains
+/// `projects`) is below `k`; a table without such a column is emptied: nothing is
+/// published that cannot be checked.
 pub fn suppress(table: &mut Table, k: usize) -> Suppression {
     let before = table.rows.len();
-    match table.column("projects") {
-        Some(i) => table.rows.retain(|r| matches!(r[i], Cell::Int(n) if n >= k as i64)),
-        None => table.rows.clear(),
+    let checked: Vec<usize> =
+        table.columns.iter().enumerate().filter(|(_, c)| c.name.contains("projects")).map(|(i, _)| i).collect();
+    if checked.is_empty() {
+        table.rows.clear();
+    } else {
+        table.rows.retain(|r| checked.iter().all(|i| matches!(r[*i], Cell::Int(n) if n >= k as i64)));
     }
     Suppression { k, hidden_rows: before - table.rows.len() }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+fn int_at(row: &[Cell], i: Option<usize>) -> Option<i64> {
+    i.and_then(|i| row[i].as_int())
+}
+
+/// Adds `share` = projects / period_projects (4 decimals).
+fn add_share(table: &mut Table, _: &Params) {
+    let (p, total) = (table.column("projects"), table.column("period_projects"));
+    if p.is_none() || total.is_none() {
+        return;
+    }
+    table.columns.push(Column::new("share", ColumnType::Float));
+    for row in &mut table.rows {
+        let share = match (int_at(row, p), int_at(row, total)) {
+            (Some(a), Some(b)) if b > 0 => Cell::Float(round(a as f64 / b as f64, 4)),
+            _ => Cell::Null,
+        };
+        row.push(share);
+    }
+}
+
+/// Adds `lift` = P(a and b) / (P(a) P(b)) over projects (3 decimals).
+fn add_lift(table: &mut Table, _: &Params) {
+    let idx = |n| table.column(n);
+    let (both, a, b, total) = (idx("projects_both"), idx("projects_a"), idx("projects_b"), idx("projects_total"));
+    table.columns.push(Column::new("lift", ColumnType::Float));
+    for row in &mut table.rows {
+        let lift = match (int_at(row, both), int_at(row, a), int_at(row, b), int_at(row, total)) {
+            (Some(both), Some(a), Some(b), Some(t)) if a > 0 && b > 0 => {
+                Cell::Float(round(both as f64 * t as f64 / (a as f64 * b as f64), 3))
+            }
+            _ => Cell::Null,
+        };
+        row.push(lift);
+    }
+}
+
+/// Keeps the rows of the `limit` first distinct values of the first column (the table is
+/// ordered by projects, so these are the top ones).
+fn keep_top_labels(table: &mut Table, limit: usize) {
+    let mut seen: Vec<Cell> = Vec::new();
+    table.rows.retain(|r| {
+        if seen.contains(&r[0]) {
+            return true;
+        }
+        if seen.len() < limit {
+            seen.push(r[0].clone());
+            return true;
+        }
+        false
+    });
+}
+
+/// Numeric-aware ordering of version strings: `20.9` < `20.10` < `22`.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |s: &str| -> Vec<(u64, String)> {
+        s.split(['.', '-', '+'])
+            .map(|p| {
+                let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+                (digits.parse().unwrap_or(0), p[digits.len()..].to_string())
+            })
+            .collect()
+    };
+    parts(a).cmp(&parts(b))
+}
+
+/// Sorts rows by the version in `column`, newest first, keeping the period order when
+/// there is one.
+fn sort_versions(table: &mut Table, column: &str) {
+    let Some(i) = table.column(column) else { return };
+    let period = table.column("period");
+    table.rows.sort_by(|x, y| {
+        let by_period = match period {
+            Some(p) => x[p].to_string().cmp(&y[p].to_string()),
+            None => std::cmp::Ordering::Equal,
+        };
+        by_period.then_with(|| compare_versions(&y[i].to_string(), &x[i].to_string()))
+    });
+}
+
+/// Adds `baseline_share` and `difference` (share − baseline) for each version.
+fn add_baseline(table: &mut Table, column: &str, baseline: &BTreeMap<String, f64>) {
+    let (Some(v), Some(share)) = (table.column(column), table.column("share")) else { return };
+    table.columns.push(Column::new("baseline_share", ColumnType::Float));
+    table.columns.push(Column::new("difference", ColumnType::Float));
+    let mut seen = std::collections::BTreeSet::new();
+    for row in &mut table.rows {
+        let version = row[v].to_string();
+        seen.insert(version.clone());
+        match (baseline.get(&version), &row[share]) {
+            (Some(b), Cell::Float(s)) => {
+                let diff = round(s - b, 4);
+                row.push(Cell::Float(*b));
+                row.push(Cell::Float(diff));
+            }
+            (Some(b), _) => {
+                row.push(Cell::Float(*b));
+                row.push(Cell::Null);
+            }
+            _ => {
+                row.push(Cell::Null);
+                row.push(Cell::Null);
+            }
+        }
+    }
+    // Versions the community uses and this tool's projects do not.
+    let width = table.columns.len();
+    for (version, b) in baseline.iter().filter(|(k, _)| !seen.contains(*k)) {
+        let mut row = vec![Cell::Null; width];
+        row[v] = Cell::Text(version.clone());
+        for (i, c) in table.columns.iter().enumerate() {
+            if c.ty == ColumnType::Int {
+                row[i] = Cell::Int(0);
+            }
+        }
+        row[share] = Cell::Float(0.0);
+        row[width - 2] = Cell::Float(*b);
+        row[width - 1] = Cell::Float(round(-b, 4));
+        table.rows.push(row);
+    }
+    sort_versions(table, column);
+}
+
+/// Reads a baseline distribution: JSON `{"20": 0.41, ...}` or CSV lines `version,share`
+/// (a header line is skipped). Shares may be fractions or percentages (then divided by
+/// 100 when they sum to more than 1.5).
+pub fn parse_baseline(text: &str) -> Result<BTreeMap<String, f64>, InsightError> {
+    let bad = |m: String| InsightError::InvalidParams(format!("baseline: {m}"));
+    let mut map: BTreeMap<String, f64> = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| bad(format!("not a JSON object of version -> share: {e}")))?
+    } else {
+        let mut m = BTreeMap::new();
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let (version, share) =
+                line.split_once(',').ok_or_else(|| bad(format!("line {}: expected version,share", n + 1)))?;
+            match share.trim().trim_end_matches('%').parse::<f64>() {
+                Ok(s) => {
+                    m.insert(version.trim().to_string(), s);
+                }
+                Err(_) if n == 0 => continue,
+                Err(_) => return Err(bad(format!("line {}: {share:?} is not a number", n + 1))),
+            }
+        }
+        m
+    };
+    if map.values().any(|v| !v.is_finite() || *v < 0.0) {
+        return Err(bad("shares must be non-negative numbers".into()));
+    }
+    if map.values().sum::<f64>() > 1.5 {
+        for v in map.values_mut() {
+            *v /= 100.0;
+        }
+    }
+    Ok(map)
 }
 
 /// Parses a duration such as `30d`, `12h`, `4w` or `90m` into milliseconds.
@@ -248,7 +605,7 @@ mod tests {
     use tally_store::{DAY_MS, MemoryStore};
 
     fn params() -> Params {
-        Params { app: "demo".into(), from_ms: T0, to_ms: T0 + 10 * DAY_MS, filters: Filters::default(), limit: 10 }
+        Params { limit: 10, ..Params::new("demo", T0, T0 + 10 * DAY_MS) }
     }
 
     #[test]

@@ -52,10 +52,15 @@ impl Server {
                 break rest.trim().to_string();
             }
         };
-        let waited = wait_for.map(|prefix| loop {
-            let line = lines.next().unwrap_or_else(|| panic!("tally serve exited before printing {prefix:?}")).expect("read");
-            if line.starts_with(prefix) {
-                break line;
+        let waited = wait_for.map(|prefix| {
+            loop {
+                let line = lines
+                    .next()
+                    .unwrap_or_else(|| panic!("tally serve exited before printing {prefix:?}"))
+                    .expect("read");
+                if line.starts_with(prefix) {
+                    break line;
+                }
             }
         });
         // Keep draining stdout so the server never blocks on a full pipe.
@@ -86,14 +91,20 @@ impl Drop for Server {
 }
 
 pub fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(30))).http_status_as_error(false).build().into()
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 /// A batch of app `demo` for `project` on `machine`, one event per (id, name, plugins).
 pub fn batch(project: Uuid, machine: &str, env: &str, events: &[(Uuid, &str, &[&str])]) -> Value {
     let events: Vec<Value> = events
         .iter()
-        .map(|(id, name, plugins)| json!({"event_id": id, "event": name, "occurred_at": Utc::now(), "plugins": plugins}))
+        .map(
+            |(id, name, plugins)| json!({"event_id": id, "event": name, "occurred_at": Utc::now(), "plugins": plugins}),
+        )
         .collect();
     json!({
         "sent_at": Utc::now(),
