@@ -633,6 +633,89 @@ mod tests {
         assert!(!json.contains("rare"), "{json}");
     }
 
+    fn plugin_rows(sets: &[&[&str]]) -> MemoryStore {
+        let store = MemoryStore::new();
+        let rows: Vec<_> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, plugins)| {
+                let mut r = row(i as u128 + 1, 1, 0, i as u8, i as u8);
+                r.plugins = plugins.iter().map(|p| p.to_string()).collect();
+                r
+            })
+            .collect();
+        store.append(&rows).expect("append");
+        store
+    }
+
+    #[test]
+    fn co_usage_pairs_below_k_are_never_published() {
+        // a+b together in 5 projects, a+c in 4 (k - 1).
+        let ab: &[&str] = &["a", "b"];
+        let abc: &[&str] = &["a", "b", "c"];
+        let ac: &[&str] = &["a", "c"];
+        let store = plugin_rows(&[abc, abc, abc, ab, ab, ac]);
+        let mut p = params();
+        p.focus = Some("a".into());
+        let private = answer(&store, "co-usage", p.clone(), Audience::Private).expect("answer");
+        assert_eq!(private.table.rows.len(), 2);
+        let lift = private.table.column("lift").expect("lift column");
+        // a in 6 projects, b in 5, both 5, total 6: lift = 5*6/(6*5) = 1.
+        assert_eq!(private.table.rows[0][lift], Cell::Float(1.0));
+        let public = answer(&store, "co-usage", p, Audience::Public { k: 5 }).expect("answer");
+        let json = serde_json::to_string(&public).expect("json");
+        assert!(!json.contains("\"c\""), "{json}");
+        assert_eq!(public.suppression, Some(Suppression { k: 5, hidden_rows: 1 }));
+    }
+
+    #[test]
+    fn runtime_versions_sort_as_versions_and_compare_with_a_baseline() {
+        let store = MemoryStore::new();
+        let versions = ["20.11.1", "9.0.0", "18.20.4", "20.18.0", "22.1.0"];
+        let rows: Vec<_> = versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let mut r = row(i as u128 + 1, 1, 0, i as u8, i as u8);
+                r.runtime_version = v.to_string();
+                r
+            })
+            .collect();
+        store.append(&rows).expect("append");
+        let mut p = params();
+        p.baseline = Some(parse_baseline("version,share\n22,40\n20,35\n18,20\n16,5\n").expect("baseline"));
+        let a = answer(&store, "runtime-versions", p, Audience::Private).expect("answer");
+        let col = |n: &str| a.table.column(n).expect(n);
+        let majors: Vec<String> = a.table.rows.iter().map(|r| r[col("runtime_major")].to_string()).collect();
+        assert_eq!(majors, ["22", "20", "18", "16", "9"]);
+        let row20 = &a.table.rows[1];
+        assert_eq!(row20[col("projects")], Cell::Int(2));
+        assert_eq!(row20[col("share")], Cell::Float(0.4));
+        assert_eq!(row20[col("baseline_share")], Cell::Float(0.35));
+        assert_eq!(row20[col("difference")], Cell::Float(0.05));
+        assert_eq!(a.table.rows[3][col("projects")], Cell::Int(0), "16 is in the baseline only");
+        assert!(parse_baseline("{\"20\": -1}").is_err());
+        assert!(parse_baseline("20,abc\n18,x").is_err());
+    }
+
+    #[test]
+    fn version_order_is_numeric() {
+        let mut v = vec!["2.10.0", "2.9.1", "2.9.0-beta", "10.0.0", "2.9.0"];
+        v.sort_by(|a, b| compare_versions(a, b));
+        assert_eq!(v, ["2.9.0", "2.9.0-beta", "2.9.1", "2.10.0", "10.0.0"]);
+    }
+
+    #[test]
+    fn adoption_shares_use_the_period_denominator() {
+        let store = plugin_rows(&[&["a"], &["a", "b"], &[], &["b"]]);
+        let mut p = params();
+        p.period = Some(Period::Week);
+        let a = answer(&store, "plugin-adoption", p, Audience::Private).expect("answer");
+        let share = a.table.column("share").expect("share");
+        // 4 active projects in the week; a and b are each used by 2.
+        assert_eq!(a.table.rows.iter().map(|r| r[share].clone()).collect::<Vec<_>>(), vec![Cell::Float(0.5); 2]);
+    }
+
     #[test]
     fn durations_and_times_parse() {
         assert_eq!(parse_since("30d").expect("30d"), 30 * DAY_MS);
