@@ -28,52 +28,50 @@ pub enum Finding {
     Secret,
 }
 
-struct Pattern {
-    finding: Finding,
-    regex: Regex,
-}
-
-static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    let p = |finding, re: &str| Pattern { finding, regex: Regex::new(re).expect("scrub pattern compiles") };
-    vec![
-        p(Finding::UrlWithSecrets, r"(?i)\b[a-z][a-z0-9+.-]*://[^\s]*[?#@][^\s]*"),
-        p(Finding::Email, r"(?i)[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"),
-        p(
-            Finding::Secret,
-            concat!(
-                r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
-                r"|\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}",
-                r"|\bgithub_pat_[A-Za-z0-9_]{20,}",
-                r"|\bsk-[A-Za-z0-9_-]{16,}",
-                r"|\b[rsp]k_(live|test)_[A-Za-z0-9]{16,}",
-                r"|\bxox[abposr]-[A-Za-z0-9-]{10,}",
-                r"|\b(AKIA|ASIA)[0-9A-Z]{16}\b",
-                r"|\bAIza[0-9A-Za-z_-]{35}",
-                r"|\bnpm_[A-Za-z0-9]{30,}",
-                r"|\bglpat-[A-Za-z0-9_-]{20,}",
-                r"|\bhf_[A-Za-z0-9]{30,}",
-                r"|\bpypi-[A-Za-z0-9_-]{50,}",
-                r"|hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
-                r"|-----BEGIN [A-Z ]*PRIVATE KEY-----",
-                r"|\b[0-9a-fA-F]{32,}\b",
-                r"|(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
-                r"|(?i)\bbearer\s+[A-Za-z0-9._~+/-]{8,}=*",
-                r"|(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key)\s*(=|:\s)\s*[^\s&]+",
-            ),
+/// Every pattern with what it finds. Compiled together into [`PATTERN_SET`] (what
+/// [`find`] uses) and, only when something was found, one by one for [`scrub`]'s
+/// replacements.
+const PATTERN_SOURCES: &[(Finding, &str)] = &[
+    (Finding::UrlWithSecrets, r"(?i)\b[a-z][a-z0-9+.-]*://[^\s]*[?#@][^\s]*"),
+    (Finding::Email, r"(?i)[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"),
+    (
+        Finding::Secret,
+        concat!(
+            r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+            r"|\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}",
+            r"|\bgithub_pat_[A-Za-z0-9_]{20,}",
+            r"|\bsk-[A-Za-z0-9_-]{16,}",
+            r"|\b[rsp]k_(live|test)_[A-Za-z0-9]{16,}",
+            r"|\bxox[abposr]-[A-Za-z0-9-]{10,}",
+            r"|\b(AKIA|ASIA)[0-9A-Z]{16}\b",
+            r"|\bAIza[0-9A-Za-z_-]{35}",
+            r"|\bnpm_[A-Za-z0-9]{30,}",
+            r"|\bglpat-[A-Za-z0-9_-]{20,}",
+            r"|\bhf_[A-Za-z0-9]{30,}",
+            r"|\bpypi-[A-Za-z0-9_-]{50,}",
+            r"|hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
+            r"|-----BEGIN [A-Z ]*PRIVATE KEY-----",
+            r"|\b[0-9a-fA-F]{32,}\b",
+            r"|(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+            r"|(?i)\bbearer\s+[A-Za-z0-9._~+/-]{8,}=*",
+            r"|(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key)\s*(=|:\s)\s*[^\s&]+",
         ),
-        p(Finding::HomePath, r"(?i)(/home/[^/\s]+|/Users/[^/\s]+|/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*"),
-        p(Finding::IpAddress, r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b"),
-        p(
-            Finding::IpAddress,
-            r"(?i)\b([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|\b([0-9a-f]{1,4}:){1,7}:([0-9a-f]{1,4}(:[0-9a-f]{1,4}){0,6})?|::(ffff:)?[0-9a-f]{1,4}(:[0-9a-f]{1,4}){0,6}\b",
-        ),
-    ]
-});
+    ),
+    (Finding::HomePath, r"(?i)(/home/[^/\s]+|/Users/[^/\s]+|/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*"),
+    (Finding::IpAddress, r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b"),
+    (
+        Finding::IpAddress,
+        r"(?i)\b([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|\b([0-9a-f]{1,4}:){1,7}:([0-9a-f]{1,4}(:[0-9a-f]{1,4}){0,6})?|::(ffff:)?[0-9a-f]{1,4}(:[0-9a-f]{1,4}){0,6}\b",
+    ),
+];
 
-/// All of [`PATTERNS`] in one automaton, so that the common case (nothing found) costs one
-/// pass over the string.
+static PATTERNS: LazyLock<Vec<Regex>> =
+    LazyLock::new(|| PATTERN_SOURCES.iter().map(|(_, re)| Regex::new(re).expect("scrub pattern compiles")).collect());
+
+/// All of [`PATTERN_SOURCES`] in one automaton, so that the common case (nothing found)
+/// costs one pass over the string.
 static PATTERN_SET: LazyLock<RegexSet> =
-    LazyLock::new(|| RegexSet::new(PATTERNS.iter().map(|p| p.regex.as_str())).expect("scrub patterns compile"));
+    LazyLock::new(|| RegexSet::new(PATTERN_SOURCES.iter().map(|(_, re)| *re)).expect("scrub patterns compile"));
 
 static CANDIDATE_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/=_-]{24,}").expect("token pattern compiles"));
@@ -93,7 +91,7 @@ pub fn find(s: &str) -> Option<Finding> {
         .matches(s)
         .iter()
         .next()
-        .map(|i| PATTERNS[i].finding)
+        .map(|i| PATTERN_SOURCES[i].0)
         .or_else(|| CANDIDATE_TOKEN.find_iter(s).any(|m| looks_random(m.as_str())).then_some(Finding::Secret))
 }
 
@@ -109,9 +107,9 @@ pub fn scrub(s: &str) -> Cow<'_, str> {
         return out;
     }
     let matched = PATTERN_SET.matches(s);
-    for p in matched.iter().map(|i| &PATTERNS[i]) {
-        if p.regex.is_match(&out) {
-            out = Cow::Owned(p.regex.replace_all(&out, REDACTED).into_owned());
+    for re in matched.iter().map(|i| &PATTERNS[i]) {
+        if re.is_match(&out) {
+            out = Cow::Owned(re.replace_all(&out, REDACTED).into_owned());
         }
     }
     if CANDIDATE_TOKEN.find_iter(&out).any(|m| looks_random(m.as_str())) {

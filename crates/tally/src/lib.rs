@@ -404,7 +404,6 @@ impl Builder {
                 outbox,
                 flush_interval: self.flush_interval,
                 drain_outbox: drain,
-                warmed: Default::default(),
             };
             inner.worker_started = worker.spawn(&self.app);
         }

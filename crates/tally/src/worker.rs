@@ -172,7 +172,6 @@ pub(crate) struct Worker {
     pub(crate) outbox: Option<Outbox>,
     pub(crate) flush_interval: Duration,
     pub(crate) drain_outbox: bool,
-    pub(crate) warmed: std::cell::Cell<bool>,
 }
 
 impl Worker {
@@ -273,14 +272,6 @@ impl Worker {
                 }
                 st.flush = false;
                 shared.done.notify_all();
-                if !self.warmed.replace(true) {
-                    // Idle for the first time: compile the scrubber's patterns now rather
-                    // than in one of the host's record() calls.
-                    drop(st);
-                    tally_protocol::scrub::is_sensitive("warm up: /home/x a@b.example 10.0.0.1 https://x?y");
-                    st = lock(&shared.state);
-                    continue;
-                }
                 st = match retry_at {
                     Some(at) if now >= at => {
                         st.busy = true;
