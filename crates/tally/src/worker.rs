@@ -37,6 +37,8 @@ pub(crate) struct State {
     inflight: Option<Arc<Vec<Event>>>,
     /// The thread is sending or writing.
     busy: bool,
+    /// The thread is sending what earlier runs left in the outbox (already safe on disk).
+    draining: bool,
     flush: bool,
     shutdown: bool,
     /// The host has taken over what was left; the thread must not touch it.
@@ -71,7 +73,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             app: app.to_string(),
-            state: Mutex::new(State { busy, ..State::default() }),
+            state: Mutex::new(State { busy, draining: busy, ..State::default() }),
             wake: Condvar::new(),
             done: Condvar::new(),
             capacity,
@@ -120,15 +122,27 @@ impl Shared {
         let mut st = lock(&self.state);
         st.flush = true;
         self.wake.notify_all();
-        self.wait_idle(st, timeout).1
+        self.wait_idle(st, timeout, false).1
     }
 
-    fn wait_idle<'a>(&'a self, mut st: MutexGuard<'a, State>, timeout: Duration) -> (MutexGuard<'a, State>, bool) {
+    /// Waits until the thread is idle or `timeout` passed. With `own_only`, gives up at
+    /// once while the thread is busy with the outbox of earlier runs and this run's events
+    /// wait behind it: those old events are safe on disk, and a blocked endpoint would
+    /// otherwise cost every run its whole budget.
+    fn wait_idle<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        timeout: Duration,
+        own_only: bool,
+    ) -> (MutexGuard<'a, State>, bool) {
         let deadline = Instant::now() + timeout;
         loop {
             let idle = st.queue.is_empty() && st.inflight.is_none() && !st.busy;
             if idle || st.finished {
                 return (st, idle);
+            }
+            if own_only && st.draining && !st.queue.is_empty() {
+                return (st, false);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -143,7 +157,7 @@ impl Shared {
         let mut st = lock(&self.state);
         st.shutdown = true;
         self.wake.notify_all();
-        st = self.wait_idle(st, budget).0;
+        st = self.wait_idle(st, budget, true).0;
         st.abandoned = true;
         let mut left: Vec<Event> = st.inflight.take().map(|b| b.to_vec()).unwrap_or_default();
         left.extend(st.queue.drain(..));
@@ -247,6 +261,7 @@ impl Worker {
         if !st.abandoned {
             st.inflight = None;
             st.busy = false;
+            st.draining = false;
         }
         drop(st);
         self.shared.done.notify_all();
@@ -275,6 +290,7 @@ impl Worker {
                 st = match retry_at {
                     Some(at) if now >= at => {
                         st.busy = true;
+                        st.draining = true;
                         return Action::RetryOutbox;
                     }
                     Some(at) => shared.wake.wait_timeout(st, at - now).unwrap_or_else(PoisonError::into_inner).0,
