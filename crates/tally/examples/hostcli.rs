@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! hostcli new <dir>            create a project (writes its telemetry id), record project.created
-//! hostcli build [--events N]   pretend to build, record build.finished (+ N command.run)
+//! hostcli build [--events N] [--work-ms T]
+//!                              pretend to build, record build.finished (+ N command.run)
 //! hostcli fail                 record an error with a bounded kind
 //! hostcli telemetry …          status | enable | disable | local | show | reset
 //! ```
@@ -43,6 +44,9 @@ enum Command {
         /// Also record this many command.run events
         #[arg(long, default_value_t = 0)]
         events: usize,
+        /// Pretend the build takes this long
+        #[arg(long, default_value_t = 0)]
+        work_ms: u64,
     },
     /// Fail with an error
     Fail,
@@ -100,9 +104,10 @@ fn main() {
                     .prop("typescript", true),
             );
         }
-        Command::Build { events } => {
+        Command::Build { events, work_ms } => {
             let t = telemetry(cwd.clone());
             t.record(Event::command_run("build"));
+            std::thread::sleep(Duration::from_millis(work_ms));
             for i in 0..events {
                 t.record(Event::command_run("build").prop("step", i));
             }

@@ -33,14 +33,18 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Gathers the facts (a few small file reads).
-    pub(crate) fn gather(vars: &Vars) -> Facts {
+    /// Gathers the facts (a few small file reads); CPU count and memory only with
+    /// `hardware`, since reading them costs more than all the rest.
+    pub(crate) fn gather(vars: &Vars, hardware: bool) -> Facts {
         Facts {
             os: std::env::consts::OS.to_string(),
             os_version: os_version().unwrap_or_default(),
             arch: std::env::consts::ARCH.to_string(),
-            cpus: std::thread::available_parallelism().ok().map(|n| floor_pow2(n.get() as u64) as u32),
-            memory_gb: memory_bytes().map(|b| {
+            cpus: hardware
+                .then(std::thread::available_parallelism)
+                .and_then(Result::ok)
+                .map(|n| floor_pow2(n.get() as u64) as u32),
+            memory_gb: hardware.then(memory_bytes).flatten().map(|b| {
                 let gib = (b as f64 / (1u64 << 30) as f64).round().max(1.0) as u64;
                 floor_pow2(gib) as u32
             }),
@@ -195,7 +199,7 @@ mod tests {
         assert_eq!(floor_pow2(1), 1);
         assert_eq!(floor_pow2(6), 4);
         assert_eq!(floor_pow2(24), 16);
-        let f = Facts::gather(&vars(&[]));
+        let f = Facts::gather(&vars(&[]), true);
         assert!(!f.os.is_empty() && !f.arch.is_empty());
         assert!(f.cpus.is_some_and(|c| c.is_power_of_two()));
     }

@@ -349,7 +349,7 @@ impl Builder {
                 .unwrap_or_else(|| LocalIdentity::random(false).salt_bytes()),
             known_plugins: self.known_plugins.clone(),
         };
-        let facts = Facts::gather(&self.vars);
+        let facts = Facts::gather(&self.vars, self.host_facts);
         if self.host_facts {
             inner.host_props = [("host.cpus", facts.cpus), ("host.memory_gb", facts.memory_gb)]
                 .into_iter()

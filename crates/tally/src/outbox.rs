@@ -259,7 +259,8 @@ impl Outbox {
             match file.try_lock() {
                 Ok(()) => return Ok(file),
                 Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1));
+                    // Others hold it for a file read or append: poll finely.
+                    std::thread::sleep(Duration::from_micros(50));
                 }
                 Err(fs::TryLockError::WouldBlock) => {
                     return Err(io::Error::new(io::ErrorKind::WouldBlock, "another process holds the outbox lock"));
