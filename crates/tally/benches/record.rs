@@ -169,6 +169,10 @@ fn bench_host() {
         ("on, endpoint up", vec![("HOSTCLI_ENDPOINT", up.endpoint())]),
         ("on, endpoint refused", vec![("HOSTCLI_ENDPOINT", refused.clone())]),
         ("on, endpoint blackholed", vec![("HOSTCLI_ENDPOINT", blackhole.endpoint())]),
+        (
+            "on, endpoint up, exit budget 1 ms",
+            vec![("HOSTCLI_ENDPOINT", up.endpoint()), ("HOSTCLI_EXIT_BUDGET_MS", "1".into())],
+        ),
     ];
     let homes: Vec<Home> = scenarios
         .iter()
@@ -217,7 +221,13 @@ fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    bench_scrub_compile();
-    bench_record();
-    bench_host();
+    // TALLY_BENCH=record|host runs one part only.
+    let only = std::env::var("TALLY_BENCH").unwrap_or_default();
+    if only.is_empty() || only == "record" {
+        bench_scrub_compile();
+        bench_record();
+    }
+    if only.is_empty() || only == "host" {
+        bench_host();
+    }
 }
