@@ -497,11 +497,11 @@ fn token(s: &str, empty: &str) -> String {
 
 impl Inner {
     /// Prints the first-run notice unless this machine has seen it; `true` when printed.
+    /// Without a config directory (no `HOME`) the notice cannot be remembered, so every
+    /// run shows it and none uploads.
     fn show_notice(&mut self, custom: Option<&str>) -> bool {
-        let Some(path) = self.paths.user_config.clone() else {
-            return false;
-        };
-        let mut config = UserConfig::load(&path).unwrap_or_default();
+        let path = self.paths.user_config.clone();
+        let mut config = path.as_deref().and_then(|p| UserConfig::load(p).ok()).unwrap_or_default();
         if config.notice_shown {
             return false;
         }
@@ -516,7 +516,9 @@ impl Inner {
         });
         eprintln!("{text}");
         config.notice_shown = true;
-        let _ = config.save(&path);
+        if let Some(path) = path {
+            let _ = config.save(&path);
+        }
         self.notice_this_run = true;
         true
     }
