@@ -142,3 +142,27 @@ fn https_proxy_is_honoured() {
     assert_eq!(proxy.ids().len(), 2);
     assert!(home.outbox_ids().is_empty());
 }
+
+#[test]
+fn retry_after_is_honoured_by_a_long_running_host() {
+    use tally::Event;
+    use tally::testing::Sandbox;
+    let collector = Collector::start(Behaviour::StatusOnce(429));
+    let sandbox = Sandbox::new();
+    let t =
+        sandbox.builder("demo", "1.0.0").endpoint(collector.endpoint()).batching(1, Duration::from_millis(1)).build();
+    t.record(Event::command_run("serve"));
+    // Wait for the outcome (a hang guard, not a timing assertion).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while collector.ids().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never delivered after the 429");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t.shutdown();
+    let times = collector.request_times();
+    assert_eq!(times.len(), 2, "one refused try, one retry");
+    // `Retry-After: 1` is longer than the first backoff step (0.5 s): the retry waited it.
+    assert!(times[1] - times[0] >= Duration::from_secs(1), "{:?}", times[1] - times[0]);
+    assert_eq!(collector.ids().len(), 1);
+    assert!(t.outbox().unwrap().is_empty().unwrap());
+}

@@ -161,6 +161,8 @@ pub enum Behaviour {
     Silent,
     /// Answers this status (with `Retry-After: 1` for 429/503), storing nothing.
     Status(u16),
+    /// Answers this status once (as `Status`), then behaves as `Accept`.
+    StatusOnce(u16),
 }
 
 struct CollectorState {
@@ -170,6 +172,7 @@ struct CollectorState {
     headers: Mutex<Vec<BTreeMap<String, String>>>,
     connections: Mutex<usize>,
     proxied: Mutex<usize>,
+    requests: Mutex<Vec<std::time::Instant>>,
 }
 
 /// A minimal collector on `127.0.0.1`, one thread per connection, keep-alive aware.
@@ -189,6 +192,7 @@ impl Collector {
             headers: Mutex::new(Vec::new()),
             connections: Mutex::new(0),
             proxied: Mutex::new(0),
+            requests: Mutex::new(Vec::new()),
         });
         let s = state.clone();
         std::thread::spawn(move || {
@@ -222,6 +226,11 @@ impl Collector {
 
     pub fn headers(&self) -> Vec<BTreeMap<String, String>> {
         self.state.headers.lock().unwrap().clone()
+    }
+
+    /// When each request (its body fully read) arrived.
+    pub fn request_times(&self) -> Vec<std::time::Instant> {
+        self.state.requests.lock().unwrap().clone()
     }
 
     /// Tunnels opened through this server acting as a proxy (`CONNECT`).
@@ -272,7 +281,17 @@ fn serve(stream: TcpStream, s: &CollectorState) -> std::io::Result<()> {
         let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body)?;
-        let behaviour = *s.behaviour.lock().unwrap();
+        s.requests.lock().unwrap().push(Instant::now());
+        let behaviour = {
+            let mut b = s.behaviour.lock().unwrap();
+            let now = *b;
+            if let Behaviour::StatusOnce(code) = now {
+                *b = Behaviour::Accept;
+                Behaviour::Status(code)
+            } else {
+                now
+            }
+        };
         if let Behaviour::Status(code) = behaviour {
             let extra = if code == 429 || code == 503 { "Retry-After: 1\r\n" } else { "" };
             write!(out, "HTTP/1.1 {code} Status\r\n{extra}Content-Length: 0\r\n\r\n")?;
