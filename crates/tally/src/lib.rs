@@ -383,7 +383,12 @@ impl Builder {
                 self.endpoint.as_deref().map(|e| {
                     Transport::http(
                         e,
-                        &format!("tally/{} {}/{}", env!("CARGO_PKG_VERSION"), self.app, self.app_version),
+                        &format!(
+                            "tally/{} {}/{}",
+                            env!("CARGO_PKG_VERSION"),
+                            self.app,
+                            token(&self.app_version, "unknown")
+                        ),
                         Timeouts { connect: self.connect_timeout, total: self.total_timeout },
                     )
                 })
