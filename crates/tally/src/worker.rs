@@ -347,7 +347,14 @@ impl Worker {
         if lock_file.try_lock().is_err() {
             return Ok(());
         }
-        let chunks = outbox.chunks().unwrap_or_default();
+        // One batch per context, not one per run that wrote to the outbox.
+        let mut chunks: Vec<crate::outbox::Chunk> = Vec::new();
+        for c in outbox.chunks().unwrap_or_default() {
+            match chunks.last_mut() {
+                Some(last) if last.context == c.context => last.events.extend(c.events),
+                _ => chunks.push(c),
+            }
+        }
         for chunk in chunks {
             for piece in chunk.events.chunks(MAX_EVENTS_PER_BATCH) {
                 if lock(&self.shared.state).abandoned {

@@ -123,6 +123,7 @@ fn outbox_of_several_runs_is_sent_once_in_order() {
     let good = Collector::start(Behaviour::Accept);
     later_run(&home, &good);
     assert_eq!(good.ids(), waiting, "oldest first, each once");
+    assert_eq!(good.batches().len(), 1, "runs with the same context go in one batch");
 }
 
 #[test]
