@@ -136,7 +136,7 @@ const NODE: &[(&str, f64, f64)] = &[
 ];
 const CI_VENDORS: &[(&str, f64)] = &[("github_actions", 0.7), ("gitlab", 0.2), ("circleci", 0.1)];
 
-fn pick<'a>(rng: &mut StdRng, items: &'a [(&'a str, f64)]) -> &'a str {
+fn pick<'a>(rng: &mut StdRng, items: &[(&'a str, f64)]) -> &'a str {
     let total: f64 = items.iter().map(|i| i.1).sum();
     let mut x = rng.random::<f64>() * total;
     for (name, w) in items {
@@ -367,7 +367,7 @@ fn project_batches(rng: &mut StdRng, p: &Project, start_ms: i64, now_ms: i64) ->
                 continue;
             }
             let version = version_on(day, m.upgrade_lag);
-            let mut at = |rng: &mut StdRng| {
+            let at = |rng: &mut StdRng| {
                 let t = start_ms + day * DAY_MS + rng.random_range(8 * 3_600_000..22 * 3_600_000);
                 DateTime::<Utc>::from_timestamp_millis(t.min(now_ms - 60_000)).expect("valid time")
             };
@@ -559,7 +559,7 @@ fn send(agent: &ureq::Agent, endpoint: &str, batch: &Batch) -> anyhow::Result<u6
             .context("while sending demo events")?;
         match resp.status().as_u16() {
             200 => {
-                let r: tally_protocol::BatchResponse = resp.body_mut().read_json()?;
+                let r: tally_protocol::BatchResponse = serde_json::from_str(&resp.body_mut().read_to_string()?)?;
                 return Ok(r.accepted as u64);
             }
             429 | 503 => {

@@ -153,17 +153,35 @@ fn params(args: &InsightsArgs) -> anyhow::Result<Params> {
                 .with_context(|| format!("--env {e:?} is not one of development, staging, production, test"))
         })
         .transpose()?;
+    let group_by = args
+        .group_by
+        .as_deref()
+        .map(|g| {
+            tally_store::Dimension::parse(g).with_context(|| {
+                let names: Vec<_> = tally_store::Dimension::ALL.iter().map(|d| d.name()).collect();
+                format!("--group-by {g:?} is not one of {}", names.join(", "))
+            })
+        })
+        .transpose()?;
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).with_context(|| format!("while reading {}", path.display()))?;
+            Ok::<_, anyhow::Error>(tally_insights::parse_baseline(&text)?)
+        })
+        .transpose()?;
     Ok(Params {
-        app: args.app.clone(),
-        from_ms: now - tally_insights::parse_since(&args.since)?,
-        to_ms: now,
-        filters: Filters {
-            env,
-            os: args.os.clone(),
-            app_version: args.app_version.clone(),
-            plugin: args.plugin.clone(),
-        },
+        filters: Filters { env, os: args.os.clone(), app_version: args.app_version.clone(), plugin: args.plugin.clone() },
         limit: args.limit,
+        period: args.period.as_deref().map(|p| if p == "day" { Period::Day } else { Period::Week }),
+        group_by,
+        window_days: args.window_days,
+        event: args.event.clone(),
+        focus: args.focus.clone(),
+        weeks: args.weeks,
+        baseline,
+        ..Params::new(args.app.clone(), now - tally_insights::parse_since(&args.since)?, now)
     })
 }
 

@@ -355,7 +355,11 @@ mod sql {
                 self.push(" AND list_contains(plugins, ").param(Value::Text(p.clone())).push(")");
             }
             if let Some((from, to)) = range {
-                self.push(" AND occurred_at >= epoch_ms(").int(from).push(") AND occurred_at < epoch_ms(").int(to).push(")");
+                self.push(" AND occurred_at >= epoch_ms(")
+                    .int(from)
+                    .push(") AND occurred_at < epoch_ms(")
+                    .int(to)
+                    .push(")");
             }
             self
         }
@@ -436,7 +440,9 @@ mod sql {
                     return Ok(s);
                 }
                 s.push("WITH days AS (SELECT unnest(generate_series(").int(first).push(", ").int(last);
-                s.push(&format!(", {DAY_MS})) AS d), ev AS (SELECT epoch_ms(occurred_at) AS t, project, machine FROM events WHERE "));
+                s.push(&format!(
+                    ", {DAY_MS})) AS d), ev AS (SELECT epoch_ms(occurred_at) AS t, project, machine FROM events WHERE "
+                ));
                 s.filters(q, Some((first + DAY_MS - window, last + DAY_MS)));
                 s.push(&format!(
                     ") SELECT d, count(DISTINCT project), count(DISTINCT machine) FROM days LEFT JOIN ev \
@@ -518,7 +524,10 @@ mod sql {
                 s.push(") WHERE d IS NOT NULL GROUP BY period, d ORDER BY period, d");
             }
             QueryKind::Retention { weeks } => {
-                s.push(&format!("WITH act AS (SELECT DISTINCT project, {} AS w FROM events WHERE ", period_expr(Some(Period::Week))));
+                s.push(&format!(
+                    "WITH act AS (SELECT DISTINCT project, {} AS w FROM events WHERE ",
+                    period_expr(Some(Period::Week))
+                ));
                 s.filters(q, None);
                 s.push("), cohorts AS (SELECT project, min(w) AS c FROM act GROUP BY project), chosen AS (SELECT * FROM cohorts WHERE c + ");
                 s.int(WEEK_MS).push(" > ").int(q.from_ms).push(" AND c < ").int(q.to_ms);
@@ -616,7 +625,7 @@ mod sql {
             BigInt(i) => Ok(*i),
             HugeInt(i) => i64::try_from(*i).map_err(|e| StoreError::Backend(e.to_string())),
             UBigInt(i) => i64::try_from(*i).map_err(|e| StoreError::Backend(e.to_string())),
-            UInteger(i) => Ok(i64::from(*i)),
+            UInt(i) => Ok(i64::from(*i)),
             other => Err(StoreError::Backend(format!("expected an integer, got {other:?}"))),
         }
     }

@@ -116,9 +116,13 @@ pub fn batch(project: Uuid, machine: &str, env: &str, events: &[(Uuid, &str, &[&
 
 /// Posts a batch; returns the status and the JSON answer.
 pub fn post(agent: &ureq::Agent, url: &str, body: &Value) -> (u16, Value) {
-    let mut resp = agent.post(&format!("{url}/v1/batch")).send_json(body).expect("post batch");
+    let mut resp = agent
+        .post(&format!("{url}/v1/batch"))
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(body).expect("json"))
+        .expect("post batch");
     let status = resp.status().as_u16();
-    (status, resp.body_mut().read_json().expect("json answer"))
+    (status, serde_json::from_str(&resp.body_mut().read_to_string().expect("body")).expect("json answer"))
 }
 
 /// Runs `tally insights NAME args… --format json` and parses the answer.
