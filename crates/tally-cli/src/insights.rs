@@ -172,7 +172,12 @@ fn params(args: &InsightsArgs) -> anyhow::Result<Params> {
         })
         .transpose()?;
     Ok(Params {
-        filters: Filters { env, os: args.os.clone(), app_version: args.app_version.clone(), plugin: args.plugin.clone() },
+        filters: Filters {
+            env,
+            os: args.os.clone(),
+            app_version: args.app_version.clone(),
+            plugin: args.plugin.clone(),
+        },
         limit: args.limit,
         period: args.period.as_deref().map(|p| if p == "day" { Period::Day } else { Period::Week }),
         group_by,

@@ -28,7 +28,7 @@ enum Command {
     /// Run the collector: receive events over HTTP, store them, answer insights.
     Serve(serve::ServeArgs),
     /// Answer an insight (`tally insights list` names them all).
-    Insights(insights::InsightsArgs),
+    Insights(Box<insights::InsightsArgs>),
     /// Delete every stored event of a project (needs the collector stopped).
     Erase(EraseArgs),
 }
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Insights(args) => insights::run(args),
+        Command::Insights(args) => insights::run(*args),
         Command::Erase(args) => erase(args),
     };
     match result {
