@@ -44,8 +44,33 @@ fn run(step: &str, cmd: &mut Command) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("{step} failed ({status})")) }
 }
 
+/// A `cargo` command with the environment the user's shell had: `cargo xtask` runs us
+/// through `cargo run`, which adds variables (`CARGO_*`, `RUSTUP_TOOLCHAIN`,
+/// `LD_LIBRARY_PATH`, ...). Passing those on would make the nested builds look different
+/// from the user's own `cargo` commands and could rebuild DuckDB's C++ sources.
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut cmd = Command::new("cargo");
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let added_by_cargo_run = key.starts_with("CARGO_PKG_")
+            || matches!(
+                key.as_ref(),
+                "CARGO"
+                    | "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "LD_LIBRARY_PATH"
+                    | "RUSTUP_TOOLCHAIN"
+                    | "RUSTUP_TOOLCHAIN_SOURCE"
+                    | "RUST_RECURSION_COUNT"
+            );
+        if added_by_cargo_run {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
 }
 
 fn output(cmd: &mut Command) -> Result<String, String> {
