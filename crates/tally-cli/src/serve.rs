@@ -56,7 +56,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(t) => t,
         None => load_or_create_token(&args.data_dir)?,
     };
-    let store: Arc<dyn EventStore> = Arc::new(DuckDbStore::open(&args.data_dir)?);
+    let duckdb = Arc::new(DuckDbStore::open(&args.data_dir)?);
+    let store: Arc<dyn EventStore> = duckdb.clone();
     let existing = store.count_events()?;
     let mut settings = Settings { admin_token: Some(admin_token), k: args.k, ..Settings::default() };
     if args.demo {
@@ -89,6 +90,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             print_next_steps(addr, &args.data_dir);
         }
         server.await.context("server task")?.context("while serving")?;
+        // Fold the write-ahead log into the database file, so that readers opening the
+        // file next (`tally insights --data-dir`) find everything in it.
+        if let Err(e) = duckdb.checkpoint() {
+            eprintln!("warning: checkpoint at shutdown failed ({e}); the log is replayed at the next start");
+        }
         println!("tally collector stopped");
         Ok(())
     })
