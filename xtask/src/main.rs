@@ -113,7 +113,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(
         "tests",
         cargo()
-            .args(["test", "--release", "--workspace", "--all-features"])
+            .args(["test", "--release", "--workspace", "--all-features", "--no-fail-fast"])
             .args(extra)
             .env("TALLY_NODE_MODULES", &node_modules)
             .env("TALLY_STRAPI_NODE_MODULES", &strapi_modules),

@@ -96,7 +96,7 @@ pub fn run(args: InsightsArgs) -> anyhow::Result<()> {
     if tally_insights::find(&args.name).is_none() {
         bail!("no insight named {:?}; `tally insights list` shows them all", args.name);
     }
-    let answer = match &args.server {
+    let answer = match args.server.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(url) => ask_server(url, &args)?,
         None => {
             let default = format!("http://{DEFAULT_LISTEN}");

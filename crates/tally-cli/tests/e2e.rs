@@ -74,8 +74,7 @@ fn batches_in_insights_out() {
         .output()
         .expect("run");
     assert!(!out.status.success());
-    let out =
-        tally().env("TALLY_SERVER", "").args(["insights", "active", "--data-dir", dir_arg]).output().expect("run");
+    let out = tally().args(["insights", "active", "--data-dir", dir_arg]).output().expect("run");
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("in use by another process"), "{err}");
