@@ -138,8 +138,7 @@ pub fn to_row(
             metrics.replaced("redacted");
         }
     }
-    let mut seen = HashSet::new();
-    event.plugins.retain(|p| seen.insert(p.clone()));
+    // check_batch already removed repeated plugins.
     for _ in 0..caps.apply(schema, &mut event.plugins, &mut event.props) {
         metrics.replaced("cap");
     }

@@ -84,7 +84,8 @@ fn dimension_value(row: &EventRow, d: Dimension) -> Option<String> {
         Dimension::ErrorKind => return row.error_kind.clone(),
         Dimension::RuntimeMajor => version_prefix(&row.runtime_version, 1),
         Dimension::RuntimeMinor => version_prefix(&row.runtime_version, 2),
-        Dimension::Plugin => return row.plugins.first().cloned(),
+        // Several values: callers use `dimension_values`.
+        Dimension::Plugin => return None,
     })
 }
 
@@ -181,7 +182,8 @@ pub(crate) fn evaluate<'a>(rows: impl Iterator<Item = &'a EventRow> + Clone, q: 
         QueryKind::Split { dimension } => {
             let mut by: HashMap<String, Counts> = HashMap::new();
             for r in in_range {
-                if let Some(v) = dimension_value(r, *dimension) {
+                // Plugins unnest: an event counts once for each of its plugins.
+                for v in dimension_values(r, *dimension) {
                     by.entry(v).or_default().add(r);
                 }
             }
