@@ -37,7 +37,10 @@ fn context(project: &str) -> Value {
 }
 
 fn event(id: u128, name: &str) -> Value {
-    json!({"event_id": Uuid::from_u128(id), "event": name, "occurred_at": Utc::now(), "plugins": ["graphql"]})
+    // A minute ago: an insight asked in the same millisecond must still count it (ranges end
+    // exclusively at "now").
+    let at = Utc::now() - chrono::Duration::seconds(60);
+    json!({"event_id": Uuid::from_u128(id), "event": name, "occurred_at": at, "plugins": ["graphql"]})
 }
 
 fn batch(events: Vec<Value>) -> Value {
