@@ -580,3 +580,53 @@ fn send(agent: &ureq::Agent, endpoint: &str, batch: &Batch) -> anyhow::Result<u6
     }
     bail!("the collector stayed overloaded; demo stopped")
 }
+
+/// The demo's distributions as stored rows, for the benchmark: projects are generated one
+/// after another (seeded) and handed to `sink` as the rows of one project at a time, until
+/// `sink` returns `false`. Events fall in the 90 days ending the day before `end_ms`.
+pub fn rows(
+    seed: u64,
+    end_ms: i64,
+    secret: &tally_store::ServerSecret,
+    mut sink: impl FnMut(Vec<tally_store::EventRow>) -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let start_ms = (end_ms / DAY_MS - DAYS) * DAY_MS;
+    let mut rng = StdRng::seed_from_u64(seed);
+    loop {
+        let p = project(&mut rng);
+        let mut out = Vec::new();
+        for batch in project_batches(&mut rng, &p, start_ms, end_ms) {
+            let ctx = &batch.context;
+            let project = secret.project_key(&ctx.project);
+            let machine = secret.machine_key(&ctx.app, &ctx.machine);
+            for e in batch.events {
+                let at = e.occurred_at.timestamp_millis();
+                out.push(tally_store::EventRow {
+                    event_id: e.event_id,
+                    received_at_ms: at + 1_000,
+                    occurred_at_ms: at,
+                    app: ctx.app.clone(),
+                    app_version: ctx.app_version.clone(),
+                    event: e.event,
+                    project,
+                    machine,
+                    env: ctx.env,
+                    os: ctx.os.clone(),
+                    os_version: ctx.os_version.clone(),
+                    arch: ctx.arch.clone(),
+                    runtime: ctx.runtime.clone(),
+                    runtime_version: ctx.runtime_version.clone(),
+                    ci: ctx.ci.clone().unwrap_or_default(),
+                    container: ctx.container,
+                    plugins: e.plugins,
+                    duration_ms: e.duration_ms,
+                    error_kind: e.error_kind,
+                    props: e.props,
+                });
+            }
+        }
+        if !sink(out)? {
+            return Ok(());
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The `tally` command: the composition root. It is the only crate that names a concrete
 //! storage backend.
 
+mod bench;
 mod demo;
 mod insights;
 mod serve;
@@ -31,6 +32,8 @@ enum Command {
     Insights(Box<insights::InsightsArgs>),
     /// Delete every stored event of a project (needs the collector stopped).
     Erase(EraseArgs),
+    /// Time every insight on generated stores of 10M or 100M events (see docs/benchmarks.md).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Insights(args) => insights::run(*args),
         Command::Erase(args) => erase(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,214 @@
+//! `tally bench`: the insight benchmark. Generates stores of N events with the demo's
+//! distributions (kept between runs), then times every catalog insight over the last 28
+//! and 90 days, answered from the rollups and, as the baseline, as plain SQL over the raw
+//! events table. Both answers are compared; a difference is reported as an error.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+use tally_insights::{Audience, CATALOG, Params};
+use tally_store::{EventStore, Query, ServerSecret, StoreError, Table};
+use tally_store_duckdb::DuckDbStore;
+
+const DAY_MS: i64 = tally_store::DAY_MS;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Store sizes to benchmark, in events: `10M`, `100M`, `250000`.
+    #[arg(long, value_delimiter = ',', default_value = "10M")]
+    events: Vec<String>,
+    /// Where the generated stores are kept between runs (one directory per size).
+    #[arg(long, default_value = "tally-bench", env = "TALLY_BENCH_DIR")]
+    data_dir: PathBuf,
+    /// Timed runs per insight and range; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Timed runs of the plain-SQL baseline per insight and range (0 skips it).
+    #[arg(long, default_value_t = 3)]
+    baseline_runs: usize,
+    /// Only generate the stores.
+    #[arg(long)]
+    generate_only: bool,
+}
+
+/// What a generated store holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    events: u64,
+    projects: u64,
+    /// The exclusive end of the data: midnight UTC after its last day.
+    end_ms: i64,
+    generate_secs: f64,
+}
+
+fn parse_count(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (digits, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1_000),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1_000_000),
+        Some('g' | 'G' | 'b' | 'B') => (&s[..s.len() - 1], 1_000_000_000),
+        _ => (s, 1),
+    };
+    let n: u64 = digits.parse().with_context(|| format!("{s:?} is not an event count like 10M or 250000"))?;
+    Ok(n * mult)
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    for size in &args.events {
+        let n = parse_count(size)?;
+        let dir = args.data_dir.join(format!("events-{size}"));
+        let meta = generate(&dir, n)?;
+        if args.generate_only {
+            continue;
+        }
+        let report = measure(&dir, &meta, args.runs, args.baseline_runs)?;
+        let file = args.data_dir.join(format!("results-{size}.md"));
+        std::fs::write(&file, &report)?;
+        println!("{report}");
+        eprintln!("bench: results written to {}", file.display());
+    }
+    Ok(())
+}
+
+fn meta_path(dir: &Path) -> PathBuf {
+    dir.join("bench.json")
+}
+
+/// Generates `n` events into `dir` unless a store of that size is already there.
+fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
+    if let Ok(text) = std::fs::read_to_string(meta_path(dir)) {
+        let meta: Meta = serde_json::from_str(&text)?;
+        if meta.events >= n {
+            eprintln!("bench: reusing {} ({} events)", dir.display(), meta.events);
+            return Ok(meta);
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("while clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let secret = ServerSecret::load_or_create(dir)?;
+    let store = DuckDbStore::open(dir)?;
+    let end_ms = (chrono::Utc::now().timestamp_millis() / DAY_MS) * DAY_MS;
+    let started = Instant::now();
+    let (mut events, mut projects) = (0u64, 0u64);
+    let mut pending = Vec::with_capacity(300_000);
+    let mut next_report = 0u64;
+    eprintln!("bench: generating {n} events into {}", dir.display());
+    crate::demo::rows(0xbe9c_4a11, end_ms, &secret, |rows| {
+        projects += 1;
+        let take = rows.len().min((n - events - pending.len() as u64) as usize);
+        pending.extend(rows.into_iter().take(take));
+        if pending.len() >= 250_000 || events + pending.len() as u64 >= n {
+            store.append(&pending)?;
+            events += pending.len() as u64;
+            pending.clear();
+            if events >= next_report {
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!("bench: {events} events, {projects} projects, {secs:.0} s ({:.0} events/s)", events as f64 / secs);
+                next_report += 5_000_000;
+            }
+        }
+        Ok(events < n)
+    })?;
+    store.checkpoint()?;
+    let meta = Meta { events, projects, end_ms, generate_secs: started.elapsed().as_secs_f64() };
+    std::fs::write(meta_path(dir), serde_json::to_string_pretty(&meta)?)?;
+    eprintln!("bench: generated {events} events from {projects} projects in {:.0} s", meta.generate_secs);
+    Ok(meta)
+}
+
+/// The store's plain-SQL answers over the raw events (the baseline).
+struct Baseline<'a>(&'a DuckDbStore);
+
+impl EventStore for Baseline<'_> {
+    fn append(&self, rows: &[tally_store::EventRow]) -> Result<Vec<tally_store::AppendStatus>, StoreError> {
+        self.0.append(rows)
+    }
+    fn query(&self, query: &Query) -> Result<Table, StoreError> {
+        self.0.query_sql(query)
+    }
+    fn erase_project(&self, project: &tally_store::ProjectKey) -> Result<u64, StoreError> {
+        self.0.erase_project(project)
+    }
+    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.0.apply_retention(before_ms)
+    }
+    fn known_values(&self, app: &str) -> Result<tally_store::KnownValues, StoreError> {
+        self.0.known_values(app)
+    }
+    fn count_events(&self) -> Result<u64, StoreError> {
+        self.0.count_events()
+    }
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn time(store: &dyn EventStore, name: &str, params: &Params, runs: usize) -> anyhow::Result<(Duration, Table)> {
+    let mut times = Vec::with_capacity(runs);
+    let mut table = None;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let answer = tally_insights::answer(store, name, params.clone(), Audience::Private)?;
+        times.push(started.elapsed());
+        table = Some(answer.table);
+    }
+    Ok((median(times), table.expect("at least one run")))
+}
+
+fn measure(dir: &Path, meta: &Meta, runs: usize, baseline_runs: usize) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let store = DuckDbStore::open(dir)?;
+    let open = started.elapsed();
+    let mut out = format!(
+        "### {} events, {} projects (90 days)\n\nOpened in {:.1} s (rollups loaded from the events table). \
+         Median of {runs} runs (baseline: {baseline_runs}), in ms.\n\n\
+         | insight | 28 d | 28 d plain SQL | 90 d | 90 d plain SQL |\n|---|---:|---:|---:|---:|\n",
+        meta.events,
+        meta.projects,
+        open.as_secs_f64()
+    );
+    let mut mismatches = Vec::new();
+    for insight in CATALOG {
+        let mut cells = Vec::new();
+        for days in [28, 90] {
+            let params = Params::new("demo", meta.end_ms - days * DAY_MS, meta.end_ms);
+            // One untimed run warms the caches.
+            let fast = tally_insights::answer(&store, insight.name, params.clone(), Audience::Private);
+            if let Err(e) = fast {
+                cells.push(format!("error: {e}"));
+                cells.push(String::new());
+                continue;
+            }
+            let (fast_time, fast_table) = time(&store, insight.name, &params, runs)?;
+            cells.push(ms(fast_time));
+            if baseline_runs == 0 {
+                cells.push("–".into());
+                continue;
+            }
+            let (slow_time, slow_table) = time(&Baseline(&store), insight.name, &params, baseline_runs)?;
+            cells.push(ms(slow_time));
+            if fast_table != slow_table {
+                mismatches.push(format!("{} over {days} days", insight.name));
+            }
+        }
+        eprintln!("bench: {} {}", insight.name, cells.join(" | "));
+        out.push_str(&format!("| {} | {} |\n", insight.name, cells.join(" | ")));
+    }
+    if !mismatches.is_empty() {
+        bail!("rollup answers differ from plain SQL for: {}\n{out}", mismatches.join(", "));
+    }
+    Ok(out)
+}
