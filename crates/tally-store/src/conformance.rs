@@ -461,6 +461,117 @@ pub fn retention_cohorts(store: &dyn EventStore) {
     );
 }
 
+/// A seeded mixed dataset (many projects and machines, every dimension varied, events out
+/// of order over 60 days, repeated ids within and across appends) asked every kind of
+/// question, over whole days and over ranges that cut days, with and without filters and
+/// groupings: each answer must equal the reference semantics (the in-memory evaluator).
+/// This is what keeps a backend's rollups and its raw rows answering alike.
+pub fn matches_reference(store: &dyn EventStore) {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(7);
+    let pick = |rng: &mut StdRng, xs: &[&str]| xs[rng.random_range(0..xs.len())].to_string();
+    let plugins = ["a", "b", "c", "d", "e", "f"];
+    let mut rows = Vec::new();
+    for i in 0..3000u128 {
+        let p = rng.random_range(0..60u8);
+        let mut r = row(i + 1, rng.random_range(0..60), rng.random_range(0..24), p, p / 2 + rng.random_range(0..3u8));
+        r.occurred_at_ms += rng.random_range(0..3_600_000);
+        r.app = if rng.random_bool(0.9) { "demo".into() } else { "other".into() };
+        r.env = [Env::Development, Env::Production, Env::Test, Env::Staging][rng.random_range(0..4)];
+        r.os = pick(&mut rng, &["linux", "macos", "windows"]);
+        r.arch = pick(&mut rng, &["x86_64", "aarch64"]);
+        r.runtime_version = pick(&mut rng, &["18.20.4", "20.11.1", "20.18.0", "22.9.0"]);
+        r.app_version = pick(&mut rng, &["1.0.0", "1.1.0", "2.0.0"]);
+        r.ci = pick(&mut rng, &["", "", "github_actions"]);
+        r.container = rng.random_bool(0.3);
+        r.event = pick(&mut rng, &["command.run", "server.started", "project.created", "error"]);
+        if r.event == "error" {
+            r.error_kind = Some(pick(&mut rng, &["EACCES", "PORT_IN_USE"]));
+        }
+        if r.event == "project.created" || rng.random_bool(0.1) {
+            r.duration_ms = Some(rng.random_range(1..100_000));
+        }
+        let n = rng.random_range(0..4);
+        for _ in 0..n {
+            let x = pick(&mut rng, &plugins);
+            if !r.plugins.contains(&x) {
+                r.plugins.push(x);
+            }
+        }
+        rows.push(r);
+    }
+    // Out of order, in several appends, some ids sent twice.
+    let mut shuffled = rows.clone();
+    for i in (1..shuffled.len()).rev() {
+        shuffled.swap(i, rng.random_range(0..=i));
+    }
+    for chunk in shuffled.chunks(700) {
+        let mut batch = chunk.to_vec();
+        batch.extend(chunk.iter().take(20).cloned());
+        store.append(&batch).expect("append");
+    }
+    store.append(&shuffled[..100]).expect("resend");
+    assert_eq!(store.count_events().expect("count"), rows.len() as u64);
+    let dims = [
+        Dimension::Env,
+        Dimension::Os,
+        Dimension::Plugin,
+        Dimension::ErrorKind,
+        Dimension::Event,
+        Dimension::RuntimeMajor,
+        Dimension::RuntimeMinor,
+        Dimension::AppVersion,
+        Dimension::Container,
+        Dimension::Ci,
+    ];
+    let mut kinds = vec![
+        QueryKind::EventsPerDay,
+        QueryKind::Active { windows: vec![1, 7, 28, 0] },
+        QueryKind::TopPlugins { limit: 4 },
+        QueryKind::ActiveSeries { window_days: 7 },
+        QueryKind::ActiveSeries { window_days: 1 },
+        QueryKind::CoUsage { plugin: None, limit: 3 },
+        QueryKind::CoUsage { plugin: Some("a".into()), limit: 10 },
+        QueryKind::CoUsage { plugin: Some("zz".into()), limit: 10 },
+        QueryKind::Retention { weeks: 4 },
+        QueryKind::Durations { event: "project.created".into(), period: Some(Period::Week), dimension: None },
+        QueryKind::Durations { event: "command.run".into(), period: None, dimension: Some(Dimension::Plugin) },
+        QueryKind::Durations { event: "project.created".into(), period: Some(Period::Day), dimension: Some(Dimension::Os) },
+        QueryKind::Breakdown { period: None, dimensions: vec![], limit: None },
+    ];
+    for d in dims {
+        kinds.push(QueryKind::Split { dimension: d });
+        kinds.push(QueryKind::Breakdown { period: Some(Period::Week), dimensions: vec![d], limit: Some(3) });
+        kinds.push(QueryKind::Breakdown { period: Some(Period::Day), dimensions: vec![d, Dimension::Env], limit: None });
+        kinds.push(QueryKind::Breakdown { period: None, dimensions: vec![Dimension::Plugin, d], limit: Some(5) });
+    }
+    let filters = [
+        Filters::default(),
+        Filters { env: Some(Env::Production), ..Filters::default() },
+        Filters { os: Some("macos".into()), app_version: Some("1.1.0".into()), ..Filters::default() },
+        Filters { plugin: Some("b".into()), ..Filters::default() },
+        Filters { plugin: Some("nope".into()), ..Filters::default() },
+    ];
+    let ranges = [
+        (T0, T0 + 60 * DAY_MS),
+        (T0 + 10 * DAY_MS, T0 + 38 * DAY_MS),
+        (T0 + 59 * DAY_MS, T0 + 61 * DAY_MS),
+        (T0 + 70 * DAY_MS, T0 + 80 * DAY_MS),
+        (T0 + 5 * DAY_MS + 3_600_000, T0 + 20 * DAY_MS + 7_200_000),
+    ];
+    for kind in &kinds {
+        for f in &filters {
+            for (from_ms, to_ms) in ranges {
+                let q = Query { app: "demo".into(), from_ms, to_ms, filters: f.clone(), kind: kind.clone() };
+                let want = crate::memory::evaluate(rows.iter(), &q);
+                let got = store.query(&q).expect("query succeeds");
+                assert_eq!(got, want, "query {q:?}");
+            }
+        }
+    }
+}
+
 /// Generates one `#[test]` per conformance check for a backend; `$make` is an expression
 /// returning a fresh empty store (anything that derefs to `dyn EventStore`, kept alive for
 /// the test).
@@ -470,7 +581,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             append_is_idempotent, rows_keep_their_fields, events_per_day, active_windows,
             top_plugins, splits_and_filters, erase_project, retention, active_series, breakdowns,
-            runtime_version_groups, co_usage, durations, retention_cohorts);
+            runtime_version_groups, co_usage, durations, retention_cohorts, matches_reference);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -486,4 +597,9 @@ macro_rules! conformance_tests {
 #[cfg(test)]
 mod memory {
     crate::conformance_tests!(Box::new(crate::MemoryStore::new()));
+}
+
+#[cfg(test)]
+mod memory_with_rollup {
+    crate::conformance_tests!(Box::new(crate::rollup::testing::RolledUp::default()));
 }

@@ -12,11 +12,13 @@ pub mod conformance;
 mod keys;
 mod memory;
 mod query;
+pub mod rollup;
 mod row;
 
 pub use keys::{Key16, MachineKey, ProjectKey, ServerSecret};
 pub use memory::MemoryStore;
 pub use query::{Cell, Column, ColumnType, Dimension, Filters, Period, Query, QueryKind, Table, version_prefix};
+pub use rollup::Rollup;
 pub use row::{AppendStatus, EventRow, KnownValues};
 
 /// Milliseconds in a day.

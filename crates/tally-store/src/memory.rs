@@ -289,16 +289,16 @@ pub(crate) fn evaluate<'a>(rows: impl Iterator<Item = &'a EventRow> + Clone, q: 
             let mut groups: BTreeMap<DurationKey, (Vec<u64>, HashSet<Key16>)> = BTreeMap::new();
             for r in in_range.filter(|r| &r.event == event) {
                 let Some(d) = r.duration_ms else { continue };
-                let key_dim = match dimension {
-                    Some(dim) => match dimension_value(r, *dim) {
-                        Some(v) => Some(v),
-                        None => continue,
-                    },
-                    None => None,
+                // Plugins unnest, as in every other grouping.
+                let keys: Vec<Option<String>> = match dimension {
+                    Some(dim) => dimension_values(r, *dim).into_iter().map(Some).collect(),
+                    None => vec![None],
                 };
-                let g = groups.entry((period.map(|p| p.start_of(r.occurred_at_ms)), key_dim)).or_default();
-                g.0.push(d);
-                g.1.insert(r.project);
+                for key_dim in keys {
+                    let g = groups.entry((period.map(|p| p.start_of(r.occurred_at_ms)), key_dim)).or_default();
+                    g.0.push(d);
+                    g.1.insert(r.project);
+                }
             }
             for ((p, dim), (mut durations, projects)) in groups {
                 durations.sort_unstable();
