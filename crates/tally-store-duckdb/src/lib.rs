@@ -10,16 +10,24 @@
 //! - Reads use their own connections to the same database, so queries do not wait for
 //!   writes.
 //!
+//! - **Rollups**: a [`Rollup`] of the events (one folded row per project, machine, context,
+//!   event, error kind and plugin set per day, dictionary-encoded) is built from the events
+//!   table when the store opens and kept up to date by every append, erase and retention
+//!   run. Queries over whole UTC days are answered from it; others, and stores opened
+//!   read-only, use plain SQL over the events table ([`DuckDbStore::query_sql`]).
+//!
 //! This is the only crate that writes SQL for DuckDB.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 use duckdb::{AccessMode, Config, Connection, params, params_from_iter};
 use tally_protocol::PropValue;
+use tally_store::rollup::{Context, Group};
 use tally_store::{
-    AppendStatus, Cell, Dimension, EventRow, EventStore, KnownValues, ProjectKey, Query, QueryKind, StoreError, Table,
+    AppendStatus, Cell, DAY_MS, Dimension, EventRow, EventStore, Key16, KnownValues, ProjectKey, Query, QueryKind,
+    Rollup, StoreError, Table,
 };
 
 /// File name of the database inside the data directory.
@@ -79,6 +87,8 @@ RETURNING event_id::VARCHAR
 pub struct DuckDbStore {
     path: Option<PathBuf>,
     writer: Mutex<Connection>,
+    /// `None` when opened read-only.
+    rollup: Option<RwLock<Rollup>>,
 }
 
 impl std::fmt::Debug for DuckDbStore {
@@ -99,7 +109,7 @@ impl DuckDbStore {
         let path = data_dir.join(DB_FILE);
         let conn = Connection::open_with_flags(&path, Config::default()).map_err(|e| open_error(&path, e))?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        Self::with_connection(conn, Some(path))
+        Self::with_rollup(conn, Some(path))
     }
 
     /// Opens an existing `data_dir/tally.duckdb` read-only (for the CLI when no collector
@@ -115,18 +125,30 @@ impl DuckDbStore {
         }
         let config = Config::default().access_mode(AccessMode::ReadOnly).map_err(backend)?;
         let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
-        Self::with_connection(conn, Some(path))
+        // One-shot readers answer from SQL: building the rollup would cost more than it saves.
+        Ok(DuckDbStore { path: Some(path), writer: Mutex::new(conn), rollup: None })
     }
 
     /// A store in memory (tests).
     pub fn open_in_memory() -> Result<DuckDbStore, StoreError> {
         let conn = Connection::open_in_memory().map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        Self::with_connection(conn, None)
+        Self::with_rollup(conn, None)
     }
 
-    fn with_connection(conn: Connection, path: Option<PathBuf>) -> Result<DuckDbStore, StoreError> {
-        Ok(DuckDbStore { path, writer: Mutex::new(conn) })
+    fn with_rollup(conn: Connection, path: Option<PathBuf>) -> Result<DuckDbStore, StoreError> {
+        let mut rollup = Rollup::new();
+        load_rollup(&conn, &mut rollup, None)?;
+        Ok(DuckDbStore { path, writer: Mutex::new(conn), rollup: Some(RwLock::new(rollup)) })
+    }
+
+    fn rollup_mut(&self) -> Option<std::sync::RwLockWriteGuard<'_, Rollup>> {
+        self.rollup.as_ref().map(|r| r.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// How many folded rows the rollup holds (`None` when opened read-only).
+    pub fn rollup_rows(&self) -> Option<usize> {
+        self.rollup.as_ref().map(|r| r.read().unwrap_or_else(|e| e.into_inner()).len())
     }
 
     /// The database file, when on disk.
@@ -146,6 +168,7 @@ impl DuckDbStore {
     /// Answers a query with plain SQL over the raw events table, never from rollups (the
     /// benchmark's baseline, and the reference the rollups are checked against).
     pub fn query_sql(&self, q: &Query) -> Result<Table, StoreError> {
+        q.validate()?;
         let conn = self.reader()?;
         sql::run(&conn, q)
     }
@@ -167,6 +190,83 @@ fn open_error(path: &Path, e: duckdb::Error) -> StoreError {
     } else {
         StoreError::Unavailable(format!("cannot open {}: {text}", path.display()))
     }
+}
+
+/// Folds the events of `[from, to)` (all, without a range) into `rollup`.
+fn load_rollup(conn: &Connection, rollup: &mut Rollup, range: Option<(i64, i64)>) -> Result<(), StoreError> {
+    let mut text = format!(
+        "SELECT epoch_ms(occurred_at) // {DAY_MS}, project::VARCHAR, machine::VARCHAR, app, app_version, env, os, arch, \
+         runtime, runtime_version, ci, container, event, error_kind, plugins, count(*), \
+         list(duration_ms) FILTER (WHERE duration_ms IS NOT NULL) FROM events"
+    );
+    let mut args = Vec::new();
+    if let Some((from, to)) = range {
+        text.push_str(" WHERE occurred_at >= epoch_ms(?) AND occurred_at < epoch_ms(?)");
+        args = vec![from, to];
+    }
+    text.push_str(" GROUP BY ALL");
+    let mut stmt = conn.prepare(&text).map_err(backend)?;
+    let mut rows = stmt.query(params_from_iter(args.iter())).map_err(backend)?;
+    let key = |s: String| -> Result<Key16, StoreError> {
+        uuid::Uuid::parse_str(&s).map(|u| Key16(*u.as_bytes())).map_err(|e| StoreError::Backend(e.to_string()))
+    };
+    let mut context: Option<Context> = None;
+    while let Some(r) = rows.next().map_err(backend)? {
+        let env: String = r.get(5).map_err(backend)?;
+        let env = tally_protocol::Env::parse(&env)
+            .ok_or_else(|| StoreError::Backend(format!("unknown env {env:?} in the events table")))?;
+        let ctx = Context {
+            app: r.get(3).map_err(backend)?,
+            app_version: r.get(4).map_err(backend)?,
+            env,
+            os: r.get(6).map_err(backend)?,
+            arch: r.get(7).map_err(backend)?,
+            runtime: r.get(8).map_err(backend)?,
+            runtime_version: r.get(9).map_err(backend)?,
+            ci: r.get(10).map_err(backend)?,
+            container: r.get(11).map_err(backend)?,
+        };
+        let context = match &mut context {
+            Some(c) if *c == ctx => c,
+            slot => slot.insert(ctx),
+        };
+        let texts = |v: duckdb::types::Value| -> Vec<duckdb::types::Value> {
+            match v {
+                duckdb::types::Value::List(items) => items,
+                _ => Vec::new(),
+            }
+        };
+        let plugins: Vec<String> = texts(r.get_ref(14).map_err(backend)?.to_owned())
+            .into_iter()
+            .filter_map(|v| match v {
+                duckdb::types::Value::Text(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let durations: Vec<u64> = texts(r.get_ref(16).map_err(backend)?.to_owned())
+            .into_iter()
+            .filter_map(|v| match v {
+                duckdb::types::Value::BigInt(d) => u64::try_from(d).ok(),
+                _ => None,
+            })
+            .collect();
+        let event: String = r.get(12).map_err(backend)?;
+        let error_kind: Option<String> = r.get(13).map_err(backend)?;
+        let events: i64 = r.get(15).map_err(backend)?;
+        rollup.add_group(&Group {
+            day: r.get(0).map_err(backend)?,
+            project: key(r.get(1).map_err(backend)?)?,
+            machine: key(r.get(2).map_err(backend)?)?,
+            context,
+            event: &event,
+            error_kind: error_kind.as_deref(),
+            plugins: &plugins,
+            events: u32::try_from(events).unwrap_or(u32::MAX),
+            durations: &durations,
+        });
+    }
+    rollup.fold_all();
+    Ok(())
 }
 
 fn join(items: impl Iterator<Item = String>) -> String {
@@ -246,7 +346,7 @@ impl EventStore for DuckDbStore {
         };
         tx.execute_batch("DELETE FROM staging").map_err(backend)?;
         tx.commit().map_err(backend)?;
-        Ok(rows
+        let status: Vec<AppendStatus> = rows
             .iter()
             .zip(unique)
             .map(|(r, u)| {
@@ -256,11 +356,33 @@ impl EventStore for DuckDbStore {
                     AppendStatus::Duplicate
                 }
             })
-            .collect())
+            .collect();
+        // Still under the writer's lock: the rollup sees appends in commit order.
+        if let Some(mut rollup) = self.rollup_mut() {
+            if status.iter().all(|s| *s == AppendStatus::Inserted) {
+                rollup.add(rows);
+            } else {
+                let fresh: Vec<EventRow> = rows
+                    .iter()
+                    .zip(&status)
+                    .filter(|(_, s)| **s == AppendStatus::Inserted)
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                rollup.add(&fresh);
+            }
+        }
+        Ok(status)
     }
 
     fn query(&self, q: &Query) -> Result<Table, StoreError> {
-        self.query_sql(q)
+        q.validate()?;
+        // The rollup's lock is released before SQL runs (appends take the writer's lock, then
+        // the rollup's).
+        let folded = self.rollup.as_ref().and_then(|r| r.read().unwrap_or_else(|e| e.into_inner()).answer(q));
+        match folded {
+            Some(table) => Ok(table),
+            None => self.query_sql(q),
+        }
     }
 
     fn erase_project(&self, project: &ProjectKey) -> Result<u64, StoreError> {
@@ -268,6 +390,9 @@ impl EventStore for DuckDbStore {
         let n = conn
             .execute("DELETE FROM events WHERE project = ?::UUID", params![project.as_uuid().to_string()])
             .map_err(backend)?;
+        if let Some(mut rollup) = self.rollup_mut() {
+            rollup.remove_project(project);
+        }
         Ok(n as u64)
     }
 
@@ -275,6 +400,12 @@ impl EventStore for DuckDbStore {
         let conn = self.writer();
         let n =
             conn.execute("DELETE FROM events WHERE occurred_at < epoch_ms(?)", params![before_ms]).map_err(backend)?;
+        if let Some(mut rollup) = self.rollup_mut() {
+            // Drop the whole days up to the cut, then fold back what remains of the cut's day.
+            let day = before_ms.div_euclid(DAY_MS);
+            rollup.remove_days_through(day);
+            load_rollup(&conn, &mut rollup, Some((day * DAY_MS, (day + 1) * DAY_MS)))?;
+        }
         Ok(n as u64)
     }
 
@@ -541,7 +672,7 @@ mod sql {
                 s.int(q.to_ms);
                 s.push(&format!(
                     "), hits AS (SELECT ch.c, (a.w - ch.c) // {WEEK_MS} AS n, count(*) AS k FROM chosen ch JOIN act a USING (project) \
-                     WHERE a.w >= ch.c AND a.w <= ch.c + {weeks} * {WEEK_MS} GROUP BY ch.c, n) \
+                     WHERE a.w >= ch.c AND a.w <= ch.c + {weeks}::BIGINT * {WEEK_MS} GROUP BY ch.c, n) \
                      SELECT grid.c, grid.n, coalesce(hits.k, 0) FROM grid LEFT JOIN hits USING (c, n) ORDER BY grid.c, grid.n"
                 ));
             }

@@ -543,9 +543,15 @@ pub fn matches_reference(store: &dyn EventStore) {
     for d in dims {
         kinds.push(QueryKind::Split { dimension: d });
         kinds.push(QueryKind::Breakdown { period: Some(Period::Week), dimensions: vec![d], limit: Some(3) });
-        kinds.push(QueryKind::Breakdown { period: Some(Period::Day), dimensions: vec![d, Dimension::Env], limit: None });
-        kinds.push(QueryKind::Breakdown { period: None, dimensions: vec![Dimension::Plugin, d], limit: Some(5) });
+        let second = if d == Dimension::Env { Dimension::Os } else { Dimension::Env };
+        kinds.push(QueryKind::Breakdown { period: Some(Period::Day), dimensions: vec![d, second], limit: None });
+        if d != Dimension::Plugin {
+            kinds.push(QueryKind::Breakdown { period: None, dimensions: vec![Dimension::Plugin, d], limit: Some(5) });
+        }
     }
+    let twice = QueryKind::Breakdown { period: None, dimensions: vec![Dimension::Plugin; 2], limit: None };
+    let refused = store.query(&Query { kind: twice, ..query(QueryKind::EventsPerDay) });
+    assert!(matches!(refused, Err(crate::StoreError::InvalidQuery(_))), "{refused:?}");
     let filters = [
         Filters::default(),
         Filters { env: Some(Env::Production), ..Filters::default() },

@@ -377,6 +377,7 @@ impl EventStore for MemoryStore {
     }
 
     fn query(&self, query: &Query) -> Result<Table, StoreError> {
+        query.validate()?;
         Ok(evaluate(self.state().rows.iter(), query))
     }
 

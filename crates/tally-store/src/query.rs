@@ -19,6 +19,25 @@ pub struct Query {
     pub kind: QueryKind,
 }
 
+impl Query {
+    /// Refuses what no backend answers: a breakdown by more than two dimensions, or by the
+    /// same dimension twice (plugins used together are what [`QueryKind::CoUsage`] answers).
+    pub fn validate(&self) -> Result<(), crate::StoreError> {
+        if let QueryKind::Breakdown { dimensions, .. } = &self.kind {
+            if dimensions.len() > 2 {
+                return Err(crate::StoreError::InvalidQuery("a breakdown takes at most two dimensions".into()));
+            }
+            if dimensions.len() == 2 && dimensions[0] == dimensions[1] {
+                return Err(crate::StoreError::InvalidQuery(format!(
+                    "a breakdown by {} twice; group by two different dimensions",
+                    dimensions[0].name()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Row filters; `None` means no filter on that dimension.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filters {

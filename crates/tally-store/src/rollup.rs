@@ -896,6 +896,7 @@ pub(crate) mod testing {
             Ok(status)
         }
         fn query(&self, q: &Query) -> Result<Table, StoreError> {
+            q.validate()?;
             let state = self.kept.lock().expect("lock");
             match state.1.as_ref().and_then(|r| r.answer(q)) {
                 Some(t) => Ok(t),
