@@ -94,6 +94,7 @@ fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
     std::fs::create_dir_all(dir)?;
     let secret = ServerSecret::load_or_create(dir)?;
     let store = DuckDbStore::open(dir)?;
+    store.set_checkpoint_threshold(8 << 30)?;
     let end_ms = (chrono::Utc::now().timestamp_millis() / DAY_MS) * DAY_MS;
     let started = Instant::now();
     let (mut events, mut projects) = (0u64, 0u64);
@@ -110,7 +111,10 @@ fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
             pending.clear();
             if events >= next_report {
                 let secs = started.elapsed().as_secs_f64();
-                eprintln!("bench: {events} events, {projects} projects, {secs:.0} s ({:.0} events/s)", events as f64 / secs);
+                eprintln!(
+                    "bench: {events} events, {projects} projects, {secs:.0} s ({:.0} events/s)",
+                    events as f64 / secs
+                );
                 next_report += 5_000_000;
             }
         }

@@ -146,6 +146,13 @@ impl DuckDbStore {
         self.rollup.as_ref().map(|r| r.write().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// See [`Rollup::set_reindex_after`] (tests set 0 to read the day indexes everywhere).
+    pub fn set_reindex_after(&self, rows: usize) {
+        if let Some(mut rollup) = self.rollup_mut() {
+            rollup.set_reindex_after(rows);
+        }
+    }
+
     /// How many folded rows the rollup holds (`None` when opened read-only).
     pub fn rollup_rows(&self) -> Option<usize> {
         self.rollup.as_ref().map(|r| r.read().unwrap_or_else(|e| e.into_inner()).len())
@@ -171,6 +178,13 @@ impl DuckDbStore {
         q.validate()?;
         let conn = self.reader()?;
         sql::run(&conn, q)
+    }
+
+    /// Lets the write-ahead log grow to `bytes` before DuckDB checkpoints it into the file
+    /// (default 16 MiB). A checkpoint also rewrites the `event_id` index, whose size grows
+    /// with the table, so bulk loads (the benchmark's generator) raise this.
+    pub fn set_checkpoint_threshold(&self, bytes: u64) -> Result<(), StoreError> {
+        self.writer().execute_batch(&format!("SET checkpoint_threshold = '{bytes}B'")).map_err(backend)
     }
 
     /// Writes the WAL into the database file (done by DuckDB on its own too).
@@ -265,7 +279,7 @@ fn load_rollup(conn: &Connection, rollup: &mut Rollup, range: Option<(i64, i64)>
             durations: &durations,
         });
     }
-    rollup.fold_all();
+    rollup.finish_load();
     Ok(())
 }
 

@@ -537,7 +537,11 @@ pub fn matches_reference(store: &dyn EventStore) {
         QueryKind::Retention { weeks: 4 },
         QueryKind::Durations { event: "project.created".into(), period: Some(Period::Week), dimension: None },
         QueryKind::Durations { event: "command.run".into(), period: None, dimension: Some(Dimension::Plugin) },
-        QueryKind::Durations { event: "project.created".into(), period: Some(Period::Day), dimension: Some(Dimension::Os) },
+        QueryKind::Durations {
+            event: "project.created".into(),
+            period: Some(Period::Day),
+            dimension: Some(Dimension::Os),
+        },
         QueryKind::Breakdown { period: None, dimensions: vec![], limit: None },
     ];
     for d in dims {
@@ -608,4 +612,9 @@ mod memory {
 #[cfg(test)]
 mod memory_with_rollup {
     crate::conformance_tests!(Box::new(crate::rollup::testing::RolledUp::default()));
+}
+
+#[cfg(test)]
+mod memory_with_indexed_rollup {
+    crate::conformance_tests!(Box::new(crate::rollup::testing::RolledUp::eager()));
 }

@@ -158,6 +158,8 @@ struct Day {
     timed: Vec<Timed>,
     /// Length of `rows` after the last fold.
     folded: usize,
+    /// The index of `rows[..index.rows]`, rebuilt when the rows not covered grow.
+    index: Option<DayIndex>,
 }
 
 impl Day {
@@ -174,7 +176,101 @@ impl Day {
         out.shrink_to_fit();
         self.rows = out;
         self.folded = self.rows.len();
+        self.index = None;
     }
+
+    /// The rows the index does not cover.
+    fn tail(&self) -> &[Row] {
+        &self.rows[self.index.as_ref().map_or(0, |i| i.rows)..]
+    }
+}
+
+/// A set of dense numbers: a sorted list or a bitset, whichever is smaller.
+#[derive(Debug)]
+enum Set {
+    List(Box<[u32]>),
+    Dense(Box<[u64]>),
+}
+
+impl Set {
+    fn from_ids(mut ids: Vec<u32>) -> Set {
+        ids.sort_unstable();
+        ids.dedup();
+        let words = ids.last().map_or(0, |m| (*m as usize + 1).div_ceil(64));
+        if ids.len() * 4 > words * 8 {
+            let mut bits = vec![0u64; words];
+            for i in ids {
+                bits[(i >> 6) as usize] |= 1 << (i & 63);
+            }
+            Set::Dense(bits.into_boxed_slice())
+        } else {
+            Set::List(ids.into_boxed_slice())
+        }
+    }
+}
+
+/// Distinct projects and machines and an event count, of one value on one day.
+#[derive(Debug)]
+struct Slice {
+    projects: Set,
+    machines: Set,
+    events: i64,
+}
+
+#[derive(Default)]
+struct SliceBuilder {
+    projects: Vec<u32>,
+    machines: Vec<u32>,
+    events: i64,
+}
+
+impl SliceBuilder {
+    #[inline]
+    fn add(&mut self, row: &Row) {
+        self.projects.push(row.key.pid);
+        self.machines.push(row.key.mid);
+        self.events += i64::from(row.events);
+    }
+
+    fn build(self) -> Slice {
+        Slice { projects: Set::from_ids(self.projects), machines: Set::from_ids(self.machines), events: self.events }
+    }
+}
+
+/// Per value of every dimension, the day's distinct projects and machines: what queries
+/// without filters read instead of the rows.
+#[derive(Debug)]
+struct DayIndex {
+    /// How many of the day's rows it covers.
+    rows: usize,
+    all: Slice,
+    /// Per dimension (in [`Dimension::ALL`] order), the slices by value number.
+    by: Vec<Vec<(u32, Slice)>>,
+    /// Per (plugin, env value) pair: "is feature X used in production?".
+    plugin_env: Vec<((u32, u32), Slice)>,
+}
+
+/// A slot per [`Dimension::ALL`] entry.
+fn slot(d: Dimension) -> usize {
+    Dimension::ALL.iter().position(|x| *x == d).expect("every dimension is in ALL")
+}
+
+/// The dimensions read from the context, in the order of [`Rollup::ctx_values`].
+const CONTEXT_DIMS: [Dimension; 10] = [
+    Dimension::Env,
+    Dimension::Os,
+    Dimension::Arch,
+    Dimension::Runtime,
+    Dimension::RuntimeVersion,
+    Dimension::AppVersion,
+    Dimension::Ci,
+    Dimension::Container,
+    Dimension::RuntimeMajor,
+    Dimension::RuntimeMinor,
+];
+
+fn context_slot(d: Dimension) -> Option<usize> {
+    CONTEXT_DIMS.iter().position(|x| *x == d)
 }
 
 /// One folded group, as a backend reads it back from raw rows when it opens.
@@ -206,20 +302,35 @@ pub struct Rollup {
     projects: Interner<Key16>,
     machines: Interner<Key16>,
     contexts: Interner<Context>,
+    /// Per context: its app's number and its value number for each of [`CONTEXT_DIMS`].
+    ctx_app: Vec<u32>,
+    ctx_values: Vec<[u32; 10]>,
+    apps: Interner<String>,
+    context_labels: [Interner<String>; 10],
     names: Interner<String>,
     errors: Interner<String>,
     plugins: Interner<String>,
     sets: Interner<Box<[u32]>>,
-    days: BTreeMap<i64, Day>,
+    /// By (app number, UTC day number).
+    days: BTreeMap<(u32, i64), Day>,
     last_ctx: Option<u32>,
+    /// A day is re-indexed once this many of its rows (and an eighth of them) are not
+    /// covered by its index.
+    reindex_after: usize,
 }
 
 impl Rollup {
     /// An empty rollup.
     pub fn new() -> Rollup {
-        let mut r = Rollup::default();
+        let mut r = Rollup { reindex_after: 1024, ..Rollup::default() };
         r.sets.id(&Box::from([]));
         r
+    }
+
+    /// Sets how many rows a day gathers beyond its index before it is re-indexed (default
+    /// 1024; 0 re-indexes on every append, which tests use to cover the indexes).
+    pub fn set_reindex_after(&mut self, rows: usize) {
+        self.reindex_after = rows;
     }
 
     /// How many folded rows it holds.
@@ -242,8 +353,23 @@ impl Rollup {
         self.sets.id(&ids.into_boxed_slice())
     }
 
+    fn context_id(&mut self, c: &Context) -> u32 {
+        let before = self.contexts.len();
+        let id = self.contexts.id(c);
+        if self.contexts.len() > before {
+            self.ctx_app.push(self.apps.id(&c.app));
+            let mut values = [0; 10];
+            for (i, d) in CONTEXT_DIMS.iter().enumerate() {
+                values[i] = self.context_labels[i].id(&c.value(*d).expect("a context dimension"));
+            }
+            self.ctx_values.push(values);
+        }
+        id
+    }
+
     fn push(&mut self, day: i64, key: Key, events: u32, durations: impl Iterator<Item = u64>) {
-        let d = self.days.entry(day).or_default();
+        let app = self.ctx_app[key.ctx as usize];
+        let d = self.days.entry((app, day)).or_default();
         d.rows.push(Row { key, events });
         d.timed.extend(durations.map(|duration| Timed { key, duration }));
         if d.rows.len() >= 2 * d.folded + 4096 {
@@ -251,13 +377,14 @@ impl Rollup {
         }
     }
 
-    /// Adds stored rows (each exactly once: only rows the backend inserted).
+    /// Adds stored rows (each exactly once: only rows the backend inserted), then brings
+    /// the day indexes up to date where many rows are not covered yet.
     pub fn add(&mut self, rows: &[EventRow]) {
         for r in rows {
             let ctx = match self.last_ctx {
                 Some(c) if self.contexts.values[c as usize].same_as(r) => c,
                 _ => {
-                    let c = self.contexts.id(&Context::of(r));
+                    let c = self.context_id(&Context::of(r));
                     self.last_ctx = Some(c);
                     c
                 }
@@ -272,14 +399,15 @@ impl Rollup {
             };
             self.push(r.occurred_at_ms.div_euclid(DAY_MS), key, 1, r.duration_ms.into_iter());
         }
+        self.reindex(false);
     }
 
-    /// Adds a group read back from raw rows.
+    /// Adds a group read back from raw rows (call [`Rollup::finish_load`] after the last).
     pub fn add_group(&mut self, g: &Group<'_>) {
         let key = Key {
             pid: self.projects.id(&g.project),
             mid: self.machines.id(&g.machine),
-            ctx: self.contexts.id(g.context),
+            ctx: self.context_id(g.context),
             name: self.names.id(&g.event.to_string()),
             error: g.error_kind.map_or(NONE, |e| self.errors.id(&e.to_string())),
             set: self.set_id(g.plugins),
@@ -287,28 +415,84 @@ impl Rollup {
         self.push(g.day, key, g.events, g.durations.iter().copied());
     }
 
-    /// Folds every day (after a bulk load).
-    pub fn fold_all(&mut self) {
+    /// Folds and indexes every day (after a bulk load).
+    pub fn finish_load(&mut self) {
         for d in self.days.values_mut() {
             d.fold();
         }
+        self.reindex(true);
+    }
+
+    /// Rebuilds the index of each day whose uncovered rows are many (`all`: every day
+    /// with any).
+    fn reindex(&mut self, all: bool) {
+        let keys: Vec<(u32, i64)> = self
+            .days
+            .iter()
+            .filter(|(_, d)| {
+                let tail = d.tail().len();
+                tail > 0 && (all || tail >= self.reindex_after.max(d.rows.len() / 8))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            let index = self.build_index(&self.days[&k].rows);
+            self.days.get_mut(&k).expect("day present").index = Some(index);
+        }
+    }
+
+    fn build_index(&self, rows: &[Row]) -> DayIndex {
+        let mut all = SliceBuilder::default();
+        let mut by: Vec<Vec<SliceBuilder>> = Dimension::ALL.iter().map(|_| Vec::new()).collect();
+        let mut plugin_env: HashMap<(u32, u32), SliceBuilder> = HashMap::new();
+        let (event, error, plugin) = (slot(Dimension::Event), slot(Dimension::ErrorKind), slot(Dimension::Plugin));
+        let ctx_slots: Vec<usize> = CONTEXT_DIMS.iter().map(|d| slot(*d)).collect();
+        for row in rows {
+            all.add(row);
+            let values = &self.ctx_values[row.key.ctx as usize];
+            for (i, s) in ctx_slots.iter().enumerate() {
+                add_at(&mut by[*s], values[i], row);
+            }
+            add_at(&mut by[event], row.key.name, row);
+            if row.key.error != NONE {
+                add_at(&mut by[error], row.key.error, row);
+            }
+            for p in self.sets.values[row.key.set as usize].iter() {
+                add_at(&mut by[plugin], *p, row);
+                plugin_env.entry((*p, values[0])).or_default().add(row);
+            }
+        }
+        let by = by
+            .into_iter()
+            .map(|v| {
+                v.into_iter().enumerate().filter(|(_, b)| b.events > 0).map(|(i, b)| (i as u32, b.build())).collect()
+            })
+            .collect();
+        let mut plugin_env: Vec<((u32, u32), Slice)> = plugin_env.into_iter().map(|(k, b)| (k, b.build())).collect();
+        plugin_env.sort_by_key(|(k, _)| *k);
+        DayIndex { rows: rows.len(), all: all.build(), by, plugin_env }
     }
 
     /// Removes every row of a project.
     pub fn remove_project(&mut self, project: &Key16) {
         let Some(pid) = self.projects.get(project) else { return };
         for d in self.days.values_mut() {
+            let before = d.rows.len();
             d.rows.retain(|r| r.key.pid != pid);
             d.timed.retain(|t| t.key.pid != pid);
             d.folded = d.folded.min(d.rows.len());
+            if d.rows.len() != before {
+                d.index = None;
+            }
         }
         self.days.retain(|_, d| !d.rows.is_empty());
+        self.reindex(true);
     }
 
     /// Removes the days before `day` and the whole of `day` (the backend adds back what it
     /// keeps of a partly deleted day).
     pub fn remove_days_through(&mut self, day: i64) {
-        self.days = self.days.split_off(&(day + 1));
+        self.days.retain(|(_, d), _| *d > day);
     }
 
     /// Answers `q` if it covers whole UTC days; `None` otherwise.
@@ -320,6 +504,15 @@ impl Rollup {
         }
         Eval::new(self, q).run()
     }
+}
+
+/// Grows `v` to hold `i` and adds the row to the slice builder there.
+#[inline]
+fn add_at(v: &mut Vec<SliceBuilder>, i: u32, row: &Row) {
+    if v.len() <= i as usize {
+        v.resize_with(i as usize + 1, SliceBuilder::default);
+    }
+    v[i as usize].add(row);
 }
 
 /// A set of dense numbers that remembers which words it touched, so that counting and
@@ -343,6 +536,22 @@ impl Bits {
             self.touched.push(w as u32);
         }
         self.words[w] = x | (1 << (i & 63));
+    }
+
+    fn union(&mut self, set: &Set) {
+        match set {
+            Set::List(ids) => ids.iter().for_each(|i| self.insert(*i)),
+            Set::Dense(words) => {
+                for (w, (mine, theirs)) in self.words.iter_mut().zip(words.iter()).enumerate() {
+                    if *theirs != 0 {
+                        if *mine == 0 {
+                            self.touched.push(w as u32);
+                        }
+                        *mine |= theirs;
+                    }
+                }
+            }
+        }
     }
 
     fn contains(&self, i: u32) -> bool {
@@ -375,15 +584,21 @@ struct Counts {
 }
 
 impl Counts {
-    fn new(projects: usize, machines: usize) -> Counts {
-        Counts { projects: Bits::new(projects), machines: Bits::new(machines), events: 0 }
+    fn new(universe: (usize, usize)) -> Counts {
+        Counts { projects: Bits::new(universe.0), machines: Bits::new(universe.1), events: 0 }
     }
 
     #[inline]
-    fn add(&mut self, key: &Key, events: u32) {
-        self.projects.insert(key.pid);
-        self.machines.insert(key.mid);
-        self.events += i64::from(events);
+    fn add(&mut self, row: &Row) {
+        self.projects.insert(row.key.pid);
+        self.machines.insert(row.key.mid);
+        self.events += i64::from(row.events);
+    }
+
+    fn union(&mut self, s: &Slice) {
+        self.projects.union(&s.projects);
+        self.machines.union(&s.machines);
+        self.events += s.events;
     }
 
     fn clear(&mut self) {
@@ -397,98 +612,84 @@ impl Counts {
     }
 }
 
-/// Groups of [`Counts`] by a key, with their storage reused after [`Groups::clear`].
-struct Groups<K> {
-    index: HashMap<K, usize>,
+/// Groups of [`Counts`] by a dense key, their storage reused after [`Groups::drain`].
+struct Groups {
+    slots: Vec<u32>,
+    keys: Vec<usize>,
     counts: Vec<Counts>,
-    used: usize,
     universe: (usize, usize),
 }
 
-impl<K: Hash + Eq + Clone> Groups<K> {
-    fn new(universe: (usize, usize)) -> Self {
-        Groups { index: HashMap::new(), counts: Vec::new(), used: 0, universe }
+impl Groups {
+    fn new(universe: (usize, usize), keys: usize) -> Self {
+        Groups { slots: vec![u32::MAX; keys], keys: Vec::new(), counts: Vec::new(), universe }
     }
 
     #[inline]
-    fn get(&mut self, k: &K) -> &mut Counts {
-        let i = match self.index.get(k) {
-            Some(i) => *i,
-            None => {
-                if self.used == self.counts.len() {
-                    self.counts.push(Counts::new(self.universe.0, self.universe.1));
-                }
-                self.used += 1;
-                self.index.insert(k.clone(), self.used - 1);
-                self.used - 1
+    fn get(&mut self, k: usize) -> &mut Counts {
+        let mut i = self.slots[k] as usize;
+        if i == u32::MAX as usize {
+            i = self.keys.len();
+            if i == self.counts.len() {
+                self.counts.push(Counts::new(self.universe));
             }
-        };
+            self.keys.push(k);
+            self.slots[k] = i as u32;
+        }
         &mut self.counts[i]
     }
 
-    /// The groups, then empties them for reuse.
-    fn drain(&mut self) -> Vec<(K, [Cell; 3], i64)> {
+    /// The groups (key, cells, projects), then empties them for reuse.
+    fn drain(&mut self) -> Vec<(usize, [Cell; 3], i64)> {
         let out = self
-            .index
-            .drain()
-            .map(|(k, i)| {
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
                 let c = &self.counts[i];
-                (k, c.cells(), c.projects.count())
+                (*k, c.cells(), c.projects.count())
             })
             .collect();
-        for c in &mut self.counts[..self.used] {
-            c.clear();
+        for (i, k) in self.keys.drain(..).enumerate() {
+            self.slots[k] = u32::MAX;
+            self.counts[i].clear();
         }
-        self.used = 0;
         out
     }
 }
 
-/// How a dimension's value is found for a folded row.
-enum Source {
-    /// By context number.
-    Context(Vec<u32>),
-    /// By event name number.
-    Name,
-    /// By error kind number (none: not counted).
-    Error,
-    /// By plugin: one value per plugin of the row's set.
-    Plugin,
-}
-
-/// A dimension resolved against the dictionaries: value numbers and their labels.
+/// A dimension resolved against the dictionaries: how to find a folded row's values, and
+/// their labels.
 struct Dim {
-    source: Source,
+    dimension: Dimension,
+    context: Option<usize>,
     labels: Vec<String>,
 }
 
 impl Dim {
     fn new(r: &Rollup, d: Dimension) -> Dim {
-        match d {
-            Dimension::Event => Dim { source: Source::Name, labels: r.names.values.clone() },
-            Dimension::ErrorKind => Dim { source: Source::Error, labels: r.errors.values.clone() },
-            Dimension::Plugin => Dim { source: Source::Plugin, labels: r.plugins.values.clone() },
-            _ => {
-                let mut labels = Interner::<String>::default();
-                let ids =
-                    r.contexts.values.iter().map(|c| labels.id(&c.value(d).expect("a context dimension"))).collect();
-                Dim { source: Source::Context(ids), labels: labels.values }
-            }
-        }
+        let context = context_slot(d);
+        let labels = match (d, context) {
+            (_, Some(i)) => r.context_labels[i].values.clone(),
+            (Dimension::Event, _) => r.names.values.clone(),
+            (Dimension::ErrorKind, _) => r.errors.values.clone(),
+            _ => r.plugins.values.clone(),
+        };
+        Dim { dimension: d, context, labels }
     }
 
-    /// Calls `f` with each value of the row.
+    /// Calls `f` with each value of the row (none, one, or one per plugin).
     #[inline]
     fn each(&self, r: &Rollup, key: &Key, mut f: impl FnMut(u32)) {
-        match &self.source {
-            Source::Context(ids) => f(ids[key.ctx as usize]),
-            Source::Name => f(key.name),
-            Source::Error => {
+        match (self.context, self.dimension) {
+            (Some(i), _) => f(r.ctx_values[key.ctx as usize][i]),
+            (None, Dimension::Event) => f(key.name),
+            (None, Dimension::ErrorKind) => {
                 if key.error != NONE {
                     f(key.error)
                 }
             }
-            Source::Plugin => r.sets.values[key.set as usize].iter().for_each(|p| f(*p)),
+            _ => r.sets.values[key.set as usize].iter().for_each(|p| f(*p)),
         }
     }
 }
@@ -497,14 +698,25 @@ fn date_cell(ms: i64) -> Cell {
     Cell::Date(DateTime::from_timestamp_millis(ms).expect("time in range").date_naive())
 }
 
+/// What a day offers a query: its index (only for queries without filters, which are
+/// what the index holds) and the rows the index does not cover.
+struct DayView<'a> {
+    day: i64,
+    index: Option<&'a DayIndex>,
+    rows: &'a [Row],
+}
+
 /// One query's evaluation.
 struct Eval<'a> {
     r: &'a Rollup,
     q: &'a Query,
+    app: Option<u32>,
     /// Contexts that match the app and the context filters.
     ctx_ok: Vec<bool>,
     /// Plugin sets that hold the filtered plugin (all, without the filter).
     set_ok: Vec<bool>,
+    /// No filters: day indexes apply.
+    indexed: bool,
     universe: (usize, usize),
 }
 
@@ -529,7 +741,8 @@ impl<'a> Eval<'a> {
                 Some(id) => r.sets.values.iter().map(|s| s.contains(&id)).collect(),
             },
         };
-        Eval { r, q, ctx_ok, set_ok, universe: (r.projects.len(), r.machines.len()) }
+        let indexed = *f == crate::Filters::default();
+        Eval { r, q, app: r.apps.get(&q.app), ctx_ok, set_ok, indexed, universe: (r.projects.len(), r.machines.len()) }
     }
 
     fn day_range(&self) -> (i64, i64) {
@@ -541,14 +754,51 @@ impl<'a> Eval<'a> {
         self.ctx_ok[key.ctx as usize] && self.set_ok[key.set as usize]
     }
 
-    /// Calls `f(day, row)` for each matching folded row of days in `[from, to)`, in day order.
-    fn scan(&self, from: i64, to: i64, mut f: impl FnMut(i64, &Row)) {
-        if from >= to {
-            return;
+    /// The app's days in `[from, to)`, in order; with `use_index`, each day's index (when
+    /// the query allows it) and the rows it does not cover, else all rows.
+    fn days(&self, from: i64, to: i64, use_index: bool) -> impl Iterator<Item = DayView<'a>> + '_ {
+        let app = self.app.unwrap_or(u32::MAX);
+        let range = if from < to && self.app.is_some() {
+            self.r.days.range((app, from)..(app, to))
+        } else {
+            self.r.days.range((u32::MAX, 0)..(u32::MAX, 0))
+        };
+        range.map(move |(&(_, day), d)| match (&d.index, use_index && self.indexed) {
+            (Some(ix), true) => DayView { day, index: Some(ix), rows: d.tail() },
+            _ => DayView { day, index: None, rows: &d.rows },
+        })
+    }
+
+    /// Calls `f` with each matching row of the view.
+    #[inline]
+    fn rows<'v>(&'v self, v: &'v DayView<'a>) -> impl Iterator<Item = &'a Row> + 'v {
+        v.rows.iter().filter(move |row| self.ok(&row.key))
+    }
+
+    /// Adds every matching event of days `[from, to)` to `c`.
+    fn union(&self, from: i64, to: i64, c: &mut Counts) {
+        for v in self.days(from, to, true) {
+            if let Some(ix) = v.index {
+                c.union(&ix.all);
+            }
+            for row in self.rows(&v) {
+                c.add(row);
+            }
         }
-        for (day, d) in self.r.days.range(from..to) {
-            for row in d.rows.iter().filter(|row| self.ok(&row.key)) {
-                f(*day, row);
+    }
+
+    /// Adds every matching event of days `[from, to)` to the group of each of its values of
+    /// `dim` (keyed by value number).
+    fn group_by(&self, from: i64, to: i64, dim: &Dim, groups: &mut Groups) {
+        let s = slot(dim.dimension);
+        for v in self.days(from, to, true) {
+            if let Some(ix) = v.index {
+                for (value, slice) in &ix.by[s] {
+                    groups.get(*value as usize).union(slice);
+                }
+            }
+            for row in self.rows(&v) {
+                dim.each(self.r, &row.key, |value| groups.get(value as usize).add(row));
             }
         }
     }
@@ -558,61 +808,59 @@ impl<'a> Eval<'a> {
         let (from, to) = self.day_range();
         match &self.q.kind {
             QueryKind::EventsPerDay => {
-                let mut c = Counts::new(self.universe.0, self.universe.1);
-                let mut current = None;
-                let flush = |day: Option<i64>, c: &mut Counts, table: &mut Table| {
-                    if let Some(day) = day {
+                let mut c = Counts::new(self.universe);
+                for v in self.days(from, to, true) {
+                    if let Some(ix) = v.index {
+                        c.union(&ix.all);
+                    }
+                    for row in self.rows(&v) {
+                        c.add(row);
+                    }
+                    if c.events > 0 {
                         let [p, m, e] = c.cells();
-                        table.rows.push(vec![date_cell(day * DAY_MS), e, p, m]);
+                        table.rows.push(vec![date_cell(v.day * DAY_MS), e, p, m]);
                     }
                     c.clear();
-                };
-                self.scan(from, to, |day, row| {
-                    if current != Some(day) {
-                        flush(current, &mut c, &mut table);
-                        current = Some(day);
-                    }
-                    c.add(&row.key, row.events);
-                });
-                flush(current, &mut c, &mut table);
+                }
             }
             QueryKind::Active { windows } => {
-                let longest = i64::from(windows.iter().copied().max().unwrap_or(0));
-                let mut last_p = vec![i64::MIN; self.universe.0];
-                let mut last_m = vec![i64::MIN; self.universe.1];
-                self.scan(to - longest, to, |day, row| {
-                    last_p[row.key.pid as usize] = day;
-                    last_m[row.key.mid as usize] = day;
-                });
+                let mut c = Counts::new(self.universe);
                 for &w in windows {
-                    let start = to - i64::from(w);
-                    let count = |last: &[i64]| last.iter().filter(|d| **d >= start).count() as i64;
-                    table.rows.push(vec![
-                        Cell::Int(i64::from(w)),
-                        Cell::Int(count(&last_p)),
-                        Cell::Int(count(&last_m)),
-                    ]);
+                    self.union(to - i64::from(w), to, &mut c);
+                    let [p, m, _] = c.cells();
+                    table.rows.push(vec![Cell::Int(i64::from(w)), p, m]);
+                    c.clear();
                 }
             }
             QueryKind::TopPlugins { limit } => {
-                let mut groups = Groups::<u32>::new(self.universe);
-                self.scan(from, to, |_, row| {
-                    for p in self.r.sets.values[row.key.set as usize].iter() {
-                        groups.get(p).add(&row.key, row.events);
-                    }
-                });
-                table.rows = ranked(groups.drain().into_iter().map(|(p, c, _)| (self.r.plugins.values[p as usize].clone(), c)));
+                let dim = Dim::new(self.r, Dimension::Plugin);
+                let mut groups = Groups::new(self.universe, dim.labels.len());
+                self.group_by(from, to, &dim, &mut groups);
+                table.rows = ranked(groups.drain().into_iter().map(|(v, c, _)| (dim.labels[v].clone(), c)));
                 table.rows.truncate(*limit);
             }
             QueryKind::Split { dimension } => {
                 let dim = Dim::new(self.r, *dimension);
-                let mut groups = Groups::<u32>::new(self.universe);
-                self.scan(from, to, |_, row| dim.each(self.r, &row.key, |v| groups.get(&v).add(&row.key, row.events)));
-                table.rows = ranked(groups.drain().into_iter().map(|(v, c, _)| (dim.labels[v as usize].clone(), c)));
+                let mut groups = Groups::new(self.universe, dim.labels.len());
+                self.group_by(from, to, &dim, &mut groups);
+                table.rows = ranked(groups.drain().into_iter().map(|(v, c, _)| (dim.labels[v].clone(), c)));
             }
             QueryKind::ActiveSeries { window_days } => {
                 let w = i64::from(*window_days);
                 let last = (self.q.to_ms - 1).div_euclid(DAY_MS);
+                if self.indexed {
+                    // Each day's window is a union of whole-day sets.
+                    let mut c = Counts::new(self.universe);
+                    for day in from..=last {
+                        if w > 0 {
+                            self.union(day - w + 1, day + 1, &mut c);
+                        }
+                        let [p, m, _] = c.cells();
+                        table.rows.push(vec![date_cell(day * DAY_MS), p, m]);
+                        c.clear();
+                    }
+                    return Some(table);
+                }
                 let n = (last - from + 1).max(0) as usize;
                 let mut diff_p = vec![0i64; n + 1];
                 let mut diff_m = vec![0i64; n + 1];
@@ -633,10 +881,12 @@ impl<'a> Eval<'a> {
                     }
                 };
                 if w > 0 {
-                    self.scan(from - w + 1, last + 1, |day, row| {
-                        cover(&mut cov_p, &mut diff_p, row.key.pid, day);
-                        cover(&mut cov_m, &mut diff_m, row.key.mid, day);
-                    });
+                    for v in self.days(from - w + 1, last + 1, false) {
+                        for row in self.rows(&v) {
+                            cover(&mut cov_p, &mut diff_p, row.key.pid, v.day);
+                            cover(&mut cov_m, &mut diff_m, row.key.mid, v.day);
+                        }
+                    }
                 }
                 let (mut p, mut m) = (0, 0);
                 for i in 0..n {
@@ -650,6 +900,7 @@ impl<'a> Eval<'a> {
                     return None;
                 }
                 let dims: Vec<Dim> = dimensions.iter().map(|d| Dim::new(self.r, *d)).collect();
+                let n1 = dims.first().map_or(1, |d| d.labels.len().max(1));
                 let tuples: usize = dims.iter().map(|d| d.labels.len().max(1)).product();
                 let bytes_per_group = self.universe.0.div_ceil(8) + self.universe.1.div_ceil(8);
                 if tuples.saturating_mul(bytes_per_group).saturating_mul(if limit.is_some() { 2 } else { 1 })
@@ -657,48 +908,75 @@ impl<'a> Eval<'a> {
                 {
                     return None;
                 }
-                let bucket = |day: i64| period.map(|p| p.start_of(day * DAY_MS));
-                let mut groups = Groups::<(u32, u32)>::new(self.universe);
-                let mut overall = Groups::<(u32, u32)>::new(self.universe);
-                let mut period_projects = Bits::new(self.universe.0);
-                let mut out: Vec<(Option<i64>, (u32, u32), [Cell; 3], i64, i64)> = Vec::new();
-                let mut current: Option<Option<i64>> = None;
-                let flush =
-                    |b: Option<Option<i64>>, groups: &mut Groups<(u32, u32)>, pp: &mut Bits, out: &mut Vec<_>| {
-                        if let Some(b) = b {
-                            let total = pp.count();
-                            for (t, cells, projects) in groups.drain() {
-                                out.push((b, t, cells, projects, total));
-                            }
+                // Which index slices hold the tuples, if any.
+                let index_of = |ix: &'a DayIndex| -> Option<Vec<(usize, &'a Slice)>> {
+                    match dimensions.as_slice() {
+                        [] => Some(vec![(0, &ix.all)]),
+                        [d] => Some(ix.by[slot(*d)].iter().map(|(v, s)| (*v as usize, s)).collect()),
+                        [Dimension::Plugin, Dimension::Env] => {
+                            Some(ix.plugin_env.iter().map(|((p, e), s)| (*p as usize + *e as usize * n1, s)).collect())
                         }
-                        pp.clear();
-                    };
-                self.scan(from, to, |day, row| {
-                    let b = bucket(day);
+                        _ => None,
+                    }
+                };
+                let use_index = match dimensions.as_slice() {
+                    [] | [_] | [Dimension::Plugin, Dimension::Env] => true,
+                    _ => false,
+                };
+                let bucket = |day: i64| period.map(|p| p.start_of(day * DAY_MS));
+                let mut groups = Groups::new(self.universe, tuples);
+                let mut overall = Groups::new(self.universe, tuples);
+                let mut period_projects = Bits::new(self.universe.0);
+                let mut out: Vec<(Option<i64>, usize, [Cell; 3], i64, i64)> = Vec::new();
+                let mut current: Option<Option<i64>> = None;
+                let flush = |b: Option<Option<i64>>, groups: &mut Groups, pp: &mut Bits, out: &mut Vec<_>| {
+                    if let Some(b) = b {
+                        let total = pp.count();
+                        for (t, cells, projects) in groups.drain() {
+                            out.push((b, t, cells, projects, total));
+                        }
+                    }
+                    pp.clear();
+                };
+                for v in self.days(from, to, use_index) {
+                    let b = bucket(v.day);
                     if current != Some(b) {
                         flush(current, &mut groups, &mut period_projects, &mut out);
                         current = Some(b);
                     }
-                    period_projects.insert(row.key.pid);
-                    let mut each_tuple = |t: (u32, u32)| {
-                        groups.get(&t).add(&row.key, row.events);
-                        if limit.is_some() {
-                            overall.get(&t).add(&row.key, row.events);
+                    if let Some(ix) = v.index {
+                        period_projects.union(&ix.all.projects);
+                        for (t, slice) in index_of(ix).expect("an indexed breakdown") {
+                            groups.get(t).union(slice);
+                            if limit.is_some() {
+                                overall.get(t).union(slice);
+                            }
                         }
-                    };
-                    match dims.as_slice() {
-                        [] => each_tuple((0, 0)),
-                        [a] => a.each(self.r, &row.key, |v| each_tuple((v, 0))),
-                        [a, b] => a.each(self.r, &row.key, |v| b.each(self.r, &row.key, |w| each_tuple((v, w)))),
-                        _ => unreachable!("at most two dimensions"),
                     }
-                });
+                    for row in self.rows(&v) {
+                        period_projects.insert(row.key.pid);
+                        let mut each_tuple = |t: usize| {
+                            groups.get(t).add(row);
+                            if limit.is_some() {
+                                overall.get(t).add(row);
+                            }
+                        };
+                        match dims.as_slice() {
+                            [] => each_tuple(0),
+                            [a] => a.each(self.r, &row.key, |v| each_tuple(v as usize)),
+                            [a, b] => a.each(self.r, &row.key, |v| {
+                                b.each(self.r, &row.key, |w| each_tuple(v as usize + w as usize * n1))
+                            }),
+                            _ => unreachable!("at most two dimensions"),
+                        }
+                    }
+                }
                 flush(current, &mut groups, &mut period_projects, &mut out);
-                let label = |t: (u32, u32)| -> Vec<String> {
-                    dims.iter().zip([t.0, t.1]).map(|(d, v)| d.labels[v as usize].clone()).collect()
+                let label = |t: usize| -> Vec<String> {
+                    dims.iter().zip([t % n1, t / n1]).map(|(d, v)| d.labels[v].clone()).collect()
                 };
-                let keep: Option<std::collections::HashSet<(u32, u32)>> = limit.map(|n| {
-                    let mut ranked: Vec<((u32, u32), Vec<String>, i64, i64)> = overall
+                let keep: Option<std::collections::HashSet<usize>> = limit.map(|n| {
+                    let mut ranked: Vec<(usize, Vec<String>, i64, i64)> = overall
                         .drain()
                         .into_iter()
                         .map(|(t, cells, projects)| (t, label(t), projects, cells[2].as_int().unwrap_or(0)))
@@ -727,20 +1005,37 @@ impl<'a> Eval<'a> {
                 }
             }
             QueryKind::CoUsage { plugin, limit } => {
+                let dim = Dim::new(self.r, Dimension::Plugin);
                 let mut total = Bits::new(self.universe.0);
                 let mut uses: Vec<Option<Bits>> = vec![None; self.r.plugins.len()];
-                self.scan(from, to, |_, row| {
-                    total.insert(row.key.pid);
-                    for p in self.r.sets.values[row.key.set as usize].iter() {
-                        uses[*p as usize].get_or_insert_with(|| Bits::new(self.universe.0)).insert(row.key.pid);
+                let ps = slot(Dimension::Plugin);
+                for v in self.days(from, to, true) {
+                    if let Some(ix) = v.index {
+                        total.union(&ix.all.projects);
+                        for (p, slice) in &ix.by[ps] {
+                            uses[*p as usize].get_or_insert_with(|| Bits::new(self.universe.0)).union(&slice.projects);
+                        }
                     }
-                });
+                    for row in self.rows(&v) {
+                        total.insert(row.key.pid);
+                        dim.each(self.r, &row.key, |p| {
+                            uses[p as usize].get_or_insert_with(|| Bits::new(self.universe.0)).insert(row.key.pid)
+                        });
+                    }
+                }
                 let name = |p: usize| self.r.plugins.values[p].as_str();
                 let used: Vec<(usize, i64)> =
                     uses.iter().enumerate().filter_map(|(p, b)| b.as_ref().map(|b| (p, b.count()))).collect();
                 let per: HashMap<usize, i64> = used.iter().copied().collect();
                 let wanted: Vec<usize> = match plugin {
-                    Some(p) => self.r.plugins.get(p).map(|id| id as usize).into_iter().filter(|p| per.contains_key(p)).collect(),
+                    Some(p) => self
+                        .r
+                        .plugins
+                        .get(p)
+                        .map(|id| id as usize)
+                        .into_iter()
+                        .filter(|p| per.contains_key(p))
+                        .collect(),
                     None => {
                         let mut ranked = used.clone();
                         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(name(a.0).cmp(name(b.0))));
@@ -782,11 +1077,18 @@ impl<'a> Eval<'a> {
                 let Some(name) = self.r.names.get(event) else { return Some(table) };
                 let dim = dimension.map(|d| Dim::new(self.r, d));
                 let mut groups: BTreeMap<(Option<i64>, Option<String>), (Vec<u64>, Bits)> = BTreeMap::new();
-                for (day, d) in self.r.days.range(from..to) {
+                let app = self.app.unwrap_or(u32::MAX);
+                let days = if from < to {
+                    self.r.days.range((app, from)..(app, to))
+                } else {
+                    self.r.days.range((app, 0)..(app, 0))
+                };
+                for (&(_, day), d) in days {
                     let b = period.map(|p| p.start_of(day * DAY_MS));
                     for t in d.timed.iter().filter(|t| t.key.name == name && self.ok(&t.key)) {
                         let mut add = |label: Option<String>| {
-                            let g = groups.entry((b, label)).or_insert_with(|| (Vec::new(), Bits::new(self.universe.0)));
+                            let g =
+                                groups.entry((b, label)).or_insert_with(|| (Vec::new(), Bits::new(self.universe.0)));
                             g.0.push(t.duration);
                             g.1.insert(t.key.pid);
                         };
@@ -815,18 +1117,34 @@ impl<'a> Eval<'a> {
             }
             QueryKind::Retention { weeks } => {
                 let week = Period::Week;
-                let mut first = vec![i64::MAX; self.universe.0];
+                // Projects active per week, over all time (a cohort is a project's first week ever).
                 let mut active: BTreeMap<i64, Bits> = BTreeMap::new();
-                self.scan(i64::MIN, i64::MAX, |day, row| {
-                    let w = week.start_of(day * DAY_MS);
-                    let f = &mut first[row.key.pid as usize];
-                    *f = (*f).min(w);
-                    active.entry(w).or_insert_with(|| Bits::new(self.universe.0)).insert(row.key.pid);
-                });
-                let mut cohorts: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-                for (pid, &c) in first.iter().enumerate() {
-                    if c != i64::MAX && c + week.len_ms() > self.q.from_ms && c < self.q.to_ms {
-                        cohorts.entry(c).or_default().push(pid as u32);
+                for v in self.days(i64::MIN, i64::MAX, true) {
+                    let w = week.start_of(v.day * DAY_MS);
+                    let bits = active.entry(w).or_insert_with(|| Bits::new(self.universe.0));
+                    if let Some(ix) = v.index {
+                        bits.union(&ix.all.projects);
+                    }
+                    for row in self.rows(&v) {
+                        bits.insert(row.key.pid);
+                    }
+                }
+                let mut seen = Bits::new(self.universe.0);
+                let mut cohorts: Vec<(i64, Vec<u32>)> = Vec::new();
+                for (&w, bits) in &active {
+                    let fresh: Vec<u32> = bits
+                        .touched
+                        .iter()
+                        .flat_map(|&i| {
+                            let word = bits.words[i as usize] & !seen.words[i as usize];
+                            (0..64).filter(move |b| word & (1 << b) != 0).map(move |b| i * 64 + b)
+                        })
+                        .collect();
+                    for p in &fresh {
+                        seen.insert(*p);
+                    }
+                    if w + week.len_ms() > self.q.from_ms && w < self.q.to_ms && !fresh.is_empty() {
+                        cohorts.push((w, fresh));
                     }
                 }
                 for (cohort, pids) in cohorts {
@@ -875,11 +1193,25 @@ pub(crate) mod testing {
     pub(crate) struct RolledUp {
         raw: MemoryStore,
         kept: Mutex<(Vec<EventRow>, Option<Rollup>)>,
+        eager: bool,
     }
 
     impl RolledUp {
-        fn rebuild(state: &mut (Vec<EventRow>, Option<Rollup>)) {
+        /// Days re-indexed on every append (else only the folded rows are read).
+        pub(crate) fn eager() -> RolledUp {
+            RolledUp { eager: true, ..RolledUp::default() }
+        }
+
+        fn fresh(&self) -> Rollup {
             let mut r = Rollup::new();
+            if self.eager {
+                r.set_reindex_after(0);
+            }
+            r
+        }
+
+        fn rebuild(&self, state: &mut (Vec<EventRow>, Option<Rollup>)) {
+            let mut r = self.fresh();
             r.add(&state.0);
             state.1 = Some(r);
         }
@@ -888,10 +1220,17 @@ pub(crate) mod testing {
     impl EventStore for RolledUp {
         fn append(&self, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
             let status = self.raw.append(rows)?;
-            let inserted: Vec<EventRow> =
-                rows.iter().zip(&status).filter(|(_, s)| **s == AppendStatus::Inserted).map(|(r, _)| r.clone()).collect();
+            let inserted: Vec<EventRow> = rows
+                .iter()
+                .zip(&status)
+                .filter(|(_, s)| **s == AppendStatus::Inserted)
+                .map(|(r, _)| r.clone())
+                .collect();
             let mut state = self.kept.lock().expect("lock");
-            state.1.get_or_insert_with(Rollup::new).add(&inserted);
+            if state.1.is_none() {
+                state.1 = Some(self.fresh());
+            }
+            state.1.as_mut().expect("just set").add(&inserted);
             state.0.extend(inserted);
             Ok(status)
         }
@@ -917,7 +1256,7 @@ pub(crate) mod testing {
         fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
             let mut state = self.kept.lock().expect("lock");
             state.0.retain(|r| r.occurred_at_ms >= before_ms);
-            Self::rebuild(&mut state);
+            self.rebuild(&mut state);
             self.raw.apply_retention(before_ms)
         }
         fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
