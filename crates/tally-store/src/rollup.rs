@@ -313,6 +313,9 @@ pub struct Rollup {
     sets: Interner<Box<[u32]>>,
     /// By (app number, UTC day number).
     days: BTreeMap<(u32, i64), Day>,
+    /// By (app number, day number of the Monday): the union of the week's day indexes,
+    /// dropped when one of them changes and rebuilt after.
+    weeks: BTreeMap<(u32, i64), DayIndex>,
     last_ctx: Option<u32>,
     /// A day is re-indexed once this many of its rows (and an eighth of them) are not
     /// covered by its index.
@@ -374,6 +377,7 @@ impl Rollup {
         d.timed.extend(durations.map(|duration| Timed { key, duration }));
         if d.rows.len() >= 2 * d.folded + 4096 {
             d.fold();
+            self.weeks.remove(&(app, monday(day)));
         }
     }
 
@@ -420,6 +424,7 @@ impl Rollup {
         for d in self.days.values_mut() {
             d.fold();
         }
+        self.weeks.clear();
         self.reindex(true);
     }
 
@@ -438,6 +443,26 @@ impl Rollup {
         for k in keys {
             let index = self.build_index(&self.days[&k].rows);
             self.days.get_mut(&k).expect("day present").index = Some(index);
+            self.weeks.remove(&(k.0, monday(k.1)));
+        }
+        self.rebuild_weeks();
+    }
+
+    /// Builds the index of every week that has none and whose days all have one.
+    fn rebuild_weeks(&mut self) {
+        let mut wanted: Vec<(u32, i64)> = self.days.keys().map(|(app, day)| (*app, monday(*day))).collect();
+        wanted.dedup();
+        for (app, m) in wanted {
+            if self.weeks.contains_key(&(app, m)) {
+                continue;
+            }
+            let days: Vec<&DayIndex> =
+                match self.days.range((app, m)..(app, m + 7)).map(|(_, d)| d.index.as_ref()).collect() {
+                    Some(days) => days,
+                    None => continue,
+                };
+            let week = merge(&days, (self.projects.len(), self.machines.len()));
+            self.weeks.insert((app, m), week);
         }
     }
 
@@ -486,6 +511,7 @@ impl Rollup {
             }
         }
         self.days.retain(|_, d| !d.rows.is_empty());
+        self.weeks.clear();
         self.reindex(true);
     }
 
@@ -493,6 +519,7 @@ impl Rollup {
     /// keeps of a partly deleted day).
     pub fn remove_days_through(&mut self, day: i64) {
         self.days.retain(|(_, d), _| *d > day);
+        self.weeks.retain(|(_, m), _| *m > day);
     }
 
     /// Answers `q` if it covers whole UTC days; `None` otherwise.
@@ -503,6 +530,74 @@ impl Rollup {
             return None;
         }
         Eval::new(self, q).run()
+    }
+}
+
+/// The day number of the Monday starting the week of `day`.
+fn monday(day: i64) -> i64 {
+    Period::Week.start_of(day * DAY_MS) / DAY_MS
+}
+
+/// The union of sets, as a set.
+fn merge_sets<'s>(sets: impl Iterator<Item = &'s Set>, universe: usize) -> Set {
+    let mut words = vec![0u64; universe.div_ceil(64)];
+    for set in sets {
+        match set {
+            Set::List(ids) => ids.iter().for_each(|i| words[(i >> 6) as usize] |= 1 << (i & 63)),
+            Set::Dense(d) => words.iter_mut().zip(d.iter()).for_each(|(w, x)| *w |= x),
+        }
+    }
+    let used = words.iter().rposition(|w| *w != 0).map_or(0, |i| i + 1);
+    words.truncate(used);
+    let n: usize = words.iter().map(|w| w.count_ones() as usize).sum();
+    if n * 4 > used * 8 {
+        Set::Dense(words.into_boxed_slice())
+    } else {
+        let mut ids = Vec::with_capacity(n);
+        for (i, w) in words.iter().enumerate() {
+            let mut w = *w;
+            while w != 0 {
+                ids.push(i as u32 * 64 + w.trailing_zeros());
+                w &= w - 1;
+            }
+        }
+        Set::List(ids.into_boxed_slice())
+    }
+}
+
+fn merge_slices(slices: &[&Slice], universe: (usize, usize)) -> Slice {
+    Slice {
+        projects: merge_sets(slices.iter().map(|s| &s.projects), universe.0),
+        machines: merge_sets(slices.iter().map(|s| &s.machines), universe.1),
+        events: slices.iter().map(|s| s.events).sum(),
+    }
+}
+
+/// The index of the union of days.
+fn merge(days: &[&DayIndex], universe: (usize, usize)) -> DayIndex {
+    let all: Vec<&Slice> = days.iter().map(|d| &d.all).collect();
+    let by = (0..Dimension::ALL.len())
+        .map(|s| {
+            let mut values: BTreeMap<u32, Vec<&Slice>> = BTreeMap::new();
+            for d in days {
+                for (v, slice) in &d.by[s] {
+                    values.entry(*v).or_default().push(slice);
+                }
+            }
+            values.into_iter().map(|(v, slices)| (v, merge_slices(&slices, universe))).collect()
+        })
+        .collect();
+    let mut pairs: BTreeMap<(u32, u32), Vec<&Slice>> = BTreeMap::new();
+    for d in days {
+        for (k, slice) in &d.plugin_env {
+            pairs.entry(*k).or_default().push(slice);
+        }
+    }
+    DayIndex {
+        rows: 0,
+        all: merge_slices(&all, universe),
+        by,
+        plugin_env: pairs.into_iter().map(|(k, slices)| (k, merge_slices(&slices, universe))).collect(),
     }
 }
 
@@ -701,9 +796,10 @@ fn date_cell(ms: i64) -> Cell {
 /// What a day offers a query: its index (only for queries without filters, which are
 /// what the index holds) and the rows the index does not cover.
 struct DayView<'a> {
+    /// The day, or the Monday of a week.
     day: i64,
     index: Option<&'a DayIndex>,
-    rows: &'a [Row],
+    rows: Vec<&'a [Row]>,
 }
 
 /// One query's evaluation.
@@ -754,30 +850,49 @@ impl<'a> Eval<'a> {
         self.ctx_ok[key.ctx as usize] && self.set_ok[key.set as usize]
     }
 
-    /// The app's days in `[from, to)`, in order; with `use_index`, each day's index (when
-    /// the query allows it) and the rows it does not cover, else all rows.
-    fn days(&self, from: i64, to: i64, use_index: bool) -> impl Iterator<Item = DayView<'a>> + '_ {
-        let app = self.app.unwrap_or(u32::MAX);
-        let range = if from < to && self.app.is_some() {
-            self.r.days.range((app, from)..(app, to))
-        } else {
-            self.r.days.range((u32::MAX, 0)..(u32::MAX, 0))
-        };
-        range.map(move |(&(_, day), d)| match (&d.index, use_index && self.indexed) {
-            (Some(ix), true) => DayView { day, index: Some(ix), rows: d.tail() },
-            _ => DayView { day, index: None, rows: &d.rows },
-        })
+    /// The app's days in `[from, to)`, in order. With `use_index` (and a query the
+    /// indexes hold), each day's index and the rows it does not cover, else all rows; with
+    /// `weeks` too, whole Monday-to-Sunday weeks inside the range come as one view with the
+    /// week's index.
+    fn days(&self, from: i64, to: i64, use_index: bool, weeks: bool) -> Vec<DayView<'a>> {
+        let Some(app) = self.app else { return Vec::new() };
+        if from >= to {
+            return Vec::new();
+        }
+        let indexed = use_index && self.indexed;
+        let mut out: Vec<DayView<'a>> = Vec::new();
+        let r = self.r;
+        for (&(_, day), d) in r.days.range((app, from)..(app, to)) {
+            let m = monday(day);
+            if indexed
+                && weeks
+                && m >= from
+                && m + 7 <= to
+                && let Some(week) = r.weeks.get(&(app, m))
+            {
+                match out.last_mut() {
+                    Some(v) if v.day == m && v.index.is_some_and(|i| std::ptr::eq(i, week)) => v.rows.push(d.tail()),
+                    _ => out.push(DayView { day: m, index: Some(week), rows: vec![d.tail()] }),
+                }
+                continue;
+            }
+            out.push(match (&d.index, indexed) {
+                (Some(ix), true) => DayView { day, index: Some(ix), rows: vec![d.tail()] },
+                _ => DayView { day, index: None, rows: vec![&d.rows] },
+            });
+        }
+        out
     }
 
     /// Calls `f` with each matching row of the view.
     #[inline]
     fn rows<'v>(&'v self, v: &'v DayView<'a>) -> impl Iterator<Item = &'a Row> + 'v {
-        v.rows.iter().filter(move |row| self.ok(&row.key))
+        v.rows.iter().flat_map(|rows| rows.iter()).filter(move |row| self.ok(&row.key))
     }
 
     /// Adds every matching event of days `[from, to)` to `c`.
     fn union(&self, from: i64, to: i64, c: &mut Counts) {
-        for v in self.days(from, to, true) {
+        for v in self.days(from, to, true, true) {
             if let Some(ix) = v.index {
                 c.union(&ix.all);
             }
@@ -791,7 +906,7 @@ impl<'a> Eval<'a> {
     /// `dim` (keyed by value number).
     fn group_by(&self, from: i64, to: i64, dim: &Dim, groups: &mut Groups) {
         let s = slot(dim.dimension);
-        for v in self.days(from, to, true) {
+        for v in self.days(from, to, true, true) {
             if let Some(ix) = v.index {
                 for (value, slice) in &ix.by[s] {
                     groups.get(*value as usize).union(slice);
@@ -809,7 +924,7 @@ impl<'a> Eval<'a> {
         match &self.q.kind {
             QueryKind::EventsPerDay => {
                 let mut c = Counts::new(self.universe);
-                for v in self.days(from, to, true) {
+                for v in self.days(from, to, true, false) {
                     if let Some(ix) = v.index {
                         c.union(&ix.all);
                     }
@@ -881,7 +996,7 @@ impl<'a> Eval<'a> {
                     }
                 };
                 if w > 0 {
-                    for v in self.days(from - w + 1, last + 1, false) {
+                    for v in self.days(from - w + 1, last + 1, false, false) {
                         for row in self.rows(&v) {
                             cover(&mut cov_p, &mut diff_p, row.key.pid, v.day);
                             cover(&mut cov_m, &mut diff_m, row.key.mid, v.day);
@@ -919,10 +1034,7 @@ impl<'a> Eval<'a> {
                         _ => None,
                     }
                 };
-                let use_index = match dimensions.as_slice() {
-                    [] | [_] | [Dimension::Plugin, Dimension::Env] => true,
-                    _ => false,
-                };
+                let use_index = matches!(dimensions.as_slice(), [] | [_] | [Dimension::Plugin, Dimension::Env]);
                 let bucket = |day: i64| period.map(|p| p.start_of(day * DAY_MS));
                 let mut groups = Groups::new(self.universe, tuples);
                 let mut overall = Groups::new(self.universe, tuples);
@@ -938,7 +1050,7 @@ impl<'a> Eval<'a> {
                     }
                     pp.clear();
                 };
-                for v in self.days(from, to, use_index) {
+                for v in self.days(from, to, use_index, *period != Some(Period::Day)) {
                     let b = bucket(v.day);
                     if current != Some(b) {
                         flush(current, &mut groups, &mut period_projects, &mut out);
@@ -1009,7 +1121,7 @@ impl<'a> Eval<'a> {
                 let mut total = Bits::new(self.universe.0);
                 let mut uses: Vec<Option<Bits>> = vec![None; self.r.plugins.len()];
                 let ps = slot(Dimension::Plugin);
-                for v in self.days(from, to, true) {
+                for v in self.days(from, to, true, true) {
                     if let Some(ix) = v.index {
                         total.union(&ix.all.projects);
                         for (p, slice) in &ix.by[ps] {
@@ -1119,7 +1231,7 @@ impl<'a> Eval<'a> {
                 let week = Period::Week;
                 // Projects active per week, over all time (a cohort is a project's first week ever).
                 let mut active: BTreeMap<i64, Bits> = BTreeMap::new();
-                for v in self.days(i64::MIN, i64::MAX, true) {
+                for v in self.days(i64::MIN, i64::MAX, true, true) {
                     let w = week.start_of(v.day * DAY_MS);
                     let bits = active.entry(w).or_insert_with(|| Bits::new(self.universe.0));
                     if let Some(ix) = v.index {
