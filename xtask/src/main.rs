@@ -28,8 +28,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace root. Read at run time (`cargo run` sets `CARGO_MANIFEST_DIR`): clones
+/// that share a target directory also share the `xtask` binary, so a path compiled in
+/// could name another clone.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    let dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    Path::new(&dir).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn run(step: &str, cmd: &mut Command) -> Result<(), String> {

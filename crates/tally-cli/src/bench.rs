@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Only generate the stores.
     #[arg(long)]
     generate_only: bool,
+    /// Only these insights (default: the whole catalog).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// What a generated store holds.
@@ -66,7 +69,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         if args.generate_only {
             continue;
         }
-        let report = measure(&dir, &meta, args.runs, args.baseline_runs)?;
+        let report = measure(&dir, &meta, &args)?;
         let file = args.data_dir.join(format!("results-{size}.md"));
         std::fs::write(&file, &report)?;
         println!("{report}");
@@ -172,7 +175,8 @@ fn time(store: &dyn EventStore, name: &str, params: &Params, runs: usize) -> any
     Ok((median(times), table.expect("at least one run")))
 }
 
-fn measure(dir: &Path, meta: &Meta, runs: usize, baseline_runs: usize) -> anyhow::Result<String> {
+fn measure(dir: &Path, meta: &Meta, args: &BenchArgs) -> anyhow::Result<String> {
+    let (runs, baseline_runs) = (args.runs, args.baseline_runs);
     let started = Instant::now();
     let store = DuckDbStore::open(dir)?;
     let open = started.elapsed();
@@ -185,7 +189,7 @@ fn measure(dir: &Path, meta: &Meta, runs: usize, baseline_runs: usize) -> anyhow
         open.as_secs_f64()
     );
     let mut mismatches = Vec::new();
-    for insight in CATALOG {
+    for insight in CATALOG.iter().filter(|i| args.only.is_empty() || args.only.iter().any(|n| n == i.name)) {
         let mut cells = Vec::new();
         for days in [28, 90] {
             let params = Params::new("demo", meta.end_ms - days * DAY_MS, meta.end_ms);

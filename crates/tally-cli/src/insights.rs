@@ -145,6 +145,7 @@ fn server_is_up(url: &str) -> bool {
 
 fn params(args: &InsightsArgs) -> anyhow::Result<Params> {
     let now = chrono::Utc::now().timestamp_millis();
+    let (from_ms, to_ms) = tally_insights::range_until_now(now, tally_insights::parse_since(&args.since)?);
     let env = args
         .env
         .as_deref()
@@ -186,7 +187,7 @@ fn params(args: &InsightsArgs) -> anyhow::Result<Params> {
         focus: args.focus.clone(),
         weeks: args.weeks,
         baseline,
-        ..Params::new(args.app.clone(), now - tally_insights::parse_since(&args.since)?, now)
+        ..Params::new(args.app.clone(), from_ms, to_ms)
     })
 }
 

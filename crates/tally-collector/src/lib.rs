@@ -261,11 +261,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn params_from(q: &InsightQuery, now_ms: i64) -> Result<Params, InsightError> {
-    let to_ms = q.to.as_deref().map(tally_insights::parse_time).transpose()?.unwrap_or(now_ms);
-    let from_ms = match (&q.from, &q.since) {
-        (Some(f), _) => tally_insights::parse_time(f)?,
-        (None, Some(s)) => to_ms - tally_insights::parse_since(s)?,
-        (None, None) => to_ms - 30 * tally_store::DAY_MS,
+    let since = q.since.as_deref().map(tally_insights::parse_since).transpose()?.unwrap_or(30 * tally_store::DAY_MS);
+    let (from_ms, to_ms) = match (&q.from, &q.to) {
+        (Some(f), Some(t)) => (tally_insights::parse_time(f)?, tally_insights::parse_time(t)?),
+        (Some(f), None) => (tally_insights::parse_time(f)?, tally_insights::range_until_now(now_ms, since).1),
+        (None, Some(t)) => {
+            let to = tally_insights::parse_time(t)?;
+            (to - since, to)
+        }
+        // `since` alone: whole days ending with today.
+        (None, None) => tally_insights::range_until_now(now_ms, since),
     };
     let env = q
         .env

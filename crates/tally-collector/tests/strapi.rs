@@ -69,7 +69,8 @@ fn collector(store: Arc<RecordingStore>) -> Collector {
 }
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/strapi")
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/strapi")
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -439,9 +440,12 @@ async fn free_text_event_names_are_counted_and_dropped() {
 #[tokio::test]
 async fn unknown_names_are_not_stored_when_the_schema_has_no_unknown_event() {
     let store = Arc::new(RecordingStore::default());
-    let strict = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/strapi.toml"))
-        .expect("schema")
-        .replace("[events.unknown]", "[events.unknown_disabled]");
+    let strict = std::fs::read_to_string(
+        Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("schemas/strapi.toml"),
+    )
+    .expect("schema")
+    .replace("[events.unknown]", "[events.unknown_disabled]");
     let schemas =
         tally_protocol::SchemaSet::from_texts([(Path::new("strict.toml"), strict.as_str())]).expect("schema parses");
     let app = Collector::new(store.clone(), schemas, ServerSecret::from_bytes(SECRET), Settings::default())
@@ -654,7 +658,8 @@ async fn strapi_own_sender_posts_to_the_collector() {
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/strapi-node/send.js");
+    let script = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("tests/strapi-node/send.js");
     let work = std::env::temp_dir().join(format!("tally-strapi-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&work).expect("work dir");
     let output = tokio::process::Command::new("node")

@@ -567,6 +567,20 @@ pub fn parse_baseline(text: &str) -> Result<BTreeMap<String, f64>, InsightError>
     Ok(map)
 }
 
+/// The range `[from, to)` of the last `since_ms` up to `now_ms`. A whole number of days
+/// becomes whole UTC days ending with today (`30d` = today and the 29 days before), which is
+/// what dashboards mean and what stores answer from their rollups; shorter spans (`12h`)
+/// end exactly at `now_ms`.
+pub fn range_until_now(now_ms: i64, since_ms: i64) -> (i64, i64) {
+    let day = tally_store::DAY_MS;
+    if since_ms % day == 0 {
+        let to = (now_ms.div_euclid(day) + 1) * day;
+        (to - since_ms, to)
+    } else {
+        (now_ms - since_ms, now_ms)
+    }
+}
+
 /// Parses a duration such as `30d`, `12h`, `4w` or `90m` into milliseconds.
 pub fn parse_since(s: &str) -> Result<i64, InsightError> {
     let bad = || {
@@ -606,6 +620,13 @@ mod tests {
 
     fn params() -> Params {
         Params { limit: 10, ..Params::new("demo", T0, T0 + 10 * DAY_MS) }
+    }
+
+    #[test]
+    fn whole_days_end_with_today() {
+        let now = T0 + 5 * DAY_MS + 3_600_000;
+        assert_eq!(range_until_now(now, 7 * DAY_MS), (T0 - DAY_MS, T0 + 6 * DAY_MS));
+        assert_eq!(range_until_now(now, 12 * 3_600_000), (now - 12 * 3_600_000, now));
     }
 
     #[test]

@@ -155,7 +155,8 @@ struct Timed {
 #[derive(Debug, Default)]
 struct Day {
     rows: Vec<Row>,
-    timed: Vec<Timed>,
+    /// Durations by event name number.
+    timed: HashMap<u32, Vec<Timed>>,
     /// Length of `rows` after the last fold.
     folded: usize,
     /// The index of `rows[..index.rows]`, rebuilt when the rows not covered grow.
@@ -192,7 +193,21 @@ enum Set {
     Dense(Box<[u64]>),
 }
 
+impl Slice {
+    fn new(projects: Set, machines: Set, events: i64) -> Slice {
+        let counts = (projects.len(), machines.len());
+        Slice { projects, machines, events, counts }
+    }
+}
+
 impl Set {
+    fn len(&self) -> i64 {
+        match self {
+            Set::List(ids) => ids.len() as i64,
+            Set::Dense(words) => words.iter().map(|w| i64::from(w.count_ones())).sum(),
+        }
+    }
+
     fn from_ids(mut ids: Vec<u32>) -> Set {
         ids.sort_unstable();
         ids.dedup();
@@ -215,6 +230,8 @@ struct Slice {
     projects: Set,
     machines: Set,
     events: i64,
+    /// The sizes of `projects` and `machines`.
+    counts: (i64, i64),
 }
 
 #[derive(Default)]
@@ -233,7 +250,7 @@ impl SliceBuilder {
     }
 
     fn build(self) -> Slice {
-        Slice { projects: Set::from_ids(self.projects), machines: Set::from_ids(self.machines), events: self.events }
+        Slice::new(Set::from_ids(self.projects), Set::from_ids(self.machines), self.events)
     }
 }
 
@@ -374,7 +391,10 @@ impl Rollup {
         let app = self.ctx_app[key.ctx as usize];
         let d = self.days.entry((app, day)).or_default();
         d.rows.push(Row { key, events });
-        d.timed.extend(durations.map(|duration| Timed { key, duration }));
+        let mut durations = durations.peekable();
+        if durations.peek().is_some() {
+            d.timed.entry(key.name).or_default().extend(durations.map(|duration| Timed { key, duration }));
+        }
         if d.rows.len() >= 2 * d.folded + 4096 {
             d.fold();
             self.weeks.remove(&(app, monday(day)));
@@ -504,7 +524,7 @@ impl Rollup {
         for d in self.days.values_mut() {
             let before = d.rows.len();
             d.rows.retain(|r| r.key.pid != pid);
-            d.timed.retain(|t| t.key.pid != pid);
+            d.timed.values_mut().for_each(|t| t.retain(|t| t.key.pid != pid));
             d.folded = d.folded.min(d.rows.len());
             if d.rows.len() != before {
                 d.index = None;
@@ -566,11 +586,11 @@ fn merge_sets<'s>(sets: impl Iterator<Item = &'s Set>, universe: usize) -> Set {
 }
 
 fn merge_slices(slices: &[&Slice], universe: (usize, usize)) -> Slice {
-    Slice {
-        projects: merge_sets(slices.iter().map(|s| &s.projects), universe.0),
-        machines: merge_sets(slices.iter().map(|s| &s.machines), universe.1),
-        events: slices.iter().map(|s| s.events).sum(),
-    }
+    Slice::new(
+        merge_sets(slices.iter().map(|s| &s.projects), universe.0),
+        merge_sets(slices.iter().map(|s| &s.machines), universe.1),
+        slices.iter().map(|s| s.events).sum(),
+    )
 }
 
 /// The index of the union of days.
@@ -610,24 +630,26 @@ fn add_at(v: &mut Vec<SliceBuilder>, i: u32, row: &Row) {
     v[i as usize].add(row);
 }
 
-/// A set of dense numbers that remembers which words it touched, so that counting and
-/// clearing cost what was inserted, not the size of the universe.
+/// A set of dense numbers. While sparse it remembers which words it touched, so that
+/// counting and clearing cost what was inserted; once a bitset is merged in it switches to
+/// whole-array operations, which the compiler vectorizes.
 #[derive(Debug, Clone)]
 struct Bits {
     words: Vec<u64>,
     touched: Vec<u32>,
+    dense: bool,
 }
 
 impl Bits {
     fn new(universe: usize) -> Bits {
-        Bits { words: vec![0; universe.div_ceil(64)], touched: Vec::new() }
+        Bits { words: vec![0; universe.div_ceil(64)], touched: Vec::new(), dense: false }
     }
 
     #[inline]
     fn insert(&mut self, i: u32) {
         let w = (i >> 6) as usize;
         let x = self.words[w];
-        if x == 0 {
+        if x == 0 && !self.dense {
             self.touched.push(w as u32);
         }
         self.words[w] = x | (1 << (i & 63));
@@ -637,14 +659,9 @@ impl Bits {
         match set {
             Set::List(ids) => ids.iter().for_each(|i| self.insert(*i)),
             Set::Dense(words) => {
-                for (w, (mine, theirs)) in self.words.iter_mut().zip(words.iter()).enumerate() {
-                    if *theirs != 0 {
-                        if *mine == 0 {
-                            self.touched.push(w as u32);
-                        }
-                        *mine |= theirs;
-                    }
-                }
+                self.dense = true;
+                self.touched.clear();
+                self.words.iter_mut().zip(words.iter()).for_each(|(mine, theirs)| *mine |= theirs);
             }
         }
     }
@@ -654,43 +671,108 @@ impl Bits {
     }
 
     fn count(&self) -> i64 {
+        if self.dense {
+            return self.words.iter().map(|w| i64::from(w.count_ones())).sum();
+        }
         self.touched.iter().map(|&w| i64::from(self.words[w as usize].count_ones())).sum()
     }
 
     fn clear(&mut self) {
-        for &w in &self.touched {
-            self.words[w as usize] = 0;
+        if self.dense {
+            self.words.iter_mut().for_each(|w| *w = 0);
+            self.dense = false;
+        } else {
+            for &w in &self.touched {
+                self.words[w as usize] = 0;
+            }
         }
         self.touched.clear();
     }
 
     fn and_count(&self, other: &Bits) -> i64 {
-        let (small, big) = if self.touched.len() <= other.touched.len() { (self, other) } else { (other, self) };
+        if self.dense && other.dense {
+            return self.words.iter().zip(&other.words).map(|(a, b)| i64::from((a & b).count_ones())).sum();
+        }
+        let (small, big) = match (self.dense, other.dense) {
+            (false, true) => (self, other),
+            (true, false) => (other, self),
+            _ if self.touched.len() <= other.touched.len() => (self, other),
+            _ => (other, self),
+        };
         small.touched.iter().map(|&w| i64::from((small.words[w as usize] & big.words[w as usize]).count_ones())).sum()
+    }
+
+    /// The numbers in the set and not in `other`.
+    fn minus(&self, other: &Bits) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut take = |i: usize| {
+            let mut w = self.words[i] & !other.words[i];
+            while w != 0 {
+                out.push(i as u32 * 64 + w.trailing_zeros());
+                w &= w - 1;
+            }
+        };
+        if self.dense {
+            (0..self.words.len()).for_each(&mut take);
+        } else {
+            let mut touched = self.touched.clone();
+            touched.sort_unstable();
+            touched.into_iter().for_each(|i| take(i as usize));
+        }
+        out
     }
 }
 
-/// Distinct projects and machines and an event count.
+/// Distinct projects and machines and an event count. A group made of one index slice
+/// alone takes that slice's precomputed counts, without copying its sets.
 #[derive(Debug, Clone)]
-struct Counts {
+struct Counts<'a> {
     projects: Bits,
     machines: Bits,
     events: i64,
+    /// The only thing added so far, when it is one slice.
+    pending: Option<&'a Slice>,
+    /// Nothing added since the last clear.
+    fresh: bool,
 }
 
-impl Counts {
-    fn new(universe: (usize, usize)) -> Counts {
-        Counts { projects: Bits::new(universe.0), machines: Bits::new(universe.1), events: 0 }
+impl<'a> Counts<'a> {
+    fn new(universe: (usize, usize)) -> Counts<'a> {
+        Counts {
+            projects: Bits::new(universe.0),
+            machines: Bits::new(universe.1),
+            events: 0,
+            pending: None,
+            fresh: true,
+        }
+    }
+
+    fn materialize(&mut self) {
+        if let Some(s) = self.pending.take() {
+            self.projects.union(&s.projects);
+            self.machines.union(&s.machines);
+            self.events += s.events;
+        }
+        self.fresh = false;
     }
 
     #[inline]
     fn add(&mut self, row: &Row) {
+        if self.pending.is_some() || self.fresh {
+            self.materialize();
+        }
         self.projects.insert(row.key.pid);
         self.machines.insert(row.key.mid);
         self.events += i64::from(row.events);
     }
 
-    fn union(&mut self, s: &Slice) {
+    fn union(&mut self, s: &'a Slice) {
+        if self.fresh {
+            self.pending = Some(s);
+            self.fresh = false;
+            return;
+        }
+        self.materialize();
         self.projects.union(&s.projects);
         self.machines.union(&s.machines);
         self.events += s.events;
@@ -700,28 +782,41 @@ impl Counts {
         self.projects.clear();
         self.machines.clear();
         self.events = 0;
+        self.pending = None;
+        self.fresh = true;
+    }
+
+    fn events(&self) -> i64 {
+        self.pending.map_or(self.events, |s| s.events)
+    }
+
+    fn project_count(&self) -> i64 {
+        self.pending.map_or_else(|| self.projects.count(), |s| s.counts.0)
     }
 
     fn cells(&self) -> [Cell; 3] {
-        [Cell::Int(self.projects.count()), Cell::Int(self.machines.count()), Cell::Int(self.events)]
+        match self.pending {
+            Some(s) => [Cell::Int(s.counts.0), Cell::Int(s.counts.1), Cell::Int(s.events)],
+            None => [Cell::Int(self.projects.count()), Cell::Int(self.machines.count()), Cell::Int(self.events)],
+        }
     }
 }
 
 /// Groups of [`Counts`] by a dense key, their storage reused after [`Groups::drain`].
-struct Groups {
+struct Groups<'a> {
     slots: Vec<u32>,
     keys: Vec<usize>,
-    counts: Vec<Counts>,
+    counts: Vec<Counts<'a>>,
     universe: (usize, usize),
 }
 
-impl Groups {
+impl<'a> Groups<'a> {
     fn new(universe: (usize, usize), keys: usize) -> Self {
         Groups { slots: vec![u32::MAX; keys], keys: Vec::new(), counts: Vec::new(), universe }
     }
 
     #[inline]
-    fn get(&mut self, k: usize) -> &mut Counts {
+    fn get(&mut self, k: usize) -> &mut Counts<'a> {
         let mut i = self.slots[k] as usize;
         if i == u32::MAX as usize {
             i = self.keys.len();
@@ -742,7 +837,7 @@ impl Groups {
             .enumerate()
             .map(|(i, k)| {
                 let c = &self.counts[i];
-                (*k, c.cells(), c.projects.count())
+                (*k, c.cells(), c.project_count())
             })
             .collect();
         for (i, k) in self.keys.drain(..).enumerate() {
@@ -891,7 +986,7 @@ impl<'a> Eval<'a> {
     }
 
     /// Adds every matching event of days `[from, to)` to `c`.
-    fn union(&self, from: i64, to: i64, c: &mut Counts) {
+    fn union(&self, from: i64, to: i64, c: &mut Counts<'a>) {
         for v in self.days(from, to, true, true) {
             if let Some(ix) = v.index {
                 c.union(&ix.all);
@@ -904,7 +999,7 @@ impl<'a> Eval<'a> {
 
     /// Adds every matching event of days `[from, to)` to the group of each of its values of
     /// `dim` (keyed by value number).
-    fn group_by(&self, from: i64, to: i64, dim: &Dim, groups: &mut Groups) {
+    fn group_by(&self, from: i64, to: i64, dim: &Dim, groups: &mut Groups<'a>) {
         let s = slot(dim.dimension);
         for v in self.days(from, to, true, true) {
             if let Some(ix) = v.index {
@@ -931,7 +1026,7 @@ impl<'a> Eval<'a> {
                     for row in self.rows(&v) {
                         c.add(row);
                     }
-                    if c.events > 0 {
+                    if c.events() > 0 {
                         let [p, m, e] = c.cells();
                         table.rows.push(vec![date_cell(v.day * DAY_MS), e, p, m]);
                     }
@@ -1197,7 +1292,7 @@ impl<'a> Eval<'a> {
                 };
                 for (&(_, day), d) in days {
                     let b = period.map(|p| p.start_of(day * DAY_MS));
-                    for t in d.timed.iter().filter(|t| t.key.name == name && self.ok(&t.key)) {
+                    for t in d.timed.get(&name).into_iter().flatten().filter(|t| self.ok(&t.key)) {
                         let mut add = |label: Option<String>| {
                             let g =
                                 groups.entry((b, label)).or_insert_with(|| (Vec::new(), Bits::new(self.universe.0)));
@@ -1244,14 +1339,7 @@ impl<'a> Eval<'a> {
                 let mut seen = Bits::new(self.universe.0);
                 let mut cohorts: Vec<(i64, Vec<u32>)> = Vec::new();
                 for (&w, bits) in &active {
-                    let fresh: Vec<u32> = bits
-                        .touched
-                        .iter()
-                        .flat_map(|&i| {
-                            let word = bits.words[i as usize] & !seen.words[i as usize];
-                            (0..64).filter(move |b| word & (1 << b) != 0).map(move |b| i * 64 + b)
-                        })
-                        .collect();
+                    let fresh = bits.minus(&seen);
                     for p in &fresh {
                         seen.insert(*p);
                     }
