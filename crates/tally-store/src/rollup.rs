@@ -30,18 +30,39 @@ const MAX_GROUP_BYTES: usize = 1 << 30;
 
 /// Values numbered densely in order of first sight.
 #[derive(Debug)]
-struct Interner<T> {
-    ids: HashMap<T, u32>,
+struct Interner<T, S = std::hash::RandomState> {
+    ids: HashMap<T, u32, S>,
     values: Vec<T>,
 }
 
-impl<T> Default for Interner<T> {
+impl<T, S: Default> Default for Interner<T, S> {
     fn default() -> Self {
-        Interner { ids: HashMap::new(), values: Vec::new() }
+        Interner { ids: HashMap::default(), values: Vec::new() }
     }
 }
 
-impl<T: Hash + Eq + Clone> Interner<T> {
+/// Hashes project and machine keys by their first eight bytes: they are keyed hashes
+/// already, uniformly distributed, so hashing them again only costs time.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+type KeyInterner = Interner<Key16, std::hash::BuildHasherDefault<KeyHasher>>;
+
+impl<T: Hash + Eq + Clone, S: std::hash::BuildHasher> Interner<T, S> {
     fn id(&mut self, v: &T) -> u32 {
         if let Some(id) = self.ids.get(v) {
             return *id;
@@ -58,6 +79,16 @@ impl<T: Hash + Eq + Clone> Interner<T> {
 
     fn len(&self) -> usize {
         self.values.len()
+    }
+}
+
+impl Interner<String> {
+    /// [`Interner::id`] without allocating when the value is known.
+    fn id_str(&mut self, v: &str) -> u32 {
+        match self.ids.get(v) {
+            Some(id) => *id,
+            None => self.id(&v.to_string()),
+        }
     }
 }
 
@@ -316,8 +347,8 @@ pub struct Group<'a> {
 /// Folded, dictionary-encoded events (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Rollup {
-    projects: Interner<Key16>,
-    machines: Interner<Key16>,
+    projects: KeyInterner,
+    machines: KeyInterner,
     contexts: Interner<Context>,
     /// Per context: its app's number and its value number for each of [`CONTEXT_DIMS`].
     ctx_app: Vec<u32>,
@@ -367,7 +398,7 @@ impl Rollup {
         if plugins.is_empty() {
             return 0;
         }
-        let mut ids: Vec<u32> = plugins.iter().map(|p| self.plugins.id(p)).collect();
+        let mut ids: Vec<u32> = plugins.iter().map(|p| self.plugins.id_str(p)).collect();
         ids.sort_unstable();
         ids.dedup();
         self.sets.id(&ids.into_boxed_slice())
@@ -432,8 +463,8 @@ impl Rollup {
             pid: self.projects.id(&g.project),
             mid: self.machines.id(&g.machine),
             ctx: self.context_id(g.context),
-            name: self.names.id(&g.event.to_string()),
-            error: g.error_kind.map_or(NONE, |e| self.errors.id(&e.to_string())),
+            name: self.names.id_str(g.event),
+            error: g.error_kind.map_or(NONE, |e| self.errors.id_str(e)),
             set: self.set_id(g.plugins),
         };
         self.push(g.day, key, g.events, g.durations.iter().copied());
