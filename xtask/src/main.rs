@@ -12,9 +12,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("invariants") => invariants(),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md"
+                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  bench       the insight benchmark at 10M and 100M events (`tally bench`; extra arguments are passed on)"
             );
             return ExitCode::from(2);
         }
@@ -26,6 +27,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The insight benchmark (docs/benchmarks.md): `tally bench --events 10M,100M` in the release
+/// profile, stores kept in `$TALLY_BENCH_DIR` (default `target/bench` under the target dir).
+fn bench(extra: &[String]) -> Result<(), String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let dir = std::env::var_os("TALLY_BENCH_DIR").map_or_else(|| target.join("bench"), PathBuf::from);
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--", "bench", "--data-dir"]).arg(&dir);
+    if !extra.iter().any(|a| a.starts_with("--events")) {
+        cmd.arg("--events=10M,100M");
+    }
+    cmd.args(extra);
+    run("bench", &mut cmd)
 }
 
 /// The workspace root. Read at run time (`cargo run` sets `CARGO_MANIFEST_DIR`): clones

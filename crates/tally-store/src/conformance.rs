@@ -162,6 +162,75 @@ pub fn events_per_day(store: &dyn EventStore) {
     check(store, &empty, vec![]);
 }
 
+/// One project with many events (two machines, three days, repeated plugins, an error
+/// and a timed event) counts once everywhere, whatever the number of its events.
+pub fn one_busy_project(store: &dyn EventStore) {
+    let mut rows = Vec::new();
+    for i in 0..600u128 {
+        let day = [0, 3, 8][(i % 3) as usize];
+        let mut r = row(i + 1, day, (i % 24) as i64, 1, 1 + (i % 2) as u8);
+        r.plugins = if i % 4 == 0 { vec!["a".into(), "b".into()] } else { vec!["a".into()] };
+        if i == 7 {
+            r.event = "error".into();
+            r.error_kind = Some("EACCES".into());
+        }
+        if i % 100 == 0 {
+            r.event = "build.finished".into();
+            r.duration_ms = Some(1000 + i as u64);
+        }
+        rows.push(r);
+    }
+    append_all(store, &rows);
+    // 200 events a day on days 0, 3 and 8 (October 1, 4 and 9).
+    check(
+        store,
+        &query(QueryKind::EventsPerDay),
+        vec![
+            vec![date(1), Cell::Int(200), Cell::Int(1), Cell::Int(2)],
+            vec![date(4), Cell::Int(200), Cell::Int(1), Cell::Int(2)],
+            vec![date(9), Cell::Int(200), Cell::Int(1), Cell::Int(2)],
+        ],
+    );
+    // Every window that holds a day with events sees the one project and its two machines.
+    let mut q = query(QueryKind::Active { windows: vec![1, 7, 28] });
+    q.to_ms = T0 + 9 * DAY_MS;
+    check(store, &q, vec![ints(&[1, 1, 2]), ints(&[7, 1, 2]), ints(&[28, 1, 2])]);
+    // "a" on all 600 events, "b" on every fourth (even numbers: machine 1 only).
+    check(
+        store,
+        &query(QueryKind::TopPlugins { limit: 5 }),
+        vec![labelled("a", &[1, 2, 600]), labelled("b", &[1, 1, 150])],
+    );
+    check(store, &query(QueryKind::Split { dimension: Dimension::ErrorKind }), vec![labelled("EACCES", &[1, 1, 1])]);
+    check(
+        store,
+        &query(QueryKind::CoUsage { plugin: None, limit: 5 }),
+        vec![
+            vec![text("a"), text("b"), Cell::Int(1), Cell::Int(1), Cell::Int(1), Cell::Int(1)],
+            vec![text("b"), text("a"), Cell::Int(1), Cell::Int(1), Cell::Int(1), Cell::Int(1)],
+        ],
+    );
+    // Six builds (i = 0, 100, …, 500): nearest rank of 1000..1500 in steps of 100.
+    check(
+        store,
+        &query(QueryKind::Durations { event: "build.finished".into(), period: None, dimension: None }),
+        vec![ints(&[6, 1, 1200, 1500, 1500])],
+    );
+    // First seen in the week of October 1 (Monday September 28); active again in the weeks
+    // of October 4 (the same week) and October 9 (the next).
+    let mut q = query(QueryKind::Retention { weeks: 2 });
+    q.to_ms = T0 + 21 * DAY_MS;
+    check(
+        store,
+        &q,
+        vec![
+            vec![date_of(9, 28), Cell::Int(0), Cell::Int(1)],
+            vec![date_of(9, 28), Cell::Int(1), Cell::Int(1)],
+            vec![date_of(9, 28), Cell::Int(2), Cell::Int(0)],
+        ],
+    );
+}
+
 /// Active projects and machines over windows ending at `to_ms`.
 pub fn active_windows(store: &dyn EventStore) {
     // to_ms = T0 + 30 days. Day 29 is inside the 1-day window, day 23 inside 7, day 2 inside 28.
@@ -591,7 +660,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             append_is_idempotent, rows_keep_their_fields, events_per_day, active_windows,
             top_plugins, splits_and_filters, erase_project, retention, active_series, breakdowns,
-            runtime_version_groups, co_usage, durations, retention_cohorts, matches_reference);
+            runtime_version_groups, co_usage, durations, retention_cohorts, matches_reference, one_busy_project);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
