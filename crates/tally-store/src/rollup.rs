@@ -915,6 +915,23 @@ impl Dim {
     }
 }
 
+/// Runs `f(part, parts)` for each part on its own thread (the first on this one) and
+/// returns the results in part order. Group work is split by group key (`key % parts ==
+/// part`), so the parts never share a group.
+fn in_parts<T: Send>(f: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    if parts == 1 {
+        return vec![f(0, 1)];
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let others: Vec<_> = (1..parts).map(|part| scope.spawn(move || f(part, parts))).collect();
+        let mut out = vec![f(0, parts)];
+        out.extend(others.into_iter().map(|h| h.join().expect("a rollup worker panicked")));
+        out
+    })
+}
+
 fn date_cell(ms: i64) -> Cell {
     Cell::Date(DateTime::from_timestamp_millis(ms).expect("time in range").date_naive())
 }
@@ -1030,18 +1047,33 @@ impl<'a> Eval<'a> {
 
     /// Adds every matching event of days `[from, to)` to the group of each of its values of
     /// `dim` (keyed by value number).
-    fn group_by(&self, from: i64, to: i64, dim: &Dim, groups: &mut Groups<'a>) {
+    /// The groups (value number, cells, projects) of every matching event of days
+    /// `[from, to)` by its values of `dim`, computed in parts on several threads.
+    fn group_by(&self, from: i64, to: i64, dim: &Dim) -> Vec<(usize, [Cell; 3], i64)> {
         let s = slot(dim.dimension);
-        for v in self.days(from, to, true, true) {
-            if let Some(ix) = v.index {
-                for (value, slice) in &ix.by[s] {
-                    groups.get(*value as usize).union(slice);
+        let views = self.days(from, to, true, true);
+        in_parts(|part, parts| {
+            let mine = |v: u32| v as usize % parts == part;
+            let mut groups = Groups::new(self.universe, dim.labels.len());
+            for v in &views {
+                if let Some(ix) = v.index {
+                    for (value, slice) in ix.by[s].iter().filter(|(value, _)| mine(*value)) {
+                        groups.get(*value as usize).union(slice);
+                    }
+                }
+                for row in self.rows(v) {
+                    dim.each(self.r, &row.key, |value| {
+                        if mine(value) {
+                            groups.get(value as usize).add(row)
+                        }
+                    });
                 }
             }
-            for row in self.rows(&v) {
-                dim.each(self.r, &row.key, |value| groups.get(value as usize).add(row));
-            }
-        }
+            groups.drain()
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn run(self) -> Option<Table> {
@@ -1075,16 +1107,14 @@ impl<'a> Eval<'a> {
             }
             QueryKind::TopPlugins { limit } => {
                 let dim = Dim::new(self.r, Dimension::Plugin);
-                let mut groups = Groups::new(self.universe, dim.labels.len());
-                self.group_by(from, to, &dim, &mut groups);
-                table.rows = ranked(groups.drain().into_iter().map(|(v, c, _)| (dim.labels[v].clone(), c)));
+                let groups = self.group_by(from, to, &dim);
+                table.rows = ranked(groups.into_iter().map(|(v, c, _)| (dim.labels[v].clone(), c)));
                 table.rows.truncate(*limit);
             }
             QueryKind::Split { dimension } => {
                 let dim = Dim::new(self.r, *dimension);
-                let mut groups = Groups::new(self.universe, dim.labels.len());
-                self.group_by(from, to, &dim, &mut groups);
-                table.rows = ranked(groups.drain().into_iter().map(|(v, c, _)| (dim.labels[v].clone(), c)));
+                let groups = self.group_by(from, to, &dim);
+                table.rows = ranked(groups.into_iter().map(|(v, c, _)| (dim.labels[v].clone(), c)));
             }
             QueryKind::ActiveSeries { window_days } => {
                 let w = i64::from(*window_days);
@@ -1162,60 +1192,92 @@ impl<'a> Eval<'a> {
                 };
                 let use_index = matches!(dimensions.as_slice(), [] | [_] | [Dimension::Plugin, Dimension::Env]);
                 let bucket = |day: i64| period.map(|p| p.start_of(day * DAY_MS));
-                let mut groups = Groups::new(self.universe, tuples);
-                let mut overall = Groups::new(self.universe, tuples);
-                let mut period_projects = Bits::new(self.universe.0);
-                let mut out: Vec<(Option<i64>, usize, [Cell; 3], i64, i64)> = Vec::new();
-                let mut current: Option<Option<i64>> = None;
-                let flush = |b: Option<Option<i64>>, groups: &mut Groups, pp: &mut Bits, out: &mut Vec<_>| {
-                    if let Some(b) = b {
-                        let total = pp.count();
-                        for (t, cells, projects) in groups.drain() {
-                            out.push((b, t, cells, projects, total));
-                        }
-                    }
-                    pp.clear();
-                };
-                for v in self.days(from, to, use_index, *period != Some(Period::Day)) {
-                    let b = bucket(v.day);
-                    if current != Some(b) {
-                        flush(current, &mut groups, &mut period_projects, &mut out);
-                        current = Some(b);
-                    }
-                    if let Some(ix) = v.index {
-                        period_projects.union(&ix.all.projects);
-                        for (t, slice) in index_of(ix).expect("an indexed breakdown") {
-                            groups.get(t).union(slice);
-                            if limit.is_some() {
-                                overall.get(t).union(slice);
+                let views = self.days(from, to, use_index, *period != Some(Period::Day));
+                // Distinct projects per period, for shares.
+                let mut totals: HashMap<Option<i64>, i64> = HashMap::new();
+                {
+                    let mut pp = Bits::new(self.universe.0);
+                    let mut current = None;
+                    for v in &views {
+                        let b = bucket(v.day);
+                        if current != Some(b) {
+                            if let Some(c) = current {
+                                totals.insert(c, pp.count());
                             }
+                            pp.clear();
+                            current = Some(b);
                         }
+                        if let Some(ix) = v.index {
+                            pp.union(&ix.all.projects);
+                        }
+                        self.rows(v).for_each(|row| pp.insert(row.key.pid));
                     }
-                    for row in self.rows(&v) {
-                        period_projects.insert(row.key.pid);
-                        let mut each_tuple = |t: usize| {
-                            groups.get(t).add(row);
-                            if limit.is_some() {
-                                overall.get(t).add(row);
-                            }
-                        };
-                        match dims.as_slice() {
-                            [] => each_tuple(0),
-                            [a] => a.each(self.r, &row.key, |v| each_tuple(v as usize)),
-                            [a, b] => a.each(self.r, &row.key, |v| {
-                                b.each(self.r, &row.key, |w| each_tuple(v as usize + w as usize * n1))
-                            }),
-                            _ => unreachable!("at most two dimensions"),
-                        }
+                    if let Some(c) = current {
+                        totals.insert(c, pp.count());
                     }
                 }
-                flush(current, &mut groups, &mut period_projects, &mut out);
+                type Parts = (Vec<(Option<i64>, usize, [Cell; 3], i64)>, Vec<(usize, [Cell; 3], i64)>);
+                let parts: Vec<Parts> = in_parts(|part, parts| {
+                    let mine = |t: usize| t % parts == part;
+                    let mut groups = Groups::new(self.universe, tuples);
+                    let mut overall = Groups::new(self.universe, tuples);
+                    let mut out = Vec::new();
+                    let mut current: Option<Option<i64>> = None;
+                    for v in &views {
+                        let b = bucket(v.day);
+                        if current != Some(b) {
+                            if let Some(c) = current {
+                                out.extend(groups.drain().into_iter().map(|(t, cells, p)| (c, t, cells, p)));
+                            }
+                            current = Some(b);
+                        }
+                        if let Some(ix) = v.index {
+                            for (t, slice) in index_of(ix).expect("an indexed breakdown") {
+                                if mine(t) {
+                                    groups.get(t).union(slice);
+                                    if limit.is_some() {
+                                        overall.get(t).union(slice);
+                                    }
+                                }
+                            }
+                        }
+                        for row in self.rows(v) {
+                            let mut each_tuple = |t: usize| {
+                                if mine(t) {
+                                    groups.get(t).add(row);
+                                    if limit.is_some() {
+                                        overall.get(t).add(row);
+                                    }
+                                }
+                            };
+                            match dims.as_slice() {
+                                [] => each_tuple(0),
+                                [a] => a.each(self.r, &row.key, |v| each_tuple(v as usize)),
+                                [a, b] => a.each(self.r, &row.key, |v| {
+                                    b.each(self.r, &row.key, |w| each_tuple(v as usize + w as usize * n1))
+                                }),
+                                _ => unreachable!("at most two dimensions"),
+                            }
+                        }
+                    }
+                    if let Some(c) = current {
+                        out.extend(groups.drain().into_iter().map(|(t, cells, p)| (c, t, cells, p)));
+                    }
+                    (out, overall.drain())
+                });
+                let mut out: Vec<(Option<i64>, usize, [Cell; 3], i64, i64)> = Vec::new();
+                let mut overall: Vec<(usize, [Cell; 3], i64)> = Vec::new();
+                for (o, all) in parts {
+                    out.extend(
+                        o.into_iter().map(|(b, t, cells, p)| (b, t, cells, p, totals.get(&b).copied().unwrap_or(0))),
+                    );
+                    overall.extend(all);
+                }
                 let label = |t: usize| -> Vec<String> {
                     dims.iter().zip([t % n1, t / n1]).map(|(d, v)| d.labels[v].clone()).collect()
                 };
                 let keep: Option<std::collections::HashSet<usize>> = limit.map(|n| {
                     let mut ranked: Vec<(usize, Vec<String>, i64, i64)> = overall
-                        .drain()
                         .into_iter()
                         .map(|(t, cells, projects)| (t, label(t), projects, cells[2].as_int().unwrap_or(0)))
                         .collect();
@@ -1244,21 +1306,41 @@ impl<'a> Eval<'a> {
             }
             QueryKind::CoUsage { plugin, limit } => {
                 let dim = Dim::new(self.r, Dimension::Plugin);
-                let mut total = Bits::new(self.universe.0);
-                let mut uses: Vec<Option<Bits>> = vec![None; self.r.plugins.len()];
                 let ps = slot(Dimension::Plugin);
-                for v in self.days(from, to, true, true) {
+                let views = self.days(from, to, true, true);
+                let mut total = Bits::new(self.universe.0);
+                for v in &views {
                     if let Some(ix) = v.index {
                         total.union(&ix.all.projects);
-                        for (p, slice) in &ix.by[ps] {
-                            uses[*p as usize].get_or_insert_with(|| Bits::new(self.universe.0)).union(&slice.projects);
+                    }
+                    self.rows(v).for_each(|row| total.insert(row.key.pid));
+                }
+                // The projects of each plugin, built in parts by plugin number.
+                let mut uses: Vec<Option<Bits>> = vec![None; self.r.plugins.len()];
+                let parts = in_parts(|part, parts| {
+                    let mut mine: Vec<Option<Bits>> = vec![None; self.r.plugins.len()];
+                    let new = || Bits::new(self.universe.0);
+                    for v in &views {
+                        if let Some(ix) = v.index {
+                            for (p, slice) in ix.by[ps].iter().filter(|(p, _)| *p as usize % parts == part) {
+                                mine[*p as usize].get_or_insert_with(new).union(&slice.projects);
+                            }
+                        }
+                        for row in self.rows(v) {
+                            dim.each(self.r, &row.key, |p| {
+                                if p as usize % parts == part {
+                                    mine[p as usize].get_or_insert_with(new).insert(row.key.pid)
+                                }
+                            });
                         }
                     }
-                    for row in self.rows(&v) {
-                        total.insert(row.key.pid);
-                        dim.each(self.r, &row.key, |p| {
-                            uses[p as usize].get_or_insert_with(|| Bits::new(self.universe.0)).insert(row.key.pid)
-                        });
+                    mine
+                });
+                for part in parts {
+                    for (p, bits) in part.into_iter().enumerate() {
+                        if bits.is_some() {
+                            uses[p] = bits;
+                        }
                     }
                 }
                 let name = |p: usize| self.r.plugins.values[p].as_str();
