@@ -472,9 +472,13 @@ impl Rollup {
 
     /// Folds and indexes every day (after a bulk load).
     pub fn finish_load(&mut self) {
-        for d in self.days.values_mut() {
-            d.fold();
-        }
+        let mut days: Vec<&mut Day> = self.days.values_mut().collect();
+        let chunk = days.len().div_ceil(parallelism()).max(1);
+        std::thread::scope(|scope| {
+            for part in days.chunks_mut(chunk) {
+                scope.spawn(move || part.iter_mut().for_each(|d| d.fold()));
+            }
+        });
         self.weeks.clear();
         self.reindex(true);
     }
@@ -491,8 +495,21 @@ impl Rollup {
             })
             .map(|(k, _)| *k)
             .collect();
-        for k in keys {
-            let index = self.build_index(&self.days[&k].rows);
+        if keys.is_empty() {
+            return;
+        }
+        // Built on several threads when there are several days to build.
+        let indexes: Vec<((u32, i64), DayIndex)> = in_parts(|part, parts| {
+            keys.iter()
+                .enumerate()
+                .filter(|(i, _)| i % parts == part)
+                .map(|(_, k)| (*k, self.build_index(&self.days[k].rows)))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        for (k, index) in indexes {
             self.days.get_mut(&k).expect("day present").index = Some(index);
             self.weeks.remove(&(k.0, monday(k.1)));
         }
@@ -503,18 +520,29 @@ impl Rollup {
     fn rebuild_weeks(&mut self) {
         let mut wanted: Vec<(u32, i64)> = self.days.keys().map(|(app, day)| (*app, monday(*day))).collect();
         wanted.dedup();
-        for (app, m) in wanted {
-            if self.weeks.contains_key(&(app, m)) {
-                continue;
-            }
-            let days: Vec<&DayIndex> =
-                match self.days.range((app, m)..(app, m + 7)).map(|(_, d)| d.index.as_ref()).collect() {
-                    Some(days) => days,
-                    None => continue,
-                };
-            let week = merge(&days, (self.projects.len(), self.machines.len()));
-            self.weeks.insert((app, m), week);
+        wanted.retain(|k| !self.weeks.contains_key(k));
+        if wanted.is_empty() {
+            return;
         }
+        let universe = (self.projects.len(), self.machines.len());
+        let built: Vec<((u32, i64), DayIndex)> = in_parts(|part, parts| {
+            let mut out = Vec::new();
+            for (i, &(app, m)) in wanted.iter().enumerate() {
+                if i % parts != part {
+                    continue;
+                }
+                let days: Option<Vec<&DayIndex>> =
+                    self.days.range((app, m)..(app, m + 7)).map(|(_, d)| d.index.as_ref()).collect();
+                if let Some(days) = days {
+                    out.push(((app, m), merge(&days, universe)));
+                }
+            }
+            out
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        self.weeks.extend(built);
     }
 
     fn build_index(&self, rows: &[Row]) -> DayIndex {
@@ -915,11 +943,16 @@ impl Dim {
     }
 }
 
+/// How many threads rollup work uses: the cores, at most 4.
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
+}
+
 /// Runs `f(part, parts)` for each part on its own thread (the first on this one) and
 /// returns the results in part order. Group work is split by group key (`key % parts ==
 /// part`), so the parts never share a group.
 fn in_parts<T: Send>(f: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
-    let parts = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let parts = parallelism();
     if parts == 1 {
         return vec![f(0, 1)];
     }
