@@ -716,6 +716,15 @@ impl Bits {
 
     fn union(&mut self, set: &Set) {
         match set {
+            // A long list makes the set dense enough for whole-array operations, and
+            // inserting without bookkeeping has no unpredictable branch.
+            Set::List(ids) if self.dense || ids.len() * 8 > self.words.len() => {
+                self.dense = true;
+                self.touched.clear();
+                for &i in ids.iter() {
+                    self.words[(i >> 6) as usize] |= 1 << (i & 63);
+                }
+            }
             Set::List(ids) => ids.iter().for_each(|i| self.insert(*i)),
             Set::Dense(words) => {
                 self.dense = true;
