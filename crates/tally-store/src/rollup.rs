@@ -364,6 +364,9 @@ pub struct Rollup {
     /// By (app number, day number of the Monday): the union of the week's day indexes,
     /// dropped when one of them changes and rebuilt after.
     weeks: BTreeMap<(u32, i64), DayIndex>,
+    /// By (app number, day number of the Monday starting a 28-day block): the union of
+    /// the block's week indexes.
+    blocks: BTreeMap<(u32, i64), DayIndex>,
     last_ctx: Option<u32>,
     /// A day is re-indexed once this many of its rows (and an eighth of them) are not
     /// covered by its index.
@@ -429,6 +432,7 @@ impl Rollup {
         if d.rows.len() >= 2 * d.folded + 4096 {
             d.fold();
             self.weeks.remove(&(app, monday(day)));
+            self.blocks.remove(&(app, block(day)));
         }
     }
 
@@ -480,6 +484,7 @@ impl Rollup {
             }
         });
         self.weeks.clear();
+        self.blocks.clear();
         self.reindex(true);
     }
 
@@ -512,6 +517,7 @@ impl Rollup {
         for (k, index) in indexes {
             self.days.get_mut(&k).expect("day present").index = Some(index);
             self.weeks.remove(&(k.0, monday(k.1)));
+            self.blocks.remove(&(k.0, block(k.1)));
         }
         self.rebuild_weeks();
     }
@@ -522,7 +528,7 @@ impl Rollup {
         wanted.dedup();
         wanted.retain(|k| !self.weeks.contains_key(k));
         if wanted.is_empty() {
-            return;
+            return self.rebuild_blocks();
         }
         let universe = (self.projects.len(), self.machines.len());
         let built: Vec<((u32, i64), DayIndex)> = in_parts(|part, parts| {
@@ -543,6 +549,43 @@ impl Rollup {
         .flatten()
         .collect();
         self.weeks.extend(built);
+        self.rebuild_blocks();
+    }
+
+    /// Builds the index of every 28-day block that has none and whose weeks with days all
+    /// have one.
+    fn rebuild_blocks(&mut self) {
+        let mut wanted: Vec<(u32, i64)> = self.days.keys().map(|(app, day)| (*app, block(*day))).collect();
+        wanted.dedup();
+        wanted.retain(|k| !self.blocks.contains_key(k));
+        if wanted.is_empty() {
+            return;
+        }
+        let universe = (self.projects.len(), self.machines.len());
+        let built: Vec<((u32, i64), DayIndex)> = in_parts(|part, parts| {
+            let mut out = Vec::new();
+            'blocks: for (i, &(app, b)) in wanted.iter().enumerate() {
+                if i % parts != part {
+                    continue;
+                }
+                let mut weeks = Vec::new();
+                for m in (0..4).map(|w| b + 7 * w) {
+                    if self.days.range((app, m)..(app, m + 7)).next().is_none() {
+                        continue;
+                    }
+                    match self.weeks.get(&(app, m)) {
+                        Some(w) => weeks.push(w),
+                        None => continue 'blocks,
+                    }
+                }
+                out.push(((app, b), merge(&weeks, universe)));
+            }
+            out
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        self.blocks.extend(built);
     }
 
     fn build_index(&self, rows: &[Row]) -> DayIndex {
@@ -591,6 +634,7 @@ impl Rollup {
         }
         self.days.retain(|_, d| !d.rows.is_empty());
         self.weeks.clear();
+        self.blocks.clear();
         self.reindex(true);
     }
 
@@ -599,6 +643,7 @@ impl Rollup {
     pub fn remove_days_through(&mut self, day: i64) {
         self.days.retain(|(_, d), _| *d > day);
         self.weeks.retain(|(_, m), _| *m > day);
+        self.blocks.retain(|(_, b), _| *b > day);
     }
 
     /// Answers `q` if it covers whole UTC days; `None` otherwise.
@@ -615,6 +660,21 @@ impl Rollup {
 /// The day number of the Monday starting the week of `day`.
 fn monday(day: i64) -> i64 {
     Period::Week.start_of(day * DAY_MS) / DAY_MS
+}
+
+/// The day number of the Monday starting the 28-day block of `day` (blocks count from
+/// Monday 1970-01-05, day 4).
+fn block(day: i64) -> i64 {
+    let m = monday(day);
+    m - (m - 4).rem_euclid(28)
+}
+
+/// The largest span a query may read as one index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Span {
+    Day,
+    Week,
+    Block,
 }
 
 /// The union of sets, as a set.
@@ -1039,7 +1099,7 @@ impl<'a> Eval<'a> {
     /// indexes hold), each day's index and the rows it does not cover, else all rows; with
     /// `weeks` too, whole Monday-to-Sunday weeks inside the range come as one view with the
     /// week's index.
-    fn days(&self, from: i64, to: i64, use_index: bool, weeks: bool) -> Vec<DayView<'a>> {
+    fn days(&self, from: i64, to: i64, use_index: bool, span: Span) -> Vec<DayView<'a>> {
         let Some(app) = self.app else { return Vec::new() };
         if from >= to {
             return Vec::new();
@@ -1048,9 +1108,22 @@ impl<'a> Eval<'a> {
         let mut out: Vec<DayView<'a>> = Vec::new();
         let r = self.r;
         for (&(_, day), d) in r.days.range((app, from)..(app, to)) {
+            let b = block(day);
+            if indexed
+                && span == Span::Block
+                && b >= from
+                && b + 28 <= to
+                && let Some(blk) = r.blocks.get(&(app, b))
+            {
+                match out.last_mut() {
+                    Some(v) if v.day == b && v.index.is_some_and(|i| std::ptr::eq(i, blk)) => v.rows.push(d.tail()),
+                    _ => out.push(DayView { day: b, index: Some(blk), rows: vec![d.tail()] }),
+                }
+                continue;
+            }
             let m = monday(day);
             if indexed
-                && weeks
+                && span >= Span::Week
                 && m >= from
                 && m + 7 <= to
                 && let Some(week) = r.weeks.get(&(app, m))
@@ -1077,7 +1150,7 @@ impl<'a> Eval<'a> {
 
     /// Adds every matching event of days `[from, to)` to `c`.
     fn union(&self, from: i64, to: i64, c: &mut Counts<'a>) {
-        for v in self.days(from, to, true, true) {
+        for v in self.days(from, to, true, Span::Block) {
             if let Some(ix) = v.index {
                 c.union(&ix.all);
             }
@@ -1093,7 +1166,7 @@ impl<'a> Eval<'a> {
     /// `[from, to)` by its values of `dim`, computed in parts on several threads.
     fn group_by(&self, from: i64, to: i64, dim: &Dim) -> Vec<(usize, [Cell; 3], i64)> {
         let s = slot(dim.dimension);
-        let views = self.days(from, to, true, true);
+        let views = self.days(from, to, true, Span::Block);
         in_parts(|part, parts| {
             let mine = |v: u32| v as usize % parts == part;
             let mut groups = Groups::new(self.universe, dim.labels.len());
@@ -1124,7 +1197,7 @@ impl<'a> Eval<'a> {
         match &self.q.kind {
             QueryKind::EventsPerDay => {
                 let mut c = Counts::new(self.universe);
-                for v in self.days(from, to, true, false) {
+                for v in self.days(from, to, true, Span::Day) {
                     if let Some(ix) = v.index {
                         c.union(&ix.all);
                     }
@@ -1194,7 +1267,7 @@ impl<'a> Eval<'a> {
                     }
                 };
                 if w > 0 {
-                    for v in self.days(from - w + 1, last + 1, false, false) {
+                    for v in self.days(from - w + 1, last + 1, false, Span::Day) {
                         for row in self.rows(&v) {
                             cover(&mut cov_p, &mut diff_p, row.key.pid, v.day);
                             cover(&mut cov_m, &mut diff_m, row.key.mid, v.day);
@@ -1234,7 +1307,12 @@ impl<'a> Eval<'a> {
                 };
                 let use_index = matches!(dimensions.as_slice(), [] | [_] | [Dimension::Plugin, Dimension::Env]);
                 let bucket = |day: i64| period.map(|p| p.start_of(day * DAY_MS));
-                let views = self.days(from, to, use_index, *period != Some(Period::Day));
+                let span = match period {
+                    None => Span::Block,
+                    Some(Period::Week) => Span::Week,
+                    Some(Period::Day) => Span::Day,
+                };
+                let views = self.days(from, to, use_index, span);
                 // Distinct projects per period, for shares.
                 let mut totals: HashMap<Option<i64>, i64> = HashMap::new();
                 {
@@ -1349,7 +1427,7 @@ impl<'a> Eval<'a> {
             QueryKind::CoUsage { plugin, limit } => {
                 let dim = Dim::new(self.r, Dimension::Plugin);
                 let ps = slot(Dimension::Plugin);
-                let views = self.days(from, to, true, true);
+                let views = self.days(from, to, true, Span::Block);
                 let mut total = Bits::new(self.universe.0);
                 for v in &views {
                     if let Some(ix) = v.index {
@@ -1481,7 +1559,7 @@ impl<'a> Eval<'a> {
                 let week = Period::Week;
                 // Projects active per week, over all time (a cohort is a project's first week ever).
                 let mut active: BTreeMap<i64, Bits> = BTreeMap::new();
-                for v in self.days(i64::MIN, i64::MAX, true, true) {
+                for v in self.days(i64::MIN, i64::MAX, true, Span::Week) {
                     let w = week.start_of(v.day * DAY_MS);
                     let bits = active.entry(w).or_insert_with(|| Bits::new(self.universe.0));
                     if let Some(ix) = v.index {
