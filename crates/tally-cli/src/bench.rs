@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 use tally_insights::{Audience, CATALOG, Params};
-use tally_store::{EventStore, Query, ServerSecret, StoreError, Table};
-use tally_store_duckdb::DuckDbStore;
+use tally_store::{EventStore, ServerSecret, Table};
+use tally_store_duckdb::{DuckDbStore, PlainSql};
 
 const DAY_MS: i64 = tally_store::DAY_MS;
 
@@ -130,30 +130,6 @@ fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
     Ok(meta)
 }
 
-/// The store's plain-SQL answers over the raw events (the baseline).
-struct Baseline<'a>(&'a DuckDbStore);
-
-impl EventStore for Baseline<'_> {
-    fn append(&self, rows: &[tally_store::EventRow]) -> Result<Vec<tally_store::AppendStatus>, StoreError> {
-        self.0.append(rows)
-    }
-    fn query(&self, query: &Query) -> Result<Table, StoreError> {
-        self.0.query_sql(query)
-    }
-    fn erase_project(&self, project: &tally_store::ProjectKey) -> Result<u64, StoreError> {
-        self.0.erase_project(project)
-    }
-    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.0.apply_retention(before_ms)
-    }
-    fn known_values(&self, app: &str) -> Result<tally_store::KnownValues, StoreError> {
-        self.0.known_values(app)
-    }
-    fn count_events(&self) -> Result<u64, StoreError> {
-        self.0.count_events()
-    }
-}
-
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -206,7 +182,7 @@ fn measure(dir: &Path, meta: &Meta, args: &BenchArgs) -> anyhow::Result<String> 
                 cells.push("–".into());
                 continue;
             }
-            let (slow_time, slow_table) = time(&Baseline(&store), insight.name, &params, baseline_runs)?;
+            let (slow_time, slow_table) = time(&PlainSql(&store), insight.name, &params, baseline_runs)?;
             cells.push(ms(slow_time));
             if fast_table != slow_table {
                 mismatches.push(format!("{} over {days} days", insight.name));

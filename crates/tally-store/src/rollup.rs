@@ -438,7 +438,7 @@ impl Rollup {
 
     /// Adds stored rows (each exactly once: only rows the backend inserted), then brings
     /// the day indexes up to date where many rows are not covered yet.
-    pub fn add(&mut self, rows: &[EventRow]) {
+    pub fn add<'r>(&mut self, rows: impl IntoIterator<Item = &'r EventRow>) {
         for r in rows {
             let ctx = match self.last_ctx {
                 Some(c) if self.contexts.values[c as usize].same_as(r) => c,
