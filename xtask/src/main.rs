@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  bench       the insight benchmark at 10M and 100M events (`tally bench`; extra arguments are passed on)"
+                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, unused dependencies, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  bench       the insight benchmark at 10M and 100M events (`tally bench`; extra arguments are passed on)"
             );
             return ExitCode::from(2);
         }
@@ -124,6 +124,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         cargo().args(["clippy", "--release", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
     )?;
     invariants()?;
+    unused_dependencies()?;
     // node-machine-id, against which the SDK's `node_machine_id()` is checked.
     let node_modules = setup_node("crates/tally/tests/setup-node.sh")?;
     eprintln!("xtask: node-machine-id installed in {}", node_modules.display());
@@ -140,6 +141,28 @@ fn test(extra: &[String]) -> Result<(), String> {
     )?;
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The cargo-machete version `cargo xtask test` installs; pinned so that a check that passed
+/// keeps passing.
+const MACHETE_VERSION: &str = "0.9.2";
+
+/// Fails when a crate declares a dependency its sources never name (cargo-machete, installed
+/// under the target dir on first use, about 2 minutes on 2 cores).
+fn unused_dependencies() -> Result<(), String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let tools = target.join("tools");
+    let machete = tools.join("bin").join("cargo-machete");
+    let installed = output(Command::new(&machete).arg("--version")).is_ok_and(|v| v.contains(MACHETE_VERSION));
+    if !installed {
+        run(
+            "install cargo-machete",
+            cargo()
+                .args(["install", "--locked", "--quiet", "--version", MACHETE_VERSION, "cargo-machete", "--root"])
+                .arg(&tools),
+        )?;
+    }
+    run("unused dependencies", &mut Command::new(&machete))
 }
 
 /// The invariants of ARCHITECTURE.md that a command can check.

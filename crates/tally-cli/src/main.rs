@@ -66,6 +66,16 @@ fn main() -> ExitCode {
 fn erase(args: EraseArgs) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use tally_store::EventStore as _;
+    // A mistyped data dir must not become a new, empty store that reports "erased 0": the
+    // user would believe the project is gone.
+    for file in [tally_store_duckdb::DB_FILE, tally_store::SECRET_FILE] {
+        if !args.data_dir.join(file).is_file() {
+            anyhow::bail!(
+                "no tally store in {} ({file} is missing); pass the collector's --data-dir",
+                args.data_dir.display()
+            );
+        }
+    }
     let secret = tally_store::ServerSecret::load_or_create(&args.data_dir)
         .with_context(|| format!("while reading the server secret in {}", args.data_dir.display()))?;
     let store = tally_store_duckdb::DuckDbStore::open(&args.data_dir)?;

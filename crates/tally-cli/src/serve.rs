@@ -48,6 +48,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
+    // An empty token would open every private endpoint to `Authorization: Bearer ` alone.
+    if args.admin_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        bail!(
+            "--admin-token (or TALLY_ADMIN_TOKEN) is empty; give a token or leave it unset to use DATA_DIR/{ADMIN_TOKEN_FILE}"
+        );
+    }
     let schemas = tally_collector::builtin::load(args.schemas.as_deref()).context("while loading app schemas")?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("while creating the data dir {}", args.data_dir.display()))?;

@@ -6,7 +6,8 @@
 //! machine-readable reasons ([`validate`]), and the TOML format in which an app declares
 //! its events and properties ([`schema`]).
 //!
-//! It performs no I/O: the SDK and the collector both depend on it, and nothing else.
+//! It performs no I/O and depends on no other tally crate; every other tally crate depends
+//! on it, the SDK included, so it stays small.
 
 pub mod limits;
 pub mod schema;

@@ -1,13 +1,14 @@
 //! Storage for tally: the [`EventStore`] trait every backend implements, the row model
 //! ([`EventRow`]), the typed insight query model ([`Query`] → [`Table`]), keyed hashing of
 //! project and machine ids ([`ServerSecret`]), an in-memory backend for fast tests
-//! ([`MemoryStore`]) and the conformance suite every backend must pass
-//! ([`conformance`]).
+//! ([`MemoryStore`]) and the conformance suite every backend must pass (`conformance`,
+//! behind the `testsuite` feature so that release binaries do not carry it).
 //!
 //! Nothing outside a backend crate writes SQL: callers describe what they want with a
 //! [`Query`], and the backend answers with a [`Table`] whose columns and row order the
 //! query's documentation fixes, so that every backend returns the same table.
 
+#[cfg(any(test, feature = "testsuite"))]
 pub mod conformance;
 mod keys;
 mod memory;
@@ -15,6 +16,7 @@ mod query;
 pub mod rollup;
 mod row;
 
+pub use keys::SECRET_FILE;
 pub use keys::{Key16, MachineKey, ProjectKey, ServerSecret};
 pub use memory::MemoryStore;
 pub use query::{Cell, Column, ColumnType, Dimension, Filters, Period, Query, QueryKind, Table, version_prefix};
@@ -52,7 +54,7 @@ impl StoreError {
 /// Where events are kept and insights computed.
 ///
 /// Implementations are blocking; async callers run them on a blocking thread. Every
-/// backend passes [`conformance`], so that the same rows give the same tables everywhere.
+/// backend passes `conformance`, so that the same rows give the same tables everywhere.
 pub trait EventStore: Send + Sync {
     /// Appends `rows` atomically and durably: when this returns `Ok`, every row reported
     /// [`AppendStatus::Inserted`] survives a crash of the process (`kill -9`) and of the

@@ -1,0 +1,40 @@
+//! The `tally` command's refusals: mistakes a user can make on the command line get a clear
+//! error and change nothing on disk.
+
+mod common;
+
+use common::tally;
+
+/// `tally erase --data-dir` with a typo used to create a new, empty store there and report
+/// "erased 0 events", as if the project were gone.
+#[test]
+fn erase_with_a_mistyped_data_dir_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let typo = dir.path().join("tally-dat");
+    let out = tally()
+        .args(["erase", "--project", "5e1e1bd2-9a0b-4f7e-8f00-3c3ad7f2a4b1", "--data-dir"])
+        .arg(&typo)
+        .output()
+        .expect("run tally erase");
+    assert!(!out.status.success(), "erase succeeded on a dir that holds no store");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no tally store in") && err.contains("tally.duckdb is missing"), "{err}");
+    assert!(!typo.exists(), "erase created {}", typo.display());
+}
+
+/// `--admin-token ""` used to be accepted as the token, so `Authorization: Bearer ` alone
+/// would open every private endpoint.
+#[test]
+fn empty_admin_token_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for token in ["", "   "] {
+        let out = tally()
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", token, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run tally serve");
+        assert!(!out.status.success(), "serve started with the admin token {token:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--admin-token (or TALLY_ADMIN_TOKEN) is empty"), "{err}");
+    }
+}
