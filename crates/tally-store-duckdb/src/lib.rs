@@ -29,7 +29,9 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 
 use duckdb::{AccessMode, Config, Connection, params};
 use tally_protocol::PropValue;
-use tally_store::{AppendStatus, DAY_MS, EventRow, EventStore, KnownValues, ProjectKey, Query, Rollup, StoreError, Table};
+use tally_store::{
+    AppendStatus, DAY_MS, EventRow, EventStore, KnownValues, ProjectKey, Query, Rollup, StoreError, Table,
+};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "tally.duckdb";
@@ -97,7 +99,7 @@ impl DuckDbStore {
         self.rollup.as_ref().map(|r| r.write().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// See [`Rollup::set_reindex_after`] (tests set 0 to read the day indexes everywhere).
+    /// See [`Rollup::set_reindex_after`] (tests set 0 so that whole-day queries read the indexes).
     pub fn set_reindex_after(&self, rows: usize) {
         if let Some(mut rollup) = self.rollup_mut() {
             rollup.set_reindex_after(rows);
