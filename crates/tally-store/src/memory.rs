@@ -141,210 +141,252 @@ impl Counts {
     }
 }
 
-/// Evaluates a query over rows: the reference semantics of every [`QueryKind`].
-pub(crate) fn evaluate<'a>(rows: impl Iterator<Item = &'a EventRow> + Clone, q: &Query) -> Table {
-    let selected = rows.filter(|r| r.app == q.app && matches(r, &q.filters));
-    let in_range = selected.clone().filter(|r| r.occurred_at_ms >= q.from_ms && r.occurred_at_ms < q.to_ms);
+/// Evaluates a query over rows: the reference semantics of every [`QueryKind`], one
+/// function per kind (mirroring the rollup's evaluation).
+pub(crate) fn evaluate<'a>(rows: impl Iterator<Item = &'a EventRow>, q: &Query) -> Table {
+    let selected: Vec<&EventRow> = rows.filter(|r| r.app == q.app && matches(r, &q.filters)).collect();
+    let in_range: Vec<&EventRow> =
+        selected.iter().copied().filter(|r| r.occurred_at_ms >= q.from_ms && r.occurred_at_ms < q.to_ms).collect();
     let mut table = Table::new(Table::columns_for(&q.kind));
-    match &q.kind {
-        QueryKind::EventsPerDay => {
-            let mut days: BTreeMap<i64, Counts> = BTreeMap::new();
-            for r in in_range {
-                days.entry(r.occurred_at_ms.div_euclid(DAY_MS)).or_default().add(r);
+    table.rows = match &q.kind {
+        QueryKind::EventsPerDay => events_per_day(&in_range),
+        QueryKind::Active { windows } => active(&selected, q.to_ms, windows),
+        QueryKind::TopPlugins { limit } => top_plugins(&in_range, *limit),
+        QueryKind::Split { dimension } => split(&in_range, *dimension),
+        QueryKind::ActiveSeries { window_days } => active_series(&selected, q, *window_days),
+        QueryKind::Breakdown { period, dimensions, limit } => breakdown(&in_range, *period, dimensions, *limit),
+        QueryKind::CoUsage { plugin, limit } => co_usage(&in_range, plugin.as_deref(), *limit),
+        QueryKind::Durations { event, period, dimension } => durations(&in_range, event, *period, *dimension),
+        QueryKind::Retention { weeks } => retention(&selected, q, *weeks),
+    };
+    table
+}
+
+fn events_per_day(rows: &[&EventRow]) -> Vec<Vec<Cell>> {
+    let mut days: BTreeMap<i64, Counts> = BTreeMap::new();
+    for r in rows {
+        days.entry(r.occurred_at_ms.div_euclid(DAY_MS)).or_default().add(r);
+    }
+    days.into_iter()
+        .map(|(day, c)| {
+            let [p, m, e] = c.cells();
+            vec![date_cell(day * DAY_MS), e, p, m]
+        })
+        .collect()
+}
+
+/// Windows end at `to_ms`; the range's start does not matter.
+fn active(selected: &[&EventRow], to_ms: i64, windows: &[u32]) -> Vec<Vec<Cell>> {
+    windows
+        .iter()
+        .map(|&w| {
+            let start = to_ms - i64::from(w) * DAY_MS;
+            let mut c = Counts::default();
+            for r in selected.iter().filter(|r| r.occurred_at_ms >= start && r.occurred_at_ms < to_ms) {
+                c.add(r);
             }
-            for (day, c) in days {
-                let date = DateTime::from_timestamp_millis(day * DAY_MS).expect("day in range").date_naive();
-                let [p, m, e] = c.cells();
-                table.rows.push(vec![Cell::Date(date), e, p, m]);
-            }
+            let [p, m, _] = c.cells();
+            vec![Cell::Int(i64::from(w)), p, m]
+        })
+        .collect()
+}
+
+fn top_plugins(rows: &[&EventRow], limit: usize) -> Vec<Vec<Cell>> {
+    let mut by: HashMap<&str, Counts> = HashMap::new();
+    for r in rows {
+        for p in &r.plugins {
+            by.entry(p).or_default().add(r);
         }
-        QueryKind::Active { windows } => {
-            for &w in windows {
-                let start = q.to_ms - i64::from(w) * DAY_MS;
-                let mut c = Counts::default();
-                for r in selected.clone().filter(|r| r.occurred_at_ms >= start && r.occurred_at_ms < q.to_ms) {
-                    c.add(r);
-                }
-                let [p, m, _] = c.cells();
-                table.rows.push(vec![Cell::Int(i64::from(w)), p, m]);
-            }
+    }
+    let mut out = grouped(by.into_iter().map(|(k, v)| (k.to_string(), v)));
+    out.truncate(limit);
+    out
+}
+
+fn split(rows: &[&EventRow], dimension: Dimension) -> Vec<Vec<Cell>> {
+    let mut by: HashMap<String, Counts> = HashMap::new();
+    for r in rows {
+        // Plugins unnest: an event counts once for each of its plugins.
+        for v in dimension_values(r, dimension) {
+            by.entry(v).or_default().add(r);
         }
-        QueryKind::TopPlugins { limit } => {
-            let mut by: HashMap<&str, Counts> = HashMap::new();
-            for r in in_range {
-                for p in &r.plugins {
-                    by.entry(p).or_default().add(r);
-                }
-            }
-            table.rows = grouped(by.into_iter().map(|(k, v)| (k.to_string(), v)));
-            table.rows.truncate(*limit);
+    }
+    grouped(by.into_iter())
+}
+
+/// Windows end with each day of the range and may start before it.
+fn active_series(selected: &[&EventRow], q: &Query, window_days: u32) -> Vec<Vec<Cell>> {
+    let window = i64::from(window_days) * DAY_MS;
+    let mut day = Period::Day.start_of(q.from_ms);
+    let mut out = Vec::new();
+    while day < q.to_ms {
+        let end = day + DAY_MS;
+        let mut c = Counts::default();
+        for r in selected.iter().filter(|r| r.occurred_at_ms >= end - window && r.occurred_at_ms < end) {
+            c.add(r);
         }
-        QueryKind::Split { dimension } => {
-            let mut by: HashMap<String, Counts> = HashMap::new();
-            for r in in_range {
-                // Plugins unnest: an event counts once for each of its plugins.
-                for v in dimension_values(r, *dimension) {
-                    by.entry(v).or_default().add(r);
-                }
-            }
-            table.rows = grouped(by.into_iter());
+        let [p, m, _] = c.cells();
+        out.push(vec![date_cell(day), p, m]);
+        day = end;
+    }
+    out
+}
+
+fn breakdown(
+    rows: &[&EventRow],
+    period: Option<Period>,
+    dimensions: &[Dimension],
+    limit: Option<usize>,
+) -> Vec<Vec<Cell>> {
+    let bucket = |r: &EventRow| period.map(|p| p.start_of(r.occurred_at_ms));
+    let mut groups: HashMap<(Option<i64>, Vec<String>), Counts> = HashMap::new();
+    let mut period_projects: HashMap<Option<i64>, HashSet<Key16>> = HashMap::new();
+    let mut overall: HashMap<Vec<String>, Counts> = HashMap::new();
+    for r in rows {
+        period_projects.entry(bucket(r)).or_default().insert(r.project);
+        for t in tuples(r, dimensions) {
+            overall.entry(t.clone()).or_default().add(r);
+            groups.entry((bucket(r), t)).or_default().add(r);
         }
-        QueryKind::ActiveSeries { window_days } => {
-            let window = i64::from(*window_days) * DAY_MS;
-            let first_day = Period::Day.start_of(q.from_ms);
-            let mut day = first_day;
-            let rows: Vec<&EventRow> = selected.collect();
-            while day < q.to_ms {
-                let end = day + DAY_MS;
-                let mut c = Counts::default();
-                for r in rows.iter().filter(|r| r.occurred_at_ms >= end - window && r.occurred_at_ms < end) {
-                    c.add(r);
-                }
-                let [p, m, _] = c.cells();
-                table.rows.push(vec![date_cell(day), p, m]);
-                day = end;
+    }
+    let keep: Option<HashSet<Vec<String>>> = limit.map(|n| {
+        let mut ranked: Vec<_> = overall.into_iter().collect();
+        ranked.sort_by(|(ka, a), (kb, b)| {
+            b.projects.len().cmp(&a.projects.len()).then(b.events.cmp(&a.events)).then(ka.cmp(kb))
+        });
+        ranked.into_iter().take(n).map(|(k, _)| k).collect()
+    });
+    let mut kept: Vec<_> =
+        groups.into_iter().filter(|((_, t), _)| keep.as_ref().is_none_or(|k| k.contains(t))).collect();
+    kept.sort_by(|((pa, ta), a), ((pb, tb), b)| {
+        pa.cmp(pb).then(b.projects.len().cmp(&a.projects.len())).then(b.events.cmp(&a.events)).then(ta.cmp(tb))
+    });
+    kept.into_iter()
+        .map(|((p, t), c)| {
+            let mut row = Vec::new();
+            if let Some(p) = p {
+                row.push(date_cell(p));
             }
-        }
-        QueryKind::Breakdown { period, dimensions, limit } => {
-            let bucket = |r: &EventRow| period.map(|p| p.start_of(r.occurred_at_ms));
-            let mut groups: HashMap<(Option<i64>, Vec<String>), Counts> = HashMap::new();
-            let mut period_projects: HashMap<Option<i64>, HashSet<Key16>> = HashMap::new();
-            let mut overall: HashMap<Vec<String>, Counts> = HashMap::new();
-            for r in in_range {
-                period_projects.entry(bucket(r)).or_default().insert(r.project);
-                for t in tuples(r, dimensions) {
-                    overall.entry(t.clone()).or_default().add(r);
-                    groups.entry((bucket(r), t)).or_default().add(r);
-                }
-            }
-            let keep: Option<HashSet<Vec<String>>> = limit.map(|n| {
-                let mut ranked: Vec<_> = overall.into_iter().collect();
-                ranked.sort_by(|(ka, a), (kb, b)| {
-                    b.projects.len().cmp(&a.projects.len()).then(b.events.cmp(&a.events)).then(ka.cmp(kb))
-                });
-                ranked.into_iter().take(n).map(|(k, _)| k).collect()
-            });
-            let mut rows: Vec<_> =
-                groups.into_iter().filter(|((_, t), _)| keep.as_ref().is_none_or(|k| k.contains(t))).collect();
-            rows.sort_by(|((pa, ta), a), ((pb, tb), b)| {
-                pa.cmp(pb).then(b.projects.len().cmp(&a.projects.len())).then(b.events.cmp(&a.events)).then(ta.cmp(tb))
-            });
-            for ((p, t), c) in rows {
-                let mut row = Vec::new();
-                if let Some(p) = p {
-                    row.push(date_cell(p));
-                }
-                row.extend(t.into_iter().map(Cell::Text));
-                row.extend(c.cells());
-                row.push(Cell::Int(period_projects.get(&p).map_or(0, |s| s.len() as i64)));
-                table.rows.push(row);
-            }
-        }
-        QueryKind::CoUsage { plugin, limit } => {
-            let mut uses: HashMap<Key16, HashSet<&str>> = HashMap::new();
-            for r in in_range {
-                uses.entry(r.project).or_default().extend(r.plugins.iter().map(String::as_str));
-            }
-            let total = uses.len() as i64;
-            let mut per_plugin: HashMap<&str, i64> = HashMap::new();
-            let mut pairs: HashMap<(&str, &str), i64> = HashMap::new();
-            for set in uses.values() {
-                for a in set {
-                    *per_plugin.entry(a).or_default() += 1;
-                    for b in set {
-                        if a != b {
-                            *pairs.entry((a, b)).or_default() += 1;
-                        }
-                    }
-                }
-            }
-            let wanted: HashSet<&str> = match plugin {
-                Some(p) => [p.as_str()].into(),
-                None => {
-                    let mut ranked: Vec<(&str, i64)> = per_plugin.iter().map(|(k, v)| (*k, *v)).collect();
-                    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-                    ranked.into_iter().take(*limit).map(|(k, _)| k).collect()
-                }
-            };
-            let mut rows: Vec<((&str, &str), i64)> = pairs
-                .into_iter()
-                .filter(|((a, b), _)| wanted.contains(a) && (plugin.is_some() || wanted.contains(b)))
-                .collect();
-            rows.sort_by(|((a1, b1), n1), ((a2, b2), n2)| n2.cmp(n1).then(a1.cmp(a2)).then(b1.cmp(b2)));
-            if plugin.is_some() {
-                rows.truncate(*limit);
-            }
-            for ((a, b), both) in rows {
-                table.rows.push(vec![
-                    Cell::Text(a.to_string()),
-                    Cell::Text(b.to_string()),
-                    Cell::Int(both),
-                    Cell::Int(per_plugin[a]),
-                    Cell::Int(per_plugin[b]),
-                    Cell::Int(total),
-                ]);
-            }
-        }
-        QueryKind::Durations { event, period, dimension } => {
-            let mut groups: BTreeMap<DurationKey, (Vec<u64>, HashSet<Key16>)> = BTreeMap::new();
-            for r in in_range.filter(|r| &r.event == event) {
-                let Some(d) = r.duration_ms else { continue };
-                // Plugins unnest, as in every other grouping.
-                let keys: Vec<Option<String>> = match dimension {
-                    Some(dim) => dimension_values(r, *dim).into_iter().map(Some).collect(),
-                    None => vec![None],
-                };
-                for key_dim in keys {
-                    let g = groups.entry((period.map(|p| p.start_of(r.occurred_at_ms)), key_dim)).or_default();
-                    g.0.push(d);
-                    g.1.insert(r.project);
-                }
-            }
-            for ((p, dim), (mut durations, projects)) in groups {
-                durations.sort_unstable();
-                let mut row = Vec::new();
-                if let Some(p) = p {
-                    row.push(date_cell(p));
-                }
-                if let Some(dim) = dim {
-                    row.push(Cell::Text(dim));
-                }
-                row.push(Cell::Int(durations.len() as i64));
-                row.push(Cell::Int(projects.len() as i64));
-                for pct in [50, 90, 99] {
-                    row.push(Cell::Int(nearest_rank(&durations, pct)));
-                }
-                table.rows.push(row);
-            }
-        }
-        QueryKind::Retention { weeks } => {
-            let week = Period::Week;
-            let mut first: HashMap<Key16, i64> = HashMap::new();
-            let mut active: HashSet<(Key16, i64)> = HashSet::new();
-            for r in selected {
-                let w = week.start_of(r.occurred_at_ms);
-                first.entry(r.project).and_modify(|f| *f = (*f).min(w)).or_insert(w);
-                active.insert((r.project, w));
-            }
-            let mut cohorts: BTreeMap<i64, Vec<Key16>> = BTreeMap::new();
-            for (p, w) in &first {
-                if *w + week.len_ms() > q.from_ms && *w < q.to_ms {
-                    cohorts.entry(*w).or_default().push(*p);
-                }
-            }
-            for (cohort, projects) in cohorts {
-                for n in 0..=i64::from(*weeks) {
-                    let w = cohort + n * week.len_ms();
-                    if w >= q.to_ms {
-                        break;
-                    }
-                    let count = projects.iter().filter(|p| active.contains(&(**p, w))).count();
-                    table.rows.push(vec![date_cell(cohort), Cell::Int(n), Cell::Int(count as i64)]);
+            row.extend(t.into_iter().map(Cell::Text));
+            row.extend(c.cells());
+            row.push(Cell::Int(period_projects.get(&p).map_or(0, |s| s.len() as i64)));
+            row
+        })
+        .collect()
+}
+
+fn co_usage(rows: &[&EventRow], plugin: Option<&str>, limit: usize) -> Vec<Vec<Cell>> {
+    let mut uses: HashMap<Key16, HashSet<&str>> = HashMap::new();
+    for r in rows {
+        uses.entry(r.project).or_default().extend(r.plugins.iter().map(String::as_str));
+    }
+    let total = uses.len() as i64;
+    let mut per_plugin: HashMap<&str, i64> = HashMap::new();
+    let mut pairs: HashMap<(&str, &str), i64> = HashMap::new();
+    for set in uses.values() {
+        for a in set {
+            *per_plugin.entry(a).or_default() += 1;
+            for b in set {
+                if a != b {
+                    *pairs.entry((a, b)).or_default() += 1;
                 }
             }
         }
     }
-    table
+    let wanted: HashSet<&str> = match plugin {
+        Some(p) => [p].into(),
+        None => {
+            let mut ranked: Vec<(&str, i64)> = per_plugin.iter().map(|(k, v)| (*k, *v)).collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            ranked.into_iter().take(limit).map(|(k, _)| k).collect()
+        }
+    };
+    let mut kept: Vec<((&str, &str), i64)> = pairs
+        .into_iter()
+        .filter(|((a, b), _)| wanted.contains(a) && (plugin.is_some() || wanted.contains(b)))
+        .collect();
+    kept.sort_by(|((a1, b1), n1), ((a2, b2), n2)| n2.cmp(n1).then(a1.cmp(a2)).then(b1.cmp(b2)));
+    if plugin.is_some() {
+        kept.truncate(limit);
+    }
+    kept.into_iter()
+        .map(|((a, b), both)| {
+            vec![
+                Cell::Text(a.to_string()),
+                Cell::Text(b.to_string()),
+                Cell::Int(both),
+                Cell::Int(per_plugin[a]),
+                Cell::Int(per_plugin[b]),
+                Cell::Int(total),
+            ]
+        })
+        .collect()
+}
+
+fn durations(rows: &[&EventRow], event: &str, period: Option<Period>, dimension: Option<Dimension>) -> Vec<Vec<Cell>> {
+    let mut groups: BTreeMap<DurationKey, (Vec<u64>, HashSet<Key16>)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.event == event) {
+        let Some(d) = r.duration_ms else { continue };
+        // Plugins unnest, as in every other grouping.
+        let keys: Vec<Option<String>> = match dimension {
+            Some(dim) => dimension_values(r, dim).into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        for key_dim in keys {
+            let g = groups.entry((period.map(|p| p.start_of(r.occurred_at_ms)), key_dim)).or_default();
+            g.0.push(d);
+            g.1.insert(r.project);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((p, dim), (mut durations, projects))| {
+            durations.sort_unstable();
+            let mut row = Vec::new();
+            if let Some(p) = p {
+                row.push(date_cell(p));
+            }
+            if let Some(dim) = dim {
+                row.push(Cell::Text(dim));
+            }
+            row.push(Cell::Int(durations.len() as i64));
+            row.push(Cell::Int(projects.len() as i64));
+            for pct in [50, 90, 99] {
+                row.push(Cell::Int(nearest_rank(&durations, pct)));
+            }
+            row
+        })
+        .collect()
+}
+
+/// Cohorts are projects' first weeks over all time, not only the range.
+fn retention(selected: &[&EventRow], q: &Query, weeks: u32) -> Vec<Vec<Cell>> {
+    let week = Period::Week;
+    let mut first: HashMap<Key16, i64> = HashMap::new();
+    let mut active: HashSet<(Key16, i64)> = HashSet::new();
+    for r in selected {
+        let w = week.start_of(r.occurred_at_ms);
+        first.entry(r.project).and_modify(|f| *f = (*f).min(w)).or_insert(w);
+        active.insert((r.project, w));
+    }
+    let mut cohorts: BTreeMap<i64, Vec<Key16>> = BTreeMap::new();
+    for (p, w) in &first {
+        if *w + week.len_ms() > q.from_ms && *w < q.to_ms {
+            cohorts.entry(*w).or_default().push(*p);
+        }
+    }
+    let mut out = Vec::new();
+    for (cohort, projects) in cohorts {
+        for n in 0..=i64::from(weeks) {
+            let w = cohort + n * week.len_ms();
+            if w >= q.to_ms {
+                break;
+            }
+            let count = projects.iter().filter(|p| active.contains(&(**p, w))).count();
+            out.push(vec![date_cell(cohort), Cell::Int(n), Cell::Int(count as i64)]);
+        }
+    }
+    out
 }
 
 fn grouped(groups: impl Iterator<Item = (String, Counts)>) -> Vec<Vec<Cell>> {
