@@ -104,14 +104,18 @@ fn run_baseline(dir: &std::path::Path, appenders: usize, size: usize, records: u
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
-    sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).map_or(0.0, |&us| us as f64 / 1000.0)
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .map_or(0.0, |&us| us as f64 / 1000.0)
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to filter.
     let secs: f64 = std::env::var("TALLY_LOG_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let root = std::env::var_os("TALLY_LOG_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
-    println!("| record | appenders | records/s | MB/s | records per fsync | ack p50 ms | ack p99 ms | no-fsync baseline records/s | ratio |");
+    println!(
+        "| record | appenders | records/s | MB/s | records per fsync | ack p50 ms | ack p99 ms | no-fsync baseline records/s | ratio |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for size in [100usize, 10_000] {
         for appenders in [1usize, 16, 64] {

@@ -96,6 +96,6 @@ impl LogError {
 }
 
 /// `map_err(io_error("write", &path))`.
-pub(crate) fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+pub(crate) fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LogError + 'a {
     move |source| LogError::Io { action, path: path.to_path_buf(), source: Arc::new(source) }
 }

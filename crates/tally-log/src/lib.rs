@@ -137,9 +137,16 @@ impl Log {
             released: start,
             released_ordinal: 0,
         };
-        let shared =
-            Arc::new(Shared { dir, options, state: Mutex::new(state), work: Condvar::new(), advanced: Condvar::new(), fsyncs });
-        let writer = writer::Writer { shared: shared.clone(), active: Some(opened.active), ordinal: opened.records, last_mark };
+        let shared = Arc::new(Shared {
+            dir,
+            options,
+            state: Mutex::new(state),
+            work: Condvar::new(),
+            advanced: Condvar::new(),
+            fsyncs,
+        });
+        let writer =
+            writer::Writer { shared: shared.clone(), active: Some(opened.active), ordinal: opened.records, last_mark };
         let handle = std::thread::Builder::new()
             .name("tally-log-writer".into())
             .spawn(move || writer.run())

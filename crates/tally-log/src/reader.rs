@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::LogError;
 use crate::error::io_error;
 use crate::format::{self, Frame, SegmentFile};
 use crate::state::Shared;
-use crate::LogError;
 
 /// One record read from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +115,12 @@ impl Reader {
             if st.closing || now >= deadline {
                 return false;
             }
-            st = self.shared.advanced.wait_timeout(st, deadline - now).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+            st = self
+                .shared
+                .advanced
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
     }
 }

@@ -28,11 +28,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
+use crate::LogError;
 use crate::error::io_error;
 use crate::format::{self, Frame, HEADER_LEN, HeaderError, SegmentFile};
 use crate::state::{MARK_BYTES, Mark, SegmentMeta};
 use crate::writer::{self, Active};
-use crate::LogError;
 
 /// What opening the log found.
 #[derive(Debug, Clone, Default)]
@@ -133,18 +133,32 @@ pub(crate) fn open_dir(dir: &Path, fsyncs: &AtomicU64) -> Result<Opened, LogErro
             return Err(LogError::Corrupt {
                 path,
                 offset: 0,
-                reason: format!("the segment starts at position {first}, inside the one before it (ends at {next_position})"),
+                reason: format!(
+                    "the segment starts at position {first}, inside the one before it (ends at {next_position})"
+                ),
             });
         }
         match scan(&path, first, recovery.records, &mut marks)? {
             Scanned::BadHeader { file_len, reason } if last && file_len <= HEADER_LEN => {
                 fs::remove_file(&path).map_err(io_error("remove", &path))?;
-                recovery.problems.push(Problem { kind: ProblemKind::TornTail, path, offset: 0, dropped_bytes: file_len, reason });
+                recovery.problems.push(Problem {
+                    kind: ProblemKind::TornTail,
+                    path,
+                    offset: 0,
+                    dropped_bytes: file_len,
+                    reason,
+                });
                 next_position = first;
             }
             Scanned::BadHeader { file_len, reason } => {
                 let dropped = file_len.saturating_sub(HEADER_LEN);
-                recovery.problems.push(Problem { kind: ProblemKind::Corrupt, path, offset: 0, dropped_bytes: dropped, reason });
+                recovery.problems.push(Problem {
+                    kind: ProblemKind::Corrupt,
+                    path,
+                    offset: 0,
+                    dropped_bytes: dropped,
+                    reason,
+                });
                 segments.push(SegmentMeta { first, end: first });
                 next_position = first + dropped;
             }
@@ -159,10 +173,22 @@ pub(crate) fn open_dir(dir: &Path, fsyncs: &AtomicU64) -> Result<Opened, LogErro
                     None => {}
                     Some(reason) if last => {
                         truncate(&path, offset, fsyncs)?;
-                        recovery.problems.push(Problem { kind: ProblemKind::TornTail, path, offset, dropped_bytes, reason });
+                        recovery.problems.push(Problem {
+                            kind: ProblemKind::TornTail,
+                            path,
+                            offset,
+                            dropped_bytes,
+                            reason,
+                        });
                     }
                     Some(reason) => {
-                        recovery.problems.push(Problem { kind: ProblemKind::Corrupt, path, offset, dropped_bytes, reason });
+                        recovery.problems.push(Problem {
+                            kind: ProblemKind::Corrupt,
+                            path,
+                            offset,
+                            dropped_bytes,
+                            reason,
+                        });
                     }
                 }
             }

@@ -19,10 +19,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::LogError;
 use crate::error::io_error;
 use crate::format::{self, HEADER_LEN};
 use crate::state::{Batch, MARK_BYTES, MARK_MS, Mark, SegmentMeta, Shared};
-use crate::LogError;
 
 /// The segment the writer appends to; only the writer thread holds it.
 pub(crate) struct Active {

@@ -38,6 +38,8 @@ fn child_appends_until_killed() {
     let Ok(dir) = std::env::var(CHILD_DIR) else { return };
     let round: u64 = std::env::var(CHILD_ROUND).unwrap().parse().unwrap();
     let log = Arc::new(Log::open(Path::new(&dir), child_options()).unwrap());
+    // libtest has printed "test <name> ... " without a newline; end it.
+    println!();
     let threads: Vec<_> = (0..4)
         .map(|thread| {
             let log = log.clone();
@@ -129,6 +131,7 @@ fn child_appends_on_a_small_disk() {
     o.segment_bytes = 8 << 20;
     let log = Log::open(Path::new(&dir), o).unwrap();
     let mut out = std::io::stdout().lock();
+    writeln!(out).unwrap();
     for i in 0..4000u64 {
         match log.append(&record(0, 0, i)).unwrap().wait() {
             Ok(position) => writeln!(out, "ack {position} {i}").unwrap(),

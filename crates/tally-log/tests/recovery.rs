@@ -70,9 +70,14 @@ fn a_torn_tail_keeps_the_valid_prefix_at_any_cut() {
     let frame = 58;
     // Cut inside the last frame's header, inside its payload, one byte short, and at frame
     // boundaries (nothing torn).
-    for (cut_from_end, kept, torn) in
-        [(1, 19, true), (20, 19, true), (frame - 3, 19, true), (frame, 19, false), (frame + 4, 18, true), (frame * 20, 0, false)]
-    {
+    for (cut_from_end, kept, torn) in [
+        (1, 19, true),
+        (20, 19, true),
+        (frame - 3, 19, true),
+        (frame, 19, false),
+        (frame + 4, 18, true),
+        (frame * 20, 0, false),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let records = write_log(dir.path(), 20, 1 << 20);
         let path = &segments(dir.path())[0];
