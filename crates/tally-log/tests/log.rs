@@ -326,3 +326,13 @@ fn io_errors_name_the_file() {
     let text = err.to_string();
     assert!(text.starts_with("cannot create ") && text.contains(&Path::new("log").display().to_string()), "{text}");
 }
+
+#[test]
+fn handles_can_cross_threads_and_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Log>();
+    send_sync::<tally_log::Ticket>();
+    send::<tally_log::Reader>();
+    send_sync::<LogError>();
+}
