@@ -9,7 +9,7 @@
 //! which deletes segments that hold only applied records. On start, [`Log::open`] checks
 //! every segment, repairs a torn tail and reports what it found ([`Recovery`]); appends
 //! work at once, and the applier replays from its stored position. The file format and the
-//! recovery rules are in `docs/ingest-log.md`, [`format`](crate) and `recovery.rs`.
+//! recovery rules are in `docs/ingest-log.md`, `format.rs` and `recovery.rs`.
 //!
 //! # Positions
 //!
