@@ -196,7 +196,13 @@ fn invariants() -> Result<(), String> {
             problems.push(format!("tally-protocol depends on {banned}"));
         }
     }
-    // 4. No SQL outside backend crates.
+    // 4. The ingest log stands alone: no tally crate, no async runtime, no database.
+    for n in names(&tree("tally-log", "normal")?) {
+        if n.starts_with("tally-") && n != "tally-log" || ["tokio", "duckdb"].contains(&n.as_str()) {
+            problems.push(format!("tally-log depends on {n}"));
+        }
+    }
+    // 5. No SQL outside backend crates.
     for dir in ["crates/tally-insights/src", "crates/tally-collector/src", "crates/tally-cli/src"] {
         for file in rust_files(&root().join(dir)) {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
