@@ -74,7 +74,8 @@ pub struct InsightsArgs {
     /// Publishable output: hide rows with fewer than k distinct projects.
     #[arg(long)]
     public: bool,
-    /// The k of --public (the collector may enforce a higher one).
+    /// The k of --public; a k below the collector's (or, reading the data dir, the default
+    /// 5) is raised to it.
     #[arg(long, default_value_t = tally_insights::DEFAULT_K)]
     k: usize,
     /// A running collector to ask. Without it, the default address is tried, then the
@@ -259,7 +260,10 @@ fn ask_data_dir(args: &InsightsArgs) -> anyhow::Result<Answer> {
         ),
         e => anyhow::anyhow!(e),
     })?;
-    let audience = if args.public { Audience::Public { k: args.k.max(1) } } else { Audience::Private };
+    // No collector: its k is not known, so the default k is the floor (a public answer may
+    // raise k, never lower it).
+    let audience =
+        if args.public { Audience::Public { k: args.k.max(tally_insights::DEFAULT_K) } } else { Audience::Private };
     Ok(tally_insights::answer(&store, &args.name, params(args)?, audience)?)
 }
 

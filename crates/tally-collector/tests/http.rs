@@ -389,3 +389,42 @@ async fn insights_need_the_token_unless_public() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.as_array().expect("list").iter().any(|i| i["name"] == "top-plugins"));
 }
+
+#[tokio::test]
+async fn a_huge_public_k_does_not_publish_every_row() {
+    // Issue 11: `public=true&k=18446744073709551615` published every row (k became negative).
+    let store = Arc::new(MemoryStore::new());
+    let app = collector_with(store, Settings { admin_token: Some(TOKEN.into()), k: 2, ..Settings::default() }).router();
+    // graphql is used by two projects, seo by one.
+    let mut first = event(1, "command.run");
+    first["plugins"] = json!(["graphql", "seo"]);
+    let other = "5d1c9a7e-2b3f-4e8a-9c6d-1f2e3a4b5c6d";
+    for b in [
+        batch(vec![first]),
+        json!({"sent_at": Utc::now(), "context": context(other), "events": [event(2, "command.run")]}),
+    ] {
+        let (status, _, body) = send(&app, json_post(&b)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let public = |k: &str| {
+        let app = app.clone();
+        let uri = format!("/v1/insights/top-plugins?app=demo&since=1d&public=true{k}");
+        async move {
+            let (status, _, body) = send(&app, Request::get(uri).body(Body::empty()).expect("req")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            (body["table"]["rows"].clone(), body["suppression"].clone())
+        }
+    };
+    let server_k = (json!([["graphql", 2, 1, 2]]), json!({"k": 2, "hidden_rows": 1}));
+    assert_eq!(public("").await, server_k);
+    for k in ["&k=18446744073709551615", "&k=18446744073709551614", "&k=9223372036854775808"] {
+        let (rows, suppression) = public(k).await;
+        assert_eq!(rows, json!([]), "{k}");
+        assert_eq!(suppression["hidden_rows"], 2, "{k}");
+    }
+    // A k below the server's is the server's.
+    for k in ["&k=0", "&k=1", "&k=2"] {
+        assert_eq!(public(k).await, server_k, "{k}");
+    }
+    assert_eq!(public("&k=3").await, (json!([]), json!({"k": 3, "hidden_rows": 2})));
+}

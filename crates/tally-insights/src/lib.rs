@@ -402,7 +402,11 @@ pub fn suppress(table: &mut Table, k: usize) -> Suppression {
     if checked.is_empty() {
         table.rows.clear();
     } else {
-        table.rows.retain(|r| checked.iter().all(|i| matches!(r[*i], Cell::Int(n) if n >= k as i64)));
+        // Compared in u64, k converted saturating: `k as i64` turned a huge k negative and
+        // published every row (issue 11). A negative count is never published.
+        let k = u64::try_from(k).unwrap_or(u64::MAX);
+        let enough = |n: i64| u64::try_from(n).is_ok_and(|n| n >= k);
+        table.rows.retain(|r| checked.iter().all(|i| matches!(r[*i], Cell::Int(n) if enough(n))));
     }
     Suppression { k, hidden_rows: before - table.rows.len() }
 }
@@ -652,6 +656,30 @@ mod tests {
         assert_eq!(public.suppression, Some(Suppression { k: 5, hidden_rows: 1 }));
         let json = serde_json::to_string(&public).expect("json");
         assert!(!json.contains("rare"), "{json}");
+    }
+
+    #[test]
+    fn a_huge_k_does_not_publish_every_row() {
+        // Issue 11: `k as i64` made k = usize::MAX (or any k above i64::MAX) negative.
+        let table = || Table {
+            columns: vec![Column::new("plugin", ColumnType::Text), Column::new("projects", ColumnType::Int)],
+            rows: vec![
+                vec![Cell::Text("a".into()), Cell::Int(i64::MAX)],
+                vec![Cell::Text("b".into()), Cell::Int(5)],
+                vec![Cell::Text("c".into()), Cell::Int(-1)],
+            ],
+        };
+        let huge = [usize::MAX, usize::MAX - 1, (i64::MAX as usize) + 1, u64::MAX as usize];
+        for k in huge {
+            let mut t = table();
+            assert_eq!(suppress(&mut t, k), Suppression { k, hidden_rows: 3 }, "k = {k}");
+            assert!(t.rows.is_empty(), "k = {k}");
+        }
+        let mut t = table();
+        assert_eq!(suppress(&mut t, i64::MAX as usize), Suppression { k: i64::MAX as usize, hidden_rows: 2 });
+        assert_eq!(t.rows[0][0], Cell::Text("a".into()));
+        let mut t = table();
+        assert_eq!(suppress(&mut t, 5), Suppression { k: 5, hidden_rows: 1 }, "a negative count is never published");
     }
 
     fn plugin_rows(sets: &[&[&str]]) -> MemoryStore {
