@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use tally_insights::{Answer, Audience, Params};
-use tally_store::{Cell, Filters, Period};
+use tally_insights::{Answer, InsightRequest, Resolved};
+use tally_store::Cell;
 
 use crate::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 
@@ -25,58 +25,11 @@ pub enum Format {
 pub struct InsightsArgs {
     /// The insight, or `list` to name them all.
     name: String,
-    /// The app (tool) whose events are counted.
-    #[arg(long, default_value = "demo")]
-    app: String,
-    /// How far back from now (`90m`, `12h`, `30d`, `4w`).
-    #[arg(long, default_value = "30d")]
-    since: String,
-    /// Only this environment (development, staging, production, test).
-    #[arg(long)]
-    env: Option<String>,
-    /// Only this OS family.
-    #[arg(long)]
-    os: Option<String>,
-    /// Only this app version.
-    #[arg(long)]
-    app_version: Option<String>,
-    /// Only events using this plugin.
-    #[arg(long)]
-    plugin: Option<String>,
-    /// Most rows (plugins, error kinds) for top-N insights.
-    #[arg(long, default_value_t = tally_insights::DEFAULT_LIMIT)]
-    limit: usize,
-    /// Time bucket for insights over time: day or week.
-    #[arg(long, value_parser = ["day", "week"])]
-    period: Option<String>,
-    /// A dimension to split by (env, os, arch, runtime, runtime_version, runtime_major,
-    /// runtime_minor, app_version, ci, container, event, error_kind, plugin).
-    #[arg(long)]
-    group_by: Option<String>,
-    /// Rolling window of active-trend, in days.
-    #[arg(long)]
-    window_days: Option<u32>,
-    /// The timed event of setup-time (default project.created).
-    #[arg(long)]
-    event: Option<String>,
-    /// co-usage: the plugin whose companions to list (default: matrix of the top plugins).
-    #[arg(long)]
-    focus: Option<String>,
-    /// retention: weeks after the cohort (default 8).
-    #[arg(long)]
-    weeks: Option<u32>,
-    /// runtime-versions: a baseline distribution file (JSON {"20": 0.41} or CSV version,share).
-    #[arg(long)]
-    baseline: Option<PathBuf>,
+    #[command(flatten)]
+    request: InsightRequest,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// Publishable output: hide rows with fewer than k distinct projects.
-    #[arg(long)]
-    public: bool,
-    /// The k of --public (the collector may enforce a higher one).
-    #[arg(long, default_value_t = tally_insights::DEFAULT_K)]
-    k: usize,
     /// A running collector to ask. Without it, the default address is tried, then the
     /// data directory is opened.
     #[arg(long, env = "TALLY_SERVER")]
@@ -143,54 +96,6 @@ fn server_is_up(url: &str) -> bool {
     agent.get(&format!("{url}/healthz")).call().is_ok()
 }
 
-fn params(args: &InsightsArgs) -> anyhow::Result<Params> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let (from_ms, to_ms) = tally_insights::range_until_now(now, tally_insights::parse_since(&args.since)?);
-    let env = args
-        .env
-        .as_deref()
-        .map(|e| {
-            tally_protocol::Env::parse(e)
-                .with_context(|| format!("--env {e:?} is not one of development, staging, production, test"))
-        })
-        .transpose()?;
-    let group_by = args
-        .group_by
-        .as_deref()
-        .map(|g| {
-            tally_store::Dimension::parse(g).with_context(|| {
-                let names: Vec<_> = tally_store::Dimension::ALL.iter().map(|d| d.name()).collect();
-                format!("--group-by {g:?} is not one of {}", names.join(", "))
-            })
-        })
-        .transpose()?;
-    let baseline = args
-        .baseline
-        .as_deref()
-        .map(|path| {
-            let text = std::fs::read_to_string(path).with_context(|| format!("while reading {}", path.display()))?;
-            Ok::<_, anyhow::Error>(tally_insights::parse_baseline(&text)?)
-        })
-        .transpose()?;
-    Ok(Params {
-        filters: Filters {
-            env,
-            os: args.os.clone(),
-            app_version: args.app_version.clone(),
-            plugin: args.plugin.clone(),
-        },
-        limit: args.limit,
-        period: args.period.as_deref().map(|p| if p == "day" { Period::Day } else { Period::Week }),
-        group_by,
-        window_days: args.window_days,
-        event: args.event.clone(),
-        focus: args.focus.clone(),
-        weeks: args.weeks,
-        baseline,
-        ..Params::new(args.app.clone(), from_ms, to_ms)
-    })
-}
-
 fn token(args: &InsightsArgs) -> Option<String> {
     args.token.clone().or_else(|| {
         std::fs::read_to_string(args.data_dir.join(crate::serve::ADMIN_TOKEN_FILE)).ok().map(|t| t.trim().to_string())
@@ -199,36 +104,14 @@ fn token(args: &InsightsArgs) -> Option<String> {
 
 fn ask_server(url: &str, args: &InsightsArgs) -> anyhow::Result<Answer> {
     let url = url.trim_end_matches('/');
-    let mut req = ureq::get(&format!("{url}/v1/insights/{}", args.name))
-        .query("app", &args.app)
-        .query("since", &args.since)
-        .query("limit", args.limit.to_string());
-    let p = params(args)?;
-    let numbers = [("window_days", p.window_days), ("weeks", p.weeks)];
-    for (k, v) in numbers {
-        if let Some(v) = v {
-            req = req.query(k, v.to_string());
-        }
+    // The collector resolves the request itself (with its k and its clock); resolving it
+    // here too only makes a bad value fail with the same message as without a collector.
+    args.request.resolve(chrono::Utc::now().timestamp_millis(), tally_insights::DEFAULT_K)?;
+    let mut req = ureq::get(&format!("{url}/v1/insights/{}", args.name));
+    for (name, value) in args.request.query_pairs() {
+        req = req.query(name, value);
     }
-    let baseline = p.baseline.as_ref().map(|b| b.iter().map(|(v, s)| format!("{v}:{s}")).collect::<Vec<_>>().join(","));
-    for (k, v) in [
-        ("env", &args.env),
-        ("os", &args.os),
-        ("app_version", &args.app_version),
-        ("plugin", &args.plugin),
-        ("period", &args.period),
-        ("group_by", &args.group_by),
-        ("event", &args.event),
-        ("focus", &args.focus),
-        ("baseline", &baseline),
-    ] {
-        if let Some(v) = v {
-            req = req.query(k, v);
-        }
-    }
-    if args.public {
-        req = req.query("public", "true").query("k", args.k.to_string());
-    } else {
+    if !args.request.public {
         let Some(token) = token(args) else {
             bail!(
                 "private insights need the admin token: pass --token, set TALLY_ADMIN_TOKEN, or point --data-dir at the \
@@ -259,8 +142,11 @@ fn ask_data_dir(args: &InsightsArgs) -> anyhow::Result<Answer> {
         ),
         e => anyhow::anyhow!(e),
     })?;
-    let audience = if args.public { Audience::Public { k: args.k.max(1) } } else { Audience::Private };
-    Ok(tally_insights::answer(&store, &args.name, params(args)?, audience)?)
+    // No collector: its k is not known, so the default k is the floor (a public answer may
+    // raise k, never lower it).
+    let Resolved { params, audience } =
+        args.request.resolve(chrono::Utc::now().timestamp_millis(), tally_insights::DEFAULT_K)?;
+    Ok(tally_insights::answer(&store, &args.name, params, audience)?)
 }
 
 fn csv_field(s: &str) -> String {

@@ -60,6 +60,38 @@ fn batches_in_insights_out() {
     assert_eq!(rows(&public), vec![json!(["graphql", 6, 5, 18])]);
     assert_eq!(public["suppression"], json!({"k": 5, "hidden_rows": 2}));
 
+    // The collector raises a smaller k to its own, and applies a larger one.
+    let mut low_k = public_args.clone();
+    low_k.extend(["--k", "1"]);
+    assert_eq!(insight("top-plugins", &low_k)["suppression"], json!({"k": 5, "hidden_rows": 2}));
+    let mut high_k = public_args.clone();
+    high_k.extend(["--k", "18446744073709551615"]);
+    let hidden = insight("top-plugins", &high_k);
+    assert_eq!((rows(&hidden), hidden["suppression"]["hidden_rows"].clone()), (vec![], json!(3)));
+
+    // Options and a baseline file reach the collector as the CLI read them.
+    let baseline = dir.path().join("baseline.csv");
+    std::fs::write(&baseline, "version,share\n20,70%\n18,30%\n").expect("write baseline");
+    // An explicit range, so that the answer read from the data dir later is for the same days.
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = ((today - chrono::Days::new(1)).to_string(), (today + chrono::Days::new(1)).to_string());
+    let versions_args = [
+        "--env",
+        "production",
+        "--group-by",
+        "runtime_minor",
+        "--baseline",
+        baseline.to_str().expect("utf-8 path"),
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    let versions = insight("runtime-versions", &[&server_args[..], &versions_args].concat());
+    assert_eq!(versions["params"]["filters"]["env"], "production");
+    assert_eq!(versions["params"]["group_by"], "runtime_minor");
+    assert_eq!(versions["params"]["baseline"], json!({"18": 0.3, "20": 0.7}));
+
     let envs = insight("env-split", &server_args);
     assert_eq!(rows(&envs), vec![json!(["production", 4, 3, 12]), json!(["development", 2, 2, 6])]);
 
@@ -84,6 +116,11 @@ fn batches_in_insights_out() {
     server.stop();
     let offline = insight("active", &["--data-dir", dir_arg]);
     assert_eq!(rows(&offline), rows(&active));
+    let offline = insight("runtime-versions", &[&["--data-dir", dir_arg][..], &versions_args].concat());
+    assert_eq!((&offline["params"], &offline["table"]), (&versions["params"], &versions["table"]));
+    // Without a collector, the default k is the floor.
+    let offline = insight("top-plugins", &["--data-dir", dir_arg, "--public", "--k", "1"]);
+    assert_eq!(offline["suppression"], json!({"k": 5, "hidden_rows": 2}));
 }
 
 #[test]

@@ -23,15 +23,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use tally_insights::{Audience, InsightError, Params};
+use tally_insights::{InsightError, InsightRequest, Resolved};
 use tally_protocol::{EventOutcome, SchemaSet, check_batch};
-use tally_store::{EventStore, Filters, ServerSecret, StoreError};
+use tally_store::{EventStore, ServerSecret, StoreError};
 
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -222,31 +222,6 @@ async fn list_insights() -> Response {
     Json(list).into_response()
 }
 
-/// Query string of `GET /v1/insights/{name}`.
-#[derive(Debug, Deserialize)]
-struct InsightQuery {
-    app: String,
-    since: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    env: Option<String>,
-    os: Option<String>,
-    app_version: Option<String>,
-    plugin: Option<String>,
-    limit: Option<usize>,
-    #[serde(default)]
-    public: bool,
-    k: Option<usize>,
-    period: Option<tally_store::Period>,
-    group_by: Option<String>,
-    window_days: Option<u32>,
-    event: Option<String>,
-    focus: Option<String>,
-    weeks: Option<u32>,
-    /// `version:share,version:share`.
-    baseline: Option<String>,
-}
-
 fn authorized(s: &Shared, headers: &HeaderMap) -> bool {
     let Some(token) = &s.settings.admin_token else {
         return false;
@@ -260,76 +235,30 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn params_from(q: &InsightQuery, now_ms: i64) -> Result<Params, InsightError> {
-    let since = q.since.as_deref().map(tally_insights::parse_since).transpose()?.unwrap_or(30 * tally_store::DAY_MS);
-    let (from_ms, to_ms) = match (&q.from, &q.to) {
-        (Some(f), Some(t)) => (tally_insights::parse_time(f)?, tally_insights::parse_time(t)?),
-        (Some(f), None) => (tally_insights::parse_time(f)?, tally_insights::range_until_now(now_ms, since).1),
-        (None, Some(t)) => {
-            let to = tally_insights::parse_time(t)?;
-            (to - since, to)
-        }
-        // `since` alone: whole days ending with today.
-        (None, None) => tally_insights::range_until_now(now_ms, since),
-    };
-    let env = q
-        .env
-        .as_deref()
-        .map(|e| {
-            tally_protocol::Env::parse(e).ok_or_else(|| {
-                InsightError::InvalidParams(format!("env {e:?} is not one of development, staging, production, test"))
-            })
-        })
-        .transpose()?;
-    let group_by = q
-        .group_by
-        .as_deref()
-        .map(|g| {
-            tally_store::Dimension::parse(g).ok_or_else(|| {
-                let names: Vec<_> = tally_store::Dimension::ALL.iter().map(|d| d.name()).collect();
-                InsightError::InvalidParams(format!("group_by {g:?} is not one of {}", names.join(", ")))
-            })
-        })
-        .transpose()?;
-    let baseline = q
-        .baseline
-        .as_deref()
-        .map(|b| tally_insights::parse_baseline(&b.replace(',', "\n").replace(':', ",")))
-        .transpose()?;
-    Ok(Params {
-        filters: Filters { env, os: q.os.clone(), app_version: q.app_version.clone(), plugin: q.plugin.clone() },
-        limit: q.limit.unwrap_or(tally_insights::DEFAULT_LIMIT),
-        period: q.period,
-        group_by,
-        window_days: q.window_days,
-        event: q.event.clone(),
-        focus: q.focus.clone(),
-        weeks: q.weeks,
-        baseline,
-        ..Params::new(q.app.clone(), from_ms, to_ms)
-    })
-}
-
 async fn get_insight(
     State(s): State<Arc<Shared>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    QueryParams(q): QueryParams<InsightQuery>,
+    request: Result<QueryParams<InsightRequest>, QueryRejection>,
 ) -> Response {
-    let response = insight(&s, name, &headers, q).await.unwrap_or_else(IntoResponse::into_response);
+    let response = insight(&s, name, &headers, request).await.unwrap_or_else(IntoResponse::into_response);
     s.metrics.request("/v1/insights", response.status().as_u16());
     response
 }
 
-async fn insight(s: &Arc<Shared>, name: String, headers: &HeaderMap, q: InsightQuery) -> Result<Response, ApiError> {
-    let audience = if q.public {
-        Audience::Public { k: q.k.unwrap_or(s.settings.k).max(s.settings.k) }
-    } else if authorized(s, headers) {
-        Audience::Private
-    } else {
+async fn insight(
+    s: &Arc<Shared>,
+    name: String,
+    headers: &HeaderMap,
+    request: Result<QueryParams<InsightRequest>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    // A value that does not parse (`env=prod`) is answered like one that does not resolve.
+    let QueryParams(request) = request.map_err(|e| ApiError::bad_request("invalid_params", e.body_text()))?;
+    if !request.public && !authorized(s, headers) {
         return Err(ApiError::unauthorized());
-    };
-    let params = params_from(&q, chrono::Utc::now().timestamp_millis()).map_err(insight_error)?;
+    }
+    let Resolved { params, audience } =
+        request.resolve(chrono::Utc::now().timestamp_millis(), s.settings.k).map_err(insight_error)?;
     let store = s.store.clone();
     let answer = tokio::task::spawn_blocking(move || tally_insights::answer(store.as_ref(), &name, params, audience))
         .await

@@ -389,3 +389,85 @@ async fn insights_need_the_token_unless_public() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.as_array().expect("list").iter().any(|i| i["name"] == "top-plugins"));
 }
+
+#[tokio::test]
+async fn a_huge_public_k_does_not_publish_every_row() {
+    // Issue 11: `public=true&k=18446744073709551615` published every row (k became negative).
+    let store = Arc::new(MemoryStore::new());
+    let app = collector_with(store, Settings { admin_token: Some(TOKEN.into()), k: 2, ..Settings::default() }).router();
+    // graphql is used by two projects, seo by one.
+    let mut first = event(1, "command.run");
+    first["plugins"] = json!(["graphql", "seo"]);
+    let other = "5d1c9a7e-2b3f-4e8a-9c6d-1f2e3a4b5c6d";
+    for b in [
+        batch(vec![first]),
+        json!({"sent_at": Utc::now(), "context": context(other), "events": [event(2, "command.run")]}),
+    ] {
+        let (status, _, body) = send(&app, json_post(&b)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let public = |k: &str| {
+        let app = app.clone();
+        let uri = format!("/v1/insights/top-plugins?app=demo&since=1d&public=true{k}");
+        async move {
+            let (status, _, body) = send(&app, Request::get(uri).body(Body::empty()).expect("req")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            (body["table"]["rows"].clone(), body["suppression"].clone())
+        }
+    };
+    let server_k = (json!([["graphql", 2, 1, 2]]), json!({"k": 2, "hidden_rows": 1}));
+    assert_eq!(public("").await, server_k);
+    for k in ["&k=18446744073709551615", "&k=18446744073709551614", "&k=9223372036854775808"] {
+        let (rows, suppression) = public(k).await;
+        assert_eq!(rows, json!([]), "{k}");
+        assert_eq!(suppression["hidden_rows"], 2, "{k}");
+    }
+    // A k below the server's is the server's.
+    for k in ["&k=0", "&k=1", "&k=2"] {
+        assert_eq!(public(k).await, server_k, "{k}");
+    }
+    assert_eq!(public("&k=3").await, (json!([]), json!({"k": 3, "hidden_rows": 2})));
+}
+
+#[tokio::test]
+async fn insight_requests_resolve_like_the_cli() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store);
+    let (status, _, body) = send(&app, json_post(&batch(vec![event(1, "command.run")]))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let get = |query: &str| {
+        let uri = format!("/v1/insights/{query}");
+        Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).body(Body::empty()).expect("req")
+    };
+    // Values that do not parse and values that do not resolve get the same JSON error.
+    for (query, message) in [
+        ("active?app=demo&env=prod", "\"prod\" is not one of development, staging, production, test"),
+        ("active?app=demo&group_by=colour", "\"colour\" is not one of env, os"),
+        ("active?app=demo&period=month", "\"month\" is not one of day, week"),
+        ("active?app=demo&k=-1", "k: invalid digit"),
+        ("active?since=1d", "missing field `app`"),
+        ("active?app=demo&from=yesterday", "\"yesterday\" is not a time"),
+        ("runtime-versions?app=demo&baseline=20:0.4,18", "baseline: entry 2: expected version:share"),
+    ] {
+        let (status, _, body) = send(&app, get(query)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"], "invalid_params", "{query}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains(message)), "{query}: {body}");
+    }
+    // The baseline inline, or as the text of a CSV file (what `tally insights --baseline FILE` sends).
+    for baseline in ["20:40,18:60", "version%2Cshare%0A20%2C40%0A18%2C60%0A"] {
+        let (status, _, body) = send(&app, get(&format!("runtime-versions?app=demo&baseline={baseline}"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["params"]["baseline"], json!({"18": 0.6, "20": 0.4}), "{baseline}");
+    }
+    let today = Utc::now().date_naive();
+    let (from, to) = (today - chrono::Days::new(1), today + chrono::Days::new(1));
+    let (status, _, body) = send(&app, get(&format!("events-per-day?app=demo&from={from}&to={to}"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let day_ms = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis();
+    assert_eq!(
+        (body["params"]["from_ms"].clone(), body["params"]["to_ms"].clone()),
+        (json!(day_ms(from)), json!(day_ms(to)))
+    );
+    assert_eq!(body["table"]["rows"].as_array().map(Vec::len), Some(1), "{body}");
+}

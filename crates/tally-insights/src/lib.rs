@@ -1,8 +1,13 @@
 //! The insight catalog: each question a maintainer asks, as a named insight that turns
 //! typed parameters into a typed [`Query`] and applies k-anonymity to what is published.
 //!
+//! [`InsightRequest`] is the request as the CLI and the HTTP API take it, resolved into
+//! [`Params`] in one place.
+//!
 //! This crate never names a storage backend and never writes SQL: it talks to storage only
 //! through [`EventStore`].
+
+mod request;
 
 use std::collections::BTreeMap;
 
@@ -10,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use tally_store::{
     Cell, Column, ColumnType, Dimension, EventStore, Filters, Period, Query, QueryKind, StoreError, Table,
 };
+
+pub use request::{InsightRequest, Resolved, parse_baseline, parse_since, parse_time, range_until_now};
 
 /// The default minimum number of distinct projects behind a published row.
 pub const DEFAULT_K: usize = 5;
@@ -402,7 +409,11 @@ pub fn suppress(table: &mut Table, k: usize) -> Suppression {
     if checked.is_empty() {
         table.rows.clear();
     } else {
-        table.rows.retain(|r| checked.iter().all(|i| matches!(r[*i], Cell::Int(n) if n >= k as i64)));
+        // Compared in u64, k converted saturating: `k as i64` turned a huge k negative and
+        // published every row (issue 11). A negative count is never published.
+        let k = u64::try_from(k).unwrap_or(u64::MAX);
+        let enough = |n: i64| u64::try_from(n).is_ok_and(|n| n >= k);
+        table.rows.retain(|r| checked.iter().all(|i| matches!(r[*i], Cell::Int(n) if enough(n))));
     }
     Suppression { k, hidden_rows: before - table.rows.len() }
 }
@@ -534,84 +545,6 @@ fn add_baseline(table: &mut Table, column: &str, baseline: &BTreeMap<String, f64
     sort_versions(table, column);
 }
 
-/// Reads a baseline distribution: JSON `{"20": 0.41, ...}` or CSV lines `version,share`
-/// (a header line is skipped). Shares may be fractions or percentages (then divided by
-/// 100 when they sum to more than 1.5).
-pub fn parse_baseline(text: &str) -> Result<BTreeMap<String, f64>, InsightError> {
-    let bad = |m: String| InsightError::InvalidParams(format!("baseline: {m}"));
-    let mut map: BTreeMap<String, f64> = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| bad(format!("not a JSON object of version -> share: {e}")))?
-    } else {
-        let mut m = BTreeMap::new();
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let (version, share) =
-                line.split_once(',').ok_or_else(|| bad(format!("line {}: expected version,share", n + 1)))?;
-            match share.trim().trim_end_matches('%').parse::<f64>() {
-                Ok(s) => {
-                    m.insert(version.trim().to_string(), s);
-                }
-                Err(_) if n == 0 => continue,
-                Err(_) => return Err(bad(format!("line {}: {share:?} is not a number", n + 1))),
-            }
-        }
-        m
-    };
-    if map.values().any(|v| !v.is_finite() || *v < 0.0) {
-        return Err(bad("shares must be non-negative numbers".into()));
-    }
-    if map.values().sum::<f64>() > 1.5 {
-        for v in map.values_mut() {
-            *v /= 100.0;
-        }
-    }
-    Ok(map)
-}
-
-/// The range `[from, to)` of the last `since_ms` up to `now_ms`. A whole number of days
-/// becomes whole UTC days ending with today (`30d` = today and the 29 days before), which is
-/// what dashboards mean and what stores answer from their rollups; shorter spans (`12h`)
-/// end exactly at `now_ms`.
-pub fn range_until_now(now_ms: i64, since_ms: i64) -> (i64, i64) {
-    let day = tally_store::DAY_MS;
-    if since_ms % day == 0 {
-        let to = (now_ms.div_euclid(day) + 1) * day;
-        (to - since_ms, to)
-    } else {
-        (now_ms - since_ms, now_ms)
-    }
-}
-
-/// Parses a duration such as `30d`, `12h`, `4w` or `90m` into milliseconds.
-pub fn parse_since(s: &str) -> Result<i64, InsightError> {
-    let bad = || {
-        InsightError::InvalidParams(format!("{s:?} is not a duration; use a number and a unit: 90m, 12h, 30d or 4w"))
-    };
-    let s = s.trim();
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: i64 = digits.parse().map_err(|_| bad())?;
-    let unit_ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => tally_store::DAY_MS,
-        "w" => 7 * tally_store::DAY_MS,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(unit_ms).filter(|ms| *ms > 0).ok_or_else(bad)
-}
-
-/// Parses a point in time: RFC 3339 (`2026-11-01T12:00:00Z`) or a date (`2026-11-01`, at
-/// 00:00 UTC), into ms since the Unix epoch.
-pub fn parse_time(s: &str) -> Result<i64, InsightError> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_millis());
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_millis())
-        .map_err(|_| {
-            InsightError::InvalidParams(format!("{s:?} is not a time; use 2026-11-01 or 2026-11-01T12:00:00Z"))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,13 +553,6 @@ mod tests {
 
     fn params() -> Params {
         Params { limit: 10, ..Params::new("demo", T0, T0 + 10 * DAY_MS) }
-    }
-
-    #[test]
-    fn whole_days_end_with_today() {
-        let now = T0 + 5 * DAY_MS + 3_600_000;
-        assert_eq!(range_until_now(now, 7 * DAY_MS), (T0 - DAY_MS, T0 + 6 * DAY_MS));
-        assert_eq!(range_until_now(now, 12 * 3_600_000), (now - 12 * 3_600_000, now));
     }
 
     #[test]
@@ -652,6 +578,30 @@ mod tests {
         assert_eq!(public.suppression, Some(Suppression { k: 5, hidden_rows: 1 }));
         let json = serde_json::to_string(&public).expect("json");
         assert!(!json.contains("rare"), "{json}");
+    }
+
+    #[test]
+    fn a_huge_k_does_not_publish_every_row() {
+        // Issue 11: `k as i64` made k = usize::MAX (or any k above i64::MAX) negative.
+        let table = || Table {
+            columns: vec![Column::new("plugin", ColumnType::Text), Column::new("projects", ColumnType::Int)],
+            rows: vec![
+                vec![Cell::Text("a".into()), Cell::Int(i64::MAX)],
+                vec![Cell::Text("b".into()), Cell::Int(5)],
+                vec![Cell::Text("c".into()), Cell::Int(-1)],
+            ],
+        };
+        let huge = [usize::MAX, usize::MAX - 1, (i64::MAX as usize) + 1, u64::MAX as usize];
+        for k in huge {
+            let mut t = table();
+            assert_eq!(suppress(&mut t, k), Suppression { k, hidden_rows: 3 }, "k = {k}");
+            assert!(t.rows.is_empty(), "k = {k}");
+        }
+        let mut t = table();
+        assert_eq!(suppress(&mut t, i64::MAX as usize), Suppression { k: i64::MAX as usize, hidden_rows: 2 });
+        assert_eq!(t.rows[0][0], Cell::Text("a".into()));
+        let mut t = table();
+        assert_eq!(suppress(&mut t, 5), Suppression { k: 5, hidden_rows: 1 }, "a negative count is never published");
     }
 
     fn plugin_rows(sets: &[&[&str]]) -> MemoryStore {
@@ -735,19 +685,6 @@ mod tests {
         let share = a.table.column("share").expect("share");
         // 4 active projects in the week; a and b are each used by 2.
         assert_eq!(a.table.rows.iter().map(|r| r[share].clone()).collect::<Vec<_>>(), vec![Cell::Float(0.5); 2]);
-    }
-
-    #[test]
-    fn durations_and_times_parse() {
-        assert_eq!(parse_since("30d").expect("30d"), 30 * DAY_MS);
-        assert_eq!(parse_since("2w").expect("2w"), 14 * DAY_MS);
-        assert_eq!(parse_since("90m").expect("90m"), 90 * 60_000);
-        for bad in ["", "d", "30", "30x", "-3d", "0d"] {
-            assert!(parse_since(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(parse_time("2026-10-01").expect("date"), T0);
-        assert_eq!(parse_time("2026-10-01T00:00:00Z").expect("rfc3339"), T0);
-        assert!(parse_time("yesterday").is_err());
     }
 
     #[test]

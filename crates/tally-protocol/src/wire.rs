@@ -101,6 +101,15 @@ impl Env {
     }
 }
 
+impl std::str::FromStr for Env {
+    type Err = String;
+
+    /// Parses a wire name; the error names every environment.
+    fn from_str(s: &str) -> Result<Env, String> {
+        Env::parse(s).ok_or_else(|| format!("{s:?} is not one of development, staging, production, test"))
+    }
+}
+
 impl fmt::Display for Env {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -126,6 +126,18 @@ impl Dimension {
     ];
 }
 
+impl std::str::FromStr for Dimension {
+    type Err = String;
+
+    /// Parses a column name; the error names every dimension.
+    fn from_str(s: &str) -> Result<Dimension, String> {
+        Dimension::parse(s).ok_or_else(|| {
+            let names: Vec<_> = Dimension::ALL.iter().map(|d| d.name()).collect();
+            format!("{s:?} is not one of {}", names.join(", "))
+        })
+    }
+}
+
 /// The leading part of a version: `version_prefix("20.11.1", 2) == "20.11"`.
 pub fn version_prefix(version: &str, parts: usize) -> String {
     version.split('.').take(parts).collect::<Vec<_>>().join(".")
@@ -139,6 +151,19 @@ pub enum Period {
     Day,
     /// A week starting Monday 00:00 UTC.
     Week,
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+
+    /// Parses `day` or `week`.
+    fn from_str(s: &str) -> Result<Period, String> {
+        match s {
+            "day" => Ok(Period::Day),
+            "week" => Ok(Period::Week),
+            _ => Err(format!("{s:?} is not one of day, week")),
+        }
+    }
 }
 
 impl Period {
