@@ -8,15 +8,16 @@
 //! through [`EventStore`].
 
 mod request;
+mod shape;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tally_store::{
-    Cell, Column, ColumnType, Dimension, EventStore, Filters, Period, Query, QueryKind, StoreError, Table,
-};
+use tally_store::{Cell, Dimension, EventStore, Filters, Period, Query, QueryKind, StoreError, Table};
 
 pub use request::{InsightRequest, Resolved, parse_baseline, parse_since, parse_time, range_until_now};
+pub use shape::compare_versions;
+use shape::{add_baseline, add_lift, add_share, keep_top_labels, sort_versions};
 
 /// The default minimum number of distinct projects behind a published row.
 pub const DEFAULT_K: usize = 5;
@@ -418,138 +419,11 @@ pub fn suppress(table: &mut Table, k: usize) -> Suppression {
     Suppression { k, hidden_rows: before - table.rows.len() }
 }
 
-fn round(x: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x * f).round() / f
-}
-
-fn int_at(row: &[Cell], i: Option<usize>) -> Option<i64> {
-    i.and_then(|i| row[i].as_int())
-}
-
-/// Adds `share` = projects / period_projects (4 decimals).
-fn add_share(table: &mut Table, _: &Params) {
-    let (p, total) = (table.column("projects"), table.column("period_projects"));
-    if p.is_none() || total.is_none() {
-        return;
-    }
-    table.columns.push(Column::new("share", ColumnType::Float));
-    for row in &mut table.rows {
-        let share = match (int_at(row, p), int_at(row, total)) {
-            (Some(a), Some(b)) if b > 0 => Cell::Float(round(a as f64 / b as f64, 4)),
-            _ => Cell::Null,
-        };
-        row.push(share);
-    }
-}
-
-/// Adds `lift` = P(a and b) / (P(a) P(b)) over projects (3 decimals).
-fn add_lift(table: &mut Table, _: &Params) {
-    let idx = |n| table.column(n);
-    let (both, a, b, total) = (idx("projects_both"), idx("projects_a"), idx("projects_b"), idx("projects_total"));
-    table.columns.push(Column::new("lift", ColumnType::Float));
-    for row in &mut table.rows {
-        let lift = match (int_at(row, both), int_at(row, a), int_at(row, b), int_at(row, total)) {
-            (Some(both), Some(a), Some(b), Some(t)) if a > 0 && b > 0 => {
-                Cell::Float(round(both as f64 * t as f64 / (a as f64 * b as f64), 3))
-            }
-            _ => Cell::Null,
-        };
-        row.push(lift);
-    }
-}
-
-/// Keeps the rows of the `limit` first distinct values of the first column (the table is
-/// ordered by projects, so these are the top ones).
-fn keep_top_labels(table: &mut Table, limit: usize) {
-    let mut seen: Vec<Cell> = Vec::new();
-    table.rows.retain(|r| {
-        if seen.contains(&r[0]) {
-            return true;
-        }
-        if seen.len() < limit {
-            seen.push(r[0].clone());
-            return true;
-        }
-        false
-    });
-}
-
-/// Numeric-aware ordering of version strings: `20.9` < `20.10` < `22`.
-pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    let parts = |s: &str| -> Vec<(u64, String)> {
-        s.split(['.', '-', '+'])
-            .map(|p| {
-                let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
-                (digits.parse().unwrap_or(0), p[digits.len()..].to_string())
-            })
-            .collect()
-    };
-    parts(a).cmp(&parts(b))
-}
-
-/// Sorts rows by the version in `column`, newest first, keeping the period order when
-/// there is one.
-fn sort_versions(table: &mut Table, column: &str) {
-    let Some(i) = table.column(column) else { return };
-    let period = table.column("period");
-    table.rows.sort_by(|x, y| {
-        let by_period = match period {
-            Some(p) => x[p].to_string().cmp(&y[p].to_string()),
-            None => std::cmp::Ordering::Equal,
-        };
-        by_period.then_with(|| compare_versions(&y[i].to_string(), &x[i].to_string()))
-    });
-}
-
-/// Adds `baseline_share` and `difference` (share − baseline) for each version.
-fn add_baseline(table: &mut Table, column: &str, baseline: &BTreeMap<String, f64>) {
-    let (Some(v), Some(share)) = (table.column(column), table.column("share")) else { return };
-    table.columns.push(Column::new("baseline_share", ColumnType::Float));
-    table.columns.push(Column::new("difference", ColumnType::Float));
-    let mut seen = std::collections::BTreeSet::new();
-    for row in &mut table.rows {
-        let version = row[v].to_string();
-        seen.insert(version.clone());
-        match (baseline.get(&version), &row[share]) {
-            (Some(b), Cell::Float(s)) => {
-                let diff = round(s - b, 4);
-                row.push(Cell::Float(*b));
-                row.push(Cell::Float(diff));
-            }
-            (Some(b), _) => {
-                row.push(Cell::Float(*b));
-                row.push(Cell::Null);
-            }
-            _ => {
-                row.push(Cell::Null);
-                row.push(Cell::Null);
-            }
-        }
-    }
-    // Versions the community uses and this tool's projects do not.
-    let width = table.columns.len();
-    for (version, b) in baseline.iter().filter(|(k, _)| !seen.contains(*k)) {
-        let mut row = vec![Cell::Null; width];
-        row[v] = Cell::Text(version.clone());
-        for (i, c) in table.columns.iter().enumerate() {
-            if c.ty == ColumnType::Int {
-                row[i] = Cell::Int(0);
-            }
-        }
-        row[share] = Cell::Float(0.0);
-        row[width - 2] = Cell::Float(*b);
-        row[width - 1] = Cell::Float(round(-b, 4));
-        table.rows.push(row);
-    }
-    sort_versions(table, column);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tally_store::conformance::{T0, row};
-    use tally_store::{DAY_MS, MemoryStore};
+    use tally_store::{Column, ColumnType, DAY_MS, MemoryStore};
 
     fn params() -> Params {
         Params { limit: 10, ..Params::new("demo", T0, T0 + 10 * DAY_MS) }
