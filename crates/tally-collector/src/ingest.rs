@@ -1,26 +1,94 @@
-//! `POST /v1/batch`: read the body within limits, decompress it within limits, check it
-//! against the protocol and the app's schema, turn accepted events into rows (keyed
-//! hashes instead of ids, capped and scrubbed values), write them durably, and answer with
-//! one result per event.
+//! `POST /v1/batch` and the pipeline every ingest route ends in.
+//!
+//! The route reads the body within limits and decompresses it within limits; then
+//! [`check_and_store`], which the Strapi receiver calls too, checks the batch against the
+//! protocol and the app's schema, turns accepted events into rows (keyed hashes instead of
+//! ids, capped and scrubbed values), writes them durably, and answers with one result per
+//! event.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::http::HeaderMap;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use tally_protocol::limits::{MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES};
 use tally_protocol::schema::OTHER;
 use tally_protocol::scrub;
 use tally_protocol::validate::AcceptedEvent;
-use tally_protocol::{AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, SchemaSet};
+use tally_protocol::{
+    AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, Rejection, SchemaSet, check_batch,
+};
 use tally_store::{AppendStatus, EventRow, EventStore, KnownValues, ServerSecret, StoreError};
 
+use crate::Shared;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+/// `POST /v1/batch`.
+pub(crate) async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let response = match receive(&s, &headers, body).await {
+        Ok((status, body)) => (status, Json(body)).into_response(),
+        Err(e) => e.into_response(),
+    };
+    s.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+    s.metrics.request("/v1/batch", response.status().as_u16());
+    response
+}
+
+async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusCode, BatchResponse), ApiError> {
+    let raw = read_body(body).await?;
+    let body = decode(headers, raw)?;
+    let response = check_and_store(s, &body, Utc::now()).await?;
+    let all_rejected =
+        !response.results.is_empty() && response.results.iter().all(|r| r.status == EventOutcome::Rejected);
+    Ok((if all_rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, response))
+}
+
+/// Checks a batch (its JSON text) received at `now`, turns its accepted events into rows,
+/// writes them durably and answers with one result per event. Every event is counted in
+/// the metrics, whatever its outcome. Fails, storing nothing, when the whole batch is
+/// rejected or the write fails.
+pub(crate) async fn check_and_store(s: &Shared, batch: &[u8], now: DateTime<Utc>) -> Result<BatchResponse, ApiError> {
+    let checked = check_batch(batch, &s.schemas, now, s.settings.max_event_age_ms).map_err(|r| rejected(s, r))?;
+    let schema = s.schemas.get(&checked.context.app).expect("check_batch found the schema");
+    s.metrics.dropped_props.inc_by(checked.dropped_props as u64);
+    let now_ms = now.timestamp_millis();
+    let mut rows = Vec::new();
+    let mut outcomes = Vec::with_capacity(checked.events.len());
+    for (id, result) in checked.events {
+        outcomes.push((
+            id,
+            result.map(|maybe| {
+                maybe.map(|accepted| {
+                    rows.push(to_row(&checked.context, accepted, now_ms, &s.secret, schema, &s.caps, &s.metrics));
+                })
+            }),
+        ));
+    }
+    let statuses = if rows.is_empty() {
+        vec![]
+    } else {
+        s.metrics.queue_depth.set(s.writer.depth() as i64 + 1);
+        s.writer.write(rows).await?
+    };
+    Ok(respond(&outcomes, &statuses, checked.dropped_props, &s.metrics))
+}
+
+/// A whole request rejected: counted, then answered.
+pub(crate) fn rejected(s: &Shared, r: Rejection) -> ApiError {
+    s.metrics.event("rejected", r.reason.as_str());
+    ApiError::from_rejection(r)
+}
+
 /// Reads a request body, refusing more than [`MAX_BODY_BYTES`].
-pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
         // A body over the limit and a broken connection both land here; the limit is by far
         // the common case and the only one a client can act on.
@@ -120,7 +188,7 @@ impl Caps {
 
 /// Turns an accepted event into a stored row: ids become keyed hashes, values are capped
 /// and scrubbed.
-pub fn to_row(
+fn to_row(
     ctx: &Context,
     accepted: AcceptedEvent,
     received_at_ms: i64,
@@ -171,7 +239,7 @@ pub fn to_row(
 
 /// Builds the response from per-event check results and the store's statuses (one per
 /// row, in the order the rows were built).
-pub fn respond(
+fn respond(
     checked: &[tally_protocol::validate::EventCheck<()>],
     statuses: &[AppendStatus],
     dropped_props: usize,

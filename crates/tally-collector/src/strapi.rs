@@ -2,9 +2,10 @@
 //!
 //! Strapi's server, CLI, `create-strapi-app` and admin panel post one event per request to
 //! `POST /api/v2/track` (v4 and v5) or `POST /track` (v3 and early v4). This module turns
-//! such a payload into a tally [`Context`] and [`Event`] of app [`APP`] and hands them to
-//! the same path a native batch takes (`check_batch`, [`crate::ingest::to_row`], the group
-//! commit writer), so the same validation, caps, scrubbing and durability apply.
+//! such a payload into a tally [`Context`] and [`Event`] of app [`APP`] and hands them, as a
+//! batch of one, to the pipeline a native batch ends in ([`crate::ingest::check_and_store`]:
+//! `check_batch`, rows, the group commit writer), so the same validation, caps, scrubbing
+//! and durability apply.
 //!
 //! What is kept is decided here, field by field; everything else is never read:
 //! - `groupProperties.projectId` (or the legacy `uuid`) is the project, stored keyed-hashed.
@@ -42,13 +43,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tally_protocol::limits::{MAX_NAME_LEN, MAX_PLUGINS};
 use tally_protocol::validate::is_plugin_name;
-use tally_protocol::{AppSchema, Batch, Context, Env, Event, EventOutcome, PropValue, RejectReason, Rejection};
-use tally_store::{AppendStatus, ServerSecret};
+use tally_protocol::{AppSchema, Batch, Context, Env, Event, PropValue, RejectReason, Rejection};
+use tally_store::ServerSecret;
 use tower_http::cors::{Any, CorsLayer};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::writer::WriteError;
 use crate::{Shared, ingest};
 
 /// The app name Strapi's events are stored under.
@@ -121,10 +121,8 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusC
     };
     let header_event = headers.get("x-strapi-event").and_then(|v| v.to_str().ok());
     let now = Utc::now();
-    let translated = translate(&payload, header_event, now, schema, &s.strapi, &s.secret).map_err(|r| {
-        s.metrics.event("rejected", r.reason.as_str());
-        ApiError::from_rejection(r)
-    })?;
+    let translated =
+        translate(&payload, header_event, now, schema, &s.strapi, &s.secret).map_err(|r| ingest::rejected(s, r))?;
     let (context, event) = match translated {
         Translation::Keep { context, event } => (*context, *event),
         Translation::Drop { reason } => {
@@ -132,45 +130,18 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusC
             return Ok((StatusCode::ACCEPTED, json!({"status": "dropped", "reason": reason.as_str()})));
         }
     };
-    // The same checks a native batch gets, on a batch of one.
+    // The same pipeline a native batch takes, on a batch of one.
     let batch = Batch { sent_at: now, context, events: vec![event] };
     let bytes = serde_json::to_vec(&batch).map_err(|e| ApiError::internal(format!("encoding the event: {e}")))?;
-    let checked = tally_protocol::check_batch(&bytes, &s.schemas, now, s.settings.max_event_age_ms).map_err(|r| {
-        s.metrics.event("rejected", r.reason.as_str());
-        ApiError::from_rejection(r)
-    })?;
-    s.metrics.dropped_props.inc_by(checked.dropped_props as u64);
-    let mut rows = Vec::with_capacity(1);
-    for (_, result) in checked.events {
-        match result {
-            Ok(Some(accepted)) => rows.push(ingest::to_row(
-                &checked.context,
-                accepted,
-                now.timestamp_millis(),
-                &s.secret,
-                schema,
-                &s.caps,
-                &s.metrics,
-            )),
-            Ok(None) => {}
-            Err(r) => {
-                s.metrics.event("rejected", r.reason.as_str());
-                return Err(ApiError::from_rejection(r));
-            }
-        }
-    }
-    s.metrics.queue_depth.set(s.writer.depth() as i64 + 1);
-    let statuses = s.writer.write(rows).await.map_err(|e| match e {
-        WriteError::QueueFull => ApiError::queue_full(),
-        WriteError::Closed => ApiError::unavailable("the collector is shutting down; retry later"),
-        WriteError::Store(e) => ApiError::unavailable(format!("the event could not be stored ({e}); retry later")),
-    })?;
-    let outcome = match statuses.first() {
-        Some(AppendStatus::Inserted) => EventOutcome::Accepted,
-        _ => EventOutcome::Duplicate,
+    let response = ingest::check_and_store(s, &bytes, now).await?;
+    let Some(result) = response.results.into_iter().next() else {
+        return Err(ApiError::internal("a batch of one event had no result"));
     };
-    s.metrics.event(if outcome == EventOutcome::Accepted { "accepted" } else { "duplicate" }, "");
-    Ok((StatusCode::OK, json!({"status": outcome})))
+    // Only a rejected event has a reason; Strapi is answered with its error, not a result.
+    if let Some(reason) = result.reason {
+        return Err(ApiError::from_rejection(Rejection::new(reason, result.detail.unwrap_or_default())));
+    }
+    Ok((StatusCode::OK, json!({"status": result.status})))
 }
 
 /// What becomes of one Strapi payload.
