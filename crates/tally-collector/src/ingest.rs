@@ -213,28 +213,14 @@ fn to_row(
     // Capping can map several plugins to `other`: keep one.
     let mut seen = HashSet::new();
     event.plugins.retain(|p| seen.insert(p.clone()));
-    EventRow {
-        event_id: event.event_id,
-        received_at_ms,
+    EventRow::new(
+        ctx,
+        event,
         occurred_at_ms,
-        app: ctx.app.clone(),
-        app_version: ctx.app_version.clone(),
-        event: event.event,
-        project: secret.project_key(&ctx.project),
-        machine: secret.machine_key(&ctx.app, &ctx.machine),
-        env: ctx.env,
-        os: ctx.os.clone(),
-        os_version: ctx.os_version.clone(),
-        arch: ctx.arch.clone(),
-        runtime: ctx.runtime.clone(),
-        runtime_version: ctx.runtime_version.clone(),
-        ci: ctx.ci.clone().unwrap_or_default(),
-        container: ctx.container,
-        plugins: event.plugins,
-        duration_ms: event.duration_ms,
-        error_kind: event.error_kind,
-        props: event.props,
-    }
+        received_at_ms,
+        secret.project_key(&ctx.project),
+        secret.machine_key(&ctx.app, &ctx.machine),
+    )
 }
 
 /// Builds the response from per-event check results and the store's statuses (one per

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tally_protocol::{Env, PropValue};
+use tally_protocol::{Context, Env, Event, PropValue};
 use uuid::Uuid;
 
 use crate::keys::{MachineKey, ProjectKey};
@@ -50,6 +50,44 @@ pub struct EventRow {
     pub error_kind: Option<String>,
     /// Typed properties the app's schema allows.
     pub props: BTreeMap<String, PropValue>,
+}
+
+impl EventRow {
+    /// The row of `event`, sent with `context`. The project and machine come as their keyed
+    /// hashes ([`crate::ServerSecret`]), computed once per batch by the caller;
+    /// `occurred_at_ms` is the time the collector settled on (after clock-skew correction),
+    /// not necessarily the event's own `occurred_at`. No CI is stored as the empty string.
+    pub fn new(
+        context: &Context,
+        event: Event,
+        occurred_at_ms: i64,
+        received_at_ms: i64,
+        project: ProjectKey,
+        machine: MachineKey,
+    ) -> EventRow {
+        EventRow {
+            event_id: event.event_id,
+            received_at_ms,
+            occurred_at_ms,
+            app: context.app.clone(),
+            app_version: context.app_version.clone(),
+            event: event.event,
+            project,
+            machine,
+            env: context.env,
+            os: context.os.clone(),
+            os_version: context.os_version.clone(),
+            arch: context.arch.clone(),
+            runtime: context.runtime.clone(),
+            runtime_version: context.runtime_version.clone(),
+            ci: context.ci.clone().unwrap_or_default(),
+            container: context.container,
+            plugins: event.plugins,
+            duration_ms: event.duration_ms,
+            error_kind: event.error_kind,
+            props: event.props,
+        }
+    }
 }
 
 /// What [`crate::EventStore::append`] did with one row.
