@@ -3,8 +3,8 @@
 //! The route reads the body within limits and decompresses it within limits; then
 //! [`check_and_store`], which the Strapi receiver calls too, checks the batch against the
 //! protocol and the app's schema, turns accepted events into rows (keyed hashes instead of
-//! ids, capped and scrubbed values), writes them durably, and answers with one result per
-//! event.
+//! ids, capped and scrubbed values, a checked context: [`crate::context`]), writes them
+//! durably, and answers with one result per event.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -24,11 +24,11 @@ use tally_protocol::validate::AcceptedEvent;
 use tally_protocol::{
     AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, Rejection, SchemaSet, check_batch,
 };
-use tally_store::{AppendStatus, EventRow, EventStore, KnownValues, ServerSecret, StoreError};
+use tally_store::{AppendStatus, ContextField, EventRow, EventStore, KnownValues, ServerSecret, StoreError};
 
-use crate::Shared;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::{Shared, context};
 
 /// `POST /v1/batch`.
 pub(crate) async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
@@ -60,21 +60,19 @@ pub(crate) async fn check_and_store(s: &Shared, batch: &[u8], now: DateTime<Utc>
     let schema = s.schemas.get(&checked.context.app).expect("check_batch found the schema");
     s.metrics.dropped_props.inc_by(checked.dropped_props as u64);
     let now_ms = now.timestamp_millis();
-    let mut rows = Vec::new();
+    let mut accepted = Vec::new();
     let mut outcomes = Vec::with_capacity(checked.events.len());
     for (id, result) in checked.events {
-        outcomes.push((
-            id,
-            result.map(|maybe| {
-                maybe.map(|accepted| {
-                    rows.push(to_row(&checked.context, accepted, now_ms, &s.secret, schema, &s.caps, &s.metrics));
-                })
-            }),
-        ));
+        outcomes.push((id, result.map(|maybe| maybe.map(|event| accepted.push(event)))));
     }
-    let statuses = if rows.is_empty() {
+    let statuses = if accepted.is_empty() {
         vec![]
     } else {
+        // Only a context that will be stored takes places under the caps.
+        let mut ctx = checked.context;
+        context::sanitize(&mut ctx, &s.caps, &s.metrics);
+        let rows =
+            accepted.into_iter().map(|a| to_row(&ctx, a, now_ms, &s.secret, schema, &s.caps, &s.metrics)).collect();
         s.metrics.queue_depth.set(s.writer.depth() as i64 + 1);
         s.writer.write(rows).await?
     };
@@ -129,8 +127,9 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(out))
 }
 
-/// Distinct values already admitted per app, enforcing the schema's cardinality caps across
-/// restarts (seeded from the store).
+/// Distinct values already admitted per app, enforcing the cardinality caps (the schema's
+/// on plugins and string props, [`crate::context`]'s on context fields) across restarts
+/// (seeded from the store).
 #[derive(Default)]
 pub struct Caps {
     apps: Mutex<HashMap<String, KnownValues>>,
@@ -183,6 +182,22 @@ impl Caps {
             }
         }
         replaced
+    }
+
+    /// Caps one context field of `app` at `max` distinct values: a new value beyond it
+    /// becomes `other`. Returns whether `value` was replaced.
+    pub fn cap_context(&self, app: &str, field: ContextField, value: &mut String, max: usize) -> bool {
+        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = apps.entry(app.to_string()).or_default().context.entry(field).or_default();
+        if seen.contains(value.as_str()) {
+            return false;
+        }
+        if seen.len() < max {
+            seen.insert(value.clone());
+            return false;
+        }
+        *value = OTHER.to_string();
+        true
     }
 }
 

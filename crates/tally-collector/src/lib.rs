@@ -13,6 +13,7 @@
 //! through [`EventStore`]; which backend is used is the caller's choice.
 
 pub mod builtin;
+mod context;
 mod error;
 mod ingest;
 mod metrics;

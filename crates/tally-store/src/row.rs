@@ -106,4 +106,65 @@ pub struct KnownValues {
     pub plugins: BTreeSet<String>,
     /// Distinct string values per property name.
     pub props: BTreeMap<String, BTreeSet<String>>,
+    /// Distinct non-empty values per string context field; a field without one is absent.
+    pub context: BTreeMap<ContextField, BTreeSet<String>>,
+}
+
+/// The string fields of a batch's context that every row stores (the collector caps and
+/// checks each of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContextField {
+    /// `app_version`.
+    AppVersion,
+    /// `os`.
+    Os,
+    /// `os_version`.
+    OsVersion,
+    /// `arch`.
+    Arch,
+    /// `runtime`.
+    Runtime,
+    /// `runtime_version`.
+    RuntimeVersion,
+    /// `ci` (empty when not in CI).
+    Ci,
+}
+
+impl ContextField {
+    /// Every string context field.
+    pub const ALL: [ContextField; 7] = [
+        ContextField::AppVersion,
+        ContextField::Os,
+        ContextField::OsVersion,
+        ContextField::Arch,
+        ContextField::Runtime,
+        ContextField::RuntimeVersion,
+        ContextField::Ci,
+    ];
+
+    /// The column name (the field's name in the wire context too).
+    pub fn name(self) -> &'static str {
+        match self {
+            ContextField::AppVersion => "app_version",
+            ContextField::Os => "os",
+            ContextField::OsVersion => "os_version",
+            ContextField::Arch => "arch",
+            ContextField::Runtime => "runtime",
+            ContextField::RuntimeVersion => "runtime_version",
+            ContextField::Ci => "ci",
+        }
+    }
+
+    /// The field's value in `row`.
+    pub fn of(self, row: &EventRow) -> &str {
+        match self {
+            ContextField::AppVersion => &row.app_version,
+            ContextField::Os => &row.os,
+            ContextField::OsVersion => &row.os_version,
+            ContextField::Arch => &row.arch,
+            ContextField::Runtime => &row.runtime,
+            ContextField::RuntimeVersion => &row.runtime_version,
+            ContextField::Ci => &row.ci,
+        }
+    }
 }
