@@ -601,28 +601,7 @@ pub fn rows(
             let machine = secret.machine_key(&ctx.app, &ctx.machine);
             for e in batch.events {
                 let at = e.occurred_at.timestamp_millis();
-                out.push(tally_store::EventRow {
-                    event_id: e.event_id,
-                    received_at_ms: at + 1_000,
-                    occurred_at_ms: at,
-                    app: ctx.app.clone(),
-                    app_version: ctx.app_version.clone(),
-                    event: e.event,
-                    project,
-                    machine,
-                    env: ctx.env,
-                    os: ctx.os.clone(),
-                    os_version: ctx.os_version.clone(),
-                    arch: ctx.arch.clone(),
-                    runtime: ctx.runtime.clone(),
-                    runtime_version: ctx.runtime_version.clone(),
-                    ci: ctx.ci.clone().unwrap_or_default(),
-                    container: ctx.container,
-                    plugins: e.plugins,
-                    duration_ms: e.duration_ms,
-                    error_kind: e.error_kind,
-                    props: e.props,
-                });
+                out.push(tally_store::EventRow::new(ctx, e, at, at + 1_000, project, machine));
             }
         }
         if !sink(out)? {

@@ -8,6 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tally_protocol::wire::ErrorBody;
 use tally_protocol::{RejectReason, Rejection};
+use tally_store::StoreError;
+
+use crate::writer::WriteError;
 
 /// An error response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +92,31 @@ impl ApiError {
             _ => StatusCode::BAD_REQUEST,
         };
         Self::new(status, r.reason.as_str(), r.detail)
+    }
+}
+
+/// A write the writer did not do: 429 for a full queue, else 503.
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::QueueFull => ApiError::queue_full(),
+            WriteError::Closed => ApiError::unavailable("the collector is shutting down; retry later"),
+            WriteError::Store(e) => ApiError::unavailable(format!("events could not be stored ({e}); retry later")),
+        }
+    }
+}
+
+/// A store read that failed: 503.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::unavailable(format!("storage is failing: {e}"))
+    }
+}
+
+/// A blocking task that panicked or was cancelled: 500.
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::internal(e.to_string())
     }
 }
 

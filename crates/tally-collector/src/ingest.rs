@@ -1,26 +1,92 @@
-//! `POST /v1/batch`: read the body within limits, decompress it within limits, check it
-//! against the protocol and the app's schema, turn accepted events into rows (keyed
-//! hashes instead of ids, capped and scrubbed values), write them durably, and answer with
-//! one result per event.
+//! `POST /v1/batch` and the pipeline every ingest route ends in.
+//!
+//! The route reads the body within limits and decompresses it within limits; then
+//! [`check_and_store`], which the Strapi receiver calls too, checks the batch against the
+//! protocol and the app's schema, turns accepted events into rows (keyed hashes instead of
+//! ids, capped and scrubbed values, a checked context: [`crate::context`]), writes them
+//! durably, and answers with one result per event.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::http::HeaderMap;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use tally_protocol::limits::{MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES};
 use tally_protocol::schema::OTHER;
 use tally_protocol::scrub;
 use tally_protocol::validate::AcceptedEvent;
-use tally_protocol::{AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, SchemaSet};
-use tally_store::{AppendStatus, EventRow, EventStore, KnownValues, ServerSecret, StoreError};
+use tally_protocol::{
+    AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, Rejection, SchemaSet, check_batch,
+};
+use tally_store::{AppendStatus, ContextField, EventRow, EventStore, KnownValues, ServerSecret, StoreError};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::{Shared, context};
+
+/// `POST /v1/batch`.
+pub(crate) async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let response = match receive(&s, &headers, body).await {
+        Ok((status, body)) => (status, Json(body)).into_response(),
+        Err(e) => e.into_response(),
+    };
+    s.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+    s.metrics.request("/v1/batch", response.status().as_u16());
+    response
+}
+
+async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusCode, BatchResponse), ApiError> {
+    let raw = read_body(body).await?;
+    let body = decode(headers, raw)?;
+    let response = check_and_store(s, &body, Utc::now()).await?;
+    let all_rejected =
+        !response.results.is_empty() && response.results.iter().all(|r| r.status == EventOutcome::Rejected);
+    Ok((if all_rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, response))
+}
+
+/// Checks a batch (its JSON text) received at `now`, turns its accepted events into rows,
+/// writes them durably and answers with one result per event. Every event is counted in
+/// the metrics, whatever its outcome. Fails, storing nothing, when the whole batch is
+/// rejected or the write fails.
+pub(crate) async fn check_and_store(s: &Shared, batch: &[u8], now: DateTime<Utc>) -> Result<BatchResponse, ApiError> {
+    let checked = check_batch(batch, &s.schemas, now, s.settings.max_event_age_ms).map_err(|r| rejected(s, r))?;
+    let schema = s.schemas.get(&checked.context.app).expect("check_batch found the schema");
+    s.metrics.dropped_props.inc_by(checked.dropped_props as u64);
+    let now_ms = now.timestamp_millis();
+    let mut accepted = Vec::new();
+    let mut outcomes = Vec::with_capacity(checked.events.len());
+    for (id, result) in checked.events {
+        outcomes.push((id, result.map(|maybe| maybe.map(|event| accepted.push(event)))));
+    }
+    let statuses = if accepted.is_empty() {
+        vec![]
+    } else {
+        // Only a context that will be stored takes places under the caps.
+        let mut ctx = checked.context;
+        context::sanitize(&mut ctx, &s.caps, &s.metrics);
+        let rows =
+            accepted.into_iter().map(|a| to_row(&ctx, a, now_ms, &s.secret, schema, &s.caps, &s.metrics)).collect();
+        s.metrics.queue_depth.set(s.writer.depth() as i64 + 1);
+        s.writer.write(rows).await?
+    };
+    Ok(respond(&outcomes, &statuses, checked.dropped_props, &s.metrics))
+}
+
+/// A whole request rejected: counted, then answered.
+pub(crate) fn rejected(s: &Shared, r: Rejection) -> ApiError {
+    s.metrics.event("rejected", r.reason.as_str());
+    ApiError::from_rejection(r)
+}
 
 /// Reads a request body, refusing more than [`MAX_BODY_BYTES`].
-pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
         // A body over the limit and a broken connection both land here; the limit is by far
         // the common case and the only one a client can act on.
@@ -61,8 +127,9 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(out))
 }
 
-/// Distinct values already admitted per app, enforcing the schema's cardinality caps across
-/// restarts (seeded from the store).
+/// Distinct values already admitted per app, enforcing the cardinality caps (the schema's
+/// on plugins and string props, [`crate::context`]'s on context fields) across restarts
+/// (seeded from the store).
 #[derive(Default)]
 pub struct Caps {
     apps: Mutex<HashMap<String, KnownValues>>,
@@ -116,11 +183,27 @@ impl Caps {
         }
         replaced
     }
+
+    /// Caps one context field of `app` at `max` distinct values: a new value beyond it
+    /// becomes `other`. Returns whether `value` was replaced.
+    pub fn cap_context(&self, app: &str, field: ContextField, value: &mut String, max: usize) -> bool {
+        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = apps.entry(app.to_string()).or_default().context.entry(field).or_default();
+        if seen.contains(value.as_str()) {
+            return false;
+        }
+        if seen.len() < max {
+            seen.insert(value.clone());
+            return false;
+        }
+        *value = OTHER.to_string();
+        true
+    }
 }
 
 /// Turns an accepted event into a stored row: ids become keyed hashes, values are capped
 /// and scrubbed.
-pub fn to_row(
+fn to_row(
     ctx: &Context,
     accepted: AcceptedEvent,
     received_at_ms: i64,
@@ -145,33 +228,19 @@ pub fn to_row(
     // Capping can map several plugins to `other`: keep one.
     let mut seen = HashSet::new();
     event.plugins.retain(|p| seen.insert(p.clone()));
-    EventRow {
-        event_id: event.event_id,
-        received_at_ms,
+    EventRow::new(
+        ctx,
+        event,
         occurred_at_ms,
-        app: ctx.app.clone(),
-        app_version: ctx.app_version.clone(),
-        event: event.event,
-        project: secret.project_key(&ctx.project),
-        machine: secret.machine_key(&ctx.app, &ctx.machine),
-        env: ctx.env,
-        os: ctx.os.clone(),
-        os_version: ctx.os_version.clone(),
-        arch: ctx.arch.clone(),
-        runtime: ctx.runtime.clone(),
-        runtime_version: ctx.runtime_version.clone(),
-        ci: ctx.ci.clone().unwrap_or_default(),
-        container: ctx.container,
-        plugins: event.plugins,
-        duration_ms: event.duration_ms,
-        error_kind: event.error_kind,
-        props: event.props,
-    }
+        received_at_ms,
+        secret.project_key(&ctx.project),
+        secret.machine_key(&ctx.app, &ctx.machine),
+    )
 }
 
 /// Builds the response from per-event check results and the store's statuses (one per
 /// row, in the order the rows were built).
-pub fn respond(
+fn respond(
     checked: &[tally_protocol::validate::EventCheck<()>],
     statuses: &[AppendStatus],
     dropped_props: usize,

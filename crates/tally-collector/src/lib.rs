@@ -13,6 +13,7 @@
 //! through [`EventStore`]; which backend is used is the caller's choice.
 
 pub mod builtin;
+mod context;
 mod error;
 mod ingest;
 mod metrics;
@@ -20,17 +21,15 @@ pub mod strapi;
 mod writer;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query as QueryParams, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tally_insights::{InsightError, InsightRequest, Resolved};
-use tally_protocol::{EventOutcome, SchemaSet, check_batch};
+use tally_protocol::SchemaSet;
 use tally_store::{EventStore, ServerSecret, StoreError};
 
 pub use error::ApiError;
@@ -126,7 +125,7 @@ impl Collector {
     /// The HTTP routes.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/v1/batch", post(post_batch))
+            .route("/v1/batch", post(ingest::post_batch))
             .route("/v1/insights", get(list_insights))
             .route("/v1/insights/{name}", get(get_insight))
             .route("/healthz", get(healthz))
@@ -136,76 +135,14 @@ impl Collector {
     }
 }
 
-async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    let started = Instant::now();
-    let response = match ingest_batch(&s, &headers, body).await {
-        Ok((status, body)) => (status, Json(body)).into_response(),
-        Err(e) => e.into_response(),
-    };
-    s.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-    s.metrics.request("/v1/batch", response.status().as_u16());
-    response
-}
-
-async fn ingest_batch(
-    s: &Shared,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(StatusCode, tally_protocol::BatchResponse), ApiError> {
-    let raw = ingest::read_body(body).await?;
-    let body = ingest::decode(headers, raw)?;
-    let now = chrono::Utc::now();
-    let checked = check_batch(&body, &s.schemas, now, s.settings.max_event_age_ms).map_err(|r| {
-        s.metrics.event("rejected", r.reason.as_str());
-        ApiError::from_rejection(r)
-    })?;
-    let schema = s.schemas.get(&checked.context.app).expect("check_batch found the schema");
-    s.metrics.dropped_props.inc_by(checked.dropped_props as u64);
-    let now_ms = now.timestamp_millis();
-    let mut rows = Vec::new();
-    let mut outcomes = Vec::with_capacity(checked.events.len());
-    for (id, result) in checked.events {
-        outcomes.push((
-            id,
-            result.map(|maybe| {
-                maybe.map(|accepted| {
-                    rows.push(ingest::to_row(
-                        &checked.context,
-                        accepted,
-                        now_ms,
-                        &s.secret,
-                        schema,
-                        &s.caps,
-                        &s.metrics,
-                    ));
-                })
-            }),
-        ));
-    }
-    let statuses = if rows.is_empty() {
-        vec![]
-    } else {
-        s.metrics.queue_depth.set(s.writer.depth() as i64 + 1);
-        s.writer.write(rows).await.map_err(|e| match e {
-            WriteError::QueueFull => ApiError::queue_full(),
-            WriteError::Closed => ApiError::unavailable("the collector is shutting down; retry later"),
-            WriteError::Store(e) => ApiError::unavailable(format!("events could not be stored ({e}); retry later")),
-        })?
-    };
-    let response = ingest::respond(&outcomes, &statuses, checked.dropped_props, &s.metrics);
-    let all_rejected =
-        !response.results.is_empty() && response.results.iter().all(|r| r.status == EventOutcome::Rejected);
-    Ok((if all_rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, response))
-}
-
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
     let store = s.store.clone();
     match tokio::task::spawn_blocking(move || store.count_events()).await {
         Ok(Ok(events)) => {
             Json(serde_json::json!({"status": "ok", "events": events, "write_queue": s.writer.depth()})).into_response()
         }
-        Ok(Err(e)) => ApiError::unavailable(format!("storage is failing: {e}")).into_response(),
-        Err(e) => ApiError::internal(e.to_string()).into_response(),
+        Ok(Err(e)) => ApiError::from(e).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use tally_collector::{Collector, Settings};
 use tally_protocol::SchemaSet;
 use tally_store::{
-    AppendStatus, EventRow, EventStore, KnownValues, MemoryStore, ProjectKey, Query, ServerSecret, StoreError, Table,
+    AppendStatus, ContextField, EventRow, EventStore, KnownValues, MemoryStore, ProjectKey, Query, ServerSecret,
+    StoreError, Table,
 };
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -310,7 +311,95 @@ fn dump(store: &MemoryStore) -> Vec<String> {
         out.push(k);
         out.extend(v);
     }
+    for v in known.context.into_values() {
+        out.extend(v);
+    }
     out
+}
+
+/// Personal data a misconfigured client could put in a context field.
+const HOSTILE: &[&str] = &[
+    "alice@example.com",
+    "192.168.1.23",
+    "fe80::1ff:fe23:4567:890a",
+    "AKIAIOSFODNN7EXAMPLE",
+    "akiaiosfodnn7example",
+    "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+    "xoxb-123456789012-abcdefghijkl",
+    "sk_live_0123456789abcdefABCDEF",
+    "/home/alice/project",
+    "alice-macbook.local",
+];
+
+/// Issue 11: context fields were stored verbatim, so an IP address, a token or a hostname
+/// sent as `app_version` or `os` reached storage. Each value in each field, one at a time:
+/// a batch the protocol accepts is stored with the value replaced, never lost.
+#[tokio::test]
+async fn personal_data_in_context_fields_is_not_stored() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    let mut id = 0;
+    let mut stored = 0;
+    for field in ContextField::ALL.map(ContextField::name) {
+        for value in HOSTILE {
+            id += 1;
+            let mut b = batch(vec![event(id, "command.run")]);
+            b["context"][field] = json!(value);
+            let (status, _, body) = send(&app, json_post(&b)).await;
+            let protocol_accepts = value.bytes().all(|c| c.is_ascii_alphanumeric() || b"._:+-".contains(&c))
+                && (field != "ci"
+                    || value.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(&c)));
+            if protocol_accepts {
+                assert_eq!(
+                    (status, statuses(&body)),
+                    (StatusCode::OK, vec!["accepted".to_string()]),
+                    "{field} = {value}"
+                );
+                stored += 1;
+            } else {
+                assert_eq!(
+                    (status, &body["error"]),
+                    (StatusCode::BAD_REQUEST, &json!("invalid_context")),
+                    "{field} = {value}"
+                );
+            }
+        }
+    }
+    assert_eq!(store.count_events().expect("count"), stored);
+    let known = store.known_values("demo").expect("known");
+    for field in ContextField::ALL {
+        let values = &known.context[&field];
+        assert!(values.contains("[redacted]"), "{}: {values:?}", field.name());
+    }
+    let rows = format!("{:?}", dump(&store));
+    for leak in HOSTILE.iter().copied().chain(["alice", "AKIA", "ghp_", "xoxb", "sk_live", "192.168", "fe80"]) {
+        assert!(!rows.contains(leak), "{leak} reached storage: {rows}");
+    }
+}
+
+#[tokio::test]
+async fn context_fields_are_capped_across_restarts() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    // `os` keeps 100 distinct values per app.
+    for i in 0..105u128 {
+        let mut b = batch(vec![event(i + 1, "command.run")]);
+        b["context"]["os"] = json!(format!("os{i}"));
+        let (status, _, body) = send(&app, json_post(&b)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let os = |store: &MemoryStore| store.known_values("demo").expect("known").context[&ContextField::Os].clone();
+    let known = os(&store);
+    assert_eq!(known.len(), 101, "100 values and `other`");
+    assert!(known.contains("other") && known.contains("os99") && !known.contains("os100"));
+    assert_eq!(store.count_events().expect("count"), 105, "capped events are kept");
+    // A new collector seeds its caps from the store.
+    let app = collector(store.clone());
+    let mut b = batch(vec![event(200, "command.run")]);
+    b["context"]["os"] = json!("os200");
+    send(&app, json_post(&b)).await;
+    assert!(!os(&store).contains("os200"));
+    assert_eq!(store.count_events().expect("count"), 106);
 }
 
 #[tokio::test]

@@ -497,6 +497,44 @@ async fn nothing_personal_is_stored() {
     }
 }
 
+/// Issue 11 on the Strapi path: every group property that fills a context field, sent
+/// with personal data, is stored without it (the same pipeline as native batches).
+#[tokio::test]
+async fn personal_data_in_context_fields_is_not_stored() {
+    let hostile = [
+        "alice@example.com",
+        "192.168.1.23",
+        "fe80::1ff:fe23:4567:890a",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+        "xoxb-123456789012-abcdefghijkl",
+        "sk_live_0123456789abcdefABCDEF",
+        "/home/alice/project",
+        "alice-macbook.local",
+    ];
+    let store = Arc::new(RecordingStore::default());
+    let app = collector(store.clone()).router();
+    let mut sent = 0;
+    for key in ["version", "osPlatform", "osArch", "nodeVersion", "ciName"] {
+        for value in hostile {
+            let mut p = payload("v2_server_did_start_server.json");
+            p["groupProperties"][key] = Value::String(value.to_string());
+            p["groupProperties"]["isCI"] = Value::Bool(true);
+            let (status, body) = send(&app, post("/api/v2/track", serde_json::to_vec(&p).expect("json"))).await;
+            assert_eq!((status, &body["status"]), (StatusCode::OK, &Value::from("accepted")), "{key} = {value}");
+            sent += 1;
+        }
+    }
+    let rows = store.rows();
+    assert_eq!(rows.len(), sent, "no event is lost");
+    let dump = format!("{rows:?}").to_lowercase();
+    for leak in
+        hostile.iter().map(|h| h.to_lowercase()).chain(["alice", "akia", "ghp_", "xoxb", "sk_live"].map(String::from))
+    {
+        assert!(!dump.contains(&leak), "stored rows contain {leak:?}:\n{dump}");
+    }
+}
+
 #[tokio::test]
 async fn install_time_is_measured_between_will_and_did() {
     let store = Arc::new(RecordingStore::default());

@@ -30,7 +30,7 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 use duckdb::{AccessMode, Config, Connection, params};
 use tally_protocol::PropValue;
 use tally_store::{
-    AppendStatus, DAY_MS, EventRow, EventStore, KnownValues, ProjectKey, Query, Rollup, StoreError, Table,
+    AppendStatus, ContextField, DAY_MS, EventRow, EventStore, KnownValues, ProjectKey, Query, Rollup, StoreError, Table,
 };
 
 /// File name of the database inside the data directory.
@@ -231,6 +231,16 @@ impl EventStore for DuckDbStore {
             let (k, v) = pair.map_err(backend)?;
             if let Ok(PropValue::Str(s)) = serde_json::from_str::<PropValue>(&v) {
                 known.props.entry(k).or_default().insert(s);
+            }
+        }
+        for field in ContextField::ALL {
+            // The column name is one of ContextField's fixed names, never input.
+            let column = field.name();
+            let mut stmt = conn
+                .prepare(&format!("SELECT DISTINCT {column} FROM events WHERE app = ? AND {column} <> ''"))
+                .map_err(backend)?;
+            for v in stmt.query_map(params![app], |r| r.get::<_, String>(0)).map_err(backend)? {
+                known.context.entry(field).or_default().insert(v.map_err(backend)?);
             }
         }
         Ok(known)

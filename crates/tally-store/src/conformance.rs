@@ -11,7 +11,7 @@ use tally_protocol::{Env, PropValue};
 use uuid::Uuid;
 
 use crate::query::{Cell, Dimension, Filters, Period, Query, QueryKind, Table};
-use crate::row::{AppendStatus, EventRow};
+use crate::row::{AppendStatus, ContextField, EventRow};
 use crate::{DAY_MS, EventStore, Key16};
 
 /// 2026-10-01T00:00:00Z, the day the datasets start.
@@ -129,6 +129,28 @@ pub fn rows_keep_their_fields(store: &dyn EventStore) {
     assert_eq!(known.plugins.into_iter().collect::<Vec<_>>(), vec!["@scope/a", "b"]);
     assert_eq!(known.props.get("s").map(|s| s.iter().cloned().collect::<Vec<_>>()), Some(vec!["x y".to_string()]));
     assert!(!known.props.contains_key("i"), "only string props are known values");
+    let context: Vec<(&str, Vec<&str>)> =
+        known.context.iter().map(|(f, v)| (f.name(), v.iter().map(String::as_str).collect())).collect();
+    assert_eq!(
+        context,
+        [
+            ("app_version", vec!["1.0.0"]),
+            ("os", vec!["linux"]),
+            ("os_version", vec!["6"]),
+            ("arch", vec!["x86_64"]),
+            ("runtime", vec!["node"]),
+            ("runtime_version", vec!["20.11.1"]),
+            ("ci", vec!["github_actions"]),
+        ]
+    );
+    let mut other_app = row(2, 2, 5, 3, 4);
+    other_app.app = "other".into();
+    append_all(store, &[other_app]);
+    assert_eq!(
+        store.known_values("other").expect("known values").context.keys().copied().collect::<Vec<_>>(),
+        ContextField::ALL[..6].to_vec(),
+        "an empty context value (no CI) is not a known value"
+    );
     assert!(store.known_values("other").expect("known values").plugins.is_empty());
 }
 

@@ -109,6 +109,21 @@ impl ServerSecret {
     pub fn machine_key(&self, app: &str, machine: &str) -> MachineKey {
         self.mac(&[b"machine", app.as_bytes(), machine.as_bytes()])
     }
+
+    /// The UUID that stands for a project a client names by a string of its own instead of
+    /// a UUID (Strapi's `projectId` may be any string), per `source` (such as
+    /// `strapi:project-id`). The project is then stored as [`Self::project_key`] of it, like
+    /// any other; the string itself is never stored. Never nil.
+    ///
+    /// It is derived as the receiver derived it before this had a name, the
+    /// [`Self::machine_key`] of `id` with `source` in place of the app, and must stay so:
+    /// another derivation would give every such project a new key, cut off from its stored
+    /// rows. `source` must hold a colon: no app name has one, so these never equal a machine
+    /// key.
+    pub fn project_uuid(&self, source: &str, id: &str) -> Uuid {
+        let derived = self.machine_key(source, id).as_uuid();
+        if derived.is_nil() { Uuid::from_u128(1) } else { derived }
+    }
 }
 
 #[cfg(test)]
@@ -131,5 +146,17 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Stored Strapi projects must keep their keys: the value is pinned, not recomputed.
+    #[test]
+    fn project_uuids_of_string_ids_keep_their_derivation() {
+        let secret = ServerSecret::from_bytes([1; 32]);
+        let u = secret.project_uuid("strapi:project-id", "my-project");
+        assert_eq!(u.to_string(), "d0eee64b-04a2-7c57-b95f-b7fab07fb9c2");
+        assert_eq!(u, secret.project_uuid("strapi:project-id", "my-project"));
+        assert_ne!(u, secret.project_uuid("strapi:project-id", "my-project-2"));
+        assert_ne!(u, secret.project_uuid("other:project-id", "my-project"));
+        assert_ne!(u, ServerSecret::from_bytes([2; 32]).project_uuid("strapi:project-id", "my-project"));
     }
 }

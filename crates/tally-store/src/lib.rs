@@ -21,7 +21,7 @@ pub use keys::{Key16, MachineKey, ProjectKey, ServerSecret};
 pub use memory::MemoryStore;
 pub use query::{Cell, Column, ColumnType, Dimension, Filters, Period, Query, QueryKind, Table, version_prefix};
 pub use rollup::Rollup;
-pub use row::{AppendStatus, EventRow, KnownValues};
+pub use row::{AppendStatus, ContextField, EventRow, KnownValues};
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -74,8 +74,9 @@ pub trait EventStore: Send + Sync {
     /// Deletes every row whose `occurred_at` is before `before_ms`; returns how many.
     fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError>;
 
-    /// The distinct plugin names and string property values stored for `app`, used to
-    /// enforce the schema's cardinality caps across restarts.
+    /// The distinct plugin names, string property values and non-empty string context
+    /// values ([`ContextField`]) stored for `app`, used to enforce cardinality caps across
+    /// restarts.
     fn known_values(&self, app: &str) -> Result<KnownValues, StoreError>;
 
     /// How many events are stored in all.

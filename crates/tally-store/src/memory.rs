@@ -9,7 +9,7 @@ use tally_protocol::PropValue;
 use uuid::Uuid;
 
 use crate::query::{Cell, Dimension, Filters, Period, Query, QueryKind, Table, version_prefix};
-use crate::row::{AppendStatus, EventRow, KnownValues};
+use crate::row::{AppendStatus, ContextField, EventRow, KnownValues};
 use crate::{DAY_MS, EventStore, Key16, ProjectKey, StoreError};
 
 /// Rows in a vector behind a mutex.
@@ -438,6 +438,12 @@ impl EventStore for MemoryStore {
         let mut known = KnownValues::default();
         for r in state.rows.iter().filter(|r| r.app == app) {
             known.plugins.extend(r.plugins.iter().cloned());
+            for field in ContextField::ALL {
+                let value = field.of(r);
+                if !value.is_empty() {
+                    known.context.entry(field).or_default().insert(value.to_string());
+                }
+            }
             for (k, v) in &r.props {
                 if let PropValue::Str(s) = v {
                     known.props.entry(k.clone()).or_default().insert(s.clone());

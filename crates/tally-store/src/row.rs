@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tally_protocol::{Env, PropValue};
+use tally_protocol::{Context, Env, Event, PropValue};
 use uuid::Uuid;
 
 use crate::keys::{MachineKey, ProjectKey};
@@ -52,6 +52,44 @@ pub struct EventRow {
     pub props: BTreeMap<String, PropValue>,
 }
 
+impl EventRow {
+    /// The row of `event`, sent with `context`. The project and machine come as their keyed
+    /// hashes ([`crate::ServerSecret`]), computed once per batch by the caller;
+    /// `occurred_at_ms` is the time the collector settled on (after clock-skew correction),
+    /// not necessarily the event's own `occurred_at`. No CI is stored as the empty string.
+    pub fn new(
+        context: &Context,
+        event: Event,
+        occurred_at_ms: i64,
+        received_at_ms: i64,
+        project: ProjectKey,
+        machine: MachineKey,
+    ) -> EventRow {
+        EventRow {
+            event_id: event.event_id,
+            received_at_ms,
+            occurred_at_ms,
+            app: context.app.clone(),
+            app_version: context.app_version.clone(),
+            event: event.event,
+            project,
+            machine,
+            env: context.env,
+            os: context.os.clone(),
+            os_version: context.os_version.clone(),
+            arch: context.arch.clone(),
+            runtime: context.runtime.clone(),
+            runtime_version: context.runtime_version.clone(),
+            ci: context.ci.clone().unwrap_or_default(),
+            container: context.container,
+            plugins: event.plugins,
+            duration_ms: event.duration_ms,
+            error_kind: event.error_kind,
+            props: event.props,
+        }
+    }
+}
+
 /// What [`crate::EventStore::append`] did with one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendStatus {
@@ -68,4 +106,65 @@ pub struct KnownValues {
     pub plugins: BTreeSet<String>,
     /// Distinct string values per property name.
     pub props: BTreeMap<String, BTreeSet<String>>,
+    /// Distinct non-empty values per string context field; a field without one is absent.
+    pub context: BTreeMap<ContextField, BTreeSet<String>>,
+}
+
+/// The string fields of a batch's context that every row stores (the collector caps and
+/// checks each of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContextField {
+    /// `app_version`.
+    AppVersion,
+    /// `os`.
+    Os,
+    /// `os_version`.
+    OsVersion,
+    /// `arch`.
+    Arch,
+    /// `runtime`.
+    Runtime,
+    /// `runtime_version`.
+    RuntimeVersion,
+    /// `ci` (empty when not in CI).
+    Ci,
+}
+
+impl ContextField {
+    /// Every string context field.
+    pub const ALL: [ContextField; 7] = [
+        ContextField::AppVersion,
+        ContextField::Os,
+        ContextField::OsVersion,
+        ContextField::Arch,
+        ContextField::Runtime,
+        ContextField::RuntimeVersion,
+        ContextField::Ci,
+    ];
+
+    /// The column name (the field's name in the wire context too).
+    pub fn name(self) -> &'static str {
+        match self {
+            ContextField::AppVersion => "app_version",
+            ContextField::Os => "os",
+            ContextField::OsVersion => "os_version",
+            ContextField::Arch => "arch",
+            ContextField::Runtime => "runtime",
+            ContextField::RuntimeVersion => "runtime_version",
+            ContextField::Ci => "ci",
+        }
+    }
+
+    /// The field's value in `row`.
+    pub fn of(self, row: &EventRow) -> &str {
+        match self {
+            ContextField::AppVersion => &row.app_version,
+            ContextField::Os => &row.os,
+            ContextField::OsVersion => &row.os_version,
+            ContextField::Arch => &row.arch,
+            ContextField::Runtime => &row.runtime,
+            ContextField::RuntimeVersion => &row.runtime_version,
+            ContextField::Ci => &row.ci,
+        }
+    }
 }
