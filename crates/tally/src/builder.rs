@@ -324,7 +324,7 @@ impl Builder {
             && show_notice(&self.app, r.paths.user_config.as_deref(), self.notice.as_deref());
         let upload = r.decision.mode == Mode::On && !notice_this_run && !r.debug;
         let (shared, worker_started) = self.start_worker(r, upload, parts);
-        Recorder { sanitizer, host_props, shared, worker_started, notice_this_run }
+        Recorder { sanitizer, host_props, shared, worker_started }
     }
 
     /// Step 2, identity: loaded, or created on first use (a debug run creates nothing).
@@ -386,6 +386,7 @@ impl Builder {
 }
 
 /// The files of one tool; `None` without a home directory.
+#[derive(Debug)]
 pub(crate) struct Paths {
     pub(crate) user_config: Option<PathBuf>,
     pub(crate) identity: Option<PathBuf>,
@@ -393,6 +394,7 @@ pub(crate) struct Paths {
 }
 
 /// What a process knows about its tool's telemetry before anything is started.
+#[derive(Debug)]
 pub(crate) struct Resolved {
     pub(crate) app: String,
     pub(crate) decision: Decision,

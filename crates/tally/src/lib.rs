@@ -29,13 +29,16 @@
 //!   the caller's thread and queues it without waiting for I/O.
 //! - a background thread sends batches to the collector (`POST /v1/batch`), or keeps them
 //!   in the [`outbox`] when offline, in local mode, or at exit.
-//! - with the `clap` feature, `cli` is the `telemetry` subcommand a tool mounts; with
-//!   `testing`, `testing` holds an in-memory sink and assertions.
+//! - [`Controls`] (from [`Builder::controls`]) shows and changes the user's side: status,
+//!   choice, outbox, reset, without building a client. With the `clap` feature, `cli` is
+//!   the `telemetry` subcommand a tool mounts on top of it; with `testing`, `testing`
+//!   holds an in-memory sink and assertions.
 
 #![deny(missing_docs)]
 
 mod builder;
 pub mod consent;
+mod controls;
 mod event;
 pub mod facts;
 pub mod identity;
@@ -51,13 +54,14 @@ pub mod cli;
 pub mod testing;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use builder::Builder;
 pub use consent::{Decision, Mode, Source};
+pub use controls::{Choice, Controls, Status};
 pub use event::{Event, Value};
 pub use facts::Facts;
 pub use identity::{MachineId, MachineKind, node_machine_id};
@@ -66,9 +70,7 @@ pub use project::{ManifestKind, Project};
 pub use tally_protocol::Env;
 
 use builder::{Paths, Resolved};
-use consent::UserConfig;
 use event::Sanitizer;
-use identity::LocalIdentity;
 use worker::Shared;
 
 /// Default exit budget: how long shutdown waits for the sender before writing what is
@@ -106,8 +108,6 @@ struct Recorder {
     host_props: Vec<(String, tally_protocol::PropValue)>,
     shared: Arc<Shared>,
     worker_started: bool,
-    /// This run showed the first-run notice, so it uploads nothing.
-    notice_this_run: bool,
 }
 
 impl Inner {
@@ -160,35 +160,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// What `telemetry status` shows.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Status {
-    /// The tool.
-    pub app: String,
-    /// The resolved mode and who decided it.
-    pub decision: Decision,
-    /// `<APP>_TELEMETRY_DEBUG` is set: payloads are printed, nothing is sent.
-    pub debug: bool,
-    /// This run showed the first-run notice, so it uploads nothing.
-    pub notice_this_run: bool,
-    /// The collector.
-    pub endpoint: Option<String>,
-    /// The project id and the manifest it was read from.
-    pub project: Option<(uuid::Uuid, Option<PathBuf>)>,
-    /// The machine id that is (or would be) sent; `None` while telemetry is off and no
-    /// identity exists yet (status creates nothing).
-    pub machine: Option<MachineId>,
-    /// Events waiting in the outbox.
-    pub outbox_events: usize,
-    /// Batches in the sent-log.
-    pub sent_batches: usize,
-    /// The user config file.
-    pub config_file: Option<PathBuf>,
-    /// The outbox directory.
-    pub data_dir: Option<PathBuf>,
 }
 
 impl Telemetry {
@@ -279,69 +250,10 @@ impl Telemetry {
         self.inner.resolved.paths.data.clone().map(Outbox::new)
     }
 
-    /// What `telemetry status` shows. Reads files, creates none.
-    pub fn status(&self) -> Status {
-        let i = &self.inner.resolved;
-        let identity = i.paths.identity.as_deref().and_then(|p| LocalIdentity::load(p).ok());
-        let ci = i.ci;
-        let machine = (identity.is_some() || ci.is_some() || identity::os_machine_id().is_some())
-            .then(|| identity::machine_id(&i.app, ci, identity.as_ref()));
-        let outbox = self.outbox();
-        Status {
-            app: i.app.clone(),
-            decision: i.decision.clone(),
-            debug: i.debug,
-            notice_this_run: self.inner.recorder.as_ref().is_some_and(|r| r.notice_this_run),
-            endpoint: i.endpoint.clone(),
-            project: i.project_id.map(|id| (id, i.project.as_ref().map(|p| p.manifest.clone()))),
-            machine,
-            outbox_events: outbox.as_ref().and_then(|o| o.len().ok()).unwrap_or(0),
-            sent_batches: outbox.as_ref().and_then(|o| o.sent().ok()).map_or(0, |s| s.len()),
-            config_file: i.paths.user_config.clone(),
-            data_dir: i.paths.data.clone(),
-        }
-    }
-
-    /// Saves the user's choice (`telemetry enable|disable|local`) and marks the notice as
-    /// seen. Choosing off also deletes the outbox and sent-log. Returns the config file.
-    /// The choice applies from the next run, and only where no earlier consent source
-    /// (policy, `DO_NOT_TRACK`, the project) decides.
-    pub fn set_choice(&self, mode: Mode) -> io::Result<PathBuf> {
-        let path = self.inner.resolved.paths.user_config.clone().ok_or_else(no_home)?;
-        let mut config = UserConfig::load(&path).unwrap_or_default();
-        config.telemetry = Some(mode);
-        config.notice_shown = true;
-        config.save(&path)?;
-        if mode == Mode::Off
-            && let Some(o) = self.outbox()
-            && o.dir().exists()
-        {
-            o.clear()?;
-        }
-        Ok(path)
-    }
-
-    /// A new identity: new install id, new salt, a new machine hash, and the outbox and
-    /// sent-log emptied.
-    pub fn reset(&self) -> io::Result<()> {
-        let path = self.inner.resolved.paths.identity.clone().ok_or_else(no_home)?;
-        LocalIdentity::random(true).write(&path, true)?;
-        if let Some(o) = self.outbox()
-            && o.dir().exists()
-        {
-            o.clear()?;
-        }
-        Ok(())
-    }
-
     /// The tool's name.
     pub fn app(&self) -> &str {
         &self.inner.resolved.app
     }
-}
-
-fn no_home() -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, "no home directory: set HOME (or XDG_CONFIG_HOME)")
 }
 
 /// Creates the project id for a tool that creates projects; see [`project::create`].
