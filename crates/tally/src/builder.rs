@@ -341,13 +341,8 @@ impl Builder {
         let outbox = r.paths.data.clone().map(Outbox::new);
         let transport = if upload { self.transport() } else { None };
         let drain = transport.is_some() && outbox.as_ref().is_some_and(|o| o.dir().join("outbox.jsonl").exists());
-        let shared = Arc::new(Shared::new(
-            &self.app,
-            self.queue_capacity,
-            self.batch_size,
-            drain,
-            Box::new(move || parts.context()),
-        ));
+        let shared =
+            Arc::new(Shared::new(&self.app, self.queue_capacity, self.batch_size, Box::new(move || parts.context())));
         if r.debug {
             return (shared, false);
         }

@@ -6,8 +6,11 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Home, refused_endpoint};
-use tally::testing::ConnectionTrap;
+use tally::testing::{ConnectionTrap, Sandbox};
+use tally::{Event, Mode};
 
 const BUDGET: (&str, &str) = ("HOSTCLI_EXIT_BUDGET_MS", "5000");
 
@@ -93,4 +96,32 @@ fn telemetry_disable_as_the_first_command_shows_no_notice_and_keeps_nothing() {
     let after = home.snapshot();
     home.ok(&["build"], &[]);
     assert_eq!(home.snapshot(), after);
+}
+
+#[test]
+fn a_client_that_records_nothing_sends_nothing() {
+    // A tool that builds its client before it knows the command (`mytool telemetry
+    // disable`) must not upload the outbox from that run.
+    let sandbox = Sandbox::new();
+    let local = sandbox.builder("demo", "1").default_mode(Mode::Local).build();
+    local.record(Event::command_run("build"));
+    local.shutdown();
+    let outbox = local.outbox().unwrap();
+    assert_eq!(outbox.len().unwrap(), 1);
+    let trap = ConnectionTrap::new().unwrap();
+    let idle = sandbox.builder("demo", "1").endpoint(trap.endpoint()).build();
+    assert!(idle.flush(Duration::from_secs(5)));
+    idle.shutdown();
+    assert_eq!(trap.connections(), 0, "a client that recorded nothing connected");
+    assert_eq!(outbox.len().unwrap(), 1, "the outbox waits for a run that records");
+    // One that records sends the outbox first (so the trap does catch a sender).
+    let busy = sandbox
+        .builder("demo", "1")
+        .endpoint(trap.endpoint())
+        .timeouts(Duration::from_secs(1), Duration::from_secs(1))
+        .build();
+    busy.record(Event::command_run("build"));
+    busy.flush(Duration::from_secs(30));
+    busy.shutdown();
+    assert!(trap.connections() >= 1);
 }
