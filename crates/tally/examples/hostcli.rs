@@ -5,6 +5,7 @@
 //! hostcli build [--events N] [--work-ms T]
 //!                              pretend to build, record build.finished (+ N command.run)
 //! hostcli fail                 record an error with a bounded kind
+//! hostcli serve                a long-running command: record command.run, then flush
 //! hostcli telemetry …          status | enable | disable | local | show | reset
 //! ```
 //!
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use tally::{Event, ManifestKind, Mode, Telemetry};
+use tally::{Builder, Event, ManifestKind, Mode, Telemetry};
 
 #[derive(Parser)]
 #[command(name = "hostcli", version, about = "a host tool embedding tally")]
@@ -50,11 +51,15 @@ enum Command {
     },
     /// Fail with an error
     Fail,
+    /// Serve the project (runs long enough to flush)
+    Serve,
     /// See and change what hostcli's telemetry does
     Telemetry(tally::cli::TelemetryArgs),
 }
 
-fn telemetry(project_dir: PathBuf) -> Telemetry {
+/// The client's settings. The `telemetry` subcommand gets these, other commands build a
+/// client from them.
+fn telemetry(project_dir: PathBuf) -> Builder {
     // This is all a tool author writes to set telemetry up.
     let mut builder = Telemetry::builder("hostcli", env!("CARGO_PKG_VERSION"))
         .project_dir(project_dir)
@@ -70,7 +75,7 @@ fn telemetry(project_dir: PathBuf) -> Telemetry {
     if let Some(mode) = std::env::var("HOSTCLI_DEFAULT").ok().and_then(|v| Mode::parse(&v)) {
         builder = builder.default_mode(mode);
     }
-    builder.build()
+    builder
 }
 
 fn main() {
@@ -96,7 +101,7 @@ fn main() {
             }
             let id = tally::create_project_id(&dir, "hostcli", kind).expect("write project id");
             println!("created project {id} in {}", dir.display());
-            let t = telemetry(dir);
+            let t = telemetry(dir).build();
             t.record(
                 Event::project_created(started.elapsed())
                     .plugins(["sass", "i18n"])
@@ -105,7 +110,7 @@ fn main() {
             );
         }
         Command::Build { events, work_ms } => {
-            let t = telemetry(cwd.clone());
+            let t = telemetry(cwd.clone()).build();
             t.record(Event::command_run("build"));
             std::thread::sleep(Duration::from_millis(work_ms));
             for i in 0..events {
@@ -122,15 +127,23 @@ fn main() {
             // Dropping `t` at the end of main waits at most the exit budget.
         }
         Command::Fail => {
-            let t = telemetry(cwd);
+            let t = telemetry(cwd).build();
             t.record(Event::error("EACCES").prop("phase", "install"));
             eprintln!("error: permission denied");
             t.shutdown();
             std::process::exit(1);
         }
+        Command::Serve => {
+            let t = telemetry(cwd).build();
+            t.record(Event::command_run("serve"));
+            // A long-running command need not rely on the exit budget: it flushes as it
+            // goes, which also sends what earlier runs left in the outbox.
+            t.flush(Duration::from_secs(30));
+            println!("served");
+        }
         Command::Telemetry(args) => {
-            let t = telemetry(cwd);
-            if let Err(e) = args.run(&t) {
+            // The builder, not a client: this command records and sends nothing.
+            if let Err(e) = args.run(&telemetry(cwd)) {
                 eprintln!("error: {e}");
                 std::process::exit(1);
             }

@@ -1,6 +1,9 @@
 //! The `telemetry` subcommand for host CLIs (feature `clap`).
 //!
-//! Mount it in one line, with clap's derive API:
+//! It takes the tool's [`Builder`], not a client: it works on the user's settings and
+//! files through [`Builder::controls`], so it never records, never starts the sender and
+//! never sends, not even the outbox the user is about to delete. Mount it in one line,
+//! with clap's derive API:
 //!
 //! ```
 //! # use clap::{Parser, Subcommand};
@@ -15,21 +18,23 @@
 //!     Telemetry(tally::cli::TelemetryArgs),
 //!     // ... the tool's own commands
 //! }
-//! # let telemetry = tally::Telemetry::disabled();
 //! # let cli = Cli::parse_from(["tool", "telemetry", "status"]);
+//! let telemetry = tally::Telemetry::builder("tool", "1.0.0").endpoint("https://telemetry.example.com");
 //! match cli.command {
+//!     // The builder, not `telemetry.build()`: nothing is started.
 //!     Command::Telemetry(args) => args.run(&telemetry).unwrap(),
+//!     // other commands: `let t = telemetry.build(); t.record(…);`
 //! }
 //! ```
 //!
-//! or with the builder API: `.subcommand(tally::cli::command())` and
+//! or with clap's builder API: `.subcommand(tally::cli::command())` and
 //! `tally::cli::run(&telemetry, sub_matches)`.
 
 use std::io::{self, Write};
 
 use clap::{ArgMatches, Args, FromArgMatches, Subcommand};
 
-use crate::{Mode, Source, Telemetry};
+use crate::{Builder, Controls, Mode, Source};
 
 /// Arguments of the `telemetry` subcommand; without a subcommand it shows the status.
 #[derive(Debug, Clone, Args)]
@@ -52,7 +57,7 @@ pub enum TelemetryCommand {
     },
     /// Send anonymous usage data (from the next run)
     Enable,
-    /// Send nothing and keep nothing; deletes the local outbox
+    /// Send nothing and keep nothing; deletes the unsent events, the sent-log and the install id
     Disable,
     /// Keep events on this machine only, where `show` lists them; send nothing
     Local,
@@ -71,21 +76,23 @@ pub fn command() -> clap::Command {
     TelemetryArgs::augment_args(clap::Command::new("telemetry").about("See and change what this tool's telemetry does"))
 }
 
-/// Runs the subcommand from its matches (builder API).
-pub fn run(telemetry: &Telemetry, matches: &ArgMatches) -> io::Result<()> {
+/// Runs the subcommand from its matches (clap's builder API).
+pub fn run(telemetry: &Builder, matches: &ArgMatches) -> io::Result<()> {
     let args = TelemetryArgs::from_arg_matches(matches)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     args.run(telemetry)
 }
 
 impl TelemetryArgs {
-    /// Runs the subcommand, printing to stdout.
-    pub fn run(&self, telemetry: &Telemetry) -> io::Result<()> {
+    /// Runs the subcommand for the tool `telemetry` configures, printing to stdout. Builds
+    /// no client: nothing is recorded or sent.
+    pub fn run(&self, telemetry: &Builder) -> io::Result<()> {
         self.run_to(telemetry, &mut io::stdout().lock())
     }
 
     /// Runs the subcommand, printing to `out`.
-    pub fn run_to(&self, t: &Telemetry, out: &mut dyn Write) -> io::Result<()> {
+    pub fn run_to(&self, telemetry: &Builder, out: &mut dyn Write) -> io::Result<()> {
+        let t = &telemetry.controls();
         match self.command.clone().unwrap_or(TelemetryCommand::Status { json: false }) {
             TelemetryCommand::Status { json } => status(t, json, out),
             TelemetryCommand::Enable => choose(t, Mode::On, out),
@@ -100,7 +107,7 @@ impl TelemetryArgs {
     }
 }
 
-fn status(t: &Telemetry, json: bool, out: &mut dyn Write) -> io::Result<()> {
+fn status(t: &Controls, json: bool, out: &mut dyn Write) -> io::Result<()> {
     let s = t.status();
     if json {
         let v = serde_json::json!({
@@ -109,7 +116,6 @@ fn status(t: &Telemetry, json: bool, out: &mut dyn Write) -> io::Result<()> {
             "source": s.decision.source.key(),
             "source_detail": s.decision.source.to_string(),
             "debug": s.debug,
-            "notice_this_run": s.notice_this_run,
             "endpoint": s.endpoint,
             "project": s.project.as_ref().map(|(id, _)| id.to_string()),
             "manifest": s.project.as_ref().and_then(|(_, m)| m.as_ref()).map(|m| m.display().to_string()),
@@ -123,9 +129,6 @@ fn status(t: &Telemetry, json: bool, out: &mut dyn Write) -> io::Result<()> {
         return writeln!(out, "{}", serde_json::to_string_pretty(&v)?);
     }
     writeln!(out, "telemetry: {} (decided by {})", s.decision.mode, s.decision.source)?;
-    if s.notice_this_run {
-        writeln!(out, "  first run on this machine: nothing is uploaded until the next run")?;
-    }
     if s.debug {
         writeln!(out, "  debug: payloads are printed, nothing is sent")?;
     }
@@ -157,14 +160,23 @@ fn status(t: &Telemetry, json: bool, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-fn choose(t: &Telemetry, mode: Mode, out: &mut dyn Write) -> io::Result<()> {
-    let path = t.set_choice(mode)?;
+fn choose(t: &Controls, mode: Mode, out: &mut dyn Write) -> io::Result<()> {
+    let choice = t.set_choice(mode)?;
     let what = match mode {
-        Mode::Off => "disabled: nothing is kept or sent; the outbox was deleted",
+        Mode::Off => "disabled: nothing is recorded, kept or sent",
         Mode::Local => "local: events are kept on this machine only",
         _ => "enabled: anonymous usage data is sent",
     };
-    writeln!(out, "{} telemetry {what} (saved in {})", t.app(), path.display())?;
+    writeln!(out, "{} telemetry {what} (saved in {})", t.app(), choice.config_file.display())?;
+    if mode == Mode::Off {
+        match choice.deleted_events {
+            0 => writeln!(out, "no unsent events were waiting")?,
+            n => writeln!(out, "deleted the outbox: {n} unsent events, which will never be sent")?,
+        }
+        if let Some(p) = &choice.deleted_identity {
+            writeln!(out, "deleted the install id and salt ({})", p.display())?;
+        }
+    }
     let d = t.decision();
     let overridden = matches!(
         d.source,
@@ -180,7 +192,7 @@ fn choose(t: &Telemetry, mode: Mode, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-fn show(t: &Telemetry, json: bool, out: &mut dyn Write) -> io::Result<()> {
+fn show(t: &Controls, json: bool, out: &mut dyn Write) -> io::Result<()> {
     let Some(outbox) = t.outbox() else {
         return writeln!(out, "no data directory (HOME is not set): nothing is kept");
     };

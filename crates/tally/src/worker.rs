@@ -5,7 +5,9 @@
 //! either posts them (mode `on`) or writes them to the outbox (mode `local`, and the run
 //! that showed the first-run notice). A failed post is written to the outbox at once and
 //! retried later, with exponential backoff and the collector's `Retry-After`; an outbox
-//! left by earlier runs is sent first. Events leave the queue only when they are safe:
+//! left by earlier runs is sent first, once this run has recorded an event: a run that
+//! records nothing (say a tool that built its client before it knew the command was
+//! `telemetry disable`) opens no socket. Events leave the queue only when they are safe:
 //! acknowledged by the collector, or written to the outbox.
 //!
 //! At shutdown the host waits at most its exit budget for the thread to become idle; what
@@ -68,12 +70,11 @@ impl Shared {
         app: &str,
         capacity: usize,
         batch_size: usize,
-        busy: bool,
         make_context: Box<dyn Fn() -> Context + Send + Sync>,
     ) -> Shared {
         Shared {
             app: app.to_string(),
-            state: Mutex::new(State { busy, draining: busy, ..State::default() }),
+            state: Mutex::new(State::default()),
             wake: Condvar::new(),
             done: Condvar::new(),
             capacity,
@@ -197,6 +198,9 @@ impl Worker {
         let shared = &*self.shared;
         let mut failures: u32 = 0;
         let mut retry_at: Option<Instant> = None;
+        if self.drain_outbox && !self.wait_for_first_event() {
+            return;
+        }
         if self.drain_outbox
             && let Err(after) = self.drain()
         {
@@ -252,6 +256,33 @@ impl Worker {
                     self.finish_step();
                 }
             }
+        }
+    }
+
+    /// Waits until this run has recorded an event, then marks the thread busy with the
+    /// outbox; `false` when the host shut down (or took over) first.
+    fn wait_for_first_event(&self) -> bool {
+        let shared = &*self.shared;
+        let mut st = lock(&shared.state);
+        loop {
+            if st.abandoned {
+                return false;
+            }
+            if !st.queue.is_empty() {
+                st.busy = true;
+                st.draining = true;
+                drop(st);
+                // A host already waiting at exit learns that its events wait behind the outbox.
+                shared.done.notify_all();
+                return true;
+            }
+            if st.shutdown {
+                st.finished = true;
+                drop(st);
+                shared.done.notify_all();
+                return false;
+            }
+            st = shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
     }
 

@@ -163,7 +163,7 @@ fn first_run_notice_once_and_no_upload_on_that_run() {
     assert!(stderr.contains("hostcli telemetry disable"), "{stderr}");
     assert_eq!(trap.connections(), 0, "the notice run uploads nothing");
     assert_eq!(home.outbox_ids().len(), 2, "its events wait in the outbox");
-    let second = home.run(&["telemetry", "status"], &[("HOSTCLI_DEFAULT", "local")]);
+    let second = home.run(&["build"], &[]);
     assert!(second.stderr.is_empty(), "the notice is shown once");
     // No notice in CI.
     let ci = Home::new();
