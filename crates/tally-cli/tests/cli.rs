@@ -17,8 +17,7 @@ fn erase_with_a_mistyped_data_dir_fails_and_creates_nothing() {
         .output()
         .expect("run tally erase");
     assert!(!out.status.success(), "erase succeeded on a dir that holds no store");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no tally store in") && err.contains("tally.duckdb is missing"), "{err}");
+    common::assert_output_snapshot!("erase_mistyped_data_dir", String::from_utf8_lossy(&out.stderr));
     assert!(!typo.exists(), "erase created {}", typo.display());
 }
 
@@ -37,4 +36,12 @@ fn empty_admin_token_is_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--admin-token (or TALLY_ADMIN_TOKEN) is empty"), "{err}");
     }
+}
+
+/// `tally insights list` names every insight with its question and options.
+#[test]
+fn insights_list_names_every_insight() {
+    let out = tally().args(["insights", "list"]).output().expect("run tally insights list");
+    assert!(out.status.success());
+    common::assert_output_snapshot!("insights_list", String::from_utf8(out.stdout).expect("utf-8"));
 }

@@ -95,10 +95,11 @@ fn batches_in_insights_out() {
     let envs = insight("env-split", &server_args);
     assert_eq!(rows(&envs), vec![json!(["production", 4, 3, 12]), json!(["development", 2, 2, 6])]);
 
-    // Table output, as a person reads it.
+    // Table output, as a person reads it (the range's times filtered).
     let out = tally().args(["insights", "top-plugins"]).args(server_args).output().expect("run");
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    assert!(text.contains("plugin") && text.contains("graphql") && text.lines().count() >= 5, "{text}");
+    common::assert_output_snapshot!("top_plugins_table", String::from_utf8(out.stdout).expect("utf-8"));
+    let out = tally().args(["insights", "top-plugins", "--public"]).args(server_args).output().expect("run");
+    common::assert_output_snapshot!("top_plugins_public_table", String::from_utf8(out.stdout).expect("utf-8"));
 
     // While the collector holds the database, opening it directly fails with a clear message.
     let out = tally()

@@ -1,4 +1,5 @@
-//! The row model: one narrow, typed row per event (DESIGN §3).
+//! The row model: one narrow, typed row per event, the columns every backend stores
+//! (ARCHITECTURE.md, tally-store).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -131,3 +131,22 @@ pub fn insight(name: &str, args: &[&str]) -> Value {
     assert!(out.status.success(), "tally insights {name} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json output")
 }
+
+/// Snapshots a command's output with what changes between runs filtered: times, dates,
+/// temp paths and loopback ports.
+#[macro_export]
+macro_rules! assert_output_snapshot {
+    ($name:expr, $text:expr) => {
+        insta::with_settings!({
+            filters => vec![
+                (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?", "[TIME]"),
+                (r"\d{4}-\d{2}-\d{2}", "[DATE]"),
+                (r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]"),
+                (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+            ]
+        }, {
+            insta::assert_snapshot!($name, $text);
+        });
+    };
+}
+pub use assert_output_snapshot;
