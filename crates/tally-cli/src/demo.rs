@@ -8,6 +8,9 @@
 //! releases adopted over days to weeks, Node.js versions shifting over time, install times
 //! that depend on the package manager (and regress in one release), and bounded error
 //! kinds. The generator is seeded, so every demo is the same.
+//!
+//! One file (about 600 lines): the distributions are tuned together, and reading them in
+//! one place is how their interplay (growth, churn, releases) is kept plausible.
 
 use std::io::Write as _;
 use std::sync::Mutex;

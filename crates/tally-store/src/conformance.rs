@@ -3,6 +3,10 @@
 //! A backend crate runs it with [`conformance_tests!`](crate::conformance_tests), passing an
 //! expression that makes a fresh, empty store. Each check builds a small hand-made
 //! dataset whose answer is worked out by hand in the check.
+//!
+//! One file on purpose (about 700 lines): it is the storage contract as executable checks,
+//! and a backend author reads it from top to bottom; splitting it would scatter the
+//! datasets from the answers worked out for them.
 
 use std::collections::BTreeMap;
 
