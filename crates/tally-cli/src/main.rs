@@ -38,9 +38,10 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct EraseArgs {
-    /// The project's UUID, as in its manifest.
+    /// The project's UUID, as in its manifest; or a Strapi project id that is not a UUID
+    /// (Strapi projects created by hand may have any string as `projectId`).
     #[arg(long)]
-    project: uuid::Uuid,
+    project: String,
     /// The data directory.
     #[arg(long, default_value = DEFAULT_DATA_DIR, env = "TALLY_DATA_DIR")]
     data_dir: PathBuf,
@@ -79,7 +80,10 @@ fn erase(args: EraseArgs) -> anyhow::Result<()> {
     let secret = tally_store::ServerSecret::load_or_create(&args.data_dir)
         .with_context(|| format!("while reading the server secret in {}", args.data_dir.display()))?;
     let store = tally_store_duckdb::DuckDbStore::open(&args.data_dir)?;
-    let n = store.erase_project(&secret.project_key(&args.project))?;
+    // A UUID is the project id itself; any other string can only be a Strapi project id,
+    // which the collector mapped to a UUID with the server secret when it stored it.
+    let project = tally_collector::strapi::project_uuid(args.project.trim(), &secret);
+    let n = store.erase_project(&secret.project_key(&project))?;
     println!("erased {n} events of project {}", args.project);
     Ok(())
 }

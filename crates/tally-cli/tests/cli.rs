@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::tally;
+use common::{Server, tally};
+use serde_json::json;
 
 /// `tally erase --data-dir` with a typo used to create a new, empty store there and report
 /// "erased 0 events", as if the project were gone.
@@ -44,4 +45,42 @@ fn insights_list_names_every_insight() {
     let out = tally().args(["insights", "list"]).output().expect("run tally insights list");
     assert!(out.status.success());
     common::assert_output_snapshot!("insights_list", String::from_utf8(out.stdout).expect("utf-8"));
+}
+
+/// `tally erase --project` took only UUIDs, so a Strapi project whose `projectId` is any
+/// other string (stored under a key derived from it) could never be erased.
+#[test]
+fn strapi_project_ids_that_are_not_uuids_can_be_erased() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let agent = common::agent();
+    for (project, event) in [("my-hand-made-project", "didStartServer"), ("another-project", "didStartServer")] {
+        let body = json!({
+            "event": event,
+            "deviceId": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            "groupProperties": {"projectId": project, "projectType": "Community"},
+        });
+        let resp = agent
+            .post(&format!("{}/api/v2/track", server.url))
+            .header("Content-Type", "application/json")
+            .send(serde_json::to_vec(&body).expect("json"))
+            .expect("post to the Strapi route");
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+    server.stop();
+    let erase = |project: &str| {
+        let out = tally()
+            .args(["erase", "--project", project, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run tally erase");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    assert!(erase("my-hand-made-project").starts_with("erased 1 events"));
+    assert!(erase("my-hand-made-project").starts_with("erased 0 events"));
+    // The other project is untouched.
+    let dir_arg = dir.path().to_str().expect("utf-8 path");
+    let active = common::insight("active", &["--data-dir", dir_arg, "--app", "strapi"]);
+    assert_eq!(active["table"]["rows"][0][1], json!(1), "{active}");
 }
