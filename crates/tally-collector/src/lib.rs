@@ -13,6 +13,7 @@
 //! through [`EventStore`]; which backend is used is the caller's choice.
 
 pub mod builtin;
+mod dashboard;
 mod error;
 mod ingest;
 mod metrics;
@@ -132,6 +133,7 @@ impl Collector {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .merge(strapi::routes())
+            .merge(dashboard::routes())
             .with_state(self.shared.clone())
     }
 }
