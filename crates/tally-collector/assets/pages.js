@@ -88,7 +88,7 @@
     panels: [
       { id: 'error-kinds', insight: 'error-kinds', title: 'Top error kinds', question: 'Error kinds by affected projects; share of the active projects.', bar: 'projects', ...compareByKey('error_kind', 'projects') },
       { id: 'error-trend', insight: 'error-kinds', title: 'Trend', question: 'Projects affected by each error kind, per week.', params: { period: 'week' }, draw: chart({ x: 'period', pivot: { key: 'error_kind', value: 'projects', top: 8 } }) },
-      { id: 'error-by', insight: 'error-kinds', title: 'Error kinds by …', wide: true, options: [groupBy],
+      { id: 'error-by', insight: 'error-kinds', title: 'Error kinds by OS, runtime or version', wide: true, options: [groupBy],
         question: 'Affected projects per error kind and OS, runtime or app version.',
         draw: (answer, ctx) => heatTable(answer.table, { title: ctx.title, rows: 'error_kind', cols: answer.table.columns[1].name, value: 'projects' }) },
     ],
