@@ -15,6 +15,7 @@ const Tally = (() => {
   const DAY_MS = 86400000;
   const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#be185d', '#65a30d', '#475569', '#ca8a04', '#4f46e5', '#0d9488'];
   const DURATIONS = new Set(['p50', 'p90', 'p99']);
+  const DURATION_TICKS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 144e5];
   const SHARES = new Set(['share', 'baseline_share']);
   const LABELS = {
     window_days: 'window', period_projects: 'all projects', projects_both: 'both', projects_a: 'with A',
@@ -222,7 +223,9 @@ const Tally = (() => {
       legend: { live: true },
       series: [{ value: (u, v) => (v === null ? '—' : isoDay(v * 1000)) },
         ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false, value: (u, v) => fmt(v) }))],
-      axes: [{}, { size: 64, values: (u, vals) => vals.map(fmt) }],
+      // Ticks at round durations (10 s, 1 min, ...), printed without a trailing ".0".
+      axes: [{}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v).replace(/\.0(?=\D*$)/, '')),
+        incrs: DURATIONS.has(series[0].col.name) ? DURATION_TICKS : undefined }],
       scales: { x: { time: true } },
     }, [xs.map((x) => dayMs(x) / 1000), ...series.map((s) => s.values)], el);
     requestAnimationFrame(() => charts.push({ el, plot: make() }));
