@@ -1,10 +1,11 @@
 //! The dashboard in a real browser: `tally serve` as a process with known data posted over
 //! HTTP, and Debian's chromium driven by playwright-core (`tests/dashboard-browser/check.js`)
 //! through every page. The script checks that each data table holds exactly its JSON
-//! answer; this test checks the numbers against what was sent, and what the public page
-//! hides. Screenshots of every page are kept in `CARGO_TARGET_TMPDIR/dashboard-screenshots`.
+//! answer and runs axe-core; this test checks the numbers against what was sent, what the
+//! public page hides, and that axe-core found no serious accessibility issue. Screenshots
+//! of every page are kept in `CARGO_TARGET_TMPDIR/dashboard-screenshots`.
 //!
-//! Needs chromium and playwright-core: run `tests/dashboard-browser/setup.sh` and set
+//! Needs chromium, playwright-core and axe-core: run `tests/dashboard-browser/setup.sh` and set
 //! `TALLY_DASHBOARD_NODE_MODULES` to the path it prints (`cargo xtask test` does both).
 
 mod common;
@@ -101,6 +102,10 @@ fn dashboard_in_a_real_browser() {
     eprintln!("dashboard screenshots: {}", shots.display());
 
     assert_eq!(report["consoleErrors"], json!([]), "no console errors");
+    for (page, violations) in report["axe"].as_object().expect("axe") {
+        assert_eq!(violations, &json!([]), "axe-core finds serious accessibility issues on {page}");
+    }
+    assert_eq!(report["axe"].as_object().expect("axe").len(), 9, "sign-in, 7 private pages and the public one");
 
     // The private pages refuse a missing or wrong token and keep the right one per tab.
     assert_eq!(report["signIn"]["tablesWithoutToken"], 0);

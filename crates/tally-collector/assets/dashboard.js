@@ -255,9 +255,7 @@ const Tally = (() => {
           if (!r) return h('td', { class: 'num empty' }, '');
           const shade = (opts.shade ? opts.shade(r, table) : r[vi]) || 0;
           const td = h('td', { class: 'num heat' }, opts.text ? opts.text(r, table) : fmtCell(col, r[vi]));
-          const v = Math.min(1, shade / max);
-          td.style.setProperty('--v', v.toFixed(3));
-          if (v > 0.6) td.classList.add('dark');
+          td.style.setProperty('--v', Math.min(1, shade / max).toFixed(3));
           return td;
         }))))));
   }

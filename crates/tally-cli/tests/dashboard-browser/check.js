@@ -3,7 +3,7 @@
 // TALLY_SCREENSHOTS, TALLY_PROFILE (a fresh profile dir) and TALLY_DASHBOARD_NODE_MODULES.
 //
 // For every page, every data table must hold exactly the rows of the JSON answer it names
-// (data-src), fetched again here. What the test asserts beyond that (the expected numbers,
+// (data-src), fetched again here, and axe-core must find no serious accessibility issue. What the test asserts beyond that (the expected numbers,
 // what the public page hides) it reads from the JSON report printed on the last line.
 'use strict';
 
@@ -16,7 +16,7 @@ const token = process.env.TALLY_TOKEN;
 const app = process.env.TALLY_APP;
 const shots = process.env.TALLY_SCREENSHOTS;
 const PAGES = ['/', '/plugins', '/errors', '/runtimes', '/setup-time', '/releases', '/retention'];
-const report = { pages: {}, consoleErrors: [] };
+const report = { pages: {}, consoleErrors: [], axe: {} };
 
 function fail(message) {
   throw new Error(message);
@@ -47,6 +47,16 @@ async function tables(page) {
   })));
 }
 
+// axe-core's serious and critical findings. Evaluated through the DevTools protocol, which
+// the page's Content-Security-Policy does not apply to (a script tag would be refused).
+const axeSource = fs.readFileSync(path.join(process.env.TALLY_DASHBOARD_NODE_MODULES, 'axe-core/axe.min.js'), 'utf8');
+async function accessibility(page) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+}
+
 function sameAsApi(t) {
   const want = t.answer.table;
   const cols = want.columns.map((c) => c.name);
@@ -63,7 +73,10 @@ async function checkPage(page, url, name) {
   if (broken.length) fail(`${url}: panels in error: ${JSON.stringify(broken)}`);
   const ts = await tables(page);
   ts.forEach(sameAsApi);
-  if (name) await page.screenshot({ path: path.join(shots, name + '.png'), fullPage: true });
+  if (name) {
+    await page.screenshot({ path: path.join(shots, name + '.png'), fullPage: true });
+    report.axe[url] = await accessibility(page);
+  }
   const out = { panels };
   for (const t of ts) out[t.panel.replace(/^panel-/, '')] = { columns: t.columns, rows: t.rows, text: t.text, derived: t.derived, suppression: t.answer.suppression || null, src: t.src };
   return out;
@@ -88,6 +101,7 @@ async function checkPage(page, url, name) {
     await page.goto(`${base}/?app=${app}&since=7d`);
     await page.waitForSelector('form.signin');
     report.signIn = { tablesWithoutToken: await page.locator('table.data').count() };
+    report.axe['sign-in'] = await accessibility(page);
     await page.fill('#token', 'not-the-token');
     await page.click('form.signin button[type=submit]');
     await page.waitForSelector('form.signin [role=alert]');

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tests/dashboard.rs drives the dashboard with: Debian's chromium (with
-# apt-get, when /usr/bin/chromium is missing) and playwright-core from npm (the library
-# only; it downloads no browser). Prints the node_modules directory on the last line (the
+# apt-get, when /usr/bin/chromium is missing), and from npm playwright-core (the library
+# only; it downloads no browser) and axe-core (the accessibility checks). Prints the node_modules directory on the last line (the
 # test reads it from TALLY_DASHBOARD_NODE_MODULES). Idempotent: nothing is fetched when
 # chromium is there and the installed packages match package.json and package-lock.json.
 #
@@ -30,10 +30,11 @@ fi
 mkdir -p "$dir"
 stamp="$dir/.tally-stamp"
 want="$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -d' ' -f1)-node$(node --version)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -f "$dir/node_modules/playwright-core/package.json" ]]; then
-  echo "setup.sh: playwright-core already installed in $dir" >&2
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -f "$dir/node_modules/playwright-core/package.json" \
+      && -f "$dir/node_modules/axe-core/axe.min.js" ]]; then
+  echo "setup.sh: playwright-core and axe-core already installed in $dir" >&2
 else
-  echo "setup.sh: installing playwright-core into $dir (a few seconds, 10 MB)" >&2
+  echo "setup.sh: installing playwright-core and axe-core into $dir (a few seconds, 13 MB)" >&2
   rm -f "$stamp"
   cp "$here/package.json" "$here/package-lock.json" "$dir/"
   (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
