@@ -134,6 +134,16 @@ fn dashboard_in_a_real_browser() {
     assert_eq!(setup.len(), 1, "{setup:?}");
     assert_eq!(setup[0][1..], ["8", "8", "23.5 s", "27.5 s", "27.5 s"]);
 
+    // Empty and error states.
+    for p in report["emptyApp"].as_array().expect("panels") {
+        assert_eq!(p["state"], "empty", "an app without events: {p}");
+        assert_eq!(p["text"], "No data for this range and these filters.");
+    }
+    for p in report["badRange"].as_array().expect("panels") {
+        assert_eq!(p["state"], "error", "{p}");
+        assert!(p["text"].as_str().expect("text").contains("is not a duration"), "the API's message is shown: {p}");
+    }
+
     // A filter changes the URL and the numbers; Back and the shared URL round-trip it.
     assert!(report["filter"]["url"].as_str().expect("url").contains("env=production"), "{}", report["filter"]);
     assert_eq!(firsts(&rows(&report, "/filter/env"), 2), [["production", "5"]]);

@@ -302,7 +302,7 @@ const Tally = (() => {
         summary();
       }
       body.replaceChildren();
-      if (!answer.table.rows.length) {
+      if (spec.empty ? spec.empty(answer.table) : !answer.table.rows.length) {
         body.append(h('p', { class: 'status empty' }, state.public ? 'Nothing to show: no row has enough projects to be published.' : 'No data for this range and these filters.'));
         return done('empty');
       }

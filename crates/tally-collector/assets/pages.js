@@ -16,6 +16,8 @@
     id: 'active', insight: 'active', title: 'Active projects and machines', wide: true,
     question: 'Distinct projects and machines in the last 1, 7 and 28 days of the range, against the window before each.',
     previous: 'always',
+    // The windows are always there; with no project in any, there is nothing to show.
+    empty: (t) => t.rows.every((r) => !r[colIndex(t, 'projects')]),
     previousParams: (params, range) => [1, 7, 28].map((w) => {
       const p = { ...params, to: isoDay(range.end - w * DAY_MS) };
       delete p.since;

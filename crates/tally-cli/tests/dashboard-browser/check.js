@@ -136,6 +136,18 @@ async function checkPage(page, url, name) {
     // The comparison adds the previous period's numbers to the lists.
     report.compare = await checkPage(page, `/?app=${app}&since=7d&compare=1`);
 
+    // The empty state (an app without data) and the error state (a range the API refuses;
+    // its 400s are logged, so in a tab whose console is not watched).
+    await page.goto(`${base}/?app=strapi&since=7d`);
+    report.emptyApp = await settled(page);
+    const bad = await browser.newPage();
+    await bad.goto(`${base}/?app=${app}&since=7x`);
+    await bad.waitForFunction(() => sessionStorage.length === 0 && document.querySelector('form.signin'));
+    await bad.fill('#token', token);
+    await bad.click('form.signin button[type=submit]');
+    report.badRange = await settled(bad);
+    await bad.close();
+
     // A panel option: group errors by app version.
     await page.goto(`${base}/errors?app=${app}&since=7d`);
     await settled(page);
