@@ -208,11 +208,19 @@ const Tally = (() => {
       series = keys.map((k) => {
         const byX = new Map(table.rows.filter((r) => r[ki] === k).map((r) => [r[xi], r[vi]]));
         return { label: k === '' ? '(none)' : k, values: xs.map((x) => (byX.has(x) ? byX.get(x) : null)), col: table.columns[vi] };
-      });
+      }).map((s, i) => ({ ...s, color: COLORS[i % COLORS.length] }));
     } else {
-      series = opts.series.map((name) => {
+      // With the previous period, each series gets a dashed twin shifted onto this one.
+      const shifted = (d) => isoDay(dayMs(d) + opts.shift);
+      series = opts.series.flatMap((name, n) => {
         const i = colIndex(table, name);
-        return { label: label(name), values: table.rows.map((r) => r[i]), col: table.columns[i] };
+        const now = new Map(table.rows.map((r) => [r[xi], r[i]]));
+        const out = [{ label: label(name), values: xs.map((x) => (now.has(x) ? now.get(x) : null)), col: table.columns[i], color: COLORS[n] }];
+        if (opts.prev) {
+          const before = new Map(opts.prev.rows.map((r) => [shifted(r[xi]), r[i]]));
+          out.push({ label: label(name) + ', previous period', values: xs.map((x) => (before.has(x) ? before.get(x) : null)), col: table.columns[i], color: COLORS[n], dash: [6, 4] });
+        }
+        return out;
       });
     }
     const el = h('div', { class: 'chart', role: 'img', 'aria-label': opts.title + ': chart; the table next to it has the numbers' });
@@ -222,7 +230,7 @@ const Tally = (() => {
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       legend: { live: true },
       series: [{ value: (u, v) => (v === null ? '—' : isoDay(v * 1000)) },
-        ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false, value: (u, v) => fmt(v) }))],
+        ...series.map((s) => ({ label: s.label, stroke: s.color, dash: s.dash, width: s.dash ? 1.5 : 2, spanGaps: false, value: (u, v) => fmt(v) }))],
       // Ticks at round durations (10 s, 1 min, ...), printed without a trailing ".0".
       axes: [{}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v).replace(/\.0(?=\D*$)/, '')),
         incrs: DURATIONS.has(series[0].col.name) ? DURATION_TICKS : undefined }],
@@ -307,7 +315,8 @@ const Tally = (() => {
         return done('empty');
       }
       const extra = prev ? spec.compareColumns(answer, prev) : [];
-      const parts = spec.draw ? spec.draw(answer, { title: spec.title, prev }) : [];
+      const { start, end } = range();
+      const parts = spec.draw ? spec.draw(answer, { title: spec.title, prev, shift: end - start }) : [];
       body.append(...[].concat(parts), dataTable(answer, src, { bar: spec.bar, title: spec.title, extra }));
       done('ready');
     }).catch((e) => {
@@ -319,21 +328,24 @@ const Tally = (() => {
     return section;
   }
 
+  // With the comparison on, a panel also asks its insight over the previous period.
+  const comparePeriod = (compareColumns) => ({
+    previous: true,
+    previousParams: (params) => [{ ...params, ...rangeParams(true) }],
+    compareColumns: compareColumns || (() => []),
+  });
+
   // Compares the rows of an answer with the previous period's, by key column.
   function compareByKey(key, value) {
-    return {
-      previous: true,
-      previousParams: (params) => [{ ...params, ...rangeParams(true) }],
-      compareColumns: (answer, [prev]) => {
-        const ki = colIndex(answer.table, key);
-        const vi = colIndex(answer.table, value);
-        const before = new Map(prev.table.rows.map((r) => [r[ki], r[vi]]));
-        return [
-          { label: label(value) + ', previous period', values: answer.table.rows.map((r) => (before.has(r[ki]) ? fmtInt(before.get(r[ki])) : '—')) },
-          { label: 'change', values: answer.table.rows.map((r) => fmtChange(r[vi], before.get(r[ki]))) },
-        ];
-      },
-    };
+    return comparePeriod((answer, [prev]) => {
+      const ki = colIndex(answer.table, key);
+      const vi = colIndex(answer.table, value);
+      const before = new Map(prev.table.rows.map((r) => [r[ki], r[vi]]));
+      return [
+        { label: label(value) + ', previous period', values: answer.table.rows.map((r) => (before.has(r[ki]) ? fmtInt(before.get(r[ki])) : '—')) },
+        { label: 'change', values: answer.table.rows.map((r) => fmtChange(r[vi], before.get(r[ki]))) },
+      ];
+    });
   }
 
   function summary() {
@@ -463,5 +475,5 @@ const Tally = (() => {
     render();
   }
 
-  return { start, compareByKey, lineChart, heatTable, fmtInt, fmtPct, fmtDuration, fmtChange, fmtCell, colIndex, h, isoDay, dayMs, DAY_MS, ENVS };
+  return { start, comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtPct, fmtDuration, fmtChange, fmtCell, colIndex, h, isoDay, dayMs, DAY_MS, ENVS };
 })();

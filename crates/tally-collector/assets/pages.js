@@ -3,11 +3,11 @@
 'use strict';
 
 (() => {
-  const { compareByKey, lineChart, heatTable, fmtInt, fmtChange, colIndex, h, isoDay, DAY_MS, ENVS } = Tally;
+  const { comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtChange, colIndex, h, isoDay, DAY_MS, ENVS } = Tally;
 
   const byProjects = (key) => ({ bar: 'projects', ...compareByKey(key, 'projects') });
   const split = (id, insight, title, key, question) => ({ id, insight, title, question, ...byProjects(key) });
-  const chart = (opts) => (answer, ctx) => lineChart(answer.table, { ...opts, title: ctx.title });
+  const chart = (opts) => (answer, ctx) => lineChart(answer.table, { ...opts, title: ctx.title, prev: ctx.prev && ctx.prev[0].table, shift: ctx.shift });
   const topOption = (values) => ({ key: 'top', param: 'limit', label: 'Top', values: values.map((n) => [String(n), String(n)]) });
 
   // Active projects and machines over 1, 7 and 28 days, each against the window before it
@@ -59,8 +59,8 @@
     intro: 'Who is using the tool, where, and how much.',
     panels: [
       active,
-      { id: 'events', insight: 'events-per-day', title: 'Events per day', wide: true, question: 'Events received each day.', draw: chart({ x: 'day', series: ['events'] }) },
-      { id: 'active-trend', insight: 'active-trend', title: 'Active per day', question: 'Distinct projects and machines each day.', draw: chart({ x: 'day', series: ['projects', 'machines'] }) },
+      { id: 'events', insight: 'events-per-day', title: 'Events per day', wide: true, question: 'Events received each day (dashed: the previous period, with the comparison on).', ...comparePeriod(), draw: chart({ x: 'day', series: ['events'] }) },
+      { id: 'active-trend', insight: 'active-trend', title: 'Active per day', question: 'Distinct projects and machines each day.', ...comparePeriod(), draw: chart({ x: 'day', series: ['projects', 'machines'] }) },
       split('env', 'env-split', 'Environments', 'env', 'Projects per environment (a project may run in several).'),
       split('os', 'os-split', 'Operating systems', 'os'),
       split('ci', 'ci-split', 'CI', 'ci', 'Projects per CI system; (not CI) is a developer machine or a server.'),
