@@ -155,7 +155,7 @@ fn dashboard_in_a_real_browser() {
 
     // The comparison adds the previous period (empty here: every event is from today).
     assert_eq!(report["compare"]["env"]["derived"], 2, "{}", report["compare"]["env"]);
-    assert_eq!(report["compare"]["env"]["text"][0][4..], ["—", "new"]);
+    assert_eq!(rows(&report, "/compare/env/text")[0][4..], ["—", "new"]);
     assert!(report["errorsByVersion"]["url"].as_str().expect("url").contains("by=app_version"));
     assert_eq!(report["errorsByVersion"]["columns"][1], "app_version");
 

@@ -8,6 +8,8 @@
   const byProjects = (key) => ({ bar: 'projects', ...compareByKey(key, 'projects') });
   const split = (id, insight, title, key, question) => ({ id, insight, title, question, ...byProjects(key) });
   const chart = (opts) => (answer, ctx) => lineChart(answer.table, { ...opts, title: ctx.title, prev: ctx.prev && ctx.prev[0].table, shift: ctx.shift });
+  // Active counts have a row per window or day even without data: empty means no project.
+  const noProjects = (t) => t.rows.every((r) => !r[colIndex(t, 'projects')]);
   const topOption = (values) => ({ key: 'top', param: 'limit', label: 'Top', values: values.map((n) => [String(n), String(n)]) });
 
   // Active projects and machines over 1, 7 and 28 days, each against the window before it
@@ -16,8 +18,7 @@
     id: 'active', insight: 'active', title: 'Active projects and machines', wide: true,
     question: 'Distinct projects and machines in the last 1, 7 and 28 days of the range, against the window before each.',
     previous: 'always',
-    // The windows are always there; with no project in any, there is nothing to show.
-    empty: (t) => t.rows.every((r) => !r[colIndex(t, 'projects')]),
+    empty: noProjects,
     previousParams: (params, range) => [1, 7, 28].map((w) => {
       const p = { ...params, to: isoDay(range.end - w * DAY_MS) };
       delete p.since;
@@ -60,7 +61,7 @@
     panels: [
       active,
       { id: 'events', insight: 'events-per-day', title: 'Events per day', wide: true, question: 'Events received each day (dashed: the previous period, with the comparison on).', ...comparePeriod(), draw: chart({ x: 'day', series: ['events'] }) },
-      { id: 'active-trend', insight: 'active-trend', title: 'Active per day', question: 'Distinct projects and machines each day.', ...comparePeriod(), draw: chart({ x: 'day', series: ['projects', 'machines'] }) },
+      { id: 'active-trend', insight: 'active-trend', title: 'Active per day', question: 'Distinct projects and machines each day.', empty: noProjects, ...comparePeriod(), draw: chart({ x: 'day', series: ['projects', 'machines'] }) },
       split('env', 'env-split', 'Environments', 'env', 'Projects per environment (a project may run in several).'),
       split('os', 'os-split', 'Operating systems', 'os'),
       split('ci', 'ci-split', 'CI', 'ci', 'Projects per CI system; (not CI) is a developer machine or a server.'),
