@@ -35,7 +35,8 @@ const Tally = (() => {
     return (ms / 3600000).toFixed(1) + ' h';
   }
   function fmtChange(now, before) {
-    if (!before) return now ? 'new' : '—';
+    if (before === null || before === undefined) return '—';
+    if (!before) return now ? 'new' : '±0';
     const x = (now - before) / before;
     return (x > 0 ? '+' : x < 0 ? '−' : '±') + Math.abs(x * 100).toFixed(1) + '%';
   }
@@ -225,6 +226,7 @@ const Tally = (() => {
     }
     const el = h('div', { class: 'chart', role: 'img', 'aria-label': opts.title + ': chart; the table next to it has the numbers' });
     const fmt = (v) => (v === null || v === undefined ? '—' : fmtCell(series[0].col, v));
+    const xsec = xs.map((x) => dayMs(x) / 1000);
     const make = () => new uPlot({
       width: Math.max(280, el.clientWidth || 560), height: 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
@@ -234,8 +236,9 @@ const Tally = (() => {
       // Ticks at round durations (10 s, 1 min, ...), printed without a trailing ".0".
       axes: [{}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v).replace(/\.0(?=\D*$)/, '')),
         incrs: DURATIONS.has(series[0].col.name) ? DURATION_TICKS : undefined }],
-      scales: { x: { time: true } },
-    }, [xs.map((x) => dayMs(x) / 1000), ...series.map((s) => s.values)], el);
+      // The x axis spans the asked range, however few days have data.
+      scales: { x: { time: true, range: opts.span ? () => [Math.min(opts.span[0], xsec[0]), Math.max(opts.span[1], xsec[xsec.length - 1])] : undefined } },
+    }, [xsec, ...series.map((s) => s.values)], el);
     requestAnimationFrame(() => charts.push({ el, plot: make() }));
     return el;
   }
@@ -316,7 +319,8 @@ const Tally = (() => {
       }
       const extra = prev ? spec.compareColumns(answer, prev) : [];
       const { start, end } = range();
-      const parts = spec.draw ? spec.draw(answer, { title: spec.title, prev, shift: end - start }) : [];
+      const span = [start / 1000, (end - DAY_MS) / 1000];
+      const parts = spec.draw ? spec.draw(answer, { title: spec.title, prev, shift: end - start, span }) : [];
       body.append(...[].concat(parts), dataTable(answer, src, { bar: spec.bar, title: spec.title, extra }));
       done('ready');
     }).catch((e) => {
@@ -343,7 +347,7 @@ const Tally = (() => {
       const before = new Map(prev.table.rows.map((r) => [r[ki], r[vi]]));
       return [
         { label: label(value) + ', previous period', values: answer.table.rows.map((r) => (before.has(r[ki]) ? fmtInt(before.get(r[ki])) : '—')) },
-        { label: 'change', values: answer.table.rows.map((r) => fmtChange(r[vi], before.get(r[ki]))) },
+        { label: 'change', values: answer.table.rows.map((r) => fmtChange(r[vi], before.get(r[ki]) || 0)) },
       ];
     });
   }

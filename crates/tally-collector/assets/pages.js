@@ -7,7 +7,7 @@
 
   const byProjects = (key) => ({ bar: 'projects', ...compareByKey(key, 'projects') });
   const split = (id, insight, title, key, question) => ({ id, insight, title, question, ...byProjects(key) });
-  const chart = (opts) => (answer, ctx) => lineChart(answer.table, { ...opts, title: ctx.title, prev: ctx.prev && ctx.prev[0].table, shift: ctx.shift });
+  const chart = (opts) => (answer, ctx) => lineChart(answer.table, { ...opts, title: ctx.title, prev: ctx.prev && ctx.prev[0].table, shift: ctx.shift, span: ctx.span });
   // Active counts have a row per window or day even without data: empty means no project.
   const noProjects = (t) => t.rows.every((r) => !r[colIndex(t, 'projects')]);
   const topOption = (values) => ({ key: 'top', param: 'limit', label: 'Top', values: values.map((n) => [String(n), String(n)]) });
@@ -47,10 +47,11 @@
         const before = pr ? pr[colIndex(p.table, col)] : null;
         const change = fmtChange(now, before);
         const w = r[colIndex(t, 'window_days')];
+        const versus = before === null ? '' : before === 0 ? ` (none the ${w === 1 ? 'day' : w + ' days'} before)` : ` vs ${fmtInt(before)} the ${w === 1 ? 'day' : w + ' days'} before`;
         return h('div', { class: 'card' },
           h('div', { class: 'card-label' }, col === 'projects' ? 'Projects' : 'Machines', ', ', w === 1 ? 'last day' : `last ${w} days`),
           h('div', { class: 'card-value' }, fmtInt(now)),
-          h('div', { class: 'card-change ' + (now > before ? 'up' : now < before ? 'down' : '') }, change, before === null ? '' : ` vs ${fmtInt(before)} the ${w === 1 ? 'day' : w + ' days'} before`));
+          h('div', { class: 'card-change ' + (now > before ? 'up' : now < before ? 'down' : '') }, change, versus));
       })));
     },
   };
