@@ -107,7 +107,13 @@ fn print_next_steps(addr: SocketAddr, data_dir: &Path, token: &str) {
     // dashboard moves it to the tab's sessionStorage and drops it from the address bar.
     let fragment: String = token
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect();
     println!("\nOpen the dashboard (signed in): http://{addr}/#token={fragment}");
     println!("The public page anyone may see: http://{addr}/public/demo");

@@ -40,8 +40,8 @@ fn project_batch(i: usize) -> Value {
         "sent_at": Utc::now(),
         "context": {"app": "demo", "app_version": if i < 4 { "2.5.0" } else { "2.4.0" }, "project": Uuid::new_v4(),
                     "machine": format!("{:032x}", i + 1), "env": if i < 5 { "production" } else { "development" },
-                    "os": if i % 2 == 0 { "linux" } else { "macos" }, "os_version": "6", "arch": "x86_64",
-                    "runtime": "node", "runtime_version": if i % 2 == 0 { "22.11.0" } else { "20.10.0" }},
+                    "os": if i.is_multiple_of(2) { "linux" } else { "macos" }, "os_version": "6", "arch": "x86_64",
+                    "runtime": "node", "runtime_version": if i.is_multiple_of(2) { "22.11.0" } else { "20.10.0" }},
         "events": events,
     })
 }
@@ -122,13 +122,19 @@ fn dashboard_in_a_real_browser() {
             assert_eq!(p["state"], "ready", "{page}: {p}");
         }
     }
-    assert_eq!(firsts(&rows(&report, "/pages/~1/active/rows"), 3), [["1", "8", "8"], ["7", "8", "8"], ["28", "8", "8"]]);
+    assert_eq!(
+        firsts(&rows(&report, "/pages/~1/active/rows"), 3),
+        [["1", "8", "8"], ["7", "8", "8"], ["28", "8", "8"]]
+    );
     assert_eq!(firsts(&rows(&report, "/pages/~1/env/rows"), 2), [["production", "5"], ["development", "3"]]);
     assert_eq!(
         rows(&report, "/pages/~1plugins/top-plugins/rows"),
         [["sass", "8", "8", "8"], ["minify", "6", "6", "6"], ["rare", "2", "2", "2"]]
     );
-    assert_eq!(firsts(&rows(&report, "/pages/~1errors/error-kinds/rows"), 2), [["network.timeout", "3"], ["config.invalid", "1"]]);
+    assert_eq!(
+        firsts(&rows(&report, "/pages/~1errors/error-kinds/rows"), 2),
+        [["network.timeout", "3"], ["config.invalid", "1"]]
+    );
     // Durations for people: 8 installs of 20.5 s to 27.5 s; p50 is the 4th (nearest rank).
     let setup = rows(&report, "/pages/~1setup-time/setup-week/text");
     assert_eq!(setup.len(), 1, "{setup:?}");
@@ -147,7 +153,13 @@ fn dashboard_in_a_real_browser() {
     // A filter changes the URL and the numbers; Back and the shared URL round-trip it.
     assert!(report["filter"]["url"].as_str().expect("url").contains("env=production"), "{}", report["filter"]);
     assert_eq!(firsts(&rows(&report, "/filter/env"), 2), [["production", "5"]]);
-    assert!(report["filter"]["srcs"].as_array().expect("srcs").iter().all(|s| s.as_str().expect("src").contains("env=production")));
+    assert!(
+        report["filter"]["srcs"]
+            .as_array()
+            .expect("srcs")
+            .iter()
+            .all(|s| s.as_str().expect("src").contains("env=production"))
+    );
     assert_eq!(report["filter"]["back"]["select"], "");
     assert_eq!(rows(&report, "/filter/back/env").len(), 2);
     assert_eq!(report["filter"]["reloaded"]["select"], "production");

@@ -31,7 +31,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/assets/dashboard.css", "text/css; charset=utf-8", include_bytes!("../assets/dashboard.css")),
     ("/assets/dashboard.js", "text/javascript; charset=utf-8", include_bytes!("../assets/dashboard.js")),
     ("/assets/pages.js", "text/javascript; charset=utf-8", include_bytes!("../assets/pages.js")),
-    ("/assets/uPlot.iife.min.js", "text/javascript; charset=utf-8", include_bytes!("../assets/vendor/uplot/uPlot.iife.min.js")),
+    (
+        "/assets/uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/vendor/uplot/uPlot.iife.min.js"),
+    ),
     ("/assets/uPlot.min.css", "text/css; charset=utf-8", include_bytes!("../assets/vendor/uplot/uPlot.min.css")),
     ("/assets/uPlot-LICENSE.txt", "text/plain; charset=utf-8", include_bytes!("../assets/vendor/uplot/LICENSE")),
 ];
@@ -106,8 +110,11 @@ mod tests {
     }
 
     async fn get(path: &str) -> (StatusCode, String, String) {
-        let response =
-            collector().router().oneshot(Request::get(path).body(Body::empty()).expect("request")).await.expect("answer");
+        let response = collector()
+            .router()
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("answer");
         let status = response.status();
         let content_type = response
             .headers()
