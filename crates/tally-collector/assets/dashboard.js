@@ -252,7 +252,10 @@ const Tally = (() => {
     const ci = colIndex(table, opts.cols);
     const vi = colIndex(table, opts.value);
     const rowKeys = [...new Set(table.rows.map((r) => r[ri]))];
-    const colKeys = opts.colOrder ? opts.colOrder.filter((k) => table.rows.some((r) => r[ci] === k)) : [...new Set(table.rows.map((r) => r[ci]))];
+    const present = [...new Set(table.rows.map((r) => r[ci]))];
+    // A square matrix (plugins × plugins) lists its columns in the order of its rows.
+    const order = opts.colOrder || (opts.square ? [...rowKeys, ...present] : present);
+    const colKeys = [...new Set(order)].filter((k) => present.includes(k));
     const cells = new Map(table.rows.map((r) => [r[ri] + '\u0000' + r[ci], r]));
     const values = table.rows.map((r) => (opts.shade ? opts.shade(r, table) : r[vi]) || 0);
     const max = Math.max(1e-9, ...values);

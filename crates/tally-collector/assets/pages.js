@@ -78,7 +78,7 @@
       { id: 'adoption', insight: 'plugin-adoption', title: 'Adoption over time', wide: true, question: 'Share of active projects using each top plugin, per week.', params: { limit: 8 }, draw: chart({ x: 'period', pivot: { key: 'plugin', value: 'share', top: 8 } }) },
       { id: 'co-usage', insight: 'co-usage', title: 'Used together', wide: true, params: { limit: 10 },
         question: 'Lift: how much more often two plugins share a project than chance predicts (1× = independent).',
-        draw: (answer, ctx) => heatTable(answer.table, { title: ctx.title, rows: 'plugin_a', cols: 'plugin_b', value: 'lift' }) },
+        draw: (answer, ctx) => heatTable(answer.table, { title: ctx.title, rows: 'plugin_a', cols: 'plugin_b', value: 'lift', square: true }) },
       { id: 'feature-env', insight: 'feature-env', title: 'Plugins by environment', wide: true, params: { limit: 12 },
         question: 'Projects using each top plugin, per environment: is it used in production?',
         draw: (answer, ctx) => heatTable(answer.table, { title: ctx.title, rows: 'plugin', cols: 'env', value: 'projects', colOrder: ENVS }) },
