@@ -61,7 +61,7 @@ fn dashboard_in_a_real_browser() {
         eprintln!(
             "\n\n*** SKIPPED dashboard_in_a_real_browser: TALLY_DASHBOARD_NODE_MODULES is not set. Run \
              `export TALLY_DASHBOARD_NODE_MODULES=\"$(bash crates/tally-cli/tests/dashboard-browser/setup.sh | tail -n 1)\"` \
-             (installs Debian's chromium and playwright-core) and run the tests again; `cargo xtask test` does both. ***\n\n"
+             (installs Debian's chromium, playwright-core and axe-core) and run the tests again; `cargo xtask test` does both. ***\n\n"
         );
         return;
     };
