@@ -131,13 +131,17 @@ fn test(extra: &[String]) -> Result<(), String> {
     // Strapi's own published telemetry sender, pointed at the collector.
     let strapi_modules = setup_node("crates/tally-collector/tests/strapi-node/setup.sh")?;
     eprintln!("xtask: strapi packages installed in {}", strapi_modules.display());
+    // Debian's chromium and playwright-core, which drive the dashboard in a real browser.
+    let dashboard_modules = setup_node("crates/tally-cli/tests/dashboard-browser/setup.sh")?;
+    eprintln!("xtask: playwright-core installed in {}", dashboard_modules.display());
     run(
         "tests",
         cargo()
             .args(["test", "--release", "--workspace", "--all-features", "--no-fail-fast"])
             .args(extra)
             .env("TALLY_NODE_MODULES", &node_modules)
-            .env("TALLY_STRAPI_NODE_MODULES", &strapi_modules),
+            .env("TALLY_STRAPI_NODE_MODULES", &strapi_modules)
+            .env("TALLY_DASHBOARD_NODE_MODULES", &dashboard_modules),
     )?;
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -65,7 +65,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let duckdb = Arc::new(DuckDbStore::open(&args.data_dir)?);
     let store: Arc<dyn EventStore> = duckdb.clone();
     let existing = store.count_events()?;
-    let mut settings = Settings { admin_token: Some(admin_token), k: args.k, ..Settings::default() };
+    let mut settings = Settings { admin_token: Some(admin_token.clone()), k: args.k, ..Settings::default() };
     if args.demo {
         // The demo backfills 90 days through the normal ingest path.
         settings.max_event_age_ms = 100 * tally_store::DAY_MS;
@@ -80,6 +80,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Tests and scripts read this line to find the port.
         println!("tally collector listening on http://{addr}");
         println!("data dir {} ({existing} events stored)", args.data_dir.display());
+        println!("dashboard http://{addr}/ (the admin token is in {}/{ADMIN_TOKEN_FILE})", args.data_dir.display());
         let server = axum::serve(listener, collector.router()).with_graceful_shutdown(shutdown_signal());
         let server = tokio::spawn(async move { server.await });
         if args.demo {
@@ -93,7 +94,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .context("demo generator panicked")??;
                 println!("{summary}");
             }
-            print_next_steps(addr, &args.data_dir);
+            print_next_steps(addr, &args.data_dir, &admin_token);
         }
         server.await.context("server task")?.context("while serving")?;
         // Fold the write-ahead log into the database file, so that readers opening the
@@ -106,8 +107,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-fn print_next_steps(addr: SocketAddr, data_dir: &Path) {
+fn print_next_steps(addr: SocketAddr, data_dir: &Path, token: &str) {
     let server = if addr.to_string() == DEFAULT_LISTEN { String::new() } else { format!(" --server http://{addr}") };
+    // The token rides in the fragment, which a browser never sends to a server; the
+    // dashboard moves it to the tab's sessionStorage and drops it from the address bar.
+    let fragment: String = token
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    println!("\nOpen the dashboard (signed in): http://{addr}/#token={fragment}");
+    println!("The public page anyone may see: http://{addr}/public/demo");
     println!("\nTry, in another terminal:");
     println!("  cargo run --release -- insights list");
     println!("  cargo run --release -- insights active{server}");

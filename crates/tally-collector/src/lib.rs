@@ -8,12 +8,15 @@
 //!   k-anonymous output.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
 //! - `POST /api/v2/track`, `POST /track`: Strapi's own telemetry client ([`strapi`]).
+//! - `GET /`, the dashboard's pages, `GET /public/{app}` and `GET /v1/apps`: the web
+//!   dashboard (`dashboard.rs`, assets embedded in the binary).
 //!
 //! The collector never reads, logs or stores the client's address. It talks to storage only
 //! through [`EventStore`]; which backend is used is the caller's choice.
 
 pub mod builtin;
 mod context;
+mod dashboard;
 mod error;
 mod ingest;
 mod metrics;
@@ -131,6 +134,7 @@ impl Collector {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .merge(strapi::routes())
+            .merge(dashboard::routes())
             .with_state(self.shared.clone())
     }
 }

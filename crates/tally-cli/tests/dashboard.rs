@@ -1,0 +1,204 @@
+//! The dashboard in a real browser: `tally serve` as a process with known data posted over
+//! HTTP, and Debian's chromium driven by playwright-core (`tests/dashboard-browser/check.js`)
+//! through every page. The script checks that each data table holds exactly its JSON
+//! answer and runs axe-core; this test checks the numbers against what was sent, what the
+//! public page hides, and that axe-core found no serious accessibility issue. Screenshots
+//! of every page are kept in `CARGO_TARGET_TMPDIR/dashboard-screenshots`.
+//!
+//! Needs chromium, playwright-core and axe-core: run `tests/dashboard-browser/setup.sh` and set
+//! `TALLY_DASHBOARD_NODE_MODULES` to the path it prints (`cargo xtask test` does both).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::Utc;
+use common::{Server, post};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const TOKEN: &str = "dashboard-test-token";
+const K: i64 = 5;
+
+/// Project `i` of 8: production for 0..5, development after; Linux for even, macOS for
+/// odd; app 2.5.0 for 0..4; plugins sass + minify for 0..6, sass + rare for 6 and 7; an
+/// install time of 20.5 s + i s; errors in 0..4 (network.timeout in three, config.invalid
+/// in one).
+fn project_batch(i: usize) -> Value {
+    let at = Utc::now() - chrono::Duration::seconds(60);
+    let plugins: &[&str] = if i < 6 { &["sass", "minify"] } else { &["sass", "rare"] };
+    let mut events = vec![
+        json!({"event_id": Uuid::new_v4(), "event": "command.run", "occurred_at": at, "plugins": plugins}),
+        json!({"event_id": Uuid::new_v4(), "event": "project.created", "occurred_at": at, "duration_ms": 20_500 + 1000 * i}),
+    ];
+    if i < 4 {
+        let kind = if i == 3 { "config.invalid" } else { "network.timeout" };
+        events.push(json!({"event_id": Uuid::new_v4(), "event": "error", "occurred_at": at, "error_kind": kind}));
+    }
+    json!({
+        "sent_at": Utc::now(),
+        "context": {"app": "demo", "app_version": if i < 4 { "2.5.0" } else { "2.4.0" }, "project": Uuid::new_v4(),
+                    "machine": format!("{:032x}", i + 1), "env": if i < 5 { "production" } else { "development" },
+                    "os": if i.is_multiple_of(2) { "linux" } else { "macos" }, "os_version": "6", "arch": "x86_64",
+                    "runtime": "node", "runtime_version": if i.is_multiple_of(2) { "22.11.0" } else { "20.10.0" }},
+        "events": events,
+    })
+}
+
+fn rows(report: &Value, pointer: &str) -> Vec<Vec<String>> {
+    serde_json::from_value(report.pointer(pointer).unwrap_or_else(|| panic!("report has {pointer}")).clone())
+        .unwrap_or_else(|e| panic!("{pointer} is a table ({e})"))
+}
+
+fn firsts(rows: &[Vec<String>], n: usize) -> Vec<Vec<&str>> {
+    rows.iter().map(|r| r.iter().take(n).map(String::as_str).collect()).collect()
+}
+
+#[test]
+fn dashboard_in_a_real_browser() {
+    let Some(modules) = std::env::var_os("TALLY_DASHBOARD_NODE_MODULES") else {
+        eprintln!(
+            "\n\n*** SKIPPED dashboard_in_a_real_browser: TALLY_DASHBOARD_NODE_MODULES is not set. Run \
+             `export TALLY_DASHBOARD_NODE_MODULES=\"$(bash crates/tally-cli/tests/dashboard-browser/setup.sh | tail -n 1)\"` \
+             (installs Debian's chromium, playwright-core and axe-core) and run the tests again; `cargo xtask test` does both. ***\n\n"
+        );
+        return;
+    };
+    let modules = PathBuf::from(modules);
+    assert!(
+        modules.join("playwright-core/package.json").is_file(),
+        "{} has no playwright-core: rerun crates/tally-cli/tests/dashboard-browser/setup.sh",
+        modules.display()
+    );
+    assert!(Path::new("/usr/bin/chromium").is_file(), "/usr/bin/chromium is missing: rerun the setup script");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data"), &["--admin-token", TOKEN, "--k", &K.to_string()]);
+    let agent = common::agent();
+    for i in 0..8 {
+        let (status, answer) = post(&agent, &server.url, &project_batch(i));
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard-browser/check.js");
+    let out = Command::new("node")
+        .arg(&script)
+        .env("TALLY_URL", &server.url)
+        .env("TALLY_TOKEN", TOKEN)
+        .env("TALLY_APP", "demo")
+        .env("TALLY_SCREENSHOTS", &shots)
+        .env("TALLY_PROFILE", dir.path().join("chromium-profile"))
+        .env("TALLY_DASHBOARD_NODE_MODULES", &modules)
+        .output()
+        .expect("run node (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "check.js failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("check.js's last line is its JSON report ({e})\n{stdout}\n{stderr}"));
+    eprintln!("dashboard screenshots: {}", shots.display());
+
+    assert_eq!(report["consoleErrors"], json!([]), "no console errors");
+    for (page, violations) in report["axe"].as_object().expect("axe") {
+        assert_eq!(violations, &json!([]), "axe-core finds serious accessibility issues on {page}");
+    }
+    assert_eq!(report["axe"].as_object().expect("axe").len(), 9, "sign-in, 7 private pages and the public one");
+
+    // The private pages refuse a missing or wrong token and keep the right one per tab.
+    assert_eq!(report["signIn"]["tablesWithoutToken"], 0);
+    assert_eq!(report["signIn"]["wrongToken"], "The collector refused this admin token.");
+    assert_eq!(report["signIn"]["localStorage"], 0, "the token is kept in sessionStorage only");
+    assert_eq!(report["signIn"]["inUrl"], false);
+    assert_eq!(report["freshTab"]["tables"], 0, "a new tab asks for the token again");
+    assert!(!report["tokenLink"]["url"].as_str().expect("url").contains("token"), "{}", report["tokenLink"]);
+    assert!(report["tokenLink"]["tables"].as_i64().expect("tables") > 0, "the demo's link signs in");
+
+    // Every panel of every page loaded, and shows what was sent.
+    for (page, panels) in report["pages"].as_object().expect("pages") {
+        for p in panels["panels"].as_array().expect("panels") {
+            assert_eq!(p["state"], "ready", "{page}: {p}");
+        }
+    }
+    assert_eq!(
+        firsts(&rows(&report, "/pages/~1/active/rows"), 3),
+        [["1", "8", "8"], ["7", "8", "8"], ["28", "8", "8"]]
+    );
+    assert_eq!(firsts(&rows(&report, "/pages/~1/env/rows"), 2), [["production", "5"], ["development", "3"]]);
+    assert_eq!(
+        rows(&report, "/pages/~1plugins/top-plugins/rows"),
+        [["sass", "8", "8", "8"], ["minify", "6", "6", "6"], ["rare", "2", "2", "2"]]
+    );
+    assert_eq!(
+        firsts(&rows(&report, "/pages/~1errors/error-kinds/rows"), 2),
+        [["network.timeout", "3"], ["config.invalid", "1"]]
+    );
+    // Durations for people: 8 installs of 20.5 s to 27.5 s; p50 is the 4th (nearest rank).
+    let setup = rows(&report, "/pages/~1setup-time/setup-week/text");
+    assert_eq!(setup.len(), 1, "{setup:?}");
+    assert_eq!(setup[0][1..], ["8", "8", "23.5 s", "27.5 s", "27.5 s"]);
+
+    // Empty and error states.
+    for p in report["emptyApp"].as_array().expect("panels") {
+        assert_eq!(p["state"], "empty", "an app without events: {p}");
+        assert_eq!(p["text"], "No data for this range and these filters.");
+    }
+    for p in report["badRange"].as_array().expect("panels") {
+        assert_eq!(p["state"], "error", "{p}");
+        assert!(p["text"].as_str().expect("text").contains("is not a duration"), "the API's message is shown: {p}");
+    }
+
+    // A filter changes the URL and the numbers; Back and the shared URL round-trip it.
+    assert!(report["filter"]["url"].as_str().expect("url").contains("env=production"), "{}", report["filter"]);
+    assert_eq!(firsts(&rows(&report, "/filter/env"), 2), [["production", "5"]]);
+    assert!(
+        report["filter"]["srcs"]
+            .as_array()
+            .expect("srcs")
+            .iter()
+            .all(|s| s.as_str().expect("src").contains("env=production"))
+    );
+    assert_eq!(report["filter"]["back"]["select"], "");
+    assert_eq!(rows(&report, "/filter/back/env").len(), 2);
+    assert_eq!(report["filter"]["reloaded"]["select"], "production");
+    assert_eq!(firsts(&rows(&report, "/filter/reloaded/env"), 2), [["production", "5"]]);
+
+    // The comparison adds the previous period (empty here: every event is from today).
+    assert_eq!(report["compare"]["env"]["derived"], 2, "{}", report["compare"]["env"]);
+    assert_eq!(rows(&report, "/compare/env/text")[0][4..], ["—", "new"]);
+    assert!(report["errorsByVersion"]["url"].as_str().expect("url").contains("by=app_version"));
+    assert_eq!(report["errorsByVersion"]["columns"][1], "app_version");
+
+    // CSV export is the panel's table, with the filter.
+    let csv = report["csv"]["text"].as_str().expect("csv");
+    let table = rows(&report, "/csv/table");
+    let expected: Vec<String> = std::iter::once("plugin,projects,machines,events".to_string())
+        .chain(table.iter().map(|r| r.join(",")))
+        .collect();
+    assert_eq!(csv.lines().collect::<Vec<_>>(), expected);
+    let mut top = firsts(&table, 2);
+    top.sort();
+    assert_eq!(top, [["minify", "5"], ["sass", "5"]]);
+    assert!(report["csv"]["name"].as_str().expect("name").contains("env-production"), "{}", report["csv"]["name"]);
+
+    // The public page never shows a row behind fewer than k projects, and says how many it hid.
+    let public = report["public"].as_object().expect("public");
+    for (panel, t) in public.iter().filter(|(_, t)| t.get("columns").is_some()) {
+        assert_eq!(t["suppression"]["k"], K, "{panel} is a published answer");
+        if let Some(at) = t["columns"].as_array().expect("columns").iter().position(|c| c == "projects") {
+            for row in rows(&report, &format!("/public/{panel}/rows")) {
+                assert!(row[at].parse::<i64>().expect("projects") >= K, "{panel} shows {row:?}");
+            }
+        }
+    }
+    assert_eq!(firsts(&rows(&report, "/public/top-plugins/rows"), 2), [["sass", "8"], ["minify", "6"]]);
+    assert_eq!(report["public"]["top-plugins"]["suppression"]["hidden_rows"], 1, "rare (2 projects) is hidden");
+    assert_eq!(firsts(&rows(&report, "/public/env/rows"), 2), [["production", "5"]]);
+    // Hidden: rare, development, both OSes, both runtimes and both app versions (4 projects each).
+    let notes: Vec<i64> = serde_json::from_value(report["public"]["notes"].clone()).expect("notes");
+    assert_eq!(notes.iter().sum::<i64>(), 8, "{notes:?}");
+    assert_eq!(report["public"]["hiddenSummary"], 8, "{}", report["public"]["summaryText"]);
+    server.stop();
+}

@@ -1,0 +1,166 @@
+// The dashboard's pages as data: each page is a list of panels, each panel one insight of
+// the catalog (GET /v1/insights) with how to draw it. dashboard.js does the rest.
+'use strict';
+
+(() => {
+  const { comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtChange, colIndex, h, isoDay, DAY_MS, ENVS } = Tally;
+
+  const byProjects = (key) => ({ bar: 'projects', ...compareByKey(key, 'projects') });
+  const split = (id, insight, title, key, question) => ({ id, insight, title, question, ...byProjects(key) });
+  const chart = (opts) => (answer, ctx) => lineChart(answer.table, { ...opts, title: ctx.title, prev: ctx.prev && ctx.prev[0].table, shift: ctx.shift, span: ctx.span });
+  // Active counts have a row per window or day even without data: empty means no project.
+  const noProjects = (t) => t.rows.every((r) => !r[colIndex(t, 'projects')]);
+  const topOption = (values) => ({ key: 'top', param: 'limit', label: 'Top', values: values.map((n) => [String(n), String(n)]) });
+
+  // Active projects and machines over 1, 7 and 28 days, each against the window before it
+  // (the same insight asked to end where the window starts).
+  const active = {
+    id: 'active', insight: 'active', title: 'Active projects and machines', wide: true,
+    question: 'Distinct projects and machines in the last 1, 7 and 28 days of the range, against the window before each.',
+    previous: 'always',
+    empty: noProjects,
+    previousParams: (params, range) => [1, 7, 28].map((w) => {
+      const p = { ...params, to: isoDay(range.end - w * DAY_MS) };
+      delete p.since;
+      delete p.from;
+      return p;
+    }),
+    compareColumns: (answer, prev) => {
+      const t = answer.table;
+      const before = (row, col) => {
+        const w = row[colIndex(t, 'window_days')];
+        const p = prev[[1, 7, 28].indexOf(w)];
+        const r = p && p.table.rows.find((x) => x[colIndex(p.table, 'window_days')] === w);
+        return r ? r[colIndex(p.table, col)] : null;
+      };
+      return ['projects', 'machines'].flatMap((col) => [
+        { label: col + ', window before', values: t.rows.map((r) => (before(r, col) === null ? '—' : fmtInt(before(r, col)))) },
+        { label: col + ', change', values: t.rows.map((r) => fmtChange(r[colIndex(t, col)], before(r, col))) },
+      ]);
+    },
+    draw: (answer, ctx) => {
+      const t = answer.table;
+      return h('div', { class: 'cards' }, t.rows.flatMap((r, i) => ['projects', 'machines'].map((col) => {
+        const now = r[colIndex(t, col)];
+        const p = ctx.prev[i];
+        const pr = p && p.table.rows.find((x) => x[colIndex(p.table, 'window_days')] === r[colIndex(t, 'window_days')]);
+        const before = pr ? pr[colIndex(p.table, col)] : null;
+        const change = fmtChange(now, before);
+        const w = r[colIndex(t, 'window_days')];
+        const versus = before === null ? '' : before === 0 ? ` (none the ${w === 1 ? 'day' : w + ' days'} before)` : ` vs ${fmtInt(before)} the ${w === 1 ? 'day' : w + ' days'} before`;
+        return h('div', { class: 'card' },
+          h('div', { class: 'card-label' }, col === 'projects' ? 'Projects' : 'Machines', ', ', w === 1 ? 'last day' : `last ${w} days`),
+          h('div', { class: 'card-value' }, fmtInt(now)),
+          h('div', { class: 'card-change ' + (now > before ? 'up' : now < before ? 'down' : '') }, change, versus));
+      })));
+    },
+  };
+
+  const overview = {
+    title: 'Overview',
+    intro: 'Who is using the tool, where, and how much.',
+    panels: [
+      active,
+      { id: 'events', insight: 'events-per-day', title: 'Events per day', wide: true, question: 'Events received each day (dashed: the previous period, with the comparison on).', ...comparePeriod(), draw: chart({ x: 'day', series: ['events'] }) },
+      { id: 'active-trend', insight: 'active-trend', title: 'Active per day', question: 'Distinct projects and machines each day.', empty: noProjects, ...comparePeriod(), draw: chart({ x: 'day', series: ['projects', 'machines'] }) },
+      split('env', 'env-split', 'Environments', 'env', 'Projects per environment (a project may run in several).'),
+      split('os', 'os-split', 'Operating systems', 'os'),
+      split('ci', 'ci-split', 'CI', 'ci', 'Projects per CI system; (not CI) is a developer machine or a server.'),
+      split('arch', 'arch-split', 'CPU architectures', 'arch'),
+    ],
+  };
+
+  const plugins = {
+    title: 'Plugins',
+    intro: 'Which plugins projects use, how that changes, and which go together.',
+    panels: [
+      { ...split('top-plugins', 'top-plugins', 'Top plugins', 'plugin', 'Plugins by number of projects.'), options: [topOption([20, 10, 50])] },
+      { id: 'adoption', insight: 'plugin-adoption', title: 'Adoption over time', wide: true, question: 'Share of active projects using each top plugin, per week.', params: { limit: 8 }, draw: chart({ x: 'period', pivot: { key: 'plugin', value: 'share', top: 8 } }) },
+      { id: 'co-usage', insight: 'co-usage', title: 'Used together', wide: true, params: { limit: 10 },
+        question: 'Lift: how much more often two plugins share a project than chance predicts (1× = independent).',
+        draw: (answer, ctx) => heatTable(answer.table, { title: ctx.title, rows: 'plugin_a', cols: 'plugin_b', value: 'lift', square: true }) },
+      { id: 'feature-env', insight: 'feature-env', title: 'Plugins by environment', wide: true, params: { limit: 12 },
+        question: 'Projects using each top plugin, per environment: is it used in production?',
+        draw: (answer, ctx) => heatTable(answer.table, { title: ctx.title, rows: 'plugin', cols: 'env', value: 'projects', colOrder: ENVS }) },
+    ],
+  };
+
+  const groupBy = { key: 'by', param: 'group_by', label: 'Split by', values: [['os', 'OS'], ['runtime_major', 'runtime'], ['app_version', 'app version'], ['env', 'environment'], ['ci', 'CI']] };
+  const errors = {
+    title: 'Errors',
+    intro: 'Which errors affect the most projects, and where.',
+    panels: [
+      { id: 'error-kinds', insight: 'error-kinds', title: 'Top error kinds', question: 'Error kinds by affected projects; share of the active projects.', bar: 'projects', ...compareByKey('error_kind', 'projects') },
+      { id: 'error-trend', insight: 'error-kinds', title: 'Trend', question: 'Projects affected by each error kind, per week.', params: { period: 'week' }, draw: chart({ x: 'period', pivot: { key: 'error_kind', value: 'projects', top: 8 } }) },
+      { id: 'error-by', insight: 'error-kinds', title: 'Error kinds by OS, runtime or version', wide: true, options: [groupBy],
+        question: 'Affected projects per error kind and OS, runtime or app version.',
+        draw: (answer, ctx) => heatTable(answer.table, { title: ctx.title, rows: 'error_kind', cols: answer.table.columns[1].name, value: 'projects' }) },
+    ],
+  };
+
+  const runtimes = {
+    title: 'Runtimes',
+    intro: 'Which runtime versions projects run.',
+    panels: [
+      { id: 'runtime-versions', insight: 'runtime-versions', title: 'Runtime versions', wide: true, bar: 'share',
+        options: [{ key: 'runtime', param: 'group_by', label: 'Granularity', values: [['runtime_major', 'major'], ['runtime_minor', 'minor'], ['runtime_version', 'exact']] }],
+        question: 'Share of active projects per runtime version (a project may run several).' },
+    ],
+  };
+
+  const setupTime = {
+    title: 'Setup time',
+    intro: 'How long setup (dependency install at project creation) takes; is it getting slower?',
+    panels: [
+      { id: 'setup-week', insight: 'setup-time', title: 'Per week', wide: true, question: 'p50, p90 and p99 of the install time, per week (nearest rank).', draw: chart({ x: 'period', series: ['p50', 'p90', 'p99'] }) },
+      { id: 'setup-version', insight: 'setup-time', title: 'Per app version', wide: true, bar: 'p90', params: { group_by: 'app_version' }, question: 'p50, p90 and p99 per version of the tool.' },
+    ],
+  };
+
+  const releases = {
+    title: 'Releases',
+    intro: 'Versions of the tool in use and how fast projects move to a new one.',
+    panels: [
+      { ...split('versions', 'app-versions', 'Versions in use', 'app_version', 'Projects per version of the tool (newest first).') },
+      { id: 'version-adoption', insight: 'app-version-adoption', title: 'Adoption per day', wide: true, question: 'Share of active projects on each version, per day.', draw: chart({ x: 'period', pivot: { key: 'app_version', value: 'share', top: 8 } }) },
+    ],
+  };
+
+  const retention = {
+    title: 'Retention',
+    intro: 'Of the projects first seen in a week, how many are active N weeks later.',
+    panels: [
+      { id: 'retention', insight: 'retention', title: 'Weekly cohorts', wide: true, options: [{ key: 'weeks', param: 'weeks', label: 'Weeks', values: [['8', '8'], ['4', '4'], ['12', '12']] }],
+        question: 'Each row a cohort (the week its projects were first seen); each cell the share still active that week.',
+        draw: (answer, ctx) => {
+          const t = answer.table;
+          const [ci, wi, pi] = ['cohort', 'week', 'projects'].map((c) => colIndex(t, c));
+          const size = new Map(t.rows.filter((r) => r[wi] === 0).map((r) => [r[ci], r[pi]]));
+          const share = (r) => (size.get(r[ci]) ? r[pi] / size.get(r[ci]) : 0);
+          return heatTable(t, { title: ctx.title, rows: 'cohort', cols: 'week', value: 'projects', shade: share, colLabel: (w) => 'week ' + w,
+            text: (r) => (r[wi] === 0 ? fmtInt(r[pi]) : Math.round(share(r) * 100) + '%') });
+        } },
+    ],
+  };
+
+  // The public page of an app: published (k-anonymous) answers only, no filters.
+  const published = {
+    title: 'Public analytics',
+    intro: 'What anyone may see: every row stands for at least k distinct projects; the rest is hidden.',
+    panels: [
+      { id: 'active', insight: 'active', title: 'Active projects and machines' },
+      { id: 'events', insight: 'events-per-day', title: 'Events per day', wide: true, draw: chart({ x: 'day', series: ['events'] }) },
+      { id: 'top-plugins', insight: 'top-plugins', title: 'Top plugins', bar: 'projects' },
+      { id: 'env', insight: 'env-split', title: 'Environments', bar: 'projects' },
+      { id: 'os', insight: 'os-split', title: 'Operating systems', bar: 'projects' },
+      { id: 'runtime-versions', insight: 'runtime-versions', title: 'Runtime versions', bar: 'share' },
+      { id: 'versions', insight: 'app-versions', title: 'Versions in use', bar: 'projects' },
+      { id: 'ci', insight: 'ci-split', title: 'CI', bar: 'projects' },
+    ],
+  };
+
+  Tally.start({
+    '/': overview, '/plugins': plugins, '/errors': errors, '/runtimes': runtimes, '/setup-time': setupTime,
+    '/releases': releases, '/retention': retention, '/public': published,
+  });
+})();
