@@ -57,13 +57,14 @@ fn firsts(rows: &[Vec<String>], n: usize) -> Vec<Vec<&str>> {
 
 #[test]
 fn dashboard_in_a_real_browser() {
+    // Like the repository's other Node-backed tests, this fails rather than skips without
+    // its setup: a skipped browser test would let a broken dashboard pass unnoticed.
     let Some(modules) = std::env::var_os("TALLY_DASHBOARD_NODE_MODULES") else {
-        eprintln!(
-            "\n\n*** SKIPPED dashboard_in_a_real_browser: TALLY_DASHBOARD_NODE_MODULES is not set. Run \
+        panic!(
+            "TALLY_DASHBOARD_NODE_MODULES is not set: run \
              `export TALLY_DASHBOARD_NODE_MODULES=\"$(bash crates/tally-cli/tests/dashboard-browser/setup.sh | tail -n 1)\"` \
-             (installs Debian's chromium, playwright-core and axe-core) and run the tests again; `cargo xtask test` does both. ***\n\n"
+             (installs Debian's chromium, playwright-core and axe-core) and run the tests again; `cargo xtask test` does both"
         );
-        return;
     };
     let modules = PathBuf::from(modules);
     assert!(
