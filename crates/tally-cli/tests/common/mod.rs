@@ -149,4 +149,5 @@ macro_rules! assert_output_snapshot {
         });
     };
 }
+#[allow(unused_imports)] // not every test binary snapshots output
 pub use assert_output_snapshot;
