@@ -2,7 +2,8 @@
 //! the HTTP query string (`GET /v1/insights/{name}?env=production`) give it, resolved into
 //! [`Params`] and an [`Audience`] by [`InsightRequest::resolve`], the one place that
 //! applies defaults, turns `since` / `from` / `to` into a range, parses the baseline and
-//! picks k. It also owns the parsers of those values (durations, times, baselines).
+//! picks k and enforces the [`QueryBounds`] of the audience. It also owns the parsers of
+//! those values (durations, times, baselines).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -106,6 +107,92 @@ fn read_baseline(path: &str) -> Result<String, String> {
     Ok(text)
 }
 
+/// How large a question may be: a request beyond a bound is refused (`InvalidParams`,
+/// HTTP 400 `invalid_params`) rather than answered slowly or not at all. One value per
+/// audience, in [`Bounds`]; the defaults are documented in `docs/limits.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryBounds {
+    /// Longest range, in days (a range of whole days or not). A store builds about one row
+    /// per day and group before anything is suppressed, so this bounds the work and the
+    /// memory of one query.
+    pub max_range_days: u32,
+    /// Largest `window_days` of `active-trend` (each day of the range unions this many days).
+    pub max_window_days: u32,
+    /// Largest `weeks` of `retention` (one column per week for every cohort).
+    pub max_weeks: u32,
+    /// Largest `limit` of top-N insights.
+    pub max_limit: usize,
+    /// Whether the range must start and end at midnight UTC. Public answers must: a range
+    /// of whole days is answered from the rollup's day indexes, and two public answers
+    /// whose ranges differ by less than a day cannot be subtracted to reveal the events
+    /// of a few hours.
+    pub whole_days: bool,
+}
+
+/// The bounds of each audience, chosen by [`InsightRequest::resolve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Bounds of `public=true` requests: anyone may send them.
+    pub public: QueryBounds,
+    /// Bounds of private requests (admin token or the data dir): generous, but a typo must
+    /// not ask for a hundred million days.
+    pub private: QueryBounds,
+}
+
+impl QueryBounds {
+    /// The default bounds of public requests: 400 days (a year and a month, the longest
+    /// range a public dashboard shows), window 90 days, 52 weeks, 100 rows, whole days.
+    pub const PUBLIC: QueryBounds =
+        QueryBounds { max_range_days: 400, max_window_days: 90, max_weeks: 52, max_limit: 100, whole_days: true };
+    /// The default bounds of private requests: ten years, window 366 days, 520 weeks,
+    /// 10,000 rows, any instant.
+    pub const PRIVATE: QueryBounds = QueryBounds {
+        max_range_days: 3660,
+        max_window_days: 366,
+        max_weeks: 520,
+        max_limit: 10_000,
+        whole_days: false,
+    };
+
+    /// Refuses `params` when they exceed a bound, with what to ask instead.
+    fn check(&self, params: &Params, audience: &str) -> Result<(), InsightError> {
+        let bad = |m: String| Err(InsightError::InvalidParams(format!("{m} ({audience} requests)")));
+        let day = tally_store::DAY_MS;
+        if !(0..=MAX_TIME_MS).contains(&params.from_ms) || !(0..=MAX_TIME_MS).contains(&params.to_ms) {
+            return bad("the range must lie between 1970-01-01 and 9999-12-31".into());
+        }
+        let days = (params.to_ms - params.from_ms + day - 1) / day;
+        if days > i64::from(self.max_range_days) {
+            return bad(format!("the range spans {days} days; ask for at most {} days", self.max_range_days));
+        }
+        if self.whole_days && (params.from_ms % day != 0 || params.to_ms % day != 0) {
+            return bad("the range must cover whole UTC days: use `since` in days or weeks (30d, 4w) or dates \
+                 for `from` and `to` (2026-11-01)"
+                .into());
+        }
+        if params.window_days.is_some_and(|w| w > self.max_window_days) {
+            return bad(format!("window_days is at most {}", self.max_window_days));
+        }
+        if params.weeks.is_some_and(|w| w > self.max_weeks) {
+            return bad(format!("weeks is at most {}", self.max_weeks));
+        }
+        if params.limit > self.max_limit {
+            return bad(format!("limit is at most {}", self.max_limit));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds { public: QueryBounds::PUBLIC, private: QueryBounds::PRIVATE }
+    }
+}
+
+/// 9999-12-31T23:59:59.999Z, the last instant a date of four digits names; later times make
+/// calendar arithmetic fail (a `since` of 10^11 days panicked the collector: issue 11).
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
 /// A request resolved: what to ask and for whom.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
@@ -118,8 +205,9 @@ pub struct Resolved {
 impl InsightRequest {
     /// Resolves the request at `now_ms`. A public answer uses `server_k` (the collector's
     /// k) unless the request asks for a larger one: `k` may raise the threshold, never
-    /// lower it, so `k = 0` means `server_k`.
-    pub fn resolve(&self, now_ms: i64, server_k: usize) -> Result<Resolved, InsightError> {
+    /// lower it, so `k = 0` means `server_k`. A request beyond the audience's `bounds` is
+    /// refused.
+    pub fn resolve(&self, now_ms: i64, server_k: usize, bounds: &Bounds) -> Result<Resolved, InsightError> {
         let since = parse_since(self.since.as_deref().unwrap_or(DEFAULT_SINCE))?;
         let time = |t: &Option<String>| t.as_deref().map(parse_time).transpose();
         let (from_ms, to_ms) = match (time(&self.from)?, time(&self.to)?) {
@@ -148,6 +236,10 @@ impl InsightRequest {
         // At least 1: a row behind no project is never published, whatever the server says.
         let audience =
             if self.public { Audience::Public { k: self.k.max(server_k).max(1) } } else { Audience::Private };
+        match audience {
+            Audience::Public { .. } => bounds.public.check(&params, "public"),
+            Audience::Private => bounds.private.check(&params, "private"),
+        }?;
         Ok(Resolved { params, audience })
     }
 
@@ -360,11 +452,11 @@ mod tests {
             (&["--public", "--k", "18446744073709551615"], params(), public(usize::MAX)),
         ];
         for (args, params, audience) in cases {
-            let resolved = request(args).resolve(NOW, DEFAULT_K).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let resolved = request(args).resolve(NOW, DEFAULT_K, &Bounds::default()).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert_eq!(resolved, Resolved { params, audience }, "{args:?}");
         }
         // A server with k = 0 still publishes no row behind zero projects.
-        assert_eq!(request(&["--public"]).resolve(NOW, 0).expect("resolves").audience, public(1));
+        assert_eq!(request(&["--public"]).resolve(NOW, 0, &Bounds::default()).expect("resolves").audience, public(1));
     }
 
     #[test]
@@ -392,11 +484,69 @@ mod tests {
             (with_baseline("20:0.4,18"), "baseline: entry 2: expected version:share"),
             (with_baseline("20,0.4\n18,x"), "baseline: line 2: \"x\" is not a number"),
         ] {
-            match req.resolve(NOW, DEFAULT_K) {
+            match req.resolve(NOW, DEFAULT_K, &Bounds::default()) {
                 Err(InsightError::InvalidParams(m)) => assert!(m.contains(expected), "{m:?} lacks {expected:?}"),
                 other => panic!("{req:?}: {other:?}"),
             }
         }
+    }
+
+    /// Resolves `args` with the default bounds and returns the refusal's message.
+    fn refusal(args: &[&str]) -> String {
+        match request(args).resolve(NOW, DEFAULT_K, &Bounds::default()) {
+            Err(InsightError::InvalidParams(m)) => m,
+            other => panic!("{args:?} was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn remote_panic_on_a_since_of_a_hundred_billion_days_is_a_refusal() {
+        // `since=100000000000d` overflowed calendar arithmetic in the store ("time in range").
+        for args in [&["--public", "--since", "100000000000d"][..], &["--since", "100000000000d"]] {
+            assert!(refusal(args).contains("between 1970-01-01 and 9999-12-31"), "{args:?}");
+        }
+        assert!(refusal(&["--from", "9999-12-31", "--to", "+10000-01-02T00:00:00Z"]).contains("is not a time"));
+        assert!(request(&["--since", "99999999999999999999d"]).resolve(NOW, DEFAULT_K, &Bounds::default()).is_err());
+    }
+
+    #[test]
+    fn public_queries_are_bounded() {
+        for (args, expected) in [
+            (&["--public", "--since", "401d"][..], "the range spans 401 days; ask for at most 400 days (public requests)"),
+            (&["--public", "--window-days", "91"], "window_days is at most 90 (public requests)"),
+            (&["--public", "--weeks", "53"], "weeks is at most 52 (public requests)"),
+            (&["--public", "--limit", "101"], "limit is at most 100 (public requests)"),
+            (&["--since", "3661d"], "the range spans 3661 days; ask for at most 3660 days (private requests)"),
+            (&["--window-days", "367"], "window_days is at most 366 (private requests)"),
+            (&["--weeks", "521"], "weeks is at most 520 (private requests)"),
+            (&["--limit", "10001"], "limit is at most 10000 (private requests)"),
+        ] {
+            assert_eq!(refusal(args), expected, "{args:?}");
+        }
+        // At the bounds, requests resolve.
+        for args in [
+            &["--public", "--since", "400d", "--window-days", "90", "--weeks", "52", "--limit", "100"][..],
+            &["--since", "3660d", "--window-days", "366", "--weeks", "520", "--limit", "10000"],
+        ] {
+            assert!(request(args).resolve(NOW, DEFAULT_K, &Bounds::default()).is_ok(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn public_ranges_not_on_midnight_are_refused() {
+        // Refused, not rounded: a rounded range would answer a question nobody asked.
+        for args in [
+            &["--public", "--since", "12h"][..],
+            &["--public", "--from", "2026-10-01T06:00:00Z", "--to", "2026-10-03"],
+            &["--public", "--from", "2026-10-01", "--to", "2026-10-03T00:00:01Z"],
+        ] {
+            assert!(refusal(args).contains("the range must cover whole UTC days"), "{args:?}");
+        }
+        assert!(request(&["--public", "--from", "2026-10-01", "--to", "2026-10-03"])
+            .resolve(NOW, DEFAULT_K, &Bounds::default())
+            .is_ok());
+        // Private requests may ask for any instant.
+        assert!(request(&["--since", "12h"]).resolve(NOW, DEFAULT_K, &Bounds::default()).is_ok());
     }
 
     #[test]
