@@ -34,9 +34,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tally_insights::{Audience, InsightError, InsightRequest, Resolved};
-use tokio::sync::Semaphore;
 use tally_protocol::SchemaSet;
 use tally_store::{EventStore, ServerSecret, StoreError};
+use tokio::sync::Semaphore;
 
 pub use error::ApiError;
 pub use limits::Limits;

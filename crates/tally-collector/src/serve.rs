@@ -61,8 +61,11 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             // Closed without a response: answering would cost what the cap is there to save.
             drop(stream);
+            tracing::debug!(limit = limits.max_connections, "connection closed: max_connections reached");
             continue;
         };
+        let open = limits.max_connections - connections.available_permits();
+        tracing::trace!(open, "connection accepted");
         let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

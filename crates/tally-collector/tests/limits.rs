@@ -92,7 +92,8 @@ impl EventStore for SlowQueries {
 fn slow_queries() -> (Arc<SlowQueries>, mpsc::Receiver<()>, mpsc::Sender<()>) {
     let (entered_tx, entered_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel();
-    let store = SlowQueries { inner: MemoryStore::new(), entered: Mutex::new(entered_tx), release: Mutex::new(release_rx) };
+    let store =
+        SlowQueries { inner: MemoryStore::new(), entered: Mutex::new(entered_tx), release: Mutex::new(release_rx) };
     (Arc::new(store), entered_rx, release_tx)
 }
 
@@ -106,7 +107,10 @@ async fn public_queries_beyond_the_cap_are_503_with_retry_after() {
     let entered = tokio::task::spawn_blocking(move || entered.recv().map(|()| entered)).await.expect("join");
     let entered = entered.expect("the first query runs");
     let (status, retry, body) = send(&app, get(public)).await;
-    assert_eq!((status, retry.as_deref(), body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("1"), Some("busy")));
+    assert_eq!(
+        (status, retry.as_deref(), body["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("1"), Some("busy"))
+    );
     release.send(()).expect("release");
     assert_eq!(first.await.expect("join").0, StatusCode::OK);
     // The slot is free again.

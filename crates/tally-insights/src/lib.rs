@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tally_store::{Cell, Dimension, EventStore, Filters, Period, Query, QueryKind, StoreError, Table};
 
-pub use request::{Bounds, InsightRequest, QueryBounds, Resolved, parse_baseline, parse_since, parse_time, range_until_now};
+pub use request::{
+    Bounds, InsightRequest, QueryBounds, Resolved, parse_baseline, parse_since, parse_time, range_until_now,
+};
 pub use shape::compare_versions;
 use shape::{add_baseline, add_lift, add_share, keep_top_labels, sort_versions};
 

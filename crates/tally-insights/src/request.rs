@@ -452,7 +452,8 @@ mod tests {
             (&["--public", "--k", "18446744073709551615"], params(), public(usize::MAX)),
         ];
         for (args, params, audience) in cases {
-            let resolved = request(args).resolve(NOW, DEFAULT_K, &Bounds::default()).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let resolved =
+                request(args).resolve(NOW, DEFAULT_K, &Bounds::default()).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert_eq!(resolved, Resolved { params, audience }, "{args:?}");
         }
         // A server with k = 0 still publishes no row behind zero projects.
@@ -512,7 +513,10 @@ mod tests {
     #[test]
     fn public_queries_are_bounded() {
         for (args, expected) in [
-            (&["--public", "--since", "401d"][..], "the range spans 401 days; ask for at most 400 days (public requests)"),
+            (
+                &["--public", "--since", "401d"][..],
+                "the range spans 401 days; ask for at most 400 days (public requests)",
+            ),
             (&["--public", "--window-days", "91"], "window_days is at most 90 (public requests)"),
             (&["--public", "--weeks", "53"], "weeks is at most 52 (public requests)"),
             (&["--public", "--limit", "101"], "limit is at most 100 (public requests)"),
@@ -542,9 +546,11 @@ mod tests {
         ] {
             assert!(refusal(args).contains("the range must cover whole UTC days"), "{args:?}");
         }
-        assert!(request(&["--public", "--from", "2026-10-01", "--to", "2026-10-03"])
-            .resolve(NOW, DEFAULT_K, &Bounds::default())
-            .is_ok());
+        assert!(
+            request(&["--public", "--from", "2026-10-01", "--to", "2026-10-03"])
+                .resolve(NOW, DEFAULT_K, &Bounds::default())
+                .is_ok()
+        );
         // Private requests may ask for any instant.
         assert!(request(&["--since", "12h"]).resolve(NOW, DEFAULT_K, &Bounds::default()).is_ok());
     }
