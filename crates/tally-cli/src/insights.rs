@@ -1,15 +1,20 @@
-//! `tally insights NAME`: ask a running collector over HTTP, or, when none runs, open the
-//! data directory read-only.
+//! `tally insights NAME`: ask what was named, a collector (`--server`) or a data
+//! directory (`--data-dir`, opened read-only); when neither is named, the collector at the
+//! default address, or, when none answers there, the default data directory.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use tally_insights::{Answer, InsightRequest, Resolved};
+use tally_insights::{Answer, Bounds, InsightRequest, Resolved};
 use tally_store::Cell;
 
-use crate::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::DEFAULT_DATA_DIR;
+
+/// Where a collector is looked for when neither a server nor a data dir is named: the
+/// default `--listen` of `tally serve` (`DEFAULT_LISTEN`) as a URL.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -30,16 +35,27 @@ pub struct InsightsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// A running collector to ask. Without it, the default address is tried, then the
-    /// data directory is opened.
+    /// A collector to ask (and nothing else). With neither --server nor --data-dir, the
+    /// collector at http://127.0.0.1:7070 is asked, or, when none answers, ./tally-data is read.
     #[arg(long, env = "TALLY_SERVER")]
     server: Option<String>,
-    /// The data directory, read when no collector answers (and for its admin token).
-    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "TALLY_DATA_DIR")]
-    data_dir: PathBuf,
+    /// A data directory to read (and nothing else), or, with --server, where the admin token
+    /// is read from (default ./tally-data).
+    #[arg(long, env = "TALLY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// The admin token (default: read from DATA_DIR/admin-token).
     #[arg(long, env = "TALLY_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The collector tried when neither --server nor --data-dir is named (tests move it off
+    /// the default port).
+    #[arg(long, env = "TALLY_DEFAULT_SERVER", default_value = DEFAULT_SERVER, hide = true)]
+    default_server: String,
+}
+
+impl InsightsArgs {
+    fn data_dir(&self) -> &Path {
+        self.data_dir.as_deref().unwrap_or(Path::new(DEFAULT_DATA_DIR))
+    }
 }
 
 pub fn run(args: InsightsArgs) -> anyhow::Result<()> {
@@ -49,12 +65,14 @@ pub fn run(args: InsightsArgs) -> anyhow::Result<()> {
     if tally_insights::find(&args.name).is_none() {
         bail!("no insight named {:?}; `tally insights list` shows them all", args.name);
     }
-    let answer = match args.server.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(url) => ask_server(url, &args)?,
-        None => {
-            let default = format!("http://{DEFAULT_LISTEN}");
-            if server_is_up(&default) { ask_server(&default, &args)? } else { ask_data_dir(&args)? }
-        }
+    // What is named is what gets asked: a collector that happens to listen on the default
+    // address must not answer for a named data dir, nor receive its admin token (issue 11).
+    let server = args.server.as_deref().filter(|s| !s.trim().is_empty());
+    let answer = match (server, &args.data_dir) {
+        (Some(url), _) => ask_server(url, &args)?,
+        (None, Some(_)) => ask_data_dir(&args)?,
+        (None, None) if server_is_up(&args.default_server) => ask_server(&args.default_server, &args)?,
+        (None, None) => ask_data_dir(&args)?,
     };
     let mut out = std::io::stdout().lock();
     render(&answer, args.format, &mut out)?;
@@ -98,7 +116,7 @@ fn server_is_up(url: &str) -> bool {
 
 fn token(args: &InsightsArgs) -> Option<String> {
     args.token.clone().or_else(|| {
-        std::fs::read_to_string(args.data_dir.join(crate::serve::ADMIN_TOKEN_FILE)).ok().map(|t| t.trim().to_string())
+        std::fs::read_to_string(args.data_dir().join(crate::serve::ADMIN_TOKEN_FILE)).ok().map(|t| t.trim().to_string())
     })
 }
 
@@ -106,7 +124,7 @@ fn ask_server(url: &str, args: &InsightsArgs) -> anyhow::Result<Answer> {
     let url = url.trim_end_matches('/');
     // The collector resolves the request itself (with its k and its clock); resolving it
     // here too only makes a bad value fail with the same message as without a collector.
-    args.request.resolve(chrono::Utc::now().timestamp_millis(), tally_insights::DEFAULT_K)?;
+    args.request.resolve(chrono::Utc::now().timestamp_millis(), tally_insights::DEFAULT_K, &Bounds::default())?;
     let mut req = ureq::get(&format!("{url}/v1/insights/{}", args.name));
     for (name, value) in args.request.query_pairs() {
         req = req.query(name, value);
@@ -136,16 +154,20 @@ fn ask_server(url: &str, args: &InsightsArgs) -> anyhow::Result<Answer> {
 }
 
 fn ask_data_dir(args: &InsightsArgs) -> anyhow::Result<Answer> {
-    let store = tally_store_duckdb::DuckDbStore::open_read_only(&args.data_dir).map_err(|e| match e {
+    let store = tally_store_duckdb::DuckDbStore::open_read_only(args.data_dir()).map_err(|e| match e {
+        tally_store::StoreError::Locked(_) if args.data_dir.is_some() => {
+            anyhow::anyhow!("{e}\nto ask the collector that holds it, pass --server URL")
+        }
         tally_store::StoreError::Locked(_) => anyhow::anyhow!(
-            "{e}\nno collector answered at http://{DEFAULT_LISTEN}; if one runs elsewhere, pass --server URL"
+            "{e}\nno collector answered at {}; if one runs elsewhere, pass --server URL",
+            args.default_server
         ),
         e => anyhow::anyhow!(e),
     })?;
     // No collector: its k is not known, so the default k is the floor (a public answer may
     // raise k, never lower it).
     let Resolved { params, audience } =
-        args.request.resolve(chrono::Utc::now().timestamp_millis(), tally_insights::DEFAULT_K)?;
+        args.request.resolve(chrono::Utc::now().timestamp_millis(), tally_insights::DEFAULT_K, &Bounds::default())?;
     Ok(tally_insights::answer(&store, &args.name, params, audience)?)
 }
 

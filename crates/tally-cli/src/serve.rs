@@ -81,8 +81,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("tally collector listening on http://{addr}");
         println!("data dir {} ({existing} events stored)", args.data_dir.display());
         println!("dashboard http://{addr}/ (the admin token is in {}/{ADMIN_TOKEN_FILE})", args.data_dir.display());
-        let server = axum::serve(listener, collector.router()).with_graceful_shutdown(shutdown_signal());
-        let server = tokio::spawn(async move { server.await });
+        // The serving loop with the connection and request limits (no peer address is
+        // read or logged).
+        let server =
+            tally_collector::serve(listener, collector.router(), collector.limits().clone(), shutdown_signal());
+        let server = tokio::spawn(server);
         if args.demo {
             if existing > 0 {
                 println!("demo: the store already holds {existing} events; not adding more");
@@ -96,7 +99,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             print_next_steps(addr, &args.data_dir, &admin_token);
         }
-        server.await.context("server task")?.context("while serving")?;
+        server.await.context("server task")?;
         // Fold the write-ahead log into the database file, so that readers opening the
         // file next (`tally insights --data-dir`) find everything in it.
         if let Err(e) = duckdb.checkpoint() {

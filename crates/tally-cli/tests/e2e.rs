@@ -108,10 +108,9 @@ fn batches_in_insights_out() {
         .expect("run");
     assert!(!out.status.success());
     let out = tally().args(["insights", "active", "--data-dir", dir_arg]).output().expect("run");
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("in use by another process"), "{err}");
-    }
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another process") && err.contains("pass --server URL"), "{err}");
 
     // After a clean stop, the CLI reads the data dir itself and gets the same numbers.
     server.stop();
@@ -142,5 +141,93 @@ fn demo_fills_the_store_through_http() {
     assert!(rows(&active)[2][1].as_i64().expect("projects") > 5);
     for name in ["top-plugins", "env-split", "os-split", "runtime-versions", "error-kinds", "app-versions"] {
         assert!(!rows(&insight(name, &args)).is_empty(), "{name} is empty on demo data");
+    }
+}
+
+/// Issue 11: `tally insights top-plugins --data-dir D` answered from the collector that
+/// happened to listen on the default address (and sent it D's admin token).
+#[test]
+fn an_explicit_data_dir_is_asked_even_when_a_collector_listens_at_the_default_address() {
+    let agent = common::agent();
+    let send = |url: &str, projects: usize| {
+        for _ in 0..projects {
+            let body = batch(Uuid::new_v4(), "machine-0", "production", &[(Uuid::now_v7(), "server.started", &[])]);
+            assert_eq!(post(&agent, url, &body).0, 200);
+        }
+    };
+    // A stopped collector's data dir with one project…
+    let named = tempfile::tempdir().expect("tempdir");
+    let stopped = Server::start(named.path(), &[]);
+    send(&stopped.url, 1);
+    stopped.stop();
+    // …and a collector with three at what the CLI takes for the default address.
+    let other = tempfile::tempdir().expect("tempdir");
+    let running = Server::start(other.path(), &[]);
+    send(&running.url, 3);
+    let insights_requests = || {
+        let mut resp = agent.get(&format!("{}/metrics", running.url)).call().expect("metrics");
+        let text = resp.body_mut().read_to_string().expect("metrics text");
+        text.lines().filter(|l| l.contains("route=\"/v1/insights\"")).count()
+    };
+    let ask = |args: &[&str]| {
+        let out = tally()
+            .env("TALLY_DEFAULT_SERVER", &running.url)
+            .args(["insights", "active", "--format", "json"])
+            .args(args)
+            .output()
+            .expect("run tally insights");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let answer: Value = serde_json::from_slice(&out.stdout).expect("json");
+        rows(&answer)[0][1].clone()
+    };
+    assert_eq!(ask(&["--data-dir", named.path().to_str().expect("utf-8")]), json!(1), "answered from the data dir");
+    assert_eq!(insights_requests(), 0, "the collector at the default address was asked");
+    // Neither named: the default address is asked.
+    let token = std::fs::read_to_string(other.path().join("admin-token")).expect("token");
+    assert_eq!(ask(&["--token", token.trim()]), json!(3), "answered by the collector");
+    assert_eq!(insights_requests(), 1);
+}
+
+/// Issue 11: at `TALLY_LOG=trace`, axum's serving loop logged every client's address.
+#[test]
+fn client_addresses_are_not_logged_at_trace_level() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("stderr.log");
+    let mut child = tally()
+        .env("TALLY_LOG", "trace")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start tally serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = loop {
+        let line = lines.next().expect("tally serve printed its address").expect("read stdout");
+        if let Some(rest) = line.strip_prefix("tally collector listening on http://") {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let mut clients = Vec::new();
+    for request in ["GET /healthz HTTP/1.1", "GET /v1/insights/active?app=demo&public=true HTTP/1.1"] {
+        let mut s = std::net::TcpStream::connect(&url).expect("connect");
+        clients.push(s.local_addr().expect("client address"));
+        write!(s, "{request}\r\nHost: collector\r\nConnection: close\r\n\r\n").expect("write");
+        let mut response = String::new();
+        s.read_to_string(&mut response).expect("read");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    let body = batch(Uuid::new_v4(), "machine-0", "production", &[(Uuid::now_v7(), "server.started", &[])]);
+    assert_eq!(post(&common::agent(), &format!("http://{url}"), &body).0, 200);
+    let pid = child.id().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(child.wait().expect("wait").success());
+    let logged = std::fs::read_to_string(&log).expect("read log");
+    assert!(logged.contains("connection accepted"), "TALLY_LOG=trace did not log connections:\n{logged}");
+    for client in clients {
+        assert!(!logged.contains(&client.to_string()), "{client} is in the log:\n{logged}");
+        assert!(!logged.contains(&format!(":{}", client.port())), "port {} is in the log", client.port());
     }
 }

@@ -2,6 +2,9 @@
 //!
 //! 4xx means "do not retry this body"; 429 and 503 carry `Retry-After` and mean "retry
 //! later".
+//!
+//! What failed inside (a store's error text, which names files of the data dir; a panic's
+//! message) is logged at warn level and never sent: anyone may reach the collector.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -66,6 +69,18 @@ impl ApiError {
         ApiError { retry_after: Some(5), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }
     }
 
+    /// 503: a limit on work in progress is reached (requests in flight, public queries, a
+    /// query's time budget); retry after a second.
+    pub fn busy(message: impl Into<String>) -> Self {
+        ApiError { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message) }
+    }
+
+    /// 503 for a failing store: the detail is logged, the client gets a generic message.
+    pub fn storage_failed(e: &StoreError) -> Self {
+        tracing::warn!(error = %e, "storage failed");
+        ApiError::unavailable("storage is failing; retry later")
+    }
+
     /// 401: the admin token is missing or wrong.
     pub fn unauthorized() -> Self {
         Self::new(
@@ -101,7 +116,10 @@ impl From<WriteError> for ApiError {
         match e {
             WriteError::QueueFull => ApiError::queue_full(),
             WriteError::Closed => ApiError::unavailable("the collector is shutting down; retry later"),
-            WriteError::Store(e) => ApiError::unavailable(format!("events could not be stored ({e}); retry later")),
+            WriteError::Store(e) => {
+                tracing::warn!(error = %e, "storing events failed");
+                ApiError::unavailable("events could not be stored; retry later")
+            }
         }
     }
 }
@@ -109,14 +127,15 @@ impl From<WriteError> for ApiError {
 /// A store read that failed: 503.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::unavailable(format!("storage is failing: {e}"))
+        ApiError::storage_failed(&e)
     }
 }
 
-/// A blocking task that panicked or was cancelled: 500.
+/// A blocking task that panicked or was cancelled: 500, the panic's message logged only.
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
-        ApiError::internal(e.to_string())
+        tracing::warn!(error = %e, "a blocking task failed");
+        ApiError::internal("an internal error occurred; it is logged by the collector")
     }
 }
 

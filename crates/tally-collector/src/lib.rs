@@ -11,6 +11,9 @@
 //! - `GET /`, the dashboard's pages, `GET /public/{app}` and `GET /v1/apps`: the web
 //!   dashboard (`dashboard.rs`, assets embedded in the binary).
 //!
+//! [`serve`] runs a router within the connection and request [`Limits`]; the insight
+//! handler applies the query limits.
+//!
 //! The collector never reads, logs or stores the client's address. It talks to storage only
 //! through [`EventStore`]; which backend is used is the caller's choice.
 
@@ -19,7 +22,9 @@ mod context;
 mod dashboard;
 mod error;
 mod ingest;
+mod limits;
 mod metrics;
+mod serve;
 pub mod strapi;
 mod writer;
 
@@ -31,12 +36,15 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tally_insights::{InsightError, InsightRequest, Resolved};
+use tally_insights::{Audience, InsightError, InsightRequest, Resolved};
 use tally_protocol::SchemaSet;
 use tally_store::{EventStore, ServerSecret, StoreError};
+use tokio::sync::Semaphore;
 
 pub use error::ApiError;
+pub use limits::Limits;
 pub use metrics::Metrics;
+pub use serve::serve;
 pub use writer::{WriteError, Writer};
 
 /// Settings of a collector.
@@ -53,6 +61,8 @@ pub struct Settings {
     /// Events older than this are rejected as `too_old`. The default is the protocol's
     /// limit; the demo raises it to backfill 90 days.
     pub max_event_age_ms: i64,
+    /// Connection, request and query limits.
+    pub limits: Limits,
 }
 
 impl Default for Settings {
@@ -63,6 +73,7 @@ impl Default for Settings {
             admin_token: None,
             k: tally_insights::DEFAULT_K,
             max_event_age_ms: tally_protocol::limits::MAX_EVENT_AGE_MS,
+            limits: Limits::default(),
         }
     }
 }
@@ -76,6 +87,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     settings: Settings,
     strapi: strapi::InstallTimes,
+    /// Slots of `limits.max_public_queries`.
+    public_queries: Arc<Semaphore>,
 }
 
 /// A collector, ready to serve.
@@ -109,8 +122,9 @@ impl Collector {
                 caps,
                 writer,
                 metrics,
-                settings,
                 strapi: strapi::InstallTimes::new(),
+                public_queries: Arc::new(Semaphore::new(settings.limits.max_public_queries)),
+                settings,
             }),
         })
     }
@@ -118,6 +132,11 @@ impl Collector {
     /// Requests waiting for the writer.
     pub fn queue_depth(&self) -> usize {
         self.shared.writer.depth()
+    }
+
+    /// The limits it was built with ([`serve`] takes the connection and request limits).
+    pub fn limits(&self) -> &Limits {
+        &self.shared.settings.limits
     }
 
     /// The metrics (for tests and embedding).
@@ -145,7 +164,7 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
         Ok(Ok(events)) => {
             Json(serde_json::json!({"status": "ok", "events": events, "write_queue": s.writer.depth()})).into_response()
         }
-        Ok(Err(e)) => ApiError::from(e).into_response(),
+        Ok(Err(e)) => ApiError::storage_failed(&e).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -198,12 +217,31 @@ async fn insight(
     if !request.public && !authorized(s, headers) {
         return Err(ApiError::unauthorized());
     }
-    let Resolved { params, audience } =
-        request.resolve(chrono::Utc::now().timestamp_millis(), s.settings.k).map_err(insight_error)?;
+    let limits = &s.settings.limits;
+    let Resolved { params, audience } = request
+        .resolve(chrono::Utc::now().timestamp_millis(), s.settings.k, &limits.query_bounds)
+        .map_err(insight_error)?;
+    // A public query holds its slot until its blocking work ends, even past the budget:
+    // the slots count the queries actually running.
+    let slot = match audience {
+        Audience::Public { .. } => Some(s.public_queries.clone().try_acquire_owned().map_err(|_| {
+            ApiError::busy("too many public queries are running; retry after the delay in Retry-After")
+        })?),
+        Audience::Private => None,
+    };
     let store = s.store.clone();
-    let answer = tokio::task::spawn_blocking(move || tally_insights::answer(store.as_ref(), &name, params, audience))
+    let work = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        tally_insights::answer(store.as_ref(), &name, params, audience)
+    });
+    let answer = tokio::time::timeout(limits.query_time_budget, work)
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|_| {
+            ApiError::busy(format!(
+                "the query took longer than {} s; ask for a shorter range, fewer groups or a smaller limit",
+                limits.query_time_budget.as_secs_f64()
+            ))
+        })??
         .map_err(insight_error)?;
     Ok(Json(answer).into_response())
 }
@@ -212,6 +250,6 @@ fn insight_error(e: InsightError) -> ApiError {
     match e {
         InsightError::Unknown(_) => ApiError::not_found(e.to_string()),
         InsightError::InvalidParams(m) => ApiError::bad_request("invalid_params", m),
-        InsightError::Store(e) => ApiError::unavailable(format!("storage is failing: {e}")),
+        InsightError::Store(e) => ApiError::storage_failed(&e),
     }
 }

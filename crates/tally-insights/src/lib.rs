@@ -7,6 +7,7 @@
 //! This crate never names a storage backend and never writes SQL: it talks to storage only
 //! through [`EventStore`].
 
+mod bounds;
 mod request;
 mod shape;
 
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tally_store::{Cell, Dimension, EventStore, Filters, Period, Query, QueryKind, StoreError, Table};
 
+pub use bounds::{Bounds, QueryBounds};
 pub use request::{InsightRequest, Resolved, parse_baseline, parse_since, parse_time, range_until_now};
 pub use shape::compare_versions;
 use shape::{add_baseline, add_lift, add_share, keep_top_labels, sort_versions};

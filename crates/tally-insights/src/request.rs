@@ -2,7 +2,8 @@
 //! the HTTP query string (`GET /v1/insights/{name}?env=production`) give it, resolved into
 //! [`Params`] and an [`Audience`] by [`InsightRequest::resolve`], the one place that
 //! applies defaults, turns `since` / `from` / `to` into a range, parses the baseline and
-//! picks k. It also owns the parsers of those values (durations, times, baselines).
+//! picks k and enforces the [`crate::QueryBounds`] of the audience. It also owns the parsers of
+//! those values (durations, times, baselines).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -11,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tally_protocol::Env;
 use tally_store::{Dimension, Filters, Period};
 
-use crate::{Audience, DEFAULT_LIMIT, InsightError, Params};
+use crate::{Audience, Bounds, DEFAULT_LIMIT, InsightError, Params};
 
 /// The range of a request that names none: today and the 29 days before.
 const DEFAULT_SINCE: &str = "30d";
@@ -118,8 +119,9 @@ pub struct Resolved {
 impl InsightRequest {
     /// Resolves the request at `now_ms`. A public answer uses `server_k` (the collector's
     /// k) unless the request asks for a larger one: `k` may raise the threshold, never
-    /// lower it, so `k = 0` means `server_k`.
-    pub fn resolve(&self, now_ms: i64, server_k: usize) -> Result<Resolved, InsightError> {
+    /// lower it, so `k = 0` means `server_k`. A request beyond the audience's `bounds` is
+    /// refused.
+    pub fn resolve(&self, now_ms: i64, server_k: usize, bounds: &Bounds) -> Result<Resolved, InsightError> {
         let since = parse_since(self.since.as_deref().unwrap_or(DEFAULT_SINCE))?;
         let time = |t: &Option<String>| t.as_deref().map(parse_time).transpose();
         let (from_ms, to_ms) = match (time(&self.from)?, time(&self.to)?) {
@@ -148,6 +150,10 @@ impl InsightRequest {
         // At least 1: a row behind no project is never published, whatever the server says.
         let audience =
             if self.public { Audience::Public { k: self.k.max(server_k).max(1) } } else { Audience::Private };
+        match audience {
+            Audience::Public { .. } => bounds.public.check(&params, "public"),
+            Audience::Private => bounds.private.check(&params, "private"),
+        }?;
         Ok(Resolved { params, audience })
     }
 
@@ -360,11 +366,12 @@ mod tests {
             (&["--public", "--k", "18446744073709551615"], params(), public(usize::MAX)),
         ];
         for (args, params, audience) in cases {
-            let resolved = request(args).resolve(NOW, DEFAULT_K).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let resolved =
+                request(args).resolve(NOW, DEFAULT_K, &Bounds::default()).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert_eq!(resolved, Resolved { params, audience }, "{args:?}");
         }
         // A server with k = 0 still publishes no row behind zero projects.
-        assert_eq!(request(&["--public"]).resolve(NOW, 0).expect("resolves").audience, public(1));
+        assert_eq!(request(&["--public"]).resolve(NOW, 0, &Bounds::default()).expect("resolves").audience, public(1));
     }
 
     #[test]
@@ -392,11 +399,74 @@ mod tests {
             (with_baseline("20:0.4,18"), "baseline: entry 2: expected version:share"),
             (with_baseline("20,0.4\n18,x"), "baseline: line 2: \"x\" is not a number"),
         ] {
-            match req.resolve(NOW, DEFAULT_K) {
+            match req.resolve(NOW, DEFAULT_K, &Bounds::default()) {
                 Err(InsightError::InvalidParams(m)) => assert!(m.contains(expected), "{m:?} lacks {expected:?}"),
                 other => panic!("{req:?}: {other:?}"),
             }
         }
+    }
+
+    /// Resolves `args` with the default bounds and returns the refusal's message.
+    fn refusal(args: &[&str]) -> String {
+        match request(args).resolve(NOW, DEFAULT_K, &Bounds::default()) {
+            Err(InsightError::InvalidParams(m)) => m,
+            other => panic!("{args:?} was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn remote_panic_on_a_since_of_a_hundred_billion_days_is_a_refusal() {
+        // `since=100000000000d` overflowed calendar arithmetic in the store ("time in range").
+        for args in [&["--public", "--since", "100000000000d"][..], &["--since", "100000000000d"]] {
+            assert!(refusal(args).contains("between 1970-01-01 and 9999-12-31"), "{args:?}");
+        }
+        assert!(refusal(&["--from", "9999-12-31", "--to", "+10000-01-02T00:00:00Z"]).contains("is not a time"));
+        assert!(request(&["--since", "99999999999999999999d"]).resolve(NOW, DEFAULT_K, &Bounds::default()).is_err());
+    }
+
+    #[test]
+    fn public_queries_are_bounded() {
+        for (args, expected) in [
+            (
+                &["--public", "--since", "401d"][..],
+                "the range spans 401 days; ask for at most 400 days (public requests)",
+            ),
+            (&["--public", "--window-days", "91"], "window_days is at most 90 (public requests)"),
+            (&["--public", "--weeks", "53"], "weeks is at most 52 (public requests)"),
+            (&["--public", "--limit", "101"], "limit is at most 100 (public requests)"),
+            (&["--since", "3661d"], "the range spans 3661 days; ask for at most 3660 days (private requests)"),
+            (&["--window-days", "367"], "window_days is at most 366 (private requests)"),
+            (&["--weeks", "521"], "weeks is at most 520 (private requests)"),
+            (&["--limit", "10001"], "limit is at most 10000 (private requests)"),
+        ] {
+            assert_eq!(refusal(args), expected, "{args:?}");
+        }
+        // At the bounds, requests resolve.
+        for args in [
+            &["--public", "--since", "400d", "--window-days", "90", "--weeks", "52", "--limit", "100"][..],
+            &["--since", "3660d", "--window-days", "366", "--weeks", "520", "--limit", "10000"],
+        ] {
+            assert!(request(args).resolve(NOW, DEFAULT_K, &Bounds::default()).is_ok(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn public_ranges_not_on_midnight_are_refused() {
+        // Refused, not rounded: a rounded range would answer a question nobody asked.
+        for args in [
+            &["--public", "--since", "12h"][..],
+            &["--public", "--from", "2026-10-01T06:00:00Z", "--to", "2026-10-03"],
+            &["--public", "--from", "2026-10-01", "--to", "2026-10-03T00:00:01Z"],
+        ] {
+            assert!(refusal(args).contains("the range must cover whole UTC days"), "{args:?}");
+        }
+        assert!(
+            request(&["--public", "--from", "2026-10-01", "--to", "2026-10-03"])
+                .resolve(NOW, DEFAULT_K, &Bounds::default())
+                .is_ok()
+        );
+        // Private requests may ask for any instant.
+        assert!(request(&["--since", "12h"]).resolve(NOW, DEFAULT_K, &Bounds::default()).is_ok());
     }
 
     #[test]

@@ -1,0 +1,97 @@
+//! The serving loop: accepts connections and serves a router over HTTP/1.1 within the
+//! connection and request [`Limits`]. `axum::serve` has no header or body read timeout and
+//! no connection cap, so one client holding thousands of half-sent requests kept them all
+//! (issue 11); this loop is what the `tally` binary runs. [`crate::Collector::router`]
+//! stays usable without it for in-process tests.
+//!
+//! HTTP/1.1 only: the SDKs and Strapi speak it, and HTTP/2's protocol detection would wait
+//! for a connection's first bytes without a timeout.
+//!
+//! The loop never reads or logs the peer's address.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_http::timeout::DeadlineBody;
+
+use crate::{ApiError, Limits};
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
+/// finish for at most `limits.shutdown_grace`.
+///
+/// Enforced here: `header_read_timeout` (the connection is closed), `body_read_timeout`
+/// (reading the body fails), `max_connections` (a connection beyond it is closed at once)
+/// and `max_requests_in_flight` (503 with `Retry-After`).
+pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
+    let gate = Arc::new(RequestGate {
+        in_flight: Semaphore::new(limits.max_requests_in_flight),
+        body_read_timeout: limits.body_read_timeout,
+    });
+    let app = router.layer(axum::middleware::from_fn_with_state(gate, limit_request));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before it was accepted: wait
+                    // a little rather than spin, and go on serving.
+                    tracing::debug!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Closed without a response: answering would cost what the cap is there to save.
+            drop(stream);
+            tracing::debug!(limit = limits.max_connections, "connection closed: max_connections reached");
+            continue;
+        };
+        let open = limits.max_connections - connections.available_permits();
+        tracing::trace!(open, "connection accepted");
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is not the collector's error.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running after {:?} of shutdown were abandoned", limits.shutdown_grace);
+    }
+}
+
+/// What every request passes through: a slot of `max_requests_in_flight`, and a deadline on
+/// its body.
+struct RequestGate {
+    in_flight: Semaphore,
+    body_read_timeout: Duration,
+}
+
+async fn limit_request(State(gate): State<Arc<RequestGate>>, request: Request, next: Next) -> Response {
+    let Ok(_slot) = gate.in_flight.try_acquire() else {
+        return ApiError::busy("the collector is handling too many requests; retry after the delay in Retry-After")
+            .into_response();
+    };
+    let timeout = gate.body_read_timeout;
+    next.run(request.map(|body| Body::new(DeadlineBody::new(timeout, body)))).await
+}
