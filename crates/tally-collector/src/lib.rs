@@ -18,7 +18,9 @@ pub mod builtin;
 mod context;
 mod dashboard;
 mod error;
-mod ingest;
+// Public for the fuzz targets in `fuzz/` only, which run the batch path without HTTP.
+#[doc(hidden)]
+pub mod ingest;
 mod metrics;
 pub mod strapi;
 mod writer;
