@@ -1,13 +1,12 @@
 //! The Strapi routes without HTTP: a (decompressed) body is parsed, translated into a native
-//! context and event, checked as a batch of one and turned into a row, as `strapi::receive`
-//! does.
+//! context and event, and run through the ingest pipeline as a batch of one, as
+//! `strapi::receive` does.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tally_collector::strapi::{self, InstallTimes, MAX_STRAPI_BODY_BYTES, Translation};
 use tally_protocol::Batch;
-use tally_protocol::limits::MAX_EVENT_AGE_MS;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() > MAX_STRAPI_BODY_BYTES {
@@ -24,8 +23,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let batch = Batch { sent_at: now, context: *context, events: vec![*event] };
-    let bytes = serde_json::to_vec(&batch).expect("a batch serializes");
-    if let Ok(checked) = tally_protocol::check_batch(&bytes, &tally_fuzz::SCHEMAS, now, MAX_EVENT_AGE_MS) {
-        tally_fuzz::to_rows(checked);
+    // What translate keeps is a well-formed batch of one for a known app: the pipeline may
+    // reject the event, never the batch (Strapi would get a 400 for its own payload).
+    match tally_fuzz::prepare(&serde_json::to_vec(&batch).expect("a batch serializes")) {
+        Ok(prepared) => assert_eq!(prepared.outcomes.len(), 1, "one result for a batch of one"),
+        Err(r) => panic!("a translated Strapi event was rejected as a batch: {r:?}"),
     }
 });

@@ -1,14 +1,15 @@
-//! What the fuzz targets share: the collector's schemas, a fixed clock and the last step of
-//! the ingest path (accepted events to stored rows), as `post_batch` and the Strapi routes
-//! run them, minus HTTP and the store.
+//! What the fuzz targets share: the collector's schemas, a fixed clock and the collector's
+//! ingest pipeline up to the write (`tally_collector::ingest::prepare`), which both
+//! `POST /v1/batch` and the Strapi routes end in.
 
 use std::path::Path;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use tally_collector::Metrics;
-use tally_collector::ingest::{self, Caps};
-use tally_protocol::{CheckedBatch, SchemaSet};
+use tally_collector::ingest::{self, Caps, Prepared};
+use tally_protocol::limits::MAX_EVENT_AGE_MS;
+use tally_protocol::{Rejection, SchemaSet};
 use tally_store::ServerSecret;
 
 /// The protocol vectors' schema (app `vector-app`), so seeds from `vectors/` get past the
@@ -24,6 +25,7 @@ pub static SCHEMAS: LazyLock<SchemaSet> = LazyLock::new(|| {
 
 /// The collector's key for hashing ids.
 pub static SECRET: LazyLock<ServerSecret> = LazyLock::new(|| ServerSecret::from_bytes([7; 32]));
+
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 /// The collector's clock: the vectors' `now`, so that their events are neither too old nor
@@ -32,14 +34,12 @@ pub fn now() -> DateTime<Utc> {
     "2026-11-01T12:00:00Z".parse().expect("a valid time")
 }
 
-/// Turns every accepted event of `checked` into a row, as the handlers do before writing.
-pub fn to_rows(checked: CheckedBatch) {
-    let schema = SCHEMAS.get(&checked.context.app).expect("check_batch found the schema");
+/// Checks a (decompressed) batch and builds its rows, as the collector does before writing.
+pub fn prepare(batch: &[u8]) -> Result<Prepared, Rejection> {
     // Fresh caps per input: a crash must not depend on what earlier inputs admitted.
     let caps = Caps::default();
-    for (_, result) in checked.events {
-        if let Ok(Some(accepted)) = result {
-            ingest::to_row(&checked.context, accepted, now().timestamp_millis(), &SECRET, schema, &caps, &METRICS);
-        }
-    }
+    let prepared = ingest::prepare(batch, &SCHEMAS, now(), MAX_EVENT_AGE_MS, &SECRET, &caps, &METRICS)?;
+    let accepted = prepared.outcomes.iter().filter(|(_, r)| matches!(r, Ok(Some(())))).count();
+    assert_eq!(prepared.rows.len(), accepted, "one row per accepted event");
+    Ok(prepared)
 }

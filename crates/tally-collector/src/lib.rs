@@ -18,7 +18,7 @@ pub mod builtin;
 mod context;
 mod dashboard;
 mod error;
-// Public for the fuzz targets in `fuzz/` only, which run the batch path without HTTP.
+// Public for the fuzz targets in `fuzz/` only, which run `decode` and `prepare` without HTTP.
 #[doc(hidden)]
 pub mod ingest;
 mod metrics;
