@@ -201,7 +201,7 @@ fn fuzz(seconds: u32) -> Result<(), String> {
         cmd
     };
     // No AddressSanitizer: the workspace forbids unsafe code, so it would watch only
-    // dependencies, at about twice the build time and half the executions per second.
+    // dependencies, for a longer build and a fifth of the executions (docs/fuzzing.md).
     run("fuzz build", &mut cargo_fuzz(&["build", "--sanitizer=none"]))?;
     let total_time = format!("-max_total_time={seconds}");
     for name in FUZZ_TARGETS {
