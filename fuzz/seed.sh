@@ -38,4 +38,4 @@ if command -v zstd >/dev/null; then
     done
 fi
 rm -f "$corpus"/batch/seed-*.json
-echo "seeded $(ls "$corpus/batch" | wc -l) batch, $(ls "$corpus/schema" | wc -l) schema, $(ls "$corpus/strapi" | wc -l) strapi inputs in $corpus"
+echo "seeded; the corpora in $corpus now hold $(ls "$corpus/batch" | wc -l) batch, $(ls "$corpus/schema" | wc -l) schema and $(ls "$corpus/strapi" | wc -l) strapi inputs"
