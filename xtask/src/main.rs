@@ -13,9 +13,10 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("invariants") => invariants(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz_command(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, unused dependencies, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  bench       the insight benchmark at 10M and 100M events (`tally bench`; extra arguments are passed on)"
+                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, unused dependencies, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  fuzz [S]    seed, build and run every fuzz target for S seconds each (default 600; docs/fuzzing.md)\n  bench       the insight benchmark at 10M and 100M events (`tally bench`; extra arguments are passed on)"
             );
             return ExitCode::from(2);
         }
@@ -32,8 +33,7 @@ fn main() -> ExitCode {
 /// The insight benchmark (docs/benchmarks.md): `tally bench --events 10M,100M` in the release
 /// profile, stores kept in `$TALLY_BENCH_DIR` (default `target/bench` under the target dir).
 fn bench(extra: &[String]) -> Result<(), String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    let dir = std::env::var_os("TALLY_BENCH_DIR").map_or_else(|| target.join("bench"), PathBuf::from);
+    let dir = std::env::var_os("TALLY_BENCH_DIR").map_or_else(|| target_dir().join("bench"), PathBuf::from);
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--", "bench", "--data-dir"]).arg(&dir);
     if !extra.iter().any(|a| a.starts_with("--events")) {
@@ -125,6 +125,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     )?;
     invariants()?;
     unused_dependencies()?;
+    fuzz(CI_FUZZ_SECONDS)?;
     // node-machine-id, against which the SDK's `node_machine_id()` is checked.
     let node_modules = setup_node("crates/tally/tests/setup-node.sh")?;
     eprintln!("xtask: node-machine-id installed in {}", node_modules.display());
@@ -147,6 +148,84 @@ fn test(extra: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Seconds each fuzz target runs in `cargo xtask test`.
+const CI_FUZZ_SECONDS: u32 = 20;
+
+/// The cargo-fuzz version `cargo xtask fuzz` and `test` install; pinned like cargo-machete.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// `cargo xtask fuzz [SECONDS]`: the longer run of docs/fuzzing.md.
+fn fuzz_command(args: &[String]) -> Result<(), String> {
+    let seconds = match args.first() {
+        None => 600,
+        Some(s) => s.parse().map_err(|_| format!("fuzz: {s:?} is not a number of seconds"))?,
+    };
+    fuzz(seconds)
+}
+
+/// The fuzz targets of `fuzz/`, run one after the other.
+const FUZZ_TARGETS: &[&str] = &["batch", "schema", "strapi"];
+
+/// Seeds the corpora, builds the fuzz targets and runs each for `seconds`; fails on a crash,
+/// a panic or an input that takes more than 10 s. cargo-fuzz is installed under the target
+/// dir on first use (about 1.5 minutes); the targets need the nightly toolchain and are
+/// built into `fuzz-target` next to the target dir, so that nightly builds never touch the
+/// release ones.
+fn fuzz(seconds: u32) -> Result<(), String> {
+    let target = target_dir();
+    let tools = target.join("tools");
+    let cargo_fuzz = tools.join("bin").join("cargo-fuzz");
+    if output(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])).is_err() {
+        return Err("fuzz: the nightly toolchain is missing; install it with `rustup toolchain install nightly`".into());
+    }
+    let installed = output(Command::new(&cargo_fuzz).arg("--version")).is_ok_and(|v| v.contains(CARGO_FUZZ_VERSION));
+    if !installed {
+        run(
+            "install cargo-fuzz",
+            cargo()
+                .args(["install", "--locked", "--quiet", "--version", CARGO_FUZZ_VERSION, "cargo-fuzz", "--root"])
+                .arg(&tools),
+        )?;
+    }
+    run("fuzz fmt", cargo().args(["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"]))?;
+    run("fuzz seeds", Command::new("bash").arg(root().join("fuzz/seed.sh")))?;
+    let fuzz_target = target.with_file_name("fuzz-target");
+    // cargo-fuzz is found by cargo as the `fuzz` subcommand through PATH.
+    let path = std::env::join_paths(
+        std::iter::once(tools.join("bin")).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .map_err(|e| format!("fuzz: PATH: {e}"))?;
+    let cargo_fuzz = |args: &[&str]| {
+        let mut cmd = cargo();
+        cmd.arg("+nightly").arg("fuzz").args(args).env("PATH", &path).env("CARGO_TARGET_DIR", &fuzz_target);
+        cmd
+    };
+    // No AddressSanitizer: the workspace forbids unsafe code, so it would watch only
+    // dependencies, for a longer build and a fifth of the executions (docs/fuzzing.md).
+    run("fuzz build", &mut cargo_fuzz(&["build", "--sanitizer=none"]))?;
+    let total_time = format!("-max_total_time={seconds}");
+    for name in FUZZ_TARGETS {
+        run(
+            &format!("fuzz {name}"),
+            &mut cargo_fuzz(&[
+                "run",
+                "--sanitizer=none",
+                name,
+                "--",
+                &total_time,
+                "-timeout=10",
+                "-print_final_stats=1",
+            ]),
+        )?;
+    }
+    Ok(())
+}
+
+/// The target dir every build of the workspace shares.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 /// The cargo-machete version `cargo xtask test` installs; pinned so that a check that passed
 /// keeps passing.
 const MACHETE_VERSION: &str = "0.9.2";
@@ -154,8 +233,7 @@ const MACHETE_VERSION: &str = "0.9.2";
 /// Fails when a crate declares a dependency its sources never name (cargo-machete, installed
 /// under the target dir on first use, about 2 minutes on 2 cores).
 fn unused_dependencies() -> Result<(), String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    let tools = target.join("tools");
+    let tools = target_dir().join("tools");
     let machete = tools.join("bin").join("cargo-machete");
     let installed = output(Command::new(&machete).arg("--version")).is_ok_and(|v| v.contains(MACHETE_VERSION));
     if !installed {

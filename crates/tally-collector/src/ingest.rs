@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use tally_protocol::limits::{MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES};
 use tally_protocol::schema::OTHER;
 use tally_protocol::scrub;
-use tally_protocol::validate::AcceptedEvent;
+use tally_protocol::validate::{AcceptedEvent, EventCheck};
 use tally_protocol::{
     AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, Rejection, SchemaSet, check_batch,
 };
@@ -56,27 +56,58 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusC
 /// the metrics, whatever its outcome. Fails, storing nothing, when the whole batch is
 /// rejected or the write fails.
 pub(crate) async fn check_and_store(s: &Shared, batch: &[u8], now: DateTime<Utc>) -> Result<BatchResponse, ApiError> {
-    let checked = check_batch(batch, &s.schemas, now, s.settings.max_event_age_ms).map_err(|r| rejected(s, r))?;
-    let schema = s.schemas.get(&checked.context.app).expect("check_batch found the schema");
-    s.metrics.dropped_props.inc_by(checked.dropped_props as u64);
+    let Prepared { outcomes, rows, dropped_props } =
+        prepare(batch, &s.schemas, now, s.settings.max_event_age_ms, &s.secret, &s.caps, &s.metrics)
+            .map_err(|r| rejected(s, r))?;
+    let statuses = if rows.is_empty() {
+        vec![]
+    } else {
+        s.metrics.queue_depth.set(s.writer.depth() as i64 + 1);
+        s.writer.write(rows).await?
+    };
+    Ok(respond(&outcomes, &statuses, dropped_props, &s.metrics))
+}
+
+/// A checked batch, ready to be written: what each event became and the rows to store.
+pub struct Prepared {
+    /// Per event, in order: its id when readable and whether it gave a row, was a repeat
+    /// in the batch or was rejected.
+    pub outcomes: Vec<EventCheck<()>>,
+    /// One row per accepted event, in order.
+    pub rows: Vec<EventRow>,
+    /// Properties dropped because their event does not declare them.
+    pub dropped_props: usize,
+}
+
+/// The part of [`check_and_store`] before the write: checks the batch, sanitizes its
+/// context and builds the rows. No I/O, so the fuzz targets in `fuzz/` run it as it is.
+pub fn prepare(
+    batch: &[u8],
+    schemas: &SchemaSet,
+    now: DateTime<Utc>,
+    max_age_ms: i64,
+    secret: &ServerSecret,
+    caps: &Caps,
+    metrics: &Metrics,
+) -> Result<Prepared, Rejection> {
+    let checked = check_batch(batch, schemas, now, max_age_ms)?;
+    let schema = schemas.get(&checked.context.app).expect("check_batch found the schema");
+    metrics.dropped_props.inc_by(checked.dropped_props as u64);
     let now_ms = now.timestamp_millis();
     let mut accepted = Vec::new();
     let mut outcomes = Vec::with_capacity(checked.events.len());
     for (id, result) in checked.events {
         outcomes.push((id, result.map(|maybe| maybe.map(|event| accepted.push(event)))));
     }
-    let statuses = if accepted.is_empty() {
+    let rows = if accepted.is_empty() {
         vec![]
     } else {
         // Only a context that will be stored takes places under the caps.
         let mut ctx = checked.context;
-        context::sanitize(&mut ctx, &s.caps, &s.metrics);
-        let rows =
-            accepted.into_iter().map(|a| to_row(&ctx, a, now_ms, &s.secret, schema, &s.caps, &s.metrics)).collect();
-        s.metrics.queue_depth.set(s.writer.depth() as i64 + 1);
-        s.writer.write(rows).await?
+        context::sanitize(&mut ctx, caps, metrics);
+        accepted.into_iter().map(|a| to_row(&ctx, a, now_ms, secret, schema, caps, metrics)).collect()
     };
-    Ok(respond(&outcomes, &statuses, checked.dropped_props, &s.metrics))
+    Ok(Prepared { outcomes, rows, dropped_props: checked.dropped_props })
 }
 
 /// A whole request rejected: counted, then answered.
@@ -241,7 +272,7 @@ fn to_row(
 /// Builds the response from per-event check results and the store's statuses (one per
 /// row, in the order the rows were built).
 fn respond(
-    checked: &[tally_protocol::validate::EventCheck<()>],
+    checked: &[EventCheck<()>],
     statuses: &[AppendStatus],
     dropped_props: usize,
     metrics: &Metrics,

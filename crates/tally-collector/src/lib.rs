@@ -21,7 +21,9 @@ pub mod builtin;
 mod context;
 mod dashboard;
 mod error;
-mod ingest;
+// Public for the fuzz targets in `fuzz/` only, which run `decode` and `prepare` without HTTP.
+#[doc(hidden)]
+pub mod ingest;
 mod limits;
 mod metrics;
 mod serve;
