@@ -21,7 +21,7 @@
 //!   at the next start, harmlessly (the store is idempotent by `event_id`).
 //! - A record that does not decode (a newer collector's format) is dropped the same way.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,6 +51,9 @@ struct State {
     alive: AtomicBool,
     /// Milliseconds since the Unix epoch when the store began failing; 0 when it is not.
     failing_since_ms: AtomicU64,
+    /// Rows acknowledged (or found unapplied at start) and not yet applied; may dip below
+    /// zero briefly, as a handler counts its rows just before appending them.
+    pending_rows: AtomicI64,
 }
 
 impl Applier {
@@ -96,6 +99,16 @@ impl Applier {
             applied = self.state.advanced.wait_timeout(applied, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
         true
+    }
+
+    /// Counts `rows` as written to the log and not yet applied (negative: uncounts them).
+    pub(crate) fn add_pending(&self, rows: i64) {
+        self.state.pending_rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Events acknowledged and not yet applied.
+    pub(crate) fn pending_rows(&self) -> u64 {
+        self.state.pending_rows.load(Ordering::Relaxed).max(0) as u64
     }
 
     /// Whether the thread is running.
@@ -197,6 +210,7 @@ impl Run {
         }
         self.state.failing_since_ms.store(0, Ordering::Relaxed);
         self.metrics.apply_rows.observe(rows.len() as f64);
+        self.state.pending_rows.fetch_sub(rows.len() as i64, Ordering::Relaxed);
         if let Err(e) = self.log.release(through) {
             tracing::error!(error = %e, "releasing the ingest log failed");
         }
@@ -273,15 +287,19 @@ pub fn apply_pending(log: &Log, store: &dyn EventStore, max_rows: usize) -> Resu
     let from = start_position(log, store)?;
     let mut reader = log.read_from(from).map_err(log_error)?;
     let metrics = Metrics::new();
-    let mut total = 0;
+    let (mut total, mut applied) = (0, from);
     loop {
         let (rows, through) = read_group(&mut reader, max_rows, &metrics).map_err(log_error)?;
-        let Some(through) = through else { break };
+        // Caught up: a gap at the end (a truncated torn tail) is recorded as applied too.
+        let through = through.unwrap_or_else(|| reader.position());
+        if through <= applied {
+            return Ok(total);
+        }
         store.apply(&rows, through)?;
         log.release(through).map_err(log_error)?;
         total += rows.len() as u64;
+        applied = through;
     }
-    Ok(total)
 }
 
 /// Where the applier resumes: the store's position, checked against the log.

@@ -12,7 +12,8 @@
 //! and the ids are free again), so two requests never both report one event accepted,
 //! and an event is never reported duplicate of one that was not acknowledged. Memory:
 //! a `HashSet<Uuid>` slot is 17 bytes and the table is at most 7/8 full after growing
-//! by doubling, so 19–39 bytes per id (measured: `memory_per_id`, about 29 on average).
+//! by doubling, so 19–39 bytes per id by how full it is (measured by `memory_per_id`: 22,
+//! 30 and 36 bytes at 0.1, 0.3 and 1 M ids), about 30 on average.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};

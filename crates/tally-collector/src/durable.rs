@@ -38,14 +38,17 @@ impl Durable {
             seen.insert(id, at);
         }
         let mut reader = log.read_from(from).map_err(|e| StoreError::Backend(format!("ingest log: {e}")))?;
+        let mut unapplied = 0;
         while let Some(rec) = reader.next_record().map_err(|e| StoreError::Backend(format!("ingest log: {e}")))? {
             // An undecodable record is reported by the applier when it gets there.
             for row in record::decode(&rec.payload).unwrap_or_default() {
                 seen.insert(row.event_id, row.occurred_at_ms);
+                unapplied += 1;
             }
         }
-        tracing::info!(ids = seen.len(), "dedupe index seeded");
+        tracing::info!(ids = seen.len(), unapplied, "dedupe index seeded");
         let applier = Applier::start(log.clone(), store, from, max_rows, metrics)?;
+        applier.add_pending(unapplied);
         Ok(Durable { log, seen, applier })
     }
 
@@ -70,11 +73,15 @@ impl Durable {
         if new.is_empty() {
             return Ok(statuses);
         }
-        let ticket = self.log.append(&record::encode(&new)).map_err(log_error)?;
+        // Counted before the append, so that the applier never uncounts rows not counted.
+        let n = new.len() as i64;
+        self.applier.add_pending(n);
+        let ticket = self.log.append(&record::encode(&new)).inspect_err(|_| self.applier.add_pending(-n));
+        let ticket = ticket.map_err(log_error)?;
         metrics.log_appends.inc();
         // If this request is cancelled here, the reservation is dropped: its ids are free
         // again, and a resend is stored once whether or not this record was written.
-        ticket.await.map_err(log_error)?;
+        ticket.await.inspect_err(|_| self.applier.add_pending(-n)).map_err(log_error)?;
         reservation.commit();
         Ok(statuses)
     }

@@ -249,7 +249,8 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
                 "store_failing_seconds": failing.map(|f| f.as_secs_f64()),
                 "applied_position": durable.applier.applied(),
                 "lag": {
-                    "events_batches": lag.records,
+                    "events": durable.applier.pending_rows(),
+                    "records": lag.records,
                     "bytes": lag.bytes,
                     "seconds": lag.oldest.map_or(0.0, |d| d.as_secs_f64()),
                 },
