@@ -154,6 +154,7 @@ fn ask_server(url: &str, args: &InsightsArgs) -> anyhow::Result<Answer> {
 }
 
 fn ask_data_dir(args: &InsightsArgs) -> anyhow::Result<Answer> {
+    apply_pending_log(args.data_dir())?;
     let store = tally_store_duckdb::DuckDbStore::open_read_only(args.data_dir()).map_err(|e| match e {
         tally_store::StoreError::Locked(_) if args.data_dir.is_some() => {
             anyhow::anyhow!("{e}\nto ask the collector that holds it, pass --server URL")
@@ -169,6 +170,29 @@ fn ask_data_dir(args: &InsightsArgs) -> anyhow::Result<Answer> {
     let Resolved { params, audience } =
         args.request.resolve(chrono::Utc::now().timestamp_millis(), tally_insights::DEFAULT_K, &Bounds::default())?;
     Ok(tally_insights::answer(&store, &args.name, params, audience)?)
+}
+
+/// With no collector running, events it acknowledged and did not apply before it was
+/// killed are still only in its ingest log: apply them, so that the answer counts them.
+/// Opening the store for writing costs a rollup build, so it is done only when the log
+/// holds something the store has not applied. A collector holding the store makes this a
+/// no-op (the read-only open below then says so).
+fn apply_pending_log(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use tally_store::EventStore as _;
+    if !data_dir.join("log").is_dir() {
+        return Ok(());
+    }
+    let Ok(store) = tally_store_duckdb::DuckDbStore::open_read_only(data_dir) else { return Ok(()) };
+    let applied = store.applied_position().ok().flatten().unwrap_or(0);
+    drop(store);
+    let log = crate::serve::open_log(data_dir)?;
+    if log.durable_end() <= applied.max(log.start()) {
+        return Ok(());
+    }
+    let Ok(store) = tally_store_duckdb::DuckDbStore::open(data_dir) else { return Ok(()) };
+    tally_collector::apply_pending(&log, &store, 50_000)?;
+    store.checkpoint()?;
+    Ok(())
 }
 
 fn csv_field(s: &str) -> String {

@@ -80,6 +80,13 @@ fn erase(args: EraseArgs) -> anyhow::Result<()> {
     let secret = tally_store::ServerSecret::load_or_create(&args.data_dir)
         .with_context(|| format!("while reading the server secret in {}", args.data_dir.display()))?;
     let store = tally_store_duckdb::DuckDbStore::open(&args.data_dir)?;
+    // Events acknowledged but not yet applied (the collector was killed) are applied first,
+    // so that an erased project cannot come back from the log at the next start.
+    let log = serve::open_log(&args.data_dir)?;
+    let applied = tally_collector::apply_pending(&log, &store, 50_000)?;
+    if applied > 0 {
+        println!("applied {applied} events from the ingest log first");
+    }
     // A UUID is the project id itself; any other string can only be a Strapi project id,
     // which the collector mapped to a UUID with the server secret when it stored it.
     let project = tally_collector::strapi::project_uuid(args.project.trim(), &secret);

@@ -1,5 +1,7 @@
-//! `tally serve`: open the store, load schemas and secrets, serve HTTP, optionally fill
-//! the store with demo telemetry through the real ingest path.
+//! `tally serve`: open the store and the ingest log, load schemas and secrets, serve HTTP
+//! (acknowledging batches once they are durable in the log, while the applier catches up
+//! on what the store has not applied), optionally fill the store with demo telemetry
+//! through the real ingest path.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,15 +64,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(t) => t,
         None => load_or_create_token(&args.data_dir)?,
     };
+    // The store first: DuckDB's file lock keeps a second collector out of the log too.
     let duckdb = Arc::new(DuckDbStore::open(&args.data_dir)?);
     let store: Arc<dyn EventStore> = duckdb.clone();
     let existing = store.count_events()?;
+    let log = Arc::new(open_log(&args.data_dir)?);
     let mut settings = Settings { admin_token: Some(admin_token.clone()), k: args.k, ..Settings::default() };
     if args.demo {
         // The demo backfills 90 days through the normal ingest path.
         settings.max_event_age_ms = 100 * tally_store::DAY_MS;
     }
-    let collector = Collector::new(store.clone(), schemas, secret, settings)?;
+    let collector = Collector::with_log(store.clone(), log, schemas, secret, settings)?;
     let runtime = tokio::runtime::Runtime::new().context("while starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -100,6 +104,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             print_next_steps(addr, &args.data_dir, &admin_token);
         }
         server.await.context("server task")?;
+        // Nothing is accepted any more: store what the log holds before the checkpoint.
+        let draining = collector.clone();
+        tokio::task::spawn_blocking(move || draining.shutdown()).await.context("applier shutdown")?;
         // Fold the write-ahead log into the database file, so that readers opening the
         // file next (`tally insights --data-dir`) find everything in it.
         if let Err(e) = duckdb.checkpoint() {
@@ -108,6 +115,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("tally collector stopped");
         Ok(())
     })
+}
+
+/// Opens `<data_dir>/log`, reporting what recovery found (a torn tail is expected after a
+/// crash; corruption means acknowledged events may be lost).
+pub fn open_log(data_dir: &Path) -> anyhow::Result<tally_log::Log> {
+    let log = tally_log::Log::open(data_dir, tally_log::Options::default())
+        .with_context(|| format!("while opening the ingest log in {}", data_dir.display()))?;
+    for problem in &log.recovery().problems {
+        let level = if problem.kind == tally_log::ProblemKind::TornTail { "warning" } else { "error" };
+        eprintln!("{level}: ingest log: {problem}");
+    }
+    Ok(log)
 }
 
 fn print_next_steps(addr: SocketAddr, data_dir: &Path, token: &str) {

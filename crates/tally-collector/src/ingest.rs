@@ -4,7 +4,8 @@
 //! [`check_and_store`], which the Strapi receiver calls too, checks the batch against the
 //! protocol and the app's schema, turns accepted events into rows (keyed hashes instead of
 //! ids, capped and scrubbed values, a checked context: [`crate::context`]), writes them
-//! durably, and answers with one result per event.
+//! durably (through the ingest log, [`crate::durable`], or straight into the store by group
+//! commit, [`crate::writer`]), and answers with one result per event.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -28,7 +29,7 @@ use tally_store::{AppendStatus, ContextField, EventRow, EventStore, KnownValues,
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::{Shared, context};
+use crate::{Shared, Sink, context};
 
 /// `POST /v1/batch`.
 pub(crate) async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
@@ -62,8 +63,13 @@ pub(crate) async fn check_and_store(s: &Shared, batch: &[u8], now: DateTime<Utc>
     let statuses = if rows.is_empty() {
         vec![]
     } else {
-        s.metrics.queue_depth.set(s.writer.depth() as i64 + 1);
-        s.writer.write(rows).await?
+        match &s.sink {
+            Sink::Store(writer) => {
+                s.metrics.queue_depth.set(writer.depth() as i64 + 1);
+                writer.write(rows).await?
+            }
+            Sink::Log(durable) => durable.write(rows, now.timestamp_millis(), &s.metrics).await?,
+        }
     };
     Ok(respond(&outcomes, &statuses, dropped_props, &s.metrics))
 }

@@ -16,21 +16,32 @@
 //!
 //! The collector never reads, logs or stores the client's address. It talks to storage only
 //! through [`EventStore`]; which backend is used is the caller's choice.
+//!
+//! Two write paths: [`Collector::with_log`] (what `tally serve` runs) acknowledges a batch
+//! once it is durable in the ingest log ([`tally_log`]; dedupe at acceptance in `dedupe`,
+//! the record format in `record`) and an applier thread (`applier`) moves records into the
+//! store; [`Collector::new`] writes straight into the store by group commit (`writer`),
+//! which the in-memory tests use.
 
+mod applier;
 pub mod builtin;
 mod context;
 mod dashboard;
+mod dedupe;
+mod durable;
 mod error;
 // Public for the fuzz targets in `fuzz/` only, which run `decode` and `prepare` without HTTP.
 #[doc(hidden)]
 pub mod ingest;
 mod limits;
 mod metrics;
+mod record;
 mod serve;
 pub mod strapi;
 mod writer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query as QueryParams, State};
@@ -43,6 +54,7 @@ use tally_protocol::SchemaSet;
 use tally_store::{EventStore, ServerSecret, StoreError};
 use tokio::sync::Semaphore;
 
+pub use applier::apply_pending;
 pub use error::ApiError;
 pub use limits::Limits;
 pub use metrics::Metrics;
@@ -85,13 +97,28 @@ struct Shared {
     schemas: SchemaSet,
     secret: ServerSecret,
     caps: ingest::Caps,
-    writer: Writer,
+    sink: Sink,
     metrics: Arc<Metrics>,
     settings: Settings,
     strapi: strapi::InstallTimes,
     /// Slots of `limits.max_public_queries`.
     public_queries: Arc<Semaphore>,
 }
+
+/// Where accepted rows go.
+enum Sink {
+    /// Straight into the store, by group commit.
+    Store(Writer),
+    /// Into the ingest log; the applier stores them.
+    Log(durable::Durable),
+}
+
+/// How long a query waits for the applier to store what was acknowledged before it
+/// (read-your-writes); past it, the query answers from what is stored.
+const QUERY_WAIT: Duration = Duration::from_secs(1);
+
+/// A store failing for longer than this makes `/healthz` answer 503.
+const FAILING_UNHEALTHY: Duration = Duration::from_secs(10);
 
 /// A collector, ready to serve.
 #[derive(Clone)]
@@ -100,15 +127,14 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Builds a collector: seeds cardinality caps from the store (a blocking read) and
-    /// starts the writer thread.
+    /// Builds a collector that writes straight into the store by group commit: seeds
+    /// cardinality caps from the store (a blocking read) and starts the writer thread.
     pub fn new(
         store: Arc<dyn EventStore>,
         schemas: SchemaSet,
         secret: ServerSecret,
         settings: Settings,
     ) -> Result<Collector, StoreError> {
-        let caps = ingest::Caps::load(store.as_ref(), &schemas)?;
         let metrics = Arc::new(Metrics::new());
         let m = metrics.clone();
         let writer =
@@ -116,13 +142,47 @@ impl Collector {
                 m.group_rows.observe(rows as f64);
                 m.queue_depth.set(depth as i64);
             });
+        Self::build(store, Sink::Store(writer), schemas, secret, settings, metrics)
+    }
+
+    /// Builds a collector that acknowledges batches once they are durable in `log` and
+    /// applies them to `store` on its applier thread (blocking reads first: the caps, the
+    /// dedupe index from the store and from the records not yet applied). Fails when the
+    /// store's applied position is past the log's end (the log was deleted or replaced).
+    pub fn with_log(
+        store: Arc<dyn EventStore>,
+        log: Arc<tally_log::Log>,
+        schemas: SchemaSet,
+        secret: ServerSecret,
+        settings: Settings,
+    ) -> Result<Collector, StoreError> {
+        let metrics = Arc::new(Metrics::new());
+        let durable = durable::Durable::start(
+            log,
+            store.clone(),
+            settings.max_event_age_ms,
+            settings.max_group_rows,
+            metrics.clone(),
+        )?;
+        Self::build(store, Sink::Log(durable), schemas, secret, settings, metrics)
+    }
+
+    fn build(
+        store: Arc<dyn EventStore>,
+        sink: Sink,
+        schemas: SchemaSet,
+        secret: ServerSecret,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Collector, StoreError> {
+        let caps = ingest::Caps::load(store.as_ref(), &schemas)?;
         Ok(Collector {
             shared: Arc::new(Shared {
                 store,
                 schemas,
                 secret,
                 caps,
-                writer,
+                sink,
                 metrics,
                 strapi: strapi::InstallTimes::new(),
                 public_queries: Arc::new(Semaphore::new(settings.limits.max_public_queries)),
@@ -131,9 +191,26 @@ impl Collector {
         })
     }
 
-    /// Requests waiting for the writer.
+    /// Requests waiting for the writer (0 when writing through the log).
     pub fn queue_depth(&self) -> usize {
-        self.shared.writer.depth()
+        match &self.shared.sink {
+            Sink::Store(writer) => writer.depth(),
+            Sink::Log(_) => 0,
+        }
+    }
+
+    /// Blocks until the store holds every event acknowledged so far, at most `timeout`;
+    /// `false` if it does not by then. Immediate without a log.
+    pub fn wait_applied(&self, timeout: Duration) -> bool {
+        self.shared.wait_applied(timeout)
+    }
+
+    /// Graceful shutdown, once the server stopped accepting: applies what the log holds,
+    /// then stops the applier (a no-op without a log).
+    pub fn shutdown(&self) {
+        if let Sink::Log(durable) = &self.shared.sink {
+            durable.applier.stop();
+        }
     }
 
     /// The limits it was built with ([`serve`] takes the connection and request limits).
@@ -160,19 +237,64 @@ impl Collector {
     }
 }
 
-async fn healthz(State(s): State<Arc<Shared>>) -> Response {
-    let store = s.store.clone();
-    match tokio::task::spawn_blocking(move || store.count_events()).await {
-        Ok(Ok(events)) => {
-            Json(serde_json::json!({"status": "ok", "events": events, "write_queue": s.writer.depth()})).into_response()
+impl Shared {
+    fn wait_applied(&self, timeout: Duration) -> bool {
+        match &self.sink {
+            Sink::Store(_) => true,
+            Sink::Log(durable) => durable.wait_applied(timeout),
         }
-        Ok(Err(e)) => ApiError::storage_failed(&e).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn healthz(State(s): State<Arc<Shared>>) -> Response {
+    let shared = s.clone();
+    let counted = tokio::task::spawn_blocking(move || {
+        shared.wait_applied(QUERY_WAIT);
+        shared.store.count_events()
+    })
+    .await;
+    let events = match counted {
+        Ok(Ok(events)) => events,
+        Ok(Err(e)) => return ApiError::from(e).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match &s.sink {
+        Sink::Store(writer) => {
+            Json(serde_json::json!({"status": "ok", "events": events, "write_queue": writer.depth()})).into_response()
+        }
+        Sink::Log(durable) => {
+            let lag = durable.log.lag();
+            let failing = durable.applier.failing_for();
+            let alive = durable.applier.alive();
+            let ok = alive && failing.is_none_or(|f| f < FAILING_UNHEALTHY);
+            let body = serde_json::json!({
+                "status": if ok { "ok" } else { "failing" },
+                "events": events,
+                "applier": if alive { "running" } else { "stopped" },
+                "store_failing_seconds": failing.map(|f| f.as_secs_f64()),
+                "applied_position": durable.applier.applied(),
+                "lag": {
+                    "events": durable.applier.pending_rows(),
+                    "records": lag.records,
+                    "bytes": lag.bytes,
+                    "seconds": lag.oldest.map_or(0.0, |d| d.as_secs_f64()),
+                },
+            });
+            let status = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+            (status, Json(body)).into_response()
+        }
     }
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
-    s.metrics.queue_depth.set(s.writer.depth() as i64);
+    match &s.sink {
+        Sink::Store(writer) => {
+            s.metrics.queue_depth.set(writer.depth() as i64);
+        }
+        Sink::Log(durable) => {
+            s.metrics.log_fsyncs.set(durable.log.fsyncs() as i64);
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render()).into_response()
 }
 
@@ -231,10 +353,12 @@ async fn insight(
         })?),
         Audience::Private => None,
     };
-    let store = s.store.clone();
+    let shared = s.clone();
     let work = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        tally_insights::answer(store.as_ref(), &name, params, audience)
+        // Read-your-writes, bounded: what was acknowledged before the query is applied first.
+        shared.wait_applied(QUERY_WAIT);
+        tally_insights::answer(shared.store.as_ref(), &name, params, audience)
     });
     let answer = tokio::time::timeout(limits.query_time_budget, work)
         .await

@@ -45,6 +45,16 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Rows per group commit.
     pub group_rows: Histogram,
+    /// Records appended to the ingest log.
+    pub log_appends: Counter,
+    /// The ingest log's fsyncs so far (set when rendered).
+    pub log_fsyncs: Gauge,
+    /// The log position the store has applied.
+    pub applied_position: Gauge,
+    /// Rows per applied group.
+    pub apply_rows: Histogram,
+    /// Events or records the applier dropped because the store refuses them for good.
+    pub apply_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -83,7 +93,35 @@ impl Metrics {
         registry.register("write_queue_depth", "Requests waiting for the writer", queue_depth.clone());
         let group_rows = Histogram::new(exponential_buckets(1.0, 4.0, 10));
         registry.register("group_commit_rows", "Rows written per group commit", group_rows.clone());
-        Metrics { registry, events, requests, dropped_props, replaced_values, batch_seconds, queue_depth, group_rows }
+        let log_appends = Counter::default();
+        registry.register("log_appends", "Records appended to the ingest log", log_appends.clone());
+        let log_fsyncs = Gauge::default();
+        registry.register("log_fsyncs", "fsync calls made by the ingest log", log_fsyncs.clone());
+        let applied_position = Gauge::default();
+        registry.register("applied_position", "Ingest-log position the store has applied", applied_position.clone());
+        let apply_rows = Histogram::new(exponential_buckets(1.0, 4.0, 10));
+        registry.register("apply_rows", "Rows per group the applier stored", apply_rows.clone());
+        let apply_dropped = Counter::default();
+        registry.register(
+            "apply_dropped",
+            "Events or log records dropped by the applier because the store refuses them",
+            apply_dropped.clone(),
+        );
+        Metrics {
+            registry,
+            events,
+            requests,
+            dropped_props,
+            replaced_values,
+            batch_seconds,
+            queue_depth,
+            group_rows,
+            log_appends,
+            log_fsyncs,
+            applied_position,
+            apply_rows,
+            apply_dropped,
+        }
     }
 
     /// The Prometheus text exposition of every metric.

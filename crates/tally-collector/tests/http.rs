@@ -201,6 +201,17 @@ impl EventStore for GatedStore {
         self.release.lock().expect("lock").recv().ok();
         self.inner.append(rows)
     }
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        let statuses = self.append(rows)?;
+        self.inner.apply(&[], through)?;
+        Ok(statuses)
+    }
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.applied_position()
+    }
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        self.inner.event_ids_since(since_ms)
+    }
     fn query(&self, q: &Query) -> Result<Table, StoreError> {
         self.inner.query(q)
     }
@@ -257,6 +268,15 @@ struct BrokenStore;
 impl EventStore for BrokenStore {
     fn append(&self, _: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
         Err(StoreError::Unavailable("disk on fire".into()))
+    }
+    fn apply(&self, _: &[EventRow], _: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        Err(StoreError::Unavailable("disk on fire".into()))
+    }
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+    fn event_ids_since(&self, _: i64) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        Ok(vec![])
     }
     fn query(&self, _: &Query) -> Result<Table, StoreError> {
         Err(StoreError::Unavailable("disk on fire".into()))

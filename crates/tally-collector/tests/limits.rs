@@ -87,6 +87,15 @@ impl EventStore for SlowQueries {
     fn count_events(&self) -> Result<u64, StoreError> {
         self.inner.count_events()
     }
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        self.inner.apply(rows, through)
+    }
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.applied_position()
+    }
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(uuid::Uuid, i64)>, StoreError> {
+        self.inner.event_ids_since(since_ms)
+    }
 }
 
 fn slow_queries() -> (Arc<SlowQueries>, mpsc::Receiver<()>, mpsc::Sender<()>) {
@@ -162,6 +171,15 @@ impl EventStore for FailingWithPath {
         Ok(KnownValues::default())
     }
     fn count_events(&self) -> Result<u64, StoreError> {
+        Err(Self::error())
+    }
+    fn apply(&self, _: &[EventRow], _: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        Err(Self::error())
+    }
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        Err(Self::error())
+    }
+    fn event_ids_since(&self, _: i64) -> Result<Vec<(uuid::Uuid, i64)>, StoreError> {
         Err(Self::error())
     }
 }

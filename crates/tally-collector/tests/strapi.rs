@@ -49,6 +49,17 @@ impl EventStore for RecordingStore {
         }
         Ok(statuses)
     }
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        let statuses = self.append(rows)?;
+        self.inner.apply(&[], through)?;
+        Ok(statuses)
+    }
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.applied_position()
+    }
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        self.inner.event_ids_since(since_ms)
+    }
     fn query(&self, q: &Query) -> Result<Table, StoreError> {
         self.inner.query(q)
     }

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS events (
     -- property name -> JSON scalar (\"text\", 12, 0.5, true)
     props           MAP(VARCHAR, VARCHAR) NOT NULL
 );
+-- One row: the ingest-log position applied, written in the same transaction as the rows.
+CREATE TABLE IF NOT EXISTS log_position (
+    id       INTEGER PRIMARY KEY,
+    position BIGINT NOT NULL
+);
 ";
 
 const STAGING: &str = "
@@ -66,11 +71,24 @@ pub(crate) fn check_rows(rows: &[EventRow]) -> Result<(), StoreError> {
     rows.iter().try_for_each(check_no_separator)
 }
 
-/// Inserts the rows not yet stored in one transaction and commits; one status per row.
-pub(crate) fn insert(conn: &mut Connection, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
+/// Inserts the rows not yet stored in one transaction, with the ingest-log position
+/// `through` when given, and commits; one status per row.
+pub(crate) fn insert(
+    conn: &mut Connection,
+    rows: &[EventRow],
+    through: Option<u64>,
+) -> Result<Vec<AppendStatus>, StoreError> {
     let mut first = HashSet::with_capacity(rows.len());
     let unique: Vec<bool> = rows.iter().map(|r| first.insert(r.event_id)).collect();
     let tx = conn.transaction().map_err(backend)?;
+    if let Some(position) = through {
+        let position = i64::try_from(position).map_err(|_| StoreError::Backend("log position past i64".into()))?;
+        tx.execute("INSERT OR REPLACE INTO log_position VALUES (1, ?)", params![position]).map_err(backend)?;
+    }
+    if rows.is_empty() {
+        tx.commit().map_err(backend)?;
+        return Ok(vec![]);
+    }
     tx.execute_batch(STAGING).map_err(backend)?;
     tx.execute_batch("DELETE FROM staging").map_err(backend)?;
     {

@@ -116,6 +116,18 @@ impl DuckDbStore {
         self.path.as_deref()
     }
 
+    /// One append transaction, recording `through` when given, and the rollup after it.
+    fn insert(&self, rows: &[EventRow], through: Option<u64>) -> Result<Vec<AppendStatus>, StoreError> {
+        append::check_rows(rows)?;
+        let mut conn = self.writer();
+        let status = append::insert(&mut conn, rows, through)?;
+        // Still under the writer's lock: the rollup sees appends in commit order.
+        if let Some(mut rollup) = self.rollup_mut() {
+            rollup.add(rows.iter().zip(&status).filter(|(_, s)| **s == AppendStatus::Inserted).map(|(r, _)| r));
+        }
+        Ok(status)
+    }
+
     fn writer(&self) -> MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -164,14 +176,37 @@ impl EventStore for DuckDbStore {
         if rows.is_empty() {
             return Ok(vec![]);
         }
-        append::check_rows(rows)?;
-        let mut conn = self.writer();
-        let status = append::insert(&mut conn, rows)?;
-        // Still under the writer's lock: the rollup sees appends in commit order.
-        if let Some(mut rollup) = self.rollup_mut() {
-            rollup.add(rows.iter().zip(&status).filter(|(_, s)| **s == AppendStatus::Inserted).map(|(r, _)| r));
+        self.insert(rows, None)
+    }
+
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        self.insert(rows, Some(through))
+    }
+
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare("SELECT position FROM log_position WHERE id = 1").map_err(backend)?;
+        let mut rows = stmt.query_map([], |r| r.get::<_, i64>(0)).map_err(backend)?;
+        match rows.next() {
+            Some(p) => Ok(Some(p.map_err(backend)? as u64)),
+            None => Ok(None),
         }
-        Ok(status)
+    }
+
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(uuid::Uuid, i64)>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare("SELECT event_id::VARCHAR, epoch_ms(occurred_at) FROM events WHERE occurred_at >= epoch_ms(?)")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![since_ms], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(backend)?;
+        rows.map(|r| {
+            let (id, at) = r.map_err(backend)?;
+            let id = id.parse().map_err(|e| StoreError::Backend(format!("stored event_id {id:?}: {e}")))?;
+            Ok((id, at))
+        })
+        .collect()
     }
 
     fn query(&self, q: &Query) -> Result<Table, StoreError> {
@@ -261,6 +296,15 @@ pub struct PlainSql<S>(pub S);
 impl<S: std::ops::Deref<Target = DuckDbStore> + Send + Sync> EventStore for PlainSql<S> {
     fn append(&self, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
         self.0.append(rows)
+    }
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        self.0.apply(rows, through)
+    }
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        self.0.applied_position()
+    }
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(uuid::Uuid, i64)>, StoreError> {
+        self.0.event_ids_since(since_ms)
     }
     fn query(&self, q: &Query) -> Result<Table, StoreError> {
         self.0.query_sql(q)

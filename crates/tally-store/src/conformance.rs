@@ -103,6 +103,36 @@ pub fn append_is_idempotent(store: &dyn EventStore) {
     check(store, &query(QueryKind::EventsPerDay), vec![vec![date(1), Cell::Int(2), Cell::Int(1), Cell::Int(1)]]);
 }
 
+/// `apply` stores rows like `append` and records the log position with them; the position
+/// only moves with `apply`, and an empty apply moves it alone.
+pub fn apply_records_the_position(store: &dyn EventStore) {
+    assert_eq!(store.applied_position().expect("position"), None);
+    let a = row(1, 0, 0, 1, 1);
+    let b = row(2, 0, 1, 1, 1);
+    assert_eq!(store.apply(std::slice::from_ref(&a), 40).expect("apply"), vec![AppendStatus::Inserted]);
+    assert_eq!(store.applied_position().expect("position"), Some(40));
+    assert_eq!(
+        store.apply(&[a.clone(), b.clone()], 90).expect("apply"),
+        vec![AppendStatus::Duplicate, AppendStatus::Inserted]
+    );
+    assert_eq!(store.applied_position().expect("position"), Some(90));
+    store.append(&[row(3, 0, 2, 1, 1)]).expect("append");
+    assert_eq!(store.applied_position().expect("position"), Some(90));
+    assert_eq!(store.apply(&[], 120).expect("empty apply"), vec![]);
+    assert_eq!(store.applied_position().expect("position"), Some(120));
+    assert_eq!(store.count_events().expect("count"), 3);
+}
+
+/// `event_ids_since` names every stored event from a time on, with its `occurred_at`.
+pub fn event_ids_since(store: &dyn EventStore) {
+    store.append(&[row(1, 0, 0, 1, 1), row(2, 1, 0, 1, 1), row(3, 2, 5, 2, 1)]).expect("append");
+    let mut ids = store.event_ids_since(T0 + DAY_MS).expect("ids");
+    ids.sort();
+    assert_eq!(ids, vec![(Uuid::from_u128(2), T0 + DAY_MS), (Uuid::from_u128(3), T0 + 2 * DAY_MS + 5 * 3_600_000)]);
+    assert_eq!(store.event_ids_since(T0).expect("ids").len(), 3);
+    assert!(store.event_ids_since(T0 + 3 * DAY_MS).expect("ids").is_empty());
+}
+
 /// Rows keep every field: a row stored is the row counted, whatever its contents.
 pub fn rows_keep_their_fields(store: &dyn EventStore) {
     let mut r = row(1, 2, 5, 3, 4);
@@ -684,7 +714,7 @@ pub fn matches_reference(store: &dyn EventStore) {
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
-            append_is_idempotent, rows_keep_their_fields, events_per_day, active_windows,
+            append_is_idempotent, apply_records_the_position, event_ids_since, rows_keep_their_fields, events_per_day, active_windows,
             top_plugins, splits_and_filters, erase_project, retention, active_series, breakdowns,
             runtime_version_groups, co_usage, durations, retention_cohorts, matches_reference, one_busy_project);
     };

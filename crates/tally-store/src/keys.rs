@@ -15,7 +15,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 /// A 128-bit keyed hash, shown as 32 hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Key16(pub [u8; 16]);
 
 impl Key16 {

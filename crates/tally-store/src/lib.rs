@@ -64,6 +64,21 @@ pub trait EventStore: Send + Sync {
     /// nothing of `rows` was stored.
     fn append(&self, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError>;
 
+    /// Appends `rows` like [`EventStore::append`] and records `through` as the ingest-log
+    /// position applied, in the same transaction: after a crash either both the rows and
+    /// the position are stored or neither is, so the applier resumes exactly after what
+    /// was stored and no log record is applied twice or skipped. `rows` may be empty (the
+    /// position alone advances). Positions only grow; the caller never passes a smaller
+    /// one than [`EventStore::applied_position`].
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError>;
+
+    /// The last position recorded by [`EventStore::apply`]; `None` if it never ran.
+    fn applied_position(&self) -> Result<Option<u64>, StoreError>;
+
+    /// The id and `occurred_at` (ms) of every stored event that occurred at or after
+    /// `since_ms`, in no particular order: seeds the collector's dedupe index at start.
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(uuid::Uuid, i64)>, StoreError>;
+
     /// Answers a typed insight query. The columns and the row order are those documented
     /// on [`QueryKind`]; the answer reflects every append that returned before the call.
     fn query(&self, query: &Query) -> Result<Table, StoreError>;
@@ -86,6 +101,15 @@ pub trait EventStore: Send + Sync {
 impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
     fn append(&self, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
         (**self).append(rows)
+    }
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        (**self).apply(rows, through)
+    }
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        (**self).applied_position()
+    }
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(uuid::Uuid, i64)>, StoreError> {
+        (**self).event_ids_since(since_ms)
     }
     fn query(&self, query: &Query) -> Result<Table, StoreError> {
         (**self).query(query)

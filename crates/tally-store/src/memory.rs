@@ -22,6 +22,7 @@ pub struct MemoryStore {
 struct State {
     rows: Vec<EventRow>,
     ids: HashSet<Uuid>,
+    applied: Option<u64>,
 }
 
 impl State {
@@ -38,6 +39,20 @@ impl State {
             !remove
         });
         (before - self.rows.len()) as u64
+    }
+
+    /// Stores the rows whose ids are new; one status per row.
+    fn insert(&mut self, rows: &[EventRow]) -> Vec<AppendStatus> {
+        rows.iter()
+            .map(|row| {
+                if self.ids.insert(row.event_id) {
+                    self.rows.push(row.clone());
+                    AppendStatus::Inserted
+                } else {
+                    AppendStatus::Duplicate
+                }
+            })
+            .collect()
     }
 }
 
@@ -404,17 +419,26 @@ fn grouped(groups: impl Iterator<Item = (String, Counts)>) -> Vec<Vec<Cell>> {
 
 impl EventStore for MemoryStore {
     fn append(&self, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
+        Ok(self.state().insert(rows))
+    }
+
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError> {
         let mut state = self.state();
-        Ok(rows
+        state.applied = Some(through);
+        Ok(state.insert(rows))
+    }
+
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.state().applied)
+    }
+
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        Ok(self
+            .state()
+            .rows
             .iter()
-            .map(|row| {
-                if state.ids.insert(row.event_id) {
-                    state.rows.push(row.clone());
-                    AppendStatus::Inserted
-                } else {
-                    AppendStatus::Duplicate
-                }
-            })
+            .filter(|r| r.occurred_at_ms >= since_ms)
+            .map(|r| (r.event_id, r.occurred_at_ms))
             .collect())
     }
 

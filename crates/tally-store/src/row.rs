@@ -3,13 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
 use tally_protocol::{Context, Env, Event, PropValue};
 use uuid::Uuid;
 
 use crate::keys::{MachineKey, ProjectKey};
 
 /// One stored event. Holds no client IP, no project UUID and no raw machine id.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializable for the collector's ingest-log records (a compact binary format such as
+/// postcard: `PropValue`'s JSON form is untagged, so props are written tagged here).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRow {
     /// The client's event UUID; the dedupe key.
     pub event_id: Uuid,
@@ -50,7 +54,52 @@ pub struct EventRow {
     /// Bounded error category.
     pub error_kind: Option<String>,
     /// Typed properties the app's schema allows.
+    #[serde(with = "tagged_props")]
     pub props: BTreeMap<String, PropValue>,
+}
+
+/// Props as a map of tagged values, which self-describing-free formats can read back.
+mod tagged_props {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use tally_protocol::PropValue;
+
+    #[derive(Serialize, Deserialize)]
+    enum Tagged<S> {
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+        Str(S),
+    }
+
+    pub(super) fn serialize<S: Serializer>(props: &BTreeMap<String, PropValue>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(props.iter().map(|(k, v)| {
+            let tagged = match v {
+                PropValue::Bool(b) => Tagged::Bool(*b),
+                PropValue::Int(i) => Tagged::Int(*i),
+                PropValue::Float(f) => Tagged::Float(*f),
+                PropValue::Str(t) => Tagged::Str(t.as_str()),
+            };
+            (k, tagged)
+        }))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, PropValue>, D::Error> {
+        let tagged = BTreeMap::<String, Tagged<String>>::deserialize(d)?;
+        Ok(tagged
+            .into_iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Tagged::Bool(b) => PropValue::Bool(b),
+                    Tagged::Int(i) => PropValue::Int(i),
+                    Tagged::Float(f) => PropValue::Float(f),
+                    Tagged::Str(t) => PropValue::Str(t),
+                };
+                (k, value)
+            })
+            .collect())
+    }
 }
 
 impl EventRow {

@@ -34,6 +34,14 @@ impl RolledUp {
         r
     }
 
+    /// Adds the rows `status` says were inserted to the kept rows and the rollup.
+    fn fold(&self, state: &mut Kept, rows: &[EventRow], status: &[AppendStatus]) {
+        let inserted: Vec<EventRow> =
+            rows.iter().zip(status).filter(|(_, s)| **s == AppendStatus::Inserted).map(|(r, _)| r.clone()).collect();
+        state.rollup.get_or_insert_with(|| self.fresh()).add(&inserted);
+        state.rows.extend(inserted);
+    }
+
     fn rebuild(&self, state: &mut Kept) {
         let mut r = self.fresh();
         r.add(&state.rows);
@@ -43,13 +51,22 @@ impl RolledUp {
 
 impl EventStore for RolledUp {
     fn append(&self, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
-        let status = self.raw.append(rows)?;
-        let inserted: Vec<EventRow> =
-            rows.iter().zip(&status).filter(|(_, s)| **s == AppendStatus::Inserted).map(|(r, _)| r.clone()).collect();
         let mut state = self.kept.lock().expect("lock");
-        state.rollup.get_or_insert_with(|| self.fresh()).add(&inserted);
-        state.rows.extend(inserted);
+        let status = self.raw.append(rows)?;
+        self.fold(&mut state, rows, &status);
         Ok(status)
+    }
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        let mut state = self.kept.lock().expect("lock");
+        let status = self.raw.apply(rows, through)?;
+        self.fold(&mut state, rows, &status);
+        Ok(status)
+    }
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        self.raw.applied_position()
+    }
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(uuid::Uuid, i64)>, StoreError> {
+        self.raw.event_ids_since(since_ms)
     }
     fn query(&self, q: &Query) -> Result<Table, StoreError> {
         q.validate()?;

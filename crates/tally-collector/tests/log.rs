@@ -1,0 +1,236 @@
+//! The write path through the ingest log ([`Collector::with_log`]), against the in-memory
+//! store: acknowledgement by the log, dedupe at acceptance, the applier, restarts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::Utc;
+use serde_json::{Value, json};
+use tally_collector::{Collector, Settings};
+use tally_log::{Log, Options};
+use tally_store::{
+    AppendStatus, EventRow, EventStore, KnownValues, MemoryStore, ProjectKey, Query, ServerSecret, StoreError, Table,
+};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const PROJECT: &str = "0b7e2c1a-8f5e-4c1d-9b1a-3f2e4d5c6b7a";
+
+fn start(store: Arc<dyn EventStore>, dir: &std::path::Path, options: Options) -> Result<Collector, StoreError> {
+    let log = Arc::new(Log::open(dir, options).expect("log opens"));
+    let schemas = tally_collector::builtin::load(None).expect("schemas");
+    Collector::with_log(store, log, schemas, ServerSecret::from_bytes([7; 32]), Settings::default())
+}
+
+fn event(id: u128) -> Value {
+    let at = Utc::now() - chrono::Duration::seconds(60);
+    json!({"event_id": Uuid::from_u128(id), "event": "command.run", "occurred_at": at, "plugins": ["graphql"]})
+}
+
+fn batch(ids: impl IntoIterator<Item = u128>) -> Request<Body> {
+    let context = json!({"app": "demo", "app_version": "2.1.0", "project": PROJECT,
+        "machine": "9f86d081884c7d659a2feaa0c55ad015", "env": "production", "os": "linux", "os_version": "6",
+        "arch": "x86_64", "runtime": "node", "runtime_version": "20.11.1"});
+    let body =
+        json!({"sent_at": Utc::now(), "context": context, "events": ids.into_iter().map(event).collect::<Vec<_>>()});
+    Request::post("/v1/batch")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(&body).expect("json")))
+        .expect("request")
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let retry = resp.headers().get(header::RETRY_AFTER).map(|v| v.to_str().expect("ascii").to_string());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, retry, body)
+}
+
+fn statuses(body: &Value) -> Vec<String> {
+    body["results"].as_array().expect("results").iter().map(|r| r["status"].as_str().expect("status").into()).collect()
+}
+
+fn applied(c: &Collector) {
+    assert!(c.wait_applied(Duration::from_secs(10)), "the applier caught up");
+}
+
+#[tokio::test]
+async fn acknowledged_then_applied_then_duplicate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(MemoryStore::new());
+    let c = start(store.clone(), dir.path(), Options::default()).expect("starts");
+    let app = c.router();
+    let (status, _, body) = send(&app, batch([1, 2, 1])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), ["accepted", "accepted", "duplicate"]);
+    let (_, _, body) = send(&app, batch([2, 3])).await;
+    assert_eq!(statuses(&body), ["duplicate", "accepted"]);
+    // /healthz waits (bounded) for the applier: it counts what was acknowledged.
+    let (status, _, health) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["events"], 3);
+    assert_eq!(health["applier"], "running");
+    assert_eq!(health["lag"]["events"], 0, "{health}");
+    assert!(health["lag"]["seconds"].is_number(), "{health}");
+    applied(&c);
+    assert_eq!(store.count_events().expect("count"), 3);
+    assert!(store.applied_position().expect("position").is_some_and(|p| p > 0));
+    let (_, _, Value::String(text)) = send(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await
+    else {
+        panic!("metrics is text");
+    };
+    for needle in ["tally_log_appends_total 2", "tally_log_fsyncs", "tally_applied_position"] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    c.shutdown();
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_the_same_events_accept_each_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(MemoryStore::new());
+    let c = start(store.clone(), dir.path(), Options::default()).expect("starts");
+    let app = c.router();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { send(&app, batch(1..=20)).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in tasks {
+        let (status, _, body) = t.await.expect("join");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        accepted += body["accepted"].as_u64().expect("accepted");
+    }
+    assert_eq!(accepted, 20);
+    applied(&c);
+    assert_eq!(store.count_events().expect("count"), 20);
+}
+
+#[tokio::test]
+async fn a_restart_seeds_dedupe_from_the_store_and_resumes_at_the_applied_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(MemoryStore::new());
+    let c = start(store.clone(), dir.path(), Options::default()).expect("starts");
+    let (_, _, body) = send(&c.router(), batch(1..=5)).await;
+    assert_eq!(body["accepted"], 5);
+    c.shutdown();
+    drop(c);
+    let position = store.applied_position().expect("position");
+    let c = start(store.clone(), dir.path(), Options::default()).expect("restarts");
+    let (_, _, body) = send(&c.router(), batch(3..=7)).await;
+    assert_eq!(statuses(&body), ["duplicate", "duplicate", "duplicate", "accepted", "accepted"]);
+    applied(&c);
+    assert_eq!(store.count_events().expect("count"), 7);
+    assert!(store.applied_position().expect("position") > position);
+}
+
+#[tokio::test]
+async fn a_store_position_past_the_log_end_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(MemoryStore::new());
+    store.apply(&[], 1 << 20).expect("apply");
+    let err = start(store, dir.path(), Options::default()).err().expect("refuses");
+    assert!(err.to_string().contains("deleted or replaced"), "{err}");
+}
+
+/// Refuses one event id for good (as DuckDB refuses a U+001F in a list value), and can
+/// fail every apply for a while.
+#[derive(Default)]
+struct PickyStore {
+    inner: MemoryStore,
+    refused: Option<Uuid>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl EventStore for PickyStore {
+    fn append(&self, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
+        self.inner.append(rows)
+    }
+    fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("down".into()));
+        }
+        if rows.iter().any(|r| Some(r.event_id) == self.refused) {
+            return Err(StoreError::InvalidQuery("refused".into()));
+        }
+        self.inner.apply(rows, through)
+    }
+    fn applied_position(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.applied_position()
+    }
+    fn event_ids_since(&self, since_ms: i64) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        self.inner.event_ids_since(since_ms)
+    }
+    fn query(&self, q: &Query) -> Result<Table, StoreError> {
+        self.inner.query(q)
+    }
+    fn erase_project(&self, p: &ProjectKey) -> Result<u64, StoreError> {
+        self.inner.erase_project(p)
+    }
+    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.apply_retention(before_ms)
+    }
+    fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
+        self.inner.known_values(app)
+    }
+    fn count_events(&self) -> Result<u64, StoreError> {
+        self.inner.count_events()
+    }
+}
+
+#[tokio::test]
+async fn an_event_the_store_refuses_does_not_fail_its_neighbours() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(PickyStore { refused: Some(Uuid::from_u128(3)), ..PickyStore::default() });
+    let c = start(store.clone(), dir.path(), Options::default()).expect("starts");
+    let app = c.router();
+    let (status, _, body) = send(&app, batch(1..=5)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = send(&app, batch(6..=7)).await;
+    assert_eq!(status, StatusCode::OK);
+    applied(&c);
+    assert_eq!(store.count_events().expect("count"), 6);
+    let (_, _, Value::String(text)) = send(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await
+    else {
+        panic!("metrics is text");
+    };
+    assert!(text.contains("tally_apply_dropped_total 1"), "{text}");
+}
+
+#[tokio::test]
+async fn a_full_log_is_503_with_retry_after_and_accepts_again_once_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(PickyStore::default());
+    store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut options = Options::default();
+    options.max_unapplied_bytes = 4096;
+    let c = start(store.clone(), dir.path(), options).expect("starts");
+    let app = c.router();
+    let mut full = None;
+    for i in 0..100u128 {
+        let (status, retry, body) = send(&app, batch([i * 10 + 1, i * 10 + 2])).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(retry.is_some(), "{body}");
+            full = Some(i);
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let full = full.expect("the log filled up");
+    // Nothing of the refused request was acknowledged: a resend is accepted once the
+    // store is back.
+    store.down.store(false, std::sync::atomic::Ordering::Relaxed);
+    applied(&c);
+    let (status, _, body) = send(&app, batch([full * 10 + 1, full * 10 + 2])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 2);
+    applied(&c);
+    assert_eq!(store.count_events().expect("count"), 2 * (full as u64 + 1));
+}
