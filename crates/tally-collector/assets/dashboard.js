@@ -129,10 +129,37 @@ const Tally = (() => {
   function insightUrl(name, params) {
     return '/v1/insights/' + encodeURIComponent(name) + '?' + new URLSearchParams(params);
   }
+  // The collector runs a few public queries at once and answers 503 with Retry-After
+  // beyond that (docs/limits.md): the page keeps at most MAX_IN_FLIGHT requests open and
+  // retries a busy answer after the delay it names, as every client should.
+  const MAX_IN_FLIGHT = 3;
+  const RETRIES = 6;
+  let inFlight = 0;
+  const waiting = [];
+  async function slot(job) {
+    if (inFlight >= MAX_IN_FLIGHT) await new Promise((resolve) => waiting.push(resolve));
+    inFlight += 1;
+    try {
+      return await job();
+    } finally {
+      inFlight -= 1;
+      const next = waiting.shift();
+      if (next) next();
+    }
+  }
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  async function fetchWithRetry(url, headers) {
+    for (let attempt = 0; ; attempt++) {
+      const r = await slot(() => fetch(url, { headers }));
+      if ((r.status !== 503 && r.status !== 429) || attempt >= RETRIES) return r;
+      const after = Number(r.headers.get('Retry-After'));
+      await sleep(1000 * (Number.isFinite(after) && after > 0 ? Math.min(after, 10) : 1));
+    }
+  }
   function fetchUrl(url) {
     if (!cache.has(url)) {
       const headers = state.public ? {} : { Authorization: 'Bearer ' + token() };
-      cache.set(url, fetch(url, { headers }).then(async (r) => {
+      cache.set(url, fetchWithRetry(url, headers).then(async (r) => {
         const body = await r.json().catch(() => null);
         if (r.status === 401) throw new AuthError('The collector refused this admin token.');
         if (!r.ok) throw new Error((body && body.message) || 'the collector answered ' + r.status);
