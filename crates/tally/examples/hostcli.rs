@@ -10,6 +10,7 @@
 //! ```
 //!
 //! Environment: `HOSTCLI_ENDPOINT` (collector URL), `HOSTCLI_EXIT_BUDGET_MS` (exit budget),
+//! `HOSTCLI_RESEND_AFTER_MS` (when a posted, unanswered batch is posted again),
 //! `HOSTCLI_DEFAULT` (`on`, `off` for opt-in, `local`); and the SDK's own variables
 //! (`DO_NOT_TRACK`, `HOSTCLI_TELEMETRY_DISABLED`, `HOSTCLI_TELEMETRY_DEBUG`, `HOSTCLI_ENV`,
 //! `TALLY_POLICY`).
@@ -71,6 +72,9 @@ fn telemetry(project_dir: PathBuf) -> Builder {
     }
     if let Some(ms) = std::env::var("HOSTCLI_EXIT_BUDGET_MS").ok().and_then(|v| v.parse().ok()) {
         builder = builder.exit_budget(Duration::from_millis(ms));
+    }
+    if let Some(ms) = std::env::var("HOSTCLI_RESEND_AFTER_MS").ok().and_then(|v| v.parse().ok()) {
+        builder = builder.resend_after(Duration::from_millis(ms));
     }
     if let Some(mode) = std::env::var("HOSTCLI_DEFAULT").ok().and_then(|v| Mode::parse(&v)) {
         builder = builder.default_mode(mode);

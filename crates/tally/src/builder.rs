@@ -43,6 +43,7 @@ pub struct Builder {
     queue_capacity: usize,
     batch_size: usize,
     flush_interval: Duration,
+    resend_after: Duration,
     connect_timeout: Duration,
     total_timeout: Duration,
     pub(crate) config_dir: Option<PathBuf>,
@@ -72,6 +73,7 @@ impl Builder {
             queue_capacity: 1000,
             batch_size: 100,
             flush_interval: Duration::from_secs(1),
+            resend_after: crate::outbox::DEFAULT_RESEND_AFTER,
             connect_timeout: Duration::from_secs(3),
             total_timeout: Duration::from_secs(10),
             config_dir: None,
@@ -162,6 +164,15 @@ impl Builder {
     pub fn batching(mut self, size: usize, interval: Duration) -> Builder {
         self.batch_size = size.clamp(1, tally_protocol::limits::MAX_EVENTS_PER_BATCH);
         self.flush_interval = interval;
+        self
+    }
+
+    /// How long a batch that a run posted but exited before the answer stays unposted
+    /// (default 10 minutes): the collector most likely has it, and a command shorter than
+    /// one round trip would otherwise post it again on every run. Each further unanswered
+    /// post doubles the wait.
+    pub fn resend_after(mut self, after: Duration) -> Builder {
+        self.resend_after = after;
         self
     }
 
@@ -340,7 +351,7 @@ impl Builder {
     fn start_worker(&self, r: &Resolved, upload: bool, parts: ContextParts) -> (Arc<Shared>, bool) {
         let outbox = r.paths.data.clone().map(Outbox::new);
         let transport = if upload { self.transport() } else { None };
-        let drain = transport.is_some() && outbox.as_ref().is_some_and(|o| o.dir().join("outbox.jsonl").exists());
+        let drain = transport.is_some() && outbox.as_ref().is_some_and(Outbox::has_waiting);
         let shared =
             Arc::new(Shared::new(&self.app, self.queue_capacity, self.batch_size, Box::new(move || parts.context())));
         if r.debug {
@@ -352,6 +363,7 @@ impl Builder {
             outbox,
             flush_interval: self.flush_interval,
             drain_outbox: drain,
+            resend_after: self.resend_after,
         };
         let started = worker.spawn(&self.app);
         (shared, started)

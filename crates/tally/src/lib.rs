@@ -124,11 +124,22 @@ impl Inner {
             shared.warn_dropped();
             return;
         }
-        let left = if recorder.worker_started { shared.shutdown(self.exit_budget) } else { shared.take_all() };
-        if !left.is_empty()
-            && let Some(data) = &self.resolved.paths.data
-        {
-            let _ = Outbox::new(data).append(shared.context(), &left);
+        let left = if recorder.worker_started {
+            shared.shutdown(self.exit_budget)
+        } else {
+            worker::Left { queued: shared.take_all(), ..Default::default() }
+        };
+        let any = !(left.queued.is_empty() && left.posted.is_empty() && left.posted_old.is_empty());
+        if any && let Some(data) = &self.resolved.paths.data {
+            // Appends only, and waits for another process's lock no longer than the budget:
+            // the exit cost does not depend on what the outbox holds.
+            let _ = Outbox::new(data).append_at_exit(
+                shared.context(),
+                &left.queued,
+                &left.posted,
+                &left.posted_old,
+                self.exit_budget,
+            );
         }
         shared.warn_dropped();
     }
