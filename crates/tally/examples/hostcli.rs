@@ -88,6 +88,8 @@ fn main() {
     match cli.command {
         Command::New { path, manifest } => {
             let started = Instant::now();
+            // Built first, as at the top of `main`: the client picks up the project it creates.
+            let t = telemetry(cwd.clone()).build();
             let dir = cwd.join(path);
             std::fs::create_dir_all(&dir).expect("create project directory");
             let kind = match manifest.as_str() {
@@ -103,9 +105,8 @@ fn main() {
                 std::fs::write(&manifest, "[package]\nname = \"site\"\nversion = \"0.1.0\"\n")
                     .expect("write Cargo.toml");
             }
-            let id = tally::create_project_id(&dir, "hostcli", kind).expect("write project id");
+            let id = t.create_project_id(&dir, kind).expect("write project id");
             println!("created project {id} in {}", dir.display());
-            let t = telemetry(dir).build();
             t.record(
                 Event::project_created(started.elapsed())
                     .plugins(["sass", "i18n"])

@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tally_protocol::{Env, PropValue};
@@ -29,6 +29,8 @@ use crate::{DEFAULT_EXIT_BUDGET, Inner, Recorder, Telemetry};
 #[must_use]
 pub struct Builder {
     app: String,
+    command: Option<String>,
+    env_prefix: Option<String>,
     app_version: String,
     endpoint: Option<String>,
     default_mode: Mode,
@@ -59,6 +61,8 @@ impl Builder {
     pub(crate) fn new(app: &str, app_version: &str) -> Builder {
         Builder {
             app: app.to_string(),
+            command: None,
+            env_prefix: None,
             app_version: app_version.to_string(),
             endpoint: None,
             default_mode: Mode::On,
@@ -84,6 +88,29 @@ impl Builder {
             #[cfg(feature = "testing")]
             sink: None,
         }
+    }
+
+    /// The command users type (default: the app id), named by the first-run notice,
+    /// `telemetry status` and the config file's comment, e.g. `demo-cli` for app `demo`.
+    pub fn command(mut self, name: impl Into<String>) -> Builder {
+        self.command = Some(name.into());
+        self
+    }
+
+    /// The prefix of the tool's own variables: `<PREFIX>_TELEMETRY_DISABLED`,
+    /// `<PREFIX>_TELEMETRY_DEBUG`, `<PREFIX>_ENV` (default: the app id upper-cased, with
+    /// `-` and `.` as `_`).
+    pub fn env_prefix(mut self, prefix: impl Into<String>) -> Builder {
+        self.env_prefix = Some(prefix.into());
+        self
+    }
+
+    fn command_name(&self) -> String {
+        self.command.clone().unwrap_or_else(|| self.app.clone())
+    }
+
+    fn prefix(&self) -> String {
+        self.env_prefix.clone().unwrap_or_else(|| app_prefix(&self.app))
     }
 
     /// The collector's base URL (`https://telemetry.example.com`) or full batch URL.
@@ -245,6 +272,7 @@ impl Builder {
     /// leaves telemetry off or local.
     pub fn build(self) -> Telemetry {
         let resolved = self.resolve();
+        let builder = self.clone();
         let recorder = match resolved.project_id {
             Some(project_id) if resolved.decision.mode != Mode::Off => Some(self.start(&resolved, project_id)),
             _ => {
@@ -263,6 +291,8 @@ impl Builder {
                 exit_budget: self.exit_budget,
                 recorder,
                 shut_down: AtomicBool::new(false),
+                builder: Some(builder),
+                adopted: OnceLock::new(),
             }),
         }
     }
@@ -280,6 +310,7 @@ impl Builder {
         let decision = if tally_protocol::validate::is_name(&self.app) {
             consent::resolve(&consent::Inputs {
                 app: &self.app,
+                env_prefix: &self.prefix(),
                 vars: &self.vars,
                 policy_path: self.policy_path.as_deref(),
                 project: match (&self.project_id, &project) {
@@ -295,8 +326,9 @@ impl Builder {
         };
         Resolved {
             app: self.app.clone(),
+            command: self.command_name(),
             decision,
-            debug: self.vars.flag(&format!("{}_TELEMETRY_DEBUG", app_prefix(&self.app))),
+            debug: self.vars.flag(&format!("{}_TELEMETRY_DEBUG", self.prefix())),
             endpoint: self.endpoint.clone(),
             project_id: self.project_id.or(project.as_ref().and_then(|p| p.id)),
             project,
@@ -322,7 +354,7 @@ impl Builder {
             app: self.app.clone(),
             app_version: self.app_version.clone(),
             project: project_id,
-            env: self.env.unwrap_or_else(|| facts::detect_env(&self.vars, &self.app)),
+            env: self.env.unwrap_or_else(|| facts::detect_env(&self.vars, &self.prefix())),
             facts,
             runtime: self.runtime.clone(),
             runtime_version: self.runtime_version.clone(),
@@ -332,7 +364,7 @@ impl Builder {
             && !r.debug
             && r.decision.source == Source::AuthorDefault
             && r.ci.is_none()
-            && show_notice(&self.app, r.paths.user_config.as_deref(), self.notice.as_deref());
+            && notice_run(&r.command, r.paths.user_config.as_deref(), self.notice.as_deref());
         let upload = r.decision.mode == Mode::On && !notice_this_run && !r.debug;
         let (shared, worker_started) = self.start_worker(r, upload, parts);
         Recorder { sanitizer, host_props, shared, worker_started }
@@ -404,6 +436,8 @@ pub(crate) struct Paths {
 #[derive(Debug)]
 pub(crate) struct Resolved {
     pub(crate) app: String,
+    /// The command users type.
+    pub(crate) command: String,
     pub(crate) decision: Decision,
     /// `<APP>_TELEMETRY_DEBUG` is set.
     pub(crate) debug: bool,
@@ -422,14 +456,23 @@ fn host_props(facts: &Facts) -> Vec<(String, PropValue)> {
         .collect()
 }
 
-/// Prints the first-run notice unless this machine has seen it; `true` when printed.
-/// Without a config directory (no `HOME`) the notice cannot be remembered, so every
-/// run shows it and none uploads.
-fn show_notice(app: &str, user_config: Option<&Path>, custom: Option<&str>) -> bool {
-    let mut config = user_config.and_then(|p| UserConfig::load(p).ok()).unwrap_or_default();
+/// Whether this run is a notice run (records, uploads nothing): the first run on this
+/// machine prints the notice. The notice is printed only once it is remembered: when the
+/// config file cannot be written (no `HOME`, a read-only one) no notice is printed and no
+/// run uploads, instead of a notice on every run.
+fn notice_run(command: &str, user_config: Option<&Path>, custom: Option<&str>) -> bool {
+    let Some(path) = user_config else {
+        return true;
+    };
+    let mut config = UserConfig::load(path).unwrap_or_default();
     if config.notice_shown {
         return false;
     }
+    config.notice_shown = true;
+    if config.save(path, command).is_err() {
+        return true;
+    }
+    let app = command;
     let text = custom.map(str::to_string).unwrap_or_else(|| {
         format!(
             "Attention: {app} collects anonymous usage data (commands, features, versions, \
@@ -439,10 +482,6 @@ fn show_notice(app: &str, user_config: Option<&Path>, custom: Option<&str>) -> b
         )
     });
     eprintln!("{text}");
-    config.notice_shown = true;
-    if let Some(path) = user_config {
-        let _ = config.save(path);
-    }
     true
 }
 

@@ -102,6 +102,9 @@ pub struct SentRecord {
     pub duplicate: usize,
     /// See `accepted`.
     pub rejected: usize,
+    /// Properties the collector dropped because the app's schema does not declare them.
+    #[serde(default)]
+    pub dropped_props: usize,
 }
 
 /// The outbox and sent-log of one tool, in one directory.
@@ -641,6 +644,7 @@ pub(crate) mod tests {
                 accepted: 20,
                 duplicate: 0,
                 rejected: 0,
+                dropped_props: 0,
             })
             .unwrap();
         }

@@ -255,9 +255,9 @@ impl Worker {
                         _ => Delivery::Retry(None),
                     };
                     match outcome {
-                        Delivery::Delivered { accepted, duplicate, rejected } => {
+                        Delivery::Delivered { accepted, duplicate, rejected, dropped_props } => {
                             failures = 0;
-                            self.log_sent(context, batch.to_vec(), accepted, duplicate, rejected);
+                            self.log_sent(context, batch.to_vec(), [accepted, duplicate, rejected, dropped_props]);
                         }
                         Delivery::Refused => {}
                         Delivery::Retry(after) => {
@@ -438,9 +438,13 @@ impl Worker {
                     st.posting_old.clear();
                 }
                 match outcome {
-                    Delivery::Delivered { accepted, duplicate, rejected } => {
+                    Delivery::Delivered { accepted, duplicate, rejected, dropped_props } => {
                         let _ = outbox.remove(&ids);
-                        self.log_sent(chunk.context.clone(), piece.to_vec(), accepted, duplicate, rejected);
+                        self.log_sent(
+                            chunk.context.clone(),
+                            piece.to_vec(),
+                            [accepted, duplicate, rejected, dropped_props],
+                        );
                     }
                     Delivery::Refused => {
                         let _ = outbox.remove(&ids);
@@ -452,10 +456,21 @@ impl Worker {
         Ok(())
     }
 
-    fn log_sent(&self, context: Context, events: Vec<Event>, accepted: usize, duplicate: usize, rejected: usize) {
+    /// Logs a delivered batch with the collector's counts: accepted, duplicate, rejected,
+    /// dropped properties.
+    fn log_sent(&self, context: Context, events: Vec<Event>, counts: [usize; 4]) {
+        let [accepted, duplicate, rejected, dropped_props] = counts;
         if let Some(o) = &self.outbox {
-            let _ =
-                o.log_sent(&SentRecord { sent_at: chrono::Utc::now(), context, events, accepted, duplicate, rejected });
+            let record = SentRecord {
+                sent_at: chrono::Utc::now(),
+                context,
+                events,
+                accepted,
+                duplicate,
+                rejected,
+                dropped_props,
+            };
+            let _ = o.log_sent(&record);
         }
     }
 }

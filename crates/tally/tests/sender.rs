@@ -181,9 +181,12 @@ fn retry_after_is_honoured_by_a_long_running_host() {
 #[test]
 fn short_commands_never_see_an_acknowledgement_and_do_not_post_again() {
     let home = enabled_home();
-    home.ok(&["build"], &[("HOSTCLI_ENDPOINT", &refused_endpoint())]);
+    // A budget long enough to see the refusal: a post the host did not wait for counts as
+    // posted, even if it was refused a moment later.
+    home.ok(&["build"], &[("HOSTCLI_ENDPOINT", &refused_endpoint()), ("HOSTCLI_EXIT_BUDGET_MS", "5000")]);
     let first = home.outbox_ids();
     assert_eq!(first.len(), 2);
+    assert!(home.outbox().chunks().unwrap().iter().all(|c| c.posted_at.is_none()));
     // This run posts `first` early, and exits (after 300 ms of work) before the answer.
     let slow = Collector::start(Behaviour::Slow(Duration::from_secs(5)));
     home.ok(&["build", "--work-ms", "300"], &[("HOSTCLI_ENDPOINT", &slow.endpoint())]);
