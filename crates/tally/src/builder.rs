@@ -396,6 +396,7 @@ impl Builder {
             flush_interval: self.flush_interval,
             drain_outbox: drain,
             resend_after: self.resend_after,
+            post_at_exit: self.exit_budget >= crate::worker::POST_AT_EXIT_MIN_BUDGET,
         };
         let started = worker.spawn(&self.app);
         (shared, started)

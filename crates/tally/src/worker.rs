@@ -209,7 +209,15 @@ pub(crate) struct Worker {
     pub(crate) drain_outbox: bool,
     /// When a posted, unanswered batch in the outbox may be posted again.
     pub(crate) resend_after: Duration,
+    /// The exit budget covers a round trip ([`POST_AT_EXIT_MIN_BUDGET`]): what is queued at
+    /// shutdown is posted; otherwise the host writes it to the outbox and the next run
+    /// sends it early, while it does its work, where the answer has time to arrive.
+    pub(crate) post_at_exit: bool,
 }
+
+/// The smallest exit budget under which shutdown still posts: a post started in a 2 ms
+/// budget is mostly left unanswered, so it would be posted again by a later run.
+pub(crate) const POST_AT_EXIT_MIN_BUDGET: Duration = Duration::from_millis(100);
 
 impl Worker {
     pub(crate) fn spawn(self, app: &str) -> bool {
@@ -332,6 +340,12 @@ impl Worker {
         loop {
             shared.warn_dropped();
             if st.abandoned {
+                return Action::Exit;
+            }
+            if st.shutdown && !st.flush && !self.post_at_exit {
+                // The host appends the queue to the outbox (see `post_at_exit`).
+                st.finished = true;
+                shared.done.notify_all();
                 return Action::Exit;
             }
             let now = Instant::now();
