@@ -82,7 +82,7 @@ impl Chunk {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 enum Line {
-    Chunk(Chunk),
+    Chunk(Box<Chunk>),
     Mark { posted_at: DateTime<Utc>, ids: Vec<Uuid> },
 }
 
@@ -197,14 +197,14 @@ impl Outbox {
             Ok(())
         };
         if !queued.is_empty() {
-            push(&Line::Chunk(Chunk::new(context.clone(), queued.to_vec())))?;
+            push(&Line::Chunk(Box::new(Chunk::new(context.clone(), queued.to_vec()))))?;
         }
         if !posted.is_empty() {
-            push(&Line::Chunk(Chunk {
+            push(&Line::Chunk(Box::new(Chunk {
                 posted_at: Some(now),
                 posts: 1,
                 ..Chunk::new(context.clone(), posted.to_vec())
-            }))?;
+            })))?;
         }
         if !posted_old.is_empty() {
             push(&Line::Mark { posted_at: now, ids: posted_old.to_vec() })?;
@@ -367,7 +367,7 @@ impl Outbox {
             match line {
                 Line::Chunk(mut c) => {
                     c.events.retain(|e| !self.expired(e, now));
-                    chunks.push(c);
+                    chunks.push(*c);
                 }
                 Line::Mark { posted_at, ids } => marks.push((posted_at, ids.into_iter().collect())),
             }
