@@ -1,5 +1,7 @@
 //! The on-disk outbox: events not sent yet, and the sent-log: what was sent recently.
 //!
+//! (Longer than 600 lines: nearly half is unit tests that need the private line format.)
+//!
 //! Both are JSON-lines files in the tool's data directory that the user can read
 //! (`telemetry show` prints them). Every change takes an exclusive lock on `outbox.lock`
 //! (`File::lock`, released by the OS even when a process dies), so several processes of
