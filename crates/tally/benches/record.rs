@@ -4,6 +4,9 @@
 //!    in-memory sink, drained by the sender thread as usual) and for a disabled client.
 //! 2. The example host tool (`hostcli build`, release build) run as a process: wall time
 //!    and peak RSS with telemetry off, and on with the endpoint up, refused and blackholed.
+//! 3. Exit cost against the outbox: wall time with the endpoint refused and the outbox
+//!    empty or at its 512 KiB bound, as a ratio to telemetry off in the same rounds.
+//! 4. Resends per event: 100 runs of a 5 ms command against a loopback collector.
 //!
 //! Numbers are printed; `docs/benchmarks.md` records a run. Nothing here asserts a time.
 
@@ -132,6 +135,10 @@ const WORK_MS: &str = "20";
 
 /// Wall time (ms) and peak RSS (KiB) of one run of `hostcli build`.
 fn run_host(home: &Home, extra: &[(&str, &str)]) -> (f64, u64) {
+    run_host_with(home, &["build", "--work-ms", WORK_MS], extra)
+}
+
+fn run_host_with(home: &Home, args: &[&str], extra: &[(&str, &str)]) -> (f64, u64) {
     let time = std::path::Path::new("/usr/bin/time");
     let mut cmd = if time.exists() {
         let mut c = Command::new(time);
@@ -140,7 +147,7 @@ fn run_host(home: &Home, extra: &[(&str, &str)]) -> (f64, u64) {
     } else {
         Command::new(common::hostcli())
     };
-    cmd.args(["build", "--work-ms", WORK_MS])
+    cmd.args(args)
         .current_dir(home.project())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -216,12 +223,91 @@ fn bench_host() {
     );
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Issue 12 item 2: with the endpoint unreachable and the outbox at its bound, every run
+/// paid for reading and rewriting it on the host thread.
+fn bench_exit() {
+    let rounds = 60;
+    let refused = refused_endpoint();
+    let off = Home::new();
+    let empty = Home::new();
+    let full = Home::new();
+    for h in [&off, &empty, &full] {
+        h.ok(&["telemetry", "enable"], &[]);
+    }
+    // Fill the outbox to its bound, as an unreachable endpoint does over time.
+    while std::fs::metadata(full.data_dir().join("outbox.jsonl")).map_or(0, |m| m.len()) < 480 * 1024 {
+        full.ok(&["build", "--events", "400"], &[("HOSTCLI_ENDPOINT", &refused)]);
+    }
+    let args = ["build", "--work-ms", "5"];
+    let (mut t_off, mut t_empty, mut t_full) = (Vec::new(), Vec::new(), Vec::new());
+    let mut full_sizes = Vec::new();
+    for _ in 0..rounds {
+        t_off.push(run_host_with(&off, &args, &[("DO_NOT_TRACK", "1")]).0);
+        let _ = std::fs::remove_file(empty.data_dir().join("outbox.jsonl"));
+        t_empty.push(run_host_with(&empty, &args, &[("HOSTCLI_ENDPOINT", &refused)]).0);
+        full_sizes.push(std::fs::metadata(full.data_dir().join("outbox.jsonl")).map_or(0, |m| m.len()));
+        t_full.push(run_host_with(&full, &args, &[("HOSTCLI_ENDPOINT", &refused)]).0);
+    }
+    let (off_ms, empty_ms, full_ms) = (median(t_off), median(t_empty), median(t_full));
+    full_sizes.sort();
+    println!("\n## exit cost against the outbox: hostcli build --work-ms 5, endpoint refused, {rounds} runs each");
+    println!("| scenario | median wall ms | ratio to off |");
+    println!("|---|---|---|");
+    println!("| off (DO_NOT_TRACK=1) | {off_ms:.2} | 1.00 |");
+    println!("| on, outbox empty at start | {empty_ms:.2} | {:.2} |", empty_ms / off_ms);
+    println!(
+        "| on, outbox at its bound ({} KiB median at start) | {full_ms:.2} | {:.2} |",
+        full_sizes[full_sizes.len() / 2] / 1024,
+        full_ms / off_ms
+    );
+}
+
+/// Issue 12 item 3: a run shorter than one round trip posted the same events run after
+/// run. Posts received per event recorded, for 100 runs of a 5 ms command.
+fn bench_resends() {
+    let runs = 100;
+    println!("\n## resends per event: {runs} runs of hostcli build --work-ms 5 against a loopback collector");
+    println!(
+        "| resend_after | events recorded | posts received | unique received | resends per event | still waiting |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, resend) in [("10 min (default)", None), ("0 (post again at once, as before)", Some("0"))] {
+        let home = Home::new();
+        home.ok(&["telemetry", "enable"], &[]);
+        let collector = Collector::start(Behaviour::Accept);
+        let endpoint = collector.endpoint();
+        let mut vars = vec![("HOSTCLI_ENDPOINT", endpoint.as_str())];
+        if let Some(r) = resend {
+            vars.push(("HOSTCLI_RESEND_AFTER_MS", r));
+        }
+        for _ in 0..runs {
+            run_host_with(&home, &["build", "--work-ms", "5"], &vars);
+        }
+        let ids = collector.ids();
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        let waiting = home.outbox_ids();
+        let recorded = runs * 2;
+        println!(
+            "| {name} | {recorded} | {} | {} | {:.2} | {} |",
+            ids.len(),
+            unique.len(),
+            (ids.len() - unique.len()) as f64 / unique.len().max(1) as f64,
+            waiting.len()
+        );
+    }
+}
+
 fn main() {
     // `cargo test --benches` runs benches with `--test`-like flags: keep that quick.
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    // TALLY_BENCH=record|host runs one part only.
+    // TALLY_BENCH=record|host|exit|resends runs one part only.
     let only = std::env::var("TALLY_BENCH").unwrap_or_default();
     if only.is_empty() || only == "record" {
         bench_scrub_compile();
@@ -229,5 +315,11 @@ fn main() {
     }
     if only.is_empty() || only == "host" {
         bench_host();
+    }
+    if only.is_empty() || only == "exit" {
+        bench_exit();
+    }
+    if only.is_empty() || only == "resends" {
+        bench_resends();
     }
 }

@@ -10,6 +10,7 @@
 //! ```
 //!
 //! Environment: `HOSTCLI_ENDPOINT` (collector URL), `HOSTCLI_EXIT_BUDGET_MS` (exit budget),
+//! `HOSTCLI_RESEND_AFTER_MS` (when a posted, unanswered batch is posted again),
 //! `HOSTCLI_DEFAULT` (`on`, `off` for opt-in, `local`); and the SDK's own variables
 //! (`DO_NOT_TRACK`, `HOSTCLI_TELEMETRY_DISABLED`, `HOSTCLI_TELEMETRY_DEBUG`, `HOSTCLI_ENV`,
 //! `TALLY_POLICY`).
@@ -72,6 +73,9 @@ fn telemetry(project_dir: PathBuf) -> Builder {
     if let Some(ms) = std::env::var("HOSTCLI_EXIT_BUDGET_MS").ok().and_then(|v| v.parse().ok()) {
         builder = builder.exit_budget(Duration::from_millis(ms));
     }
+    if let Some(ms) = std::env::var("HOSTCLI_RESEND_AFTER_MS").ok().and_then(|v| v.parse().ok()) {
+        builder = builder.resend_after(Duration::from_millis(ms));
+    }
     if let Some(mode) = std::env::var("HOSTCLI_DEFAULT").ok().and_then(|v| Mode::parse(&v)) {
         builder = builder.default_mode(mode);
     }
@@ -84,6 +88,8 @@ fn main() {
     match cli.command {
         Command::New { path, manifest } => {
             let started = Instant::now();
+            // Built first, as at the top of `main`: the client picks up the project it creates.
+            let t = telemetry(cwd.clone()).build();
             let dir = cwd.join(path);
             std::fs::create_dir_all(&dir).expect("create project directory");
             let kind = match manifest.as_str() {
@@ -99,9 +105,8 @@ fn main() {
                 std::fs::write(&manifest, "[package]\nname = \"site\"\nversion = \"0.1.0\"\n")
                     .expect("write Cargo.toml");
             }
-            let id = tally::create_project_id(&dir, "hostcli", kind).expect("write project id");
+            let id = t.create_project_id(&dir, kind).expect("write project id");
             println!("created project {id} in {}", dir.display());
-            let t = telemetry(dir).build();
             t.record(
                 Event::project_created(started.elapsed())
                     .plugins(["sass", "i18n"])

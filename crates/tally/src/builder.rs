@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tally_protocol::{Env, PropValue};
@@ -29,6 +29,8 @@ use crate::{DEFAULT_EXIT_BUDGET, Inner, Recorder, Telemetry};
 #[must_use]
 pub struct Builder {
     app: String,
+    command: Option<String>,
+    env_prefix: Option<String>,
     app_version: String,
     endpoint: Option<String>,
     default_mode: Mode,
@@ -43,6 +45,7 @@ pub struct Builder {
     queue_capacity: usize,
     batch_size: usize,
     flush_interval: Duration,
+    resend_after: Duration,
     connect_timeout: Duration,
     total_timeout: Duration,
     pub(crate) config_dir: Option<PathBuf>,
@@ -58,6 +61,8 @@ impl Builder {
     pub(crate) fn new(app: &str, app_version: &str) -> Builder {
         Builder {
             app: app.to_string(),
+            command: None,
+            env_prefix: None,
             app_version: app_version.to_string(),
             endpoint: None,
             default_mode: Mode::On,
@@ -72,6 +77,7 @@ impl Builder {
             queue_capacity: 1000,
             batch_size: 100,
             flush_interval: Duration::from_secs(1),
+            resend_after: crate::outbox::DEFAULT_RESEND_AFTER,
             connect_timeout: Duration::from_secs(3),
             total_timeout: Duration::from_secs(10),
             config_dir: None,
@@ -82,6 +88,29 @@ impl Builder {
             #[cfg(feature = "testing")]
             sink: None,
         }
+    }
+
+    /// The command users type (default: the app id), named by the first-run notice,
+    /// `telemetry status` and the config file's comment, e.g. `demo-cli` for app `demo`.
+    pub fn command(mut self, name: impl Into<String>) -> Builder {
+        self.command = Some(name.into());
+        self
+    }
+
+    /// The prefix of the tool's own variables: `<PREFIX>_TELEMETRY_DISABLED`,
+    /// `<PREFIX>_TELEMETRY_DEBUG`, `<PREFIX>_ENV` (default: the app id upper-cased, with
+    /// `-` and `.` as `_`).
+    pub fn env_prefix(mut self, prefix: impl Into<String>) -> Builder {
+        self.env_prefix = Some(prefix.into());
+        self
+    }
+
+    fn command_name(&self) -> String {
+        self.command.clone().unwrap_or_else(|| self.app.clone())
+    }
+
+    fn prefix(&self) -> String {
+        self.env_prefix.clone().unwrap_or_else(|| app_prefix(&self.app))
     }
 
     /// The collector's base URL (`https://telemetry.example.com`) or full batch URL.
@@ -165,6 +194,15 @@ impl Builder {
         self
     }
 
+    /// How long a batch that a run posted but exited before the answer stays unposted
+    /// (default 10 minutes): the collector most likely has it, and a command shorter than
+    /// one round trip would otherwise post it again on every run. Each further unanswered
+    /// post doubles the wait.
+    pub fn resend_after(mut self, after: Duration) -> Builder {
+        self.resend_after = after;
+        self
+    }
+
     /// Connect and total timeouts of one request (defaults 3 s and 10 s).
     pub fn timeouts(mut self, connect: Duration, total: Duration) -> Builder {
         self.connect_timeout = connect;
@@ -234,6 +272,7 @@ impl Builder {
     /// leaves telemetry off or local.
     pub fn build(self) -> Telemetry {
         let resolved = self.resolve();
+        let builder = self.clone();
         let recorder = match resolved.project_id {
             Some(project_id) if resolved.decision.mode != Mode::Off => Some(self.start(&resolved, project_id)),
             _ => {
@@ -252,6 +291,8 @@ impl Builder {
                 exit_budget: self.exit_budget,
                 recorder,
                 shut_down: AtomicBool::new(false),
+                builder: Some(builder),
+                adopted: OnceLock::new(),
             }),
         }
     }
@@ -269,6 +310,7 @@ impl Builder {
         let decision = if tally_protocol::validate::is_name(&self.app) {
             consent::resolve(&consent::Inputs {
                 app: &self.app,
+                env_prefix: &self.prefix(),
                 vars: &self.vars,
                 policy_path: self.policy_path.as_deref(),
                 project: match (&self.project_id, &project) {
@@ -284,8 +326,9 @@ impl Builder {
         };
         Resolved {
             app: self.app.clone(),
+            command: self.command_name(),
             decision,
-            debug: self.vars.flag(&format!("{}_TELEMETRY_DEBUG", app_prefix(&self.app))),
+            debug: self.vars.flag(&format!("{}_TELEMETRY_DEBUG", self.prefix())),
             endpoint: self.endpoint.clone(),
             project_id: self.project_id.or(project.as_ref().and_then(|p| p.id)),
             project,
@@ -311,7 +354,7 @@ impl Builder {
             app: self.app.clone(),
             app_version: self.app_version.clone(),
             project: project_id,
-            env: self.env.unwrap_or_else(|| facts::detect_env(&self.vars, &self.app)),
+            env: self.env.unwrap_or_else(|| facts::detect_env(&self.vars, &self.prefix())),
             facts,
             runtime: self.runtime.clone(),
             runtime_version: self.runtime_version.clone(),
@@ -321,7 +364,7 @@ impl Builder {
             && !r.debug
             && r.decision.source == Source::AuthorDefault
             && r.ci.is_none()
-            && show_notice(&self.app, r.paths.user_config.as_deref(), self.notice.as_deref());
+            && notice_run(&r.command, r.paths.user_config.as_deref(), self.notice.as_deref());
         let upload = r.decision.mode == Mode::On && !notice_this_run && !r.debug;
         let (shared, worker_started) = self.start_worker(r, upload, parts);
         Recorder { sanitizer, host_props, shared, worker_started }
@@ -340,7 +383,7 @@ impl Builder {
     fn start_worker(&self, r: &Resolved, upload: bool, parts: ContextParts) -> (Arc<Shared>, bool) {
         let outbox = r.paths.data.clone().map(Outbox::new);
         let transport = if upload { self.transport() } else { None };
-        let drain = transport.is_some() && outbox.as_ref().is_some_and(|o| o.dir().join("outbox.jsonl").exists());
+        let drain = transport.is_some() && outbox.as_ref().is_some_and(Outbox::has_waiting);
         let shared =
             Arc::new(Shared::new(&self.app, self.queue_capacity, self.batch_size, Box::new(move || parts.context())));
         if r.debug {
@@ -352,6 +395,8 @@ impl Builder {
             outbox,
             flush_interval: self.flush_interval,
             drain_outbox: drain,
+            resend_after: self.resend_after,
+            post_at_exit: self.exit_budget >= crate::worker::POST_AT_EXIT_MIN_BUDGET,
         };
         let started = worker.spawn(&self.app);
         (shared, started)
@@ -392,6 +437,8 @@ pub(crate) struct Paths {
 #[derive(Debug)]
 pub(crate) struct Resolved {
     pub(crate) app: String,
+    /// The command users type.
+    pub(crate) command: String,
     pub(crate) decision: Decision,
     /// `<APP>_TELEMETRY_DEBUG` is set.
     pub(crate) debug: bool,
@@ -410,14 +457,23 @@ fn host_props(facts: &Facts) -> Vec<(String, PropValue)> {
         .collect()
 }
 
-/// Prints the first-run notice unless this machine has seen it; `true` when printed.
-/// Without a config directory (no `HOME`) the notice cannot be remembered, so every
-/// run shows it and none uploads.
-fn show_notice(app: &str, user_config: Option<&Path>, custom: Option<&str>) -> bool {
-    let mut config = user_config.and_then(|p| UserConfig::load(p).ok()).unwrap_or_default();
+/// Whether this run is a notice run (records, uploads nothing): the first run on this
+/// machine prints the notice. The notice is printed only once it is remembered: when the
+/// config file cannot be written (no `HOME`, a read-only one) no notice is printed and no
+/// run uploads, instead of a notice on every run.
+fn notice_run(command: &str, user_config: Option<&Path>, custom: Option<&str>) -> bool {
+    let Some(path) = user_config else {
+        return true;
+    };
+    let mut config = UserConfig::load(path).unwrap_or_default();
     if config.notice_shown {
         return false;
     }
+    config.notice_shown = true;
+    if config.save(path, command).is_err() {
+        return true;
+    }
+    let app = command;
     let text = custom.map(str::to_string).unwrap_or_else(|| {
         format!(
             "Attention: {app} collects anonymous usage data (commands, features, versions, \
@@ -427,10 +483,6 @@ fn show_notice(app: &str, user_config: Option<&Path>, custom: Option<&str>) -> b
         )
     });
     eprintln!("{text}");
-    config.notice_shown = true;
-    if let Some(path) = user_config {
-        let _ = config.save(path);
-    }
     true
 }
 

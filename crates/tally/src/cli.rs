@@ -101,7 +101,7 @@ impl TelemetryArgs {
             TelemetryCommand::Show { json } => show(t, json, out),
             TelemetryCommand::Reset => {
                 t.reset()?;
-                writeln!(out, "{}: new install id and salt created; outbox and sent-log emptied", t.app())
+                writeln!(out, "{}: new install id and salt created; outbox and sent-log emptied", t.command())
             }
         }
     }
@@ -151,8 +151,10 @@ fn status(t: &Controls, json: bool, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "outbox: {} events waiting, {} batches sent recently (see `{} telemetry show`)",
-        s.outbox_events, s.sent_batches, s.app
+        "outbox: {} waiting, {} sent recently (see `{} telemetry show`)",
+        plural(s.outbox_events, "event", "events"),
+        plural(s.sent_batches, "batch", "batches"),
+        s.command
     )?;
     if let Some(c) = &s.config_file {
         writeln!(out, "config: {}", c.display())?;
@@ -167,11 +169,15 @@ fn choose(t: &Controls, mode: Mode, out: &mut dyn Write) -> io::Result<()> {
         Mode::Local => "local: events are kept on this machine only",
         _ => "enabled: anonymous usage data is sent",
     };
-    writeln!(out, "{} telemetry {what} (saved in {})", t.app(), choice.config_file.display())?;
+    writeln!(out, "{} telemetry {what} (saved in {})", t.command(), choice.config_file.display())?;
     if mode == Mode::Off {
         match choice.deleted_events {
             0 => writeln!(out, "no unsent events were waiting")?,
-            n => writeln!(out, "deleted the outbox: {n} unsent events, which will never be sent")?,
+            n => writeln!(
+                out,
+                "deleted the outbox: {}, which will never be sent",
+                plural(n, "unsent event", "unsent events")
+            )?,
         }
         if let Some(p) = &choice.deleted_identity {
             writeln!(out, "deleted the install id and salt ({})", p.display())?;
@@ -203,20 +209,24 @@ fn show(t: &Controls, json: bool, out: &mut dyn Write) -> io::Result<()> {
         return writeln!(out, "{}", serde_json::to_string_pretty(&v)?);
     }
     let n: usize = queued.iter().map(|c| c.events.len()).sum();
-    writeln!(out, "{n} events waiting in {}", outbox.dir().join("outbox.jsonl").display())?;
+    writeln!(out, "{} waiting in {}", plural(n, "event", "events"), outbox.dir().join("outbox.jsonl").display())?;
     for c in &queued {
         writeln!(out, "  with {}", serde_json::to_string(&c.context)?)?;
         for e in &c.events {
             writeln!(out, "    {}", serde_json::to_string(e)?)?;
         }
     }
-    writeln!(out, "{} batches sent recently:", sent.len())?;
+    writeln!(out, "{} sent recently:", plural(sent.len(), "batch", "batches"))?;
     for r in &sent {
+        let dropped = match r.dropped_props {
+            0 => String::new(),
+            n => format!("; {} dropped by the collector: not in the app's schema", plural(n, "property", "properties")),
+        };
         writeln!(
             out,
-            "  {} — {} events (accepted {}, duplicate {}, rejected {})",
+            "  {} — {} (accepted {}, duplicate {}, rejected {}{dropped})",
             r.sent_at.to_rfc3339(),
-            r.events.len(),
+            plural(r.events.len(), "event", "events"),
             r.accepted,
             r.duplicate,
             r.rejected
@@ -226,4 +236,9 @@ fn show(t: &Controls, json: bool, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `1 batch`, `2 batches`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::outbox::at_path;
 use crate::project::Project;
-use crate::vars::{Vars, app_prefix};
+use crate::vars::Vars;
 
 /// The default organisation policy file.
 pub const DEFAULT_POLICY_PATH: &str = "/etc/tally/policy.toml";
@@ -92,6 +93,12 @@ pub enum Source {
         /// The user config file.
         path: PathBuf,
     },
+    /// The user config file exists but cannot be read or parsed: it may hold a
+    /// `disable`, so telemetry stays off until it is fixed (or `telemetry reset`).
+    UnreadableUserConfig {
+        /// The user config file.
+        path: PathBuf,
+    },
     /// The tool author's default.
     AuthorDefault,
 }
@@ -107,6 +114,7 @@ impl Source {
             Source::NoProjectId => "no_project_id",
             Source::ProjectManifest { .. } => "project_manifest",
             Source::UserConfig { .. } => "user_config",
+            Source::UnreadableUserConfig { .. } => "user_config_unreadable",
             Source::AuthorDefault => "author_default",
         }
     }
@@ -123,6 +131,9 @@ impl fmt::Display for Source {
                 write!(f, "telemetryDisabled in {}", path.display())
             }
             Source::UserConfig { path } => write!(f, "your choice in {}", path.display()),
+            Source::UnreadableUserConfig { path } => {
+                write!(f, "{} cannot be read (fix or delete it; until then telemetry is off)", path.display())
+            }
             Source::AuthorDefault => f.write_str("the tool's default"),
         }
     }
@@ -180,26 +191,31 @@ pub(crate) struct UserConfig {
 impl UserConfig {
     pub(crate) fn load(path: &Path) -> io::Result<UserConfig> {
         let text = fs::read_to_string(path)?;
-        toml::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        toml::from_str(&text)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
     }
 
-    pub(crate) fn save(&self, path: &Path) -> io::Result<()> {
+    /// Writes the file; `command` is the tool's command, named in the comment. Errors name
+    /// the file or directory that could not be written.
+    pub(crate) fn save(&self, path: &Path, command: &str) -> io::Result<()> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            fs::create_dir_all(dir).map_err(|e| at_path(e, dir))?;
         }
         let text = format!(
-            "# Telemetry settings for this tool; change them with `<tool> telemetry enable|disable|local`.\n{}",
+            "# Telemetry settings for {command}; change them with `{command} telemetry enable|disable|local`.\n{}",
             toml::to_string(self).map_err(io::Error::other)?
         );
         let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-        fs::write(&tmp, text)?;
-        fs::rename(&tmp, path)
+        fs::write(&tmp, text).map_err(|e| at_path(e, &tmp))?;
+        fs::rename(&tmp, path).map_err(|e| at_path(e, path))
     }
 }
 
 /// Everything consent looks at, gathered by the builder.
 pub(crate) struct Inputs<'a> {
     pub(crate) app: &'a str,
+    /// The prefix of the tool's own variables (`<PREFIX>_TELEMETRY_DISABLED`).
+    pub(crate) env_prefix: &'a str,
     pub(crate) vars: &'a Vars,
     /// The policy file; `None` means the default rule (`TALLY_POLICY` or the default path).
     pub(crate) policy_path: Option<&'a Path>,
@@ -226,7 +242,7 @@ pub(crate) fn resolve(i: &Inputs<'_>) -> Decision {
     if i.vars.flag("DO_NOT_TRACK") {
         return Decision::new(Mode::Off, Source::DoNotTrack);
     }
-    let name = format!("{}_TELEMETRY_DISABLED", app_prefix(i.app));
+    let name = format!("{}_TELEMETRY_DISABLED", i.env_prefix);
     if i.vars.flag(&name) {
         return Decision::new(Mode::Off, Source::AppVariable { name });
     }
@@ -249,7 +265,7 @@ pub(crate) fn resolve(i: &Inputs<'_>) -> Decision {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             // A config file we cannot read may hold a "disable": fail closed.
             Err(_) => {
-                return Decision::new(Mode::Off, Source::UserConfig { path: path.to_path_buf() });
+                return Decision::new(Mode::Off, Source::UnreadableUserConfig { path: path.to_path_buf() });
             }
         }
     }
@@ -324,6 +340,7 @@ mod tests {
         let vars = Vars::fixed(c.vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>());
         let decision = resolve(&Inputs {
             app: "demo",
+            env_prefix: "DEMO",
             vars: &vars,
             policy_path: c.policy.map(|_| policy.as_path()).or(Some(&d.path().join("none"))),
             project: c.project.as_ref().map_or(ProjectInput::Missing, ProjectInput::Found),
@@ -365,7 +382,7 @@ mod tests {
             (Case { user: Some("telemetry = 'local'"), ..with_policy("") }, (Local, "user_config")),
             (Case { user: Some("telemetry = 'off'"), ..with_policy("") }, (Off, "user_config")),
             (Case { user: Some("notice_shown = true"), ..with_policy("") }, (On, "author_default")),
-            (Case { user: Some("garbage = ["), ..with_policy("") }, (Off, "user_config")),
+            (Case { user: Some("garbage = ["), ..with_policy("") }, (Off, "user_config_unreadable")),
             (Case { default: Off, ..with_policy("") }, (Off, "author_default")),
             (Case { default: Off, user: Some("telemetry = 'on'"), ..with_policy("") }, (On, "user_config")),
         ];
@@ -379,7 +396,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("a/b/config.toml");
         let c = UserConfig { telemetry: Some(Mode::Local), notice_shown: true };
-        c.save(&path).unwrap();
+        c.save(&path, "demo").unwrap();
         assert_eq!(UserConfig::load(&path).unwrap(), c);
         assert_eq!(UserConfig::load(&d.path().join("x")).unwrap_err().kind(), io::ErrorKind::NotFound);
         let defaults: UserConfig = toml::from_str("").unwrap();

@@ -29,6 +29,8 @@ pub struct Controls {
 pub struct Status {
     /// The tool.
     pub app: String,
+    /// The command users type.
+    pub command: String,
     /// The resolved mode and who decided it.
     pub decision: Decision,
     /// `<APP>_TELEMETRY_DEBUG` is set: payloads are printed, nothing is sent.
@@ -77,6 +79,11 @@ impl Controls {
         &self.resolved.app
     }
 
+    /// The command users type ([`Builder::command`]).
+    pub fn command(&self) -> &str {
+        &self.resolved.command
+    }
+
     /// The consent decision a client built now would have.
     pub fn decision(&self) -> &Decision {
         &self.resolved.decision
@@ -96,6 +103,7 @@ impl Controls {
         let outbox = self.outbox();
         Status {
             app: r.app.clone(),
+            command: r.command.clone(),
             decision: r.decision.clone(),
             debug: r.debug,
             endpoint: r.endpoint.clone(),
@@ -118,7 +126,7 @@ impl Controls {
         let mut config = UserConfig::load(&path).unwrap_or_default();
         config.telemetry = Some(mode);
         config.notice_shown = true;
-        config.save(&path)?;
+        config.save(&path, &self.resolved.command)?;
         let mut choice = Choice { config_file: path, deleted_events: 0, deleted_identity: None };
         if mode != Mode::Off {
             return Ok(choice);

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use tally_protocol::Env;
 
-use crate::vars::{Vars, app_prefix};
+use crate::vars::Vars;
 
 /// Environment facts sent with every batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,10 +139,10 @@ fn memory_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The environment: the tool's own `<APP>_ENV`, then `NODE_ENV`, `APP_ENV`, `RAILS_ENV`,
+/// The environment: the tool's own `<PREFIX>_ENV`, then `NODE_ENV`, `APP_ENV`, `RAILS_ENV`,
 /// `ENVIRONMENT`; values mapped by [`parse_env`]; development when none says otherwise.
-pub(crate) fn detect_env(vars: &Vars, app: &str) -> Env {
-    let own = format!("{}_ENV", app_prefix(app));
+pub(crate) fn detect_env(vars: &Vars, env_prefix: &str) -> Env {
+    let own = format!("{env_prefix}_ENV");
     [own.as_str(), "NODE_ENV", "APP_ENV", "RAILS_ENV", "ENVIRONMENT"]
         .iter()
         .find_map(|v| vars.get(v).and_then(|s| parse_env(&s)))
@@ -185,10 +185,10 @@ mod tests {
 
     #[test]
     fn environments() {
-        assert_eq!(detect_env(&vars(&[]), "demo"), Env::Development);
-        assert_eq!(detect_env(&vars(&[("NODE_ENV", "production")]), "demo"), Env::Production);
-        assert_eq!(detect_env(&vars(&[("DEMO_ENV", "staging"), ("NODE_ENV", "production")]), "demo"), Env::Staging);
-        assert_eq!(detect_env(&vars(&[("NODE_ENV", "weird")]), "demo"), Env::Development);
+        assert_eq!(detect_env(&vars(&[]), "DEMO"), Env::Development);
+        assert_eq!(detect_env(&vars(&[("NODE_ENV", "production")]), "DEMO"), Env::Production);
+        assert_eq!(detect_env(&vars(&[("DEMO_ENV", "staging"), ("NODE_ENV", "production")]), "DEMO"), Env::Staging);
+        assert_eq!(detect_env(&vars(&[("NODE_ENV", "weird")]), "DEMO"), Env::Development);
         assert_eq!(parse_env("TEST"), Some(Env::Test));
     }
 

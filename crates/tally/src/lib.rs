@@ -55,8 +55,8 @@ pub mod testing;
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use builder::Builder;
@@ -100,6 +100,11 @@ struct Inner {
     /// `None` when off: nothing is recorded.
     recorder: Option<Recorder>,
     shut_down: AtomicBool,
+    /// How this client was built, to build the client of a project it creates.
+    builder: Option<Builder>,
+    /// The client of the project created through [`Telemetry::create_project_id`]: it
+    /// records from then on.
+    adopted: OnceLock<Telemetry>,
 }
 
 /// What a client that records (mode local or on) holds.
@@ -112,6 +117,9 @@ struct Recorder {
 
 impl Inner {
     fn shutdown(&self) {
+        if let Some(t) = self.adopted.get() {
+            t.shutdown();
+        }
         if self.shut_down.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -124,11 +132,22 @@ impl Inner {
             shared.warn_dropped();
             return;
         }
-        let left = if recorder.worker_started { shared.shutdown(self.exit_budget) } else { shared.take_all() };
-        if !left.is_empty()
-            && let Some(data) = &self.resolved.paths.data
-        {
-            let _ = Outbox::new(data).append(shared.context(), &left);
+        let left = if recorder.worker_started {
+            shared.shutdown(self.exit_budget)
+        } else {
+            worker::Left { queued: shared.take_all(), ..Default::default() }
+        };
+        let any = !(left.queued.is_empty() && left.posted.is_empty() && left.posted_old.is_empty());
+        if any && let Some(data) = &self.resolved.paths.data {
+            // Appends only, and waits for another process's lock no longer than the budget:
+            // the exit cost does not depend on what the outbox holds.
+            let _ = Outbox::new(data).append_at_exit(
+                shared.context(),
+                &left.queued,
+                &left.posted,
+                &left.posted_old,
+                self.exit_budget,
+            );
         }
         shared.warn_dropped();
     }
@@ -175,6 +194,7 @@ impl Telemetry {
             inner: Arc::new(Inner {
                 resolved: Resolved {
                     app: String::new(),
+                    command: String::new(),
                     decision: Decision { mode: Mode::Off, source: Source::AuthorDefault },
                     debug: false,
                     endpoint: None,
@@ -186,6 +206,8 @@ impl Telemetry {
                 exit_budget: Duration::ZERO,
                 recorder: None,
                 shut_down: AtomicBool::new(true),
+                builder: None,
+                adopted: OnceLock::new(),
             }),
         }
     }
@@ -193,6 +215,9 @@ impl Telemetry {
     /// Records an event. Never blocks on I/O, never fails, never panics: when telemetry
     /// is off this returns at once; an invalid event or a full queue drops the event.
     pub fn record(&self, event: Event) {
+        if let Some(t) = self.inner.adopted.get() {
+            return t.record(event);
+        }
         let Some(recorder) = &self.inner.recorder else {
             return;
         };
@@ -209,22 +234,45 @@ impl Telemetry {
 
     /// The consent decision of this process.
     pub fn decision(&self) -> &Decision {
-        &self.inner.resolved.decision
+        match self.inner.adopted.get() {
+            Some(t) => t.decision(),
+            None => &self.inner.resolved.decision,
+        }
     }
 
     /// The resolved mode.
     pub fn mode(&self) -> Mode {
-        self.inner.resolved.decision.mode
+        self.decision().mode
     }
 
     /// Whether events are recorded at all (mode local or on).
     pub fn is_enabled(&self) -> bool {
-        self.inner.recorder.is_some()
+        self.inner.adopted.get().map_or(self.inner.recorder.is_some(), Telemetry::is_enabled)
+    }
+
+    /// Creates the project id in `dir` (see [`project::create`]) and records for that
+    /// project from now on: a tool that builds its client at the top of `main`, before its
+    /// `new` command creates the project, still records `project.created` (the client was
+    /// off, or recording for another project, until then). Once per client: a second call
+    /// writes the id but leaves the client as it is.
+    pub fn create_project_id(&self, dir: &Path, kind: ManifestKind) -> io::Result<uuid::Uuid> {
+        let id = project::create(dir, &self.inner.resolved.app, kind)?;
+        if let Some(builder) = &self.inner.builder
+            && self.inner.resolved.project_id != Some(id)
+            && !self.inner.shut_down.load(Ordering::SeqCst)
+            && self.inner.adopted.get().is_none()
+        {
+            let _ = self.inner.adopted.set(builder.clone().project_dir(dir).project_id(id).build());
+        }
+        Ok(id)
     }
 
     /// Sends what is queued now and waits up to `timeout` for it to be delivered or safely
     /// stored; `true` when nothing is left in memory. In debug mode, prints the payloads.
     pub fn flush(&self, timeout: Duration) -> bool {
+        if let Some(t) = self.inner.adopted.get() {
+            return t.flush(timeout);
+        }
         let Some(recorder) = &self.inner.recorder else {
             return true;
         };
@@ -254,9 +302,16 @@ impl Telemetry {
     pub fn app(&self) -> &str {
         &self.inner.resolved.app
     }
+
+    /// The command users type ([`Builder::command`]).
+    pub fn command(&self) -> &str {
+        &self.inner.resolved.command
+    }
 }
 
-/// Creates the project id for a tool that creates projects; see [`project::create`].
+/// Creates the project id for a tool that creates projects; see [`project::create`]. A
+/// client built before this call does not see the new project: use
+/// [`Telemetry::create_project_id`] when the tool already has a client.
 pub fn create_project_id(dir: &Path, app: &str, kind: ManifestKind) -> io::Result<uuid::Uuid> {
     project::create(dir, app, kind)
 }

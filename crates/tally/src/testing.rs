@@ -47,7 +47,7 @@ impl MemorySink {
 
     pub(crate) fn deliver(&self, batch: &Batch) -> Delivery {
         self.batches.lock().unwrap_or_else(PoisonError::into_inner).push(batch.clone());
-        Delivery::Delivered { accepted: batch.events.len(), duplicate: 0, rejected: 0 }
+        Delivery::Delivered { accepted: batch.events.len(), duplicate: 0, rejected: 0, dropped_props: 0 }
     }
 
     /// Every batch delivered so far.

@@ -12,7 +12,7 @@ use tally_protocol::{Batch, BatchResponse};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Delivery {
     /// The collector answered for every event (stored, duplicate or refused for good).
-    Delivered { accepted: usize, duplicate: usize, rejected: usize },
+    Delivered { accepted: usize, duplicate: usize, rejected: usize, dropped_props: usize },
     /// Try again later; the collector may have said when.
     Retry(Option<Duration>),
     /// The collector refused the batch for good (a 4xx other than 408 and 429): retrying
@@ -112,6 +112,7 @@ fn send_http(agent: &ureq::Agent, url: &str, batch: &Batch) -> Delivery {
                 accepted: parsed.as_ref().map_or(batch.events.len(), |r| r.accepted),
                 duplicate: parsed.as_ref().map_or(0, |r| r.duplicate),
                 rejected: parsed.as_ref().map_or(0, |r| r.rejected),
+                dropped_props: parsed.as_ref().map_or(0, |r| r.dropped_props),
             }
         }
         408 | 429 | 500..=599 => Delivery::Retry(retry_after),

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use tally_protocol::limits::MAX_EVENTS_PER_BATCH;
 use tally_protocol::{Batch, Context, Event};
+use uuid::Uuid;
 
 use crate::outbox::{Outbox, SentRecord};
 use crate::transport::{Delivery, Transport};
@@ -37,6 +38,10 @@ pub(crate) struct State {
     pub(crate) queue: VecDeque<Event>,
     /// Taken by the thread and not yet safe.
     inflight: Option<Arc<Vec<Event>>>,
+    /// `inflight` is being posted (not merely written to the outbox).
+    posting: bool,
+    /// Ids of the outbox being posted now.
+    posting_old: Vec<Uuid>,
     /// The thread is sending or writing.
     busy: bool,
     /// The thread is sending what earlier runs left in the outbox (already safe on disk).
@@ -154,14 +159,18 @@ impl Shared {
     }
 
     /// Stops the thread: waits at most `budget`, then takes what is not safe yet.
-    pub(crate) fn shutdown(&self, budget: Duration) -> Vec<Event> {
+    pub(crate) fn shutdown(&self, budget: Duration) -> Left {
         let mut st = lock(&self.state);
         st.shutdown = true;
         self.wake.notify_all();
         st = self.wait_idle(st, budget, true).0;
         st.abandoned = true;
-        let mut left: Vec<Event> = st.inflight.take().map(|b| b.to_vec()).unwrap_or_default();
-        left.extend(st.queue.drain(..));
+        let mut left = Left::default();
+        if let Some(batch) = st.inflight.take() {
+            if st.posting { left.posted = batch.to_vec() } else { left.queued = batch.to_vec() }
+        }
+        left.queued.extend(st.queue.drain(..));
+        left.posted_old = std::mem::take(&mut st.posting_old);
         left
     }
 
@@ -169,6 +178,17 @@ impl Shared {
     pub(crate) fn take_all(&self) -> Vec<Event> {
         lock(&self.state).queue.drain(..).collect()
     }
+}
+
+/// What the host takes over at exit.
+#[derive(Default)]
+pub(crate) struct Left {
+    /// Never posted.
+    pub(crate) queued: Vec<Event>,
+    /// Posted, no answer seen.
+    pub(crate) posted: Vec<Event>,
+    /// Ids of the outbox that were being posted.
+    pub(crate) posted_old: Vec<Uuid>,
 }
 
 enum Action {
@@ -187,7 +207,17 @@ pub(crate) struct Worker {
     pub(crate) outbox: Option<Outbox>,
     pub(crate) flush_interval: Duration,
     pub(crate) drain_outbox: bool,
+    /// When a posted, unanswered batch in the outbox may be posted again.
+    pub(crate) resend_after: Duration,
+    /// The exit budget covers a round trip ([`POST_AT_EXIT_MIN_BUDGET`]): what is queued at
+    /// shutdown is posted; otherwise the host writes it to the outbox and the next run
+    /// sends it early, while it does its work, where the answer has time to arrive.
+    pub(crate) post_at_exit: bool,
 }
+
+/// The smallest exit budget under which shutdown still posts: a post started in a 2 ms
+/// budget is mostly left unanswered, so it would be posted again by a later run.
+pub(crate) const POST_AT_EXIT_MIN_BUDGET: Duration = Duration::from_millis(100);
 
 impl Worker {
     pub(crate) fn spawn(self, app: &str) -> bool {
@@ -221,18 +251,21 @@ impl Worker {
                     }
                     let context = shared.context().clone();
                     let outcome = match &self.transport {
-                        Some(t) if retry_at.is_none() => t.send(&Batch {
-                            sent_at: chrono::Utc::now(),
-                            context: context.clone(),
-                            events: batch.to_vec(),
-                        }),
+                        Some(t) if retry_at.is_none() => {
+                            lock(&shared.state).posting = true;
+                            t.send(&Batch {
+                                sent_at: chrono::Utc::now(),
+                                context: context.clone(),
+                                events: batch.to_vec(),
+                            })
+                        }
                         // Local mode, or waiting out a failure: keep them on disk.
                         _ => Delivery::Retry(None),
                     };
                     match outcome {
-                        Delivery::Delivered { accepted, duplicate, rejected } => {
+                        Delivery::Delivered { accepted, duplicate, rejected, dropped_props } => {
                             failures = 0;
-                            self.log_sent(context, batch.to_vec(), accepted, duplicate, rejected);
+                            self.log_sent(context, batch.to_vec(), [accepted, duplicate, rejected, dropped_props]);
                         }
                         Delivery::Refused => {}
                         Delivery::Retry(after) => {
@@ -291,6 +324,7 @@ impl Worker {
         let mut st = lock(&self.shared.state);
         if !st.abandoned {
             st.inflight = None;
+            st.posting = false;
             st.busy = false;
             st.draining = false;
         }
@@ -306,6 +340,12 @@ impl Worker {
         loop {
             shared.warn_dropped();
             if st.abandoned {
+                return Action::Exit;
+            }
+            if st.shutdown && !st.flush && !self.post_at_exit {
+                // The host appends the queue to the outbox (see `post_at_exit`).
+                st.finished = true;
+                shared.done.notify_all();
                 return Action::Exit;
             }
             let now = Instant::now();
@@ -367,7 +407,7 @@ impl Worker {
         let (Some(outbox), Some(transport)) = (&self.outbox, &self.transport) else {
             return Ok(());
         };
-        if !outbox.dir().join("outbox.jsonl").exists() {
+        if !outbox.has_waiting() {
             return Ok(());
         }
         let Ok(lock_file) =
@@ -378,9 +418,12 @@ impl Worker {
         if lock_file.try_lock().is_err() {
             return Ok(());
         }
-        // One batch per context, not one per run that wrote to the outbox.
+        let _ = outbox.compact();
+        // One batch per context, not one per run that wrote to the outbox; what an earlier
+        // run posted without seeing the answer waits until `resend_after`.
+        let now = chrono::Utc::now();
         let mut chunks: Vec<crate::outbox::Chunk> = Vec::new();
-        for c in outbox.chunks().unwrap_or_default() {
+        for c in outbox.chunks().unwrap_or_default().into_iter().filter(|c| c.due(now, self.resend_after)) {
             match chunks.last_mut() {
                 Some(last) if last.context == c.context => last.events.extend(c.events),
                 _ => chunks.push(c),
@@ -388,8 +431,12 @@ impl Worker {
         }
         for chunk in chunks {
             for piece in chunk.events.chunks(MAX_EVENTS_PER_BATCH) {
-                if lock(&self.shared.state).abandoned {
-                    return Ok(());
+                {
+                    let mut st = lock(&self.shared.state);
+                    if st.abandoned {
+                        return Ok(());
+                    }
+                    st.posting_old = piece.iter().map(|e| e.event_id).collect();
                 }
                 let outcome = transport.send(&Batch {
                     sent_at: chrono::Utc::now(),
@@ -397,10 +444,21 @@ impl Worker {
                     events: piece.to_vec(),
                 });
                 let ids: HashSet<_> = piece.iter().map(|e| e.event_id).collect();
+                {
+                    let mut st = lock(&self.shared.state);
+                    if st.abandoned {
+                        return Ok(());
+                    }
+                    st.posting_old.clear();
+                }
                 match outcome {
-                    Delivery::Delivered { accepted, duplicate, rejected } => {
+                    Delivery::Delivered { accepted, duplicate, rejected, dropped_props } => {
                         let _ = outbox.remove(&ids);
-                        self.log_sent(chunk.context.clone(), piece.to_vec(), accepted, duplicate, rejected);
+                        self.log_sent(
+                            chunk.context.clone(),
+                            piece.to_vec(),
+                            [accepted, duplicate, rejected, dropped_props],
+                        );
                     }
                     Delivery::Refused => {
                         let _ = outbox.remove(&ids);
@@ -412,10 +470,21 @@ impl Worker {
         Ok(())
     }
 
-    fn log_sent(&self, context: Context, events: Vec<Event>, accepted: usize, duplicate: usize, rejected: usize) {
+    /// Logs a delivered batch with the collector's counts: accepted, duplicate, rejected,
+    /// dropped properties.
+    fn log_sent(&self, context: Context, events: Vec<Event>, counts: [usize; 4]) {
+        let [accepted, duplicate, rejected, dropped_props] = counts;
         if let Some(o) = &self.outbox {
-            let _ =
-                o.log_sent(&SentRecord { sent_at: chrono::Utc::now(), context, events, accepted, duplicate, rejected });
+            let record = SentRecord {
+                sent_at: chrono::Utc::now(),
+                context,
+                events,
+                accepted,
+                duplicate,
+                rejected,
+                dropped_props,
+            };
+            let _ = o.log_sent(&record);
         }
     }
 }

@@ -72,3 +72,22 @@ fn new_project_gets_an_id_and_records_its_creation() {
         home.outbox().chunks().unwrap().into_iter().flat_map(|c| c.events).map(|e| e.event).collect();
     assert!(events.contains(&"project.created".to_string()), "{events:?}");
 }
+
+/// Issue 12 item 4, as a process: `hostcli new` builds its client first (at the top, as the
+/// README shows), in a directory with no project, so the client starts off.
+#[test]
+fn project_created_is_lost_silently_when_the_client_is_built_first() {
+    let home = Home::new();
+    home.ok(&["telemetry", "enable"], &[]);
+    let empty = home.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = home.ok(&["-C", empty.to_str().unwrap(), "new", "site", "--manifest", "toml"], &[]);
+    let id: uuid::Uuid = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let chunks = home.outbox().chunks().unwrap();
+    let created: Vec<_> = chunks
+        .iter()
+        .flat_map(|c| c.events.iter().map(move |e| (c.context.project, e.event.clone())))
+        .filter(|(_, name)| name == "project.created")
+        .collect();
+    assert_eq!(created, [(id, "project.created".to_string())], "{chunks:?}");
+}

@@ -130,7 +130,7 @@ fn user_config() {
     let home = Home::new();
     home.ok(&["telemetry", "enable"], &[]);
     std::fs::write(home.config_dir().join("config.toml"), "telemetry = [").unwrap();
-    check(&home, &[], "off", "user_config");
+    check(&home, &[], "off", "user_config_unreadable");
 }
 
 #[test]

@@ -26,7 +26,8 @@ fn unique(ids: &[Uuid]) -> HashSet<Uuid> {
 /// earlier runs, then its own event. (The `telemetry` subcommand sends nothing, and a run
 /// that exits while the sender is busy with the outbox does not wait for it.)
 fn later_run(home: &Home, collector: &Collector) {
-    home.ok(&["serve"], &[("HOSTCLI_ENDPOINT", &collector.endpoint())]);
+    // Posted batches whose answer an earlier run did not wait for may be posted again.
+    home.ok(&["serve"], &[("HOSTCLI_ENDPOINT", &collector.endpoint()), ("HOSTCLI_RESEND_AFTER_MS", "0")]);
 }
 
 /// The ids received that were waiting in the outbox, in the order received.
@@ -173,4 +174,29 @@ fn retry_after_is_honoured_by_a_long_running_host() {
     assert!(times[1] - times[0] >= Duration::from_secs(1), "{:?}", times[1] - times[0]);
     assert_eq!(collector.ids().len(), 1);
     assert!(t.outbox().unwrap().is_empty().unwrap());
+}
+
+/// Issue 12 item 3: a run shorter than one round trip exits before the answer to its post
+/// of the outbox; later runs used to post the same events again, run after run.
+#[test]
+fn short_commands_never_see_an_acknowledgement_and_do_not_post_again() {
+    let home = enabled_home();
+    // A budget long enough to see the refusal: a post the host did not wait for counts as
+    // posted, even if it was refused a moment later.
+    home.ok(&["build"], &[("HOSTCLI_ENDPOINT", &refused_endpoint()), ("HOSTCLI_EXIT_BUDGET_MS", "5000")]);
+    let first = home.outbox_ids();
+    assert_eq!(first.len(), 2);
+    assert!(home.outbox().chunks().unwrap().iter().all(|c| c.posted_at.is_none()));
+    // This run posts `first` early, and exits (after 300 ms of work) before the answer.
+    let slow = Collector::start(Behaviour::Slow(Duration::from_secs(5)));
+    home.ok(&["build", "--work-ms", "300"], &[("HOSTCLI_ENDPOINT", &slow.endpoint())]);
+    let good = Collector::start(Behaviour::Accept);
+    home.ok(&["serve"], &[("HOSTCLI_ENDPOINT", &good.endpoint())]);
+    assert!(old_ids(&good, &first).is_empty(), "posted once, not again by the next run");
+    assert!(!good.ids().is_empty(), "the events that were never posted are");
+    assert_eq!(home.outbox_ids(), first, "kept, marked posted");
+    // Past `resend_after` they are posted again (the collector deduplicates).
+    later_run(&home, &good);
+    assert_eq!(old_ids(&good, &first), first);
+    assert!(home.outbox_ids().is_empty());
 }

@@ -103,3 +103,24 @@ fn clones_share_one_client() {
     drop(t);
     assert_eq!(sink.events().len(), 100);
 }
+
+/// Issue 12 item 4: a client built at the top of `main`, before `new` created the project,
+/// dropped `project.created` silently.
+#[test]
+fn project_created_is_lost_silently_when_the_client_is_built_first() {
+    let sandbox = Sandbox::new();
+    let sink = MemorySink::new();
+    let dir = sandbox.root().join("new-site");
+    // The client records for the sandbox's project; `new` creates another.
+    let t = sandbox.builder("demo", "1.0.0").sink(sink.clone()).build();
+    let id = t.create_project_id(&dir, tally::ManifestKind::TelemetryToml).unwrap();
+    assert!(t.is_enabled());
+    t.record(Event::project_created(Duration::from_millis(5)));
+    assert!(t.flush(Duration::from_secs(10)));
+    let batch = &sink.batches()[0];
+    assert_eq!(batch.context.project, id, "recorded for the new project");
+    assert_eq!(sink.names(), ["project.created"]);
+    // The id is where a later run finds it.
+    let found = tally::project::find(&dir, "demo").unwrap();
+    assert_eq!(found.id, Some(id));
+}

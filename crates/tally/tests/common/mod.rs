@@ -173,6 +173,8 @@ struct CollectorState {
     connections: Mutex<usize>,
     proxied: Mutex<usize>,
     requests: Mutex<Vec<std::time::Instant>>,
+    /// `dropped_props` in every answer.
+    dropped_props: Mutex<usize>,
 }
 
 /// A minimal collector on `127.0.0.1`, one thread per connection, keep-alive aware.
@@ -193,6 +195,7 @@ impl Collector {
             connections: Mutex::new(0),
             proxied: Mutex::new(0),
             requests: Mutex::new(Vec::new()),
+            dropped_props: Mutex::new(0),
         });
         let s = state.clone();
         std::thread::spawn(move || {
@@ -209,6 +212,11 @@ impl Collector {
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Answers that this many properties were dropped (not in the app's schema).
+    pub fn drop_props(&self, n: usize) {
+        *self.state.dropped_props.lock().unwrap() = n;
     }
 
     pub fn set(&self, b: Behaviour) {
@@ -317,7 +325,7 @@ fn serve(stream: TcpStream, s: &CollectorState) -> std::io::Result<()> {
             accepted: n,
             duplicate: 0,
             rejected: 0,
-            dropped_props: 0,
+            dropped_props: *s.dropped_props.lock().unwrap(),
             results: vec![],
         })
         .unwrap();
