@@ -15,6 +15,7 @@
 //! through [`EventStore`]; which backend is used is the caller's choice.
 
 pub mod builtin;
+mod collect;
 mod context;
 mod dashboard;
 mod error;

@@ -22,6 +22,9 @@ use shape::{add_baseline, add_lift, add_share, keep_top_labels, sort_versions};
 /// The default minimum number of distinct projects behind a published row.
 pub const DEFAULT_K: usize = 5;
 
+/// The event whose `duration_ms` `setup-time` reads unless asked for another.
+pub const SETUP_EVENT: &str = "project.created";
+
 /// The default number of rows for "top" insights.
 pub const DEFAULT_LIMIT: usize = 20;
 
@@ -152,7 +155,7 @@ pub const CATALOG: &[Insight] = &[
         options: "event (default project.created), period (day|week; default week), group_by (e.g. app_version)",
         kind: |p| {
             Ok(QueryKind::Durations {
-                event: p.event.clone().unwrap_or_else(|| "project.created".into()),
+                event: p.event.clone().unwrap_or_else(|| SETUP_EVENT.into()),
                 period: if p.group_by.is_some() { p.period } else { Some(p.period.unwrap_or(Period::Week)) },
                 dimension: p.group_by,
             })
