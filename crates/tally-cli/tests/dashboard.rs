@@ -106,7 +106,11 @@ fn dashboard_in_a_real_browser() {
     for (page, violations) in report["axe"].as_object().expect("axe") {
         assert_eq!(violations, &json!([]), "axe-core finds serious accessibility issues on {page}");
     }
-    assert_eq!(report["axe"].as_object().expect("axe").len(), 9, "sign-in, 7 private pages and the public one");
+    assert_eq!(
+        report["axe"].as_object().expect("axe").len(),
+        10,
+        "sign-in, 7 private pages, the public one and what the app collects"
+    );
 
     // The private pages refuse a missing or wrong token and keep the right one per tab.
     assert_eq!(report["signIn"]["tablesWithoutToken"], 0);
@@ -201,5 +205,30 @@ fn dashboard_in_a_real_browser() {
     let notes: Vec<i64> = serde_json::from_value(report["public"]["notes"].clone()).expect("notes");
     assert_eq!(notes.iter().sum::<i64>(), 8, "{notes:?}");
     assert_eq!(report["public"]["hiddenSummary"], 8, "{}", report["public"]["summaryText"]);
+
+    // What the app collects lists exactly the events and properties of the schema the
+    // collector enforces, and every field a batch carries, each with why.
+    let schemas = tally_collector::builtin::load(None).expect("built-in schemas");
+    let schema = schemas.get("demo").expect("demo schema");
+    let listed = |key: &str| -> Vec<String> { serde_json::from_value(report["collect"][key].clone()).expect(key) };
+    assert!(report["collect"]["url"].as_str().expect("url").ends_with("/collect/demo"));
+    assert_eq!(listed("events"), schema.events.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(listed("props"), schema.props.keys().cloned().collect::<Vec<_>>());
+    let mut fields = listed("fields");
+    fields.sort();
+    // The example's context has every context field but `ci`, which a batch sent outside CI omits.
+    let mut carried: Vec<String> = ["event_id", "event", "occurred_at", "plugins", "duration_ms", "error_kind", "ci"]
+        .into_iter()
+        .map(String::from)
+        .chain(report["collect"]["example"]["context"].as_object().expect("context").keys().cloned())
+        .collect();
+    carried.sort();
+    carried.dedup();
+    assert_eq!(fields, carried, "every field of a batch, and no other");
+    let whys = listed("whys");
+    assert_eq!(whys.len(), schema.events.len() + schema.props.len() + carried.len());
+    assert!(whys.iter().all(|w| !w.trim().is_empty()), "{whys:?}");
+    assert!(listed("panels")[0].contains("Plugins: Top plugins"), "{}", report["collect"]["panels"]);
+    assert!(listed("consent")[1].contains("DEMO_TELEMETRY_DISABLED"), "{}", report["collect"]["consent"]);
     server.stop();
 }

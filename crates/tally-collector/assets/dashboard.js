@@ -70,13 +70,13 @@ const Tally = (() => {
   // ---- state: everything is in the URL --------------------------------------------------
   function readState() {
     const url = new URL(location.href);
-    const pub = url.pathname.match(/^\/public\/([^/]+)\/?$/);
+    const pub = url.pathname.match(/^\/(public|collect)\/([^/]+)\/?$/);
     const q = url.searchParams;
     const custom = q.get('from') && q.get('to');
     return {
-      page: pub ? '/public' : url.pathname,
+      page: pub ? '/' + pub[1] : url.pathname,
       public: !!pub,
-      app: pub ? decodeURIComponent(pub[1]) : q.get('app') || '',
+      app: pub ? decodeURIComponent(pub[2]) : q.get('app') || '',
       since: custom ? '' : q.get('since') || '28d',
       from: custom ? q.get('from') : '',
       to: custom ? q.get('to') : '',
@@ -413,13 +413,16 @@ const Tally = (() => {
   function nav() {
     const el = document.getElementById('nav');
     if (state.public) {
-      el.replaceChildren(h('span', { class: 'public-badge' }, 'Public analytics of ' + state.app));
+      const app = encodeURIComponent(state.app);
+      el.replaceChildren(
+        h('a', { href: '/public/' + app, 'aria-current': state.page === '/public' ? 'page' : null }, 'Public analytics of ' + state.app),
+        h('a', { href: '/collect/' + app, 'aria-current': state.page === '/collect' ? 'page' : null }, 'What ' + state.app + ' collects'));
       return;
     }
     // Links keep the app, the range and the filters; page options stay with their page.
     const keep = new URLSearchParams();
     for (const k of ['app', 'since', 'from', 'to', 'compare', ...FILTERS]) if (state.q.get(k)) keep.set(k, state.q.get(k));
-    el.replaceChildren(...Object.entries(pages).filter(([p]) => p !== '/public').map(([path, page]) =>
+    el.replaceChildren(...Object.entries(pages).filter(([p]) => p !== '/public' && p !== '/collect').map(([path, page]) =>
       h('a', { href: path + (keep.toString() ? '?' + keep : ''), 'aria-current': path === state.page ? 'page' : null }, page.title)));
   }
 
@@ -456,6 +459,14 @@ const Tally = (() => {
       return;
     }
     if (!state.public && !token()) return signIn('');
+    if (page.render) {
+      // A page that is not a grid of insight panels (what an app collects).
+      document.title = page.title + ' · ' + state.app + ' · tally';
+      document.getElementById('controls').replaceChildren();
+      main.replaceChildren(h('p', { class: 'status', 'aria-busy': 'true' }, 'Loading…'));
+      page.render(state.app).then((nodes) => main.replaceChildren(...nodes), (e) => main.replaceChildren(h('p', { class: 'status error', role: 'alert' }, e.message)));
+      return;
+    }
     document.title = page.title + ' · ' + state.app + ' · tally';
     controls();
     const head = h('div', { class: 'page-head' }, h('h1', null, state.public ? state.app + ': public analytics' : page.title), page.intro ? h('p', null, page.intro) : null);
@@ -482,5 +493,5 @@ const Tally = (() => {
     render();
   }
 
-  return { start, comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtPct, fmtDuration, fmtChange, fmtCell, colIndex, h, isoDay, dayMs, DAY_MS, ENVS };
+  return { start, fetchJson: fetchUrl, comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtPct, fmtDuration, fmtChange, fmtCell, colIndex, h, isoDay, dayMs, DAY_MS, ENVS };
 })();
