@@ -251,12 +251,13 @@ const Tally = (() => {
     const ri = colIndex(table, opts.rows);
     const ci = colIndex(table, opts.cols);
     const vi = colIndex(table, opts.value);
-    const rowKeys = [...new Set(table.rows.map((r) => r[ri]))];
-    const present = [...new Set(table.rows.map((r) => r[ci]))];
-    // A square matrix (plugins × plugins) lists its columns in the order of its rows.
-    const order = opts.colOrder || (opts.square ? [...rowKeys, ...present] : present);
+    // A square matrix (plugins × plugins) answers each pair once; it is drawn with every
+    // label on both axes, in the order they first appear, and each pair in both cells.
+    const rowKeys = [...new Set(table.rows.flatMap((r) => (opts.square ? [r[ri], r[ci]] : [r[ri]])))];
+    const present = opts.square ? rowKeys : [...new Set(table.rows.map((r) => r[ci]))];
+    const order = opts.colOrder || present;
     const colKeys = [...new Set(order)].filter((k) => present.includes(k));
-    const cells = new Map(table.rows.map((r) => [r[ri] + '\u0000' + r[ci], r]));
+    const cells = new Map(table.rows.flatMap((r) => [[r[ri] + '\u0000' + r[ci], r], ...(opts.square ? [[r[ci] + '\u0000' + r[ri], r]] : [])]));
     const values = table.rows.map((r) => (opts.shade ? opts.shade(r, table) : r[vi]) || 0);
     const max = Math.max(1e-9, ...values);
     const col = table.columns[vi];
