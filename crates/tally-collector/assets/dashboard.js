@@ -198,7 +198,8 @@ const Tally = (() => {
   // ({key, value, top}: one line per key, the `top` keys with the most `value` in total).
   function lineChart(table, opts) {
     const xi = colIndex(table, opts.x);
-    const xs = [...new Set(table.rows.map((r) => r[xi]))].sort();
+    // `opts.days`: x is a whole number of days (e.g. since a release), not a date.
+    const xs = [...new Set(table.rows.map((r) => r[xi]))].sort(opts.days ? (a, b) => a - b : undefined);
     let series;
     if (opts.pivot) {
       const ki = colIndex(table, opts.pivot.key);
@@ -226,18 +227,18 @@ const Tally = (() => {
     }
     const el = h('div', { class: 'chart', role: 'img', 'aria-label': opts.title + ': chart; the table next to it has the numbers' });
     const fmt = (v) => (v === null || v === undefined ? '—' : fmtCell(series[0].col, v));
-    const xsec = xs.map((x) => dayMs(x) / 1000);
+    const xsec = opts.days ? xs : xs.map((x) => dayMs(x) / 1000);
     const make = () => new uPlot({
       width: Math.max(280, el.clientWidth || 560), height: 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       legend: { live: true },
-      series: [{ value: (u, v) => (v === null ? '—' : isoDay(v * 1000)) },
+      series: [{ value: (u, v) => (v === null ? '—' : opts.days ? opts.days(v) : isoDay(v * 1000)) },
         ...series.map((s) => ({ label: s.label, stroke: s.color, dash: s.dash, width: s.dash ? 1.5 : 2, spanGaps: false, value: (u, v) => fmt(v) }))],
       // Ticks at round durations (10 s, 1 min, ...), printed without a trailing ".0".
-      axes: [{}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v).replace(/\.0(?=\D*$)/, '')),
+      axes: [opts.days ? { values: (u, vals) => vals.map((v) => opts.days(v)) } : {}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v).replace(/\.0(?=\D*$)/, '')),
         incrs: DURATIONS.has(series[0].col.name) ? DURATION_TICKS : undefined }],
       // The x axis spans the asked range, however few days have data.
-      scales: { x: { time: true, range: opts.span ? () => [Math.min(opts.span[0], xsec[0]), Math.max(opts.span[1], xsec[xsec.length - 1])] : undefined } },
+      scales: { x: opts.days ? { time: false } : { time: true, range: opts.span ? () => [Math.min(opts.span[0], xsec[0]), Math.max(opts.span[1], xsec[xsec.length - 1])] : undefined } },
     }, [xsec, ...series.map((s) => s.values)], el);
     requestAnimationFrame(() => charts.push({ el, plot: make() }));
     return el;
@@ -291,7 +292,8 @@ const Tally = (() => {
   function panel(spec) {
     const options = spec.options || [];
     const opts = Object.fromEntries(options.map((o) => [o.param || o.key, optionValue(o)]));
-    const params = { ...baseParams(), ...(spec.params || {}), ...opts };
+    // `params` may be a function of the page's parameters (e.g. to ask a longer range).
+    const params = typeof spec.params === 'function' ? { ...spec.params(baseParams()), ...opts } : { ...baseParams(), ...(spec.params || {}), ...opts };
     const src = insightUrl(spec.insight, params);
     const csv = h('button', { type: 'button', class: 'csv', disabled: true, 'aria-label': 'Download ' + spec.title + ' as CSV' }, 'CSV');
     const body = h('div', { class: 'body' }, h('p', { class: 'status', role: 'status' }, 'Loading…'));
@@ -303,7 +305,9 @@ const Tally = (() => {
     const done = (st) => { section.dataset.state = st; section.removeAttribute('aria-busy'); };
     const previous = spec.previous && (spec.previous === 'always' || state.compare)
       ? Promise.all(spec.previousParams(params, range()).map((p) => insight(spec.insight, p))) : Promise.resolve(null);
-    Promise.all([fetchUrl(src), previous]).then(([answer, prev]) => {
+    // Other insights a panel combines with its own (`also`: [name, params] pairs).
+    const also = Promise.all((spec.also ? spec.also(params) : []).map(([name, p]) => insight(name, p)));
+    Promise.all([fetchUrl(src), previous, also]).then(([answer, prev, others]) => {
       csv.disabled = false;
       csv.addEventListener('click', () => download(csvName(spec.insight), toCsv(answer.table)));
       const sup = answer.suppression;
@@ -321,10 +325,10 @@ const Tally = (() => {
         body.append(h('p', { class: 'status empty' }, state.public ? 'Nothing to show: no row has enough projects to be published.' : 'No data for this range and these filters.'));
         return done('empty');
       }
-      const extra = prev ? spec.compareColumns(answer, prev) : [];
+      const extra = [...(prev ? spec.compareColumns(answer, prev) : []), ...(spec.derived ? spec.derived(answer, others) : [])];
       const { start, end } = range();
       const span = [start / 1000, (end - DAY_MS) / 1000];
-      const parts = spec.draw ? spec.draw(answer, { title: spec.title, prev, shift: end - start, span }) : [];
+      const parts = spec.draw ? spec.draw(answer, { title: spec.title, prev, others, shift: end - start, span }) : [];
       body.append(...[].concat(parts), dataTable(answer, src, { bar: spec.bar, title: spec.title, extra }));
       done('ready');
     }).catch((e) => {

@@ -3,7 +3,7 @@
 'use strict';
 
 (() => {
-  const { fetchJson, comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtChange, colIndex, h, isoDay, DAY_MS, ENVS } = Tally;
+  const { fetchJson, comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtPct, fmtChange, colIndex, h, isoDay, dayMs, DAY_MS, ENVS } = Tally;
 
   const byProjects = (key) => ({ bar: 'projects', ...compareByKey(key, 'projects') });
   const split = (id, insight, title, key, question) => ({ id, insight, title, question, ...byProjects(key) });
@@ -117,12 +117,69 @@
     ],
   };
 
+  // A release is the first day a version is seen: asked over two years (with the filters),
+  // whatever the range, so that a version released before the range keeps its day.
+  const RELEASE_LOOKBACK = '730d';
+  const sinceReleases = (params) => {
+    const p = { ...params, since: RELEASE_LOOKBACK, period: 'day' };
+    delete p.from;
+    delete p.to;
+    return p;
+  };
+  // Rows of app-version-adoption as days since each version's first day, with that day.
+  const alignOnRelease = (t) => {
+    const [pi, vi, si] = ['period', 'app_version', 'share'].map((c) => colIndex(t, c));
+    const first = new Map();
+    for (const r of t.rows) if (!first.has(r[vi]) || r[pi] < first.get(r[vi])) first.set(r[vi], r[pi]);
+    return {
+      first,
+      table: {
+        columns: [{ name: 'days', type: 'int' }, { name: 'app_version', type: 'text' }, t.columns[si]],
+        rows: t.rows.map((r) => [Math.round((dayMs(r[pi]) - dayMs(first.get(r[vi]))) / DAY_MS), r[vi], r[si]]),
+      },
+    };
+  };
+  // Affected projects per error kind and version, over the projects on that version.
+  const errorRate = (answer, [versions]) => {
+    const t = answer.table;
+    const on = new Map(versions.table.rows.map((r) => [r[colIndex(versions.table, 'app_version')], r[colIndex(versions.table, 'projects')]]));
+    return t.rows.map((r) => {
+      const n = on.get(r[colIndex(t, 'app_version')]);
+      return n ? r[colIndex(t, 'projects')] / n : null;
+    });
+  };
   const releases = {
     title: 'Releases',
-    intro: 'Versions of the tool in use and how fast projects move to a new one.',
+    intro: 'Versions of the tool in use, how fast projects move to a new one, and whether a release fails more or sets up slower.',
     panels: [
       { ...split('versions', 'app-versions', 'Versions in use', 'app_version', 'Projects per version of the tool (newest first).') },
       { id: 'version-adoption', insight: 'app-version-adoption', title: 'Adoption per day', wide: true, question: 'Share of active projects on each version, per day.', draw: chart({ x: 'period', pivot: { key: 'app_version', value: 'share', top: 8 } }) },
+      { id: 'since-release', insight: 'app-version-adoption', title: 'Adoption since each release', wide: true, params: sinceReleases,
+        question: `Share of active projects on each version, by days since its release (the first day tally saw it, over the last ${RELEASE_LOOKBACK.replace('d', ' days')}).`,
+        derived: (answer) => {
+          const { first } = alignOnRelease(answer.table);
+          const [pi, vi] = ['period', 'app_version'].map((c) => colIndex(answer.table, c));
+          return [
+            { label: 'released', values: answer.table.rows.map((r) => first.get(r[vi])) },
+            { label: 'days since release', values: answer.table.rows.map((r) => fmtInt(Math.round((dayMs(r[pi]) - dayMs(first.get(r[vi]))) / DAY_MS))) },
+          ];
+        },
+        draw: (answer, ctx) => lineChart(alignOnRelease(answer.table).table, { title: ctx.title, x: 'days', days: (d) => 'day ' + d, pivot: { key: 'app_version', value: 'share', top: 8 } }) },
+      { id: 'error-rate', insight: 'error-kinds', title: 'Error rate per version', wide: true, params: { group_by: 'app_version' },
+        also: (params) => {
+          const p = { ...params };
+          delete p.group_by;
+          return [['app-versions', p]];
+        },
+        question: 'Projects affected by each error kind, over the projects on that version.',
+        derived: (answer, others) => [{ label: 'error rate', values: errorRate(answer, others).map((x) => (x === null ? '—' : fmtPct(x))) }],
+        draw: (answer, ctx) => {
+          const rates = errorRate(answer, ctx.others);
+          const t = answer.table;
+          const rateOf = (r) => rates[t.rows.indexOf(r)] || 0;
+          return heatTable(t, { title: ctx.title, rows: 'error_kind', cols: 'app_version', value: 'projects', shade: rateOf, text: (r) => fmtPct(rateOf(r)) });
+        } },
+      { id: 'release-setup', insight: 'setup-time', title: 'Setup time per version', wide: true, bar: 'p90', params: { group_by: 'app_version' }, question: 'p50, p90 and p99 of the install time per version of the tool.' },
     ],
   };
 
