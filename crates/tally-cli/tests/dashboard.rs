@@ -148,13 +148,20 @@ fn dashboard_in_a_real_browser() {
     // Releases: both versions were first seen today; errors happened on 2.5.0 only (3 and 1
     // of its 4 projects); setup time per version.
     let since_release = rows(&report, "/pages/~1releases/since-release/text");
-    assert!(!since_release.is_empty() && since_release.iter().all(|r| r.last().map(String::as_str) == Some("0")), "{since_release:?}");
+    assert!(
+        !since_release.is_empty() && since_release.iter().all(|r| r.last().map(String::as_str) == Some("0")),
+        "{since_release:?}"
+    );
     let error_rate = rows(&report, "/pages/~1releases/error-rate/text");
     let mut rates: Vec<[&str; 3]> =
         error_rate.iter().map(|r| [r[0].as_str(), r[1].as_str(), r.last().expect("rate").as_str()]).collect();
     rates.sort();
     assert_eq!(rates, [["config.invalid", "2.5.0", "25.0%"], ["network.timeout", "2.5.0", "75.0%"]]);
-    assert_eq!(firsts(&rows(&report, "/pages/~1releases/release-setup/rows"), 1), [["2.5.0"], ["2.4.0"]], "newest first");
+    assert_eq!(
+        firsts(&rows(&report, "/pages/~1releases/release-setup/rows"), 1),
+        [["2.5.0"], ["2.4.0"]],
+        "newest first"
+    );
 
     // Empty and error states.
     for p in report["emptyApp"].as_array().expect("panels") {

@@ -149,4 +149,6 @@ macro_rules! assert_output_snapshot {
         });
     };
 }
+// Each test binary compiles this module; those without snapshots do not use the macro.
+#[allow(unused_imports)]
 pub use assert_output_snapshot;
