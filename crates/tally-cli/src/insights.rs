@@ -59,6 +59,21 @@ impl InsightsArgs {
 }
 
 pub fn run(args: InsightsArgs) -> anyhow::Result<()> {
+    quiet_when_the_reader_is_gone(ask_and_print(args))
+}
+
+/// `tally insights … | head`: when the reader goes away, writing fails with a broken pipe;
+/// that is the reader's choice, not an error (the exit status is 0 and nothing is printed).
+fn quiet_when_the_reader_is_gone(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn ask_and_print(args: InsightsArgs) -> anyhow::Result<()> {
     if args.name == "list" {
         return list(args.format);
     }
@@ -76,6 +91,7 @@ pub fn run(args: InsightsArgs) -> anyhow::Result<()> {
     };
     let mut out = std::io::stdout().lock();
     render(&answer, args.format, &mut out)?;
+    out.flush()?;
     Ok(())
 }
 
@@ -199,6 +215,35 @@ fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
+/// The columns of durations in milliseconds (the percentiles of `setup-time`), which the
+/// table shows for people; JSON and CSV keep the raw numbers.
+const DURATION_COLUMNS: &[&str] = &["p50", "p90", "p99"];
+
+/// A duration for people, as the dashboard shows it: `850 ms`, `41.5 s`, `2.3 min`, `1.2 h`.
+fn fmt_duration(ms: f64) -> String {
+    if ms < 1_000.0 {
+        format!("{} ms", ms.round())
+    } else if ms < 60_000.0 {
+        format!("{:.1} s", ms / 1_000.0)
+    } else if ms < 3_600_000.0 {
+        format!("{:.1} min", ms / 60_000.0)
+    } else {
+        format!("{:.1} h", ms / 3_600_000.0)
+    }
+}
+
+fn table_cell(column: &str, cell: &Cell) -> String {
+    let ms = match cell {
+        Cell::Int(n) => Some(*n as f64),
+        Cell::Float(f) => Some(*f),
+        _ => None,
+    };
+    match ms {
+        Some(ms) if DURATION_COLUMNS.contains(&column) => fmt_duration(ms),
+        _ => cell.to_string(),
+    }
+}
+
 /// Writes an answer in the chosen format.
 pub fn render(answer: &Answer, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
     let table = &answer.table;
@@ -217,7 +262,11 @@ pub fn render(answer: &Answer, format: Format, out: &mut impl Write) -> anyhow::
                 chrono::DateTime::from_timestamp_millis(answer.params.from_ms).map(|d| d.format("%Y-%m-%d %H:%M"));
             let to = chrono::DateTime::from_timestamp_millis(answer.params.to_ms).map(|d| d.format("%Y-%m-%d %H:%M"));
             writeln!(out, "{} — app {}, {} to {} UTC", answer.title, answer.params.app, fmt_opt(from), fmt_opt(to))?;
-            let cells: Vec<Vec<String>> = table.rows.iter().map(|r| r.iter().map(Cell::to_string).collect()).collect();
+            let cells: Vec<Vec<String>> = table
+                .rows
+                .iter()
+                .map(|r| r.iter().zip(&table.columns).map(|(cell, col)| table_cell(&col.name, cell)).collect())
+                .collect();
             let widths: Vec<usize> = table
                 .columns
                 .iter()

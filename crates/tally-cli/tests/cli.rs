@@ -84,3 +84,63 @@ fn strapi_project_ids_that_are_not_uuids_can_be_erased() {
     let active = common::insight("active", &["--data-dir", dir_arg, "--app", "strapi"]);
     assert_eq!(active["table"]["rows"][0][1], json!(1), "{active}");
 }
+
+/// A data dir with installs of 20.5 s, 41.5 s and 62 s in production and one of 850 ms
+/// in development, all today.
+fn setup_times() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let agent = common::agent();
+    for (i, ms) in [20_500, 41_500, 62_000, 850].into_iter().enumerate() {
+        let env = if ms < 1000 { "development" } else { "production" };
+        let mut body = common::batch(uuid::Uuid::new_v4(), &format!("{:032x}", i + 1), env, &[]);
+        body["events"] = json!([{"event_id": uuid::Uuid::new_v4(), "event": "project.created",
+                                 "occurred_at": chrono::Utc::now(), "duration_ms": ms}]);
+        let (status, answer) = common::post(&agent, &server.url, &body);
+        assert_eq!(status, 200, "{answer}");
+    }
+    server.stop();
+    dir
+}
+
+/// Issue 13: `tally insights setup-time` printed durations as raw milliseconds (`41500`);
+/// the table shows them for people, JSON and CSV keep the raw numbers.
+#[test]
+fn insights_table_prints_durations_for_people() {
+    let dir = setup_times();
+    let dir_arg = dir.path().to_str().expect("utf-8 path");
+    let args = ["insights", "setup-time", "--app", "demo", "--since", "7d", "--group-by", "env", "--data-dir", dir_arg];
+    let out = tally().args(args).output().expect("run tally insights");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::assert_output_snapshot!("insights_setup_time_table", String::from_utf8(out.stdout).expect("utf-8"));
+    let csv = tally().args(args).args(["--format", "csv"]).output().expect("run tally insights --format csv");
+    let csv = String::from_utf8(csv.stdout).expect("utf-8");
+    assert_eq!(
+        csv.lines().skip(1).collect::<Vec<_>>(),
+        ["development,1,1,850,850,850", "production,3,3,41500,62000,62000"]
+    );
+    let answer =
+        common::insight("setup-time", &["--app", "demo", "--since", "7d", "--group-by", "env", "--data-dir", dir_arg]);
+    assert_eq!(answer["table"]["rows"][1][3], json!(41500), "{answer}");
+}
+
+/// Issue 13: `tally insights … | head` ended with "error: Broken pipe" and a failure
+/// status; a reader that goes away is no error.
+#[test]
+fn insights_stop_quietly_when_the_reader_goes_away() {
+    let dir = setup_times();
+    let dir_arg = dir.path().to_str().expect("utf-8 path");
+    for args in [&["insights", "list"][..], &["insights", "setup-time", "--app", "demo", "--data-dir", dir_arg]] {
+        let mut child = tally()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run tally insights");
+        // The reader is gone before the first write.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{args:?}: {:?}, stderr: {stderr}", out.status);
+    }
+}

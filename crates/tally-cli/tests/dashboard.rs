@@ -106,7 +106,11 @@ fn dashboard_in_a_real_browser() {
     for (page, violations) in report["axe"].as_object().expect("axe") {
         assert_eq!(violations, &json!([]), "axe-core finds serious accessibility issues on {page}");
     }
-    assert_eq!(report["axe"].as_object().expect("axe").len(), 9, "sign-in, 7 private pages and the public one");
+    assert_eq!(
+        report["axe"].as_object().expect("axe").len(),
+        10,
+        "sign-in, 7 private pages, the public one and what the app collects"
+    );
 
     // The private pages refuse a missing or wrong token and keep the right one per tab.
     assert_eq!(report["signIn"]["tablesWithoutToken"], 0);
@@ -140,6 +144,24 @@ fn dashboard_in_a_real_browser() {
     let setup = rows(&report, "/pages/~1setup-time/setup-week/text");
     assert_eq!(setup.len(), 1, "{setup:?}");
     assert_eq!(setup[0][1..], ["8", "8", "23.5 s", "27.5 s", "27.5 s"]);
+
+    // Releases: both versions were first seen today; errors happened on 2.5.0 only (3 and 1
+    // of its 4 projects); setup time per version.
+    let since_release = rows(&report, "/pages/~1releases/since-release/text");
+    assert!(
+        !since_release.is_empty() && since_release.iter().all(|r| r.last().map(String::as_str) == Some("0")),
+        "{since_release:?}"
+    );
+    let error_rate = rows(&report, "/pages/~1releases/error-rate/text");
+    let mut rates: Vec<[&str; 3]> =
+        error_rate.iter().map(|r| [r[0].as_str(), r[1].as_str(), r.last().expect("rate").as_str()]).collect();
+    rates.sort();
+    assert_eq!(rates, [["config.invalid", "2.5.0", "25.0%"], ["network.timeout", "2.5.0", "75.0%"]]);
+    assert_eq!(
+        firsts(&rows(&report, "/pages/~1releases/release-setup/rows"), 1),
+        [["2.5.0"], ["2.4.0"]],
+        "newest first"
+    );
 
     // Empty and error states.
     for p in report["emptyApp"].as_array().expect("panels") {
@@ -201,5 +223,30 @@ fn dashboard_in_a_real_browser() {
     let notes: Vec<i64> = serde_json::from_value(report["public"]["notes"].clone()).expect("notes");
     assert_eq!(notes.iter().sum::<i64>(), 8, "{notes:?}");
     assert_eq!(report["public"]["hiddenSummary"], 8, "{}", report["public"]["summaryText"]);
+
+    // What the app collects lists exactly the events and properties of the schema the
+    // collector enforces, and every field a batch carries, each with why.
+    let schemas = tally_collector::builtin::load(None).expect("built-in schemas");
+    let schema = schemas.get("demo").expect("demo schema");
+    let listed = |key: &str| -> Vec<String> { serde_json::from_value(report["collect"][key].clone()).expect(key) };
+    assert!(report["collect"]["url"].as_str().expect("url").ends_with("/collect/demo"));
+    assert_eq!(listed("events"), schema.events.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(listed("props"), schema.props.keys().cloned().collect::<Vec<_>>());
+    let mut fields = listed("fields");
+    fields.sort();
+    // The example's context has every context field but `ci`, which a batch sent outside CI omits.
+    let mut carried: Vec<String> = ["event_id", "event", "occurred_at", "plugins", "duration_ms", "error_kind", "ci"]
+        .into_iter()
+        .map(String::from)
+        .chain(report["collect"]["example"]["context"].as_object().expect("context").keys().cloned())
+        .collect();
+    carried.sort();
+    carried.dedup();
+    assert_eq!(fields, carried, "every field of a batch, and no other");
+    let whys = listed("whys");
+    assert_eq!(whys.len(), schema.events.len() + schema.props.len() + carried.len());
+    assert!(whys.iter().all(|w| !w.trim().is_empty()), "{whys:?}");
+    assert!(listed("panels")[0].contains("Plugins: Top plugins"), "{}", report["collect"]["panels"]);
+    assert!(listed("consent")[1].contains("DEMO_TELEMETRY_DISABLED"), "{}", report["collect"]["consent"]);
     server.stop();
 }

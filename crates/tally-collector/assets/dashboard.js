@@ -70,13 +70,13 @@ const Tally = (() => {
   // ---- state: everything is in the URL --------------------------------------------------
   function readState() {
     const url = new URL(location.href);
-    const pub = url.pathname.match(/^\/public\/([^/]+)\/?$/);
+    const pub = url.pathname.match(/^\/(public|collect)\/([^/]+)\/?$/);
     const q = url.searchParams;
     const custom = q.get('from') && q.get('to');
     return {
-      page: pub ? '/public' : url.pathname,
+      page: pub ? '/' + pub[1] : url.pathname,
       public: !!pub,
-      app: pub ? decodeURIComponent(pub[1]) : q.get('app') || '',
+      app: pub ? decodeURIComponent(pub[2]) : q.get('app') || '',
       since: custom ? '' : q.get('since') || '28d',
       from: custom ? q.get('from') : '',
       to: custom ? q.get('to') : '',
@@ -225,7 +225,8 @@ const Tally = (() => {
   // ({key, value, top}: one line per key, the `top` keys with the most `value` in total).
   function lineChart(table, opts) {
     const xi = colIndex(table, opts.x);
-    const xs = [...new Set(table.rows.map((r) => r[xi]))].sort();
+    // `opts.days`: x is a whole number of days (e.g. since a release), not a date.
+    const xs = [...new Set(table.rows.map((r) => r[xi]))].sort(opts.days ? (a, b) => a - b : undefined);
     let series;
     if (opts.pivot) {
       const ki = colIndex(table, opts.pivot.key);
@@ -253,18 +254,18 @@ const Tally = (() => {
     }
     const el = h('div', { class: 'chart', role: 'img', 'aria-label': opts.title + ': chart; the table next to it has the numbers' });
     const fmt = (v) => (v === null || v === undefined ? '—' : fmtCell(series[0].col, v));
-    const xsec = xs.map((x) => dayMs(x) / 1000);
+    const xsec = opts.days ? xs : xs.map((x) => dayMs(x) / 1000);
     const make = () => new uPlot({
       width: Math.max(280, el.clientWidth || 560), height: 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       legend: { live: true },
-      series: [{ value: (u, v) => (v === null ? '—' : isoDay(v * 1000)) },
+      series: [{ value: (u, v) => (v === null ? '—' : opts.days ? opts.days(v) : isoDay(v * 1000)) },
         ...series.map((s) => ({ label: s.label, stroke: s.color, dash: s.dash, width: s.dash ? 1.5 : 2, spanGaps: false, value: (u, v) => fmt(v) }))],
       // Ticks at round durations (10 s, 1 min, ...), printed without a trailing ".0".
-      axes: [{}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v).replace(/\.0(?=\D*$)/, '')),
+      axes: [opts.days ? { values: (u, vals) => vals.map((v) => opts.days(v)) } : {}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v).replace(/\.0(?=\D*$)/, '')),
         incrs: DURATIONS.has(series[0].col.name) ? DURATION_TICKS : undefined }],
       // The x axis spans the asked range, however few days have data.
-      scales: { x: { time: true, range: opts.span ? () => [Math.min(opts.span[0], xsec[0]), Math.max(opts.span[1], xsec[xsec.length - 1])] : undefined } },
+      scales: { x: opts.days ? { time: false } : { time: true, range: opts.span ? () => [Math.min(opts.span[0], xsec[0]), Math.max(opts.span[1], xsec[xsec.length - 1])] : undefined } },
     }, [xsec, ...series.map((s) => s.values)], el);
     requestAnimationFrame(() => charts.push({ el, plot: make() }));
     return el;
@@ -278,12 +279,13 @@ const Tally = (() => {
     const ri = colIndex(table, opts.rows);
     const ci = colIndex(table, opts.cols);
     const vi = colIndex(table, opts.value);
-    const rowKeys = [...new Set(table.rows.map((r) => r[ri]))];
-    const present = [...new Set(table.rows.map((r) => r[ci]))];
-    // A square matrix (plugins × plugins) lists its columns in the order of its rows.
-    const order = opts.colOrder || (opts.square ? [...rowKeys, ...present] : present);
+    // A square matrix (plugins × plugins) answers each pair once; it is drawn with every
+    // label on both axes, in the order they first appear, and each pair in both cells.
+    const rowKeys = [...new Set(table.rows.flatMap((r) => (opts.square ? [r[ri], r[ci]] : [r[ri]])))];
+    const present = opts.square ? rowKeys : [...new Set(table.rows.map((r) => r[ci]))];
+    const order = opts.colOrder || present;
     const colKeys = [...new Set(order)].filter((k) => present.includes(k));
-    const cells = new Map(table.rows.map((r) => [r[ri] + '\u0000' + r[ci], r]));
+    const cells = new Map(table.rows.flatMap((r) => [[r[ri] + '\u0000' + r[ci], r], ...(opts.square ? [[r[ci] + '\u0000' + r[ri], r]] : [])]));
     const values = table.rows.map((r) => (opts.shade ? opts.shade(r, table) : r[vi]) || 0);
     const max = Math.max(1e-9, ...values);
     const col = table.columns[vi];
@@ -317,7 +319,8 @@ const Tally = (() => {
   function panel(spec) {
     const options = spec.options || [];
     const opts = Object.fromEntries(options.map((o) => [o.param || o.key, optionValue(o)]));
-    const params = { ...baseParams(), ...(spec.params || {}), ...opts };
+    // `params` may be a function of the page's parameters (e.g. to ask a longer range).
+    const params = typeof spec.params === 'function' ? { ...spec.params(baseParams()), ...opts } : { ...baseParams(), ...(spec.params || {}), ...opts };
     const src = insightUrl(spec.insight, params);
     const csv = h('button', { type: 'button', class: 'csv', disabled: true, 'aria-label': 'Download ' + spec.title + ' as CSV' }, 'CSV');
     const body = h('div', { class: 'body' }, h('p', { class: 'status', role: 'status' }, 'Loading…'));
@@ -329,7 +332,9 @@ const Tally = (() => {
     const done = (st) => { section.dataset.state = st; section.removeAttribute('aria-busy'); };
     const previous = spec.previous && (spec.previous === 'always' || state.compare)
       ? Promise.all(spec.previousParams(params, range()).map((p) => insight(spec.insight, p))) : Promise.resolve(null);
-    Promise.all([fetchUrl(src), previous]).then(([answer, prev]) => {
+    // Other insights a panel combines with its own (`also`: [name, params] pairs).
+    const also = Promise.all((spec.also ? spec.also(params) : []).map(([name, p]) => insight(name, p)));
+    Promise.all([fetchUrl(src), previous, also]).then(([answer, prev, others]) => {
       csv.disabled = false;
       csv.addEventListener('click', () => download(csvName(spec.insight), toCsv(answer.table)));
       const sup = answer.suppression;
@@ -347,10 +352,10 @@ const Tally = (() => {
         body.append(h('p', { class: 'status empty' }, state.public ? 'Nothing to show: no row has enough projects to be published.' : 'No data for this range and these filters.'));
         return done('empty');
       }
-      const extra = prev ? spec.compareColumns(answer, prev) : [];
+      const extra = [...(prev ? spec.compareColumns(answer, prev) : []), ...(spec.derived ? spec.derived(answer, others) : [])];
       const { start, end } = range();
       const span = [start / 1000, (end - DAY_MS) / 1000];
-      const parts = spec.draw ? spec.draw(answer, { title: spec.title, prev, shift: end - start, span }) : [];
+      const parts = spec.draw ? spec.draw(answer, { title: spec.title, prev, others, shift: end - start, span }) : [];
       body.append(...[].concat(parts), dataTable(answer, src, { bar: spec.bar, title: spec.title, extra }));
       done('ready');
     }).catch((e) => {
@@ -440,13 +445,16 @@ const Tally = (() => {
   function nav() {
     const el = document.getElementById('nav');
     if (state.public) {
-      el.replaceChildren(h('span', { class: 'public-badge' }, 'Public analytics of ' + state.app));
+      const app = encodeURIComponent(state.app);
+      el.replaceChildren(
+        h('a', { href: '/public/' + app, 'aria-current': state.page === '/public' ? 'page' : null }, 'Public analytics of ' + state.app),
+        h('a', { href: '/collect/' + app, 'aria-current': state.page === '/collect' ? 'page' : null }, 'What ' + state.app + ' collects'));
       return;
     }
     // Links keep the app, the range and the filters; page options stay with their page.
     const keep = new URLSearchParams();
     for (const k of ['app', 'since', 'from', 'to', 'compare', ...FILTERS]) if (state.q.get(k)) keep.set(k, state.q.get(k));
-    el.replaceChildren(...Object.entries(pages).filter(([p]) => p !== '/public').map(([path, page]) =>
+    el.replaceChildren(...Object.entries(pages).filter(([p]) => p !== '/public' && p !== '/collect').map(([path, page]) =>
       h('a', { href: path + (keep.toString() ? '?' + keep : ''), 'aria-current': path === state.page ? 'page' : null }, page.title)));
   }
 
@@ -483,6 +491,14 @@ const Tally = (() => {
       return;
     }
     if (!state.public && !token()) return signIn('');
+    if (page.render) {
+      // A page that is not a grid of insight panels (what an app collects).
+      document.title = page.title + ' · ' + state.app + ' · tally';
+      document.getElementById('controls').replaceChildren();
+      main.replaceChildren(h('p', { class: 'status', 'aria-busy': 'true' }, 'Loading…'));
+      page.render(state.app).then((nodes) => main.replaceChildren(...nodes), (e) => main.replaceChildren(h('p', { class: 'status error', role: 'alert' }, e.message)));
+      return;
+    }
     document.title = page.title + ' · ' + state.app + ' · tally';
     controls();
     const head = h('div', { class: 'page-head' }, h('h1', null, state.public ? state.app + ': public analytics' : page.title), page.intro ? h('p', null, page.intro) : null);
@@ -509,5 +525,5 @@ const Tally = (() => {
     render();
   }
 
-  return { start, comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtPct, fmtDuration, fmtChange, fmtCell, colIndex, h, isoDay, dayMs, DAY_MS, ENVS };
+  return { start, fetchJson: fetchUrl, comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtPct, fmtDuration, fmtChange, fmtCell, colIndex, h, isoDay, dayMs, DAY_MS, ENVS };
 })();

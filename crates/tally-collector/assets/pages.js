@@ -3,7 +3,7 @@
 'use strict';
 
 (() => {
-  const { comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtChange, colIndex, h, isoDay, DAY_MS, ENVS } = Tally;
+  const { fetchJson, comparePeriod, compareByKey, lineChart, heatTable, fmtInt, fmtPct, fmtChange, colIndex, h, isoDay, dayMs, DAY_MS, ENVS } = Tally;
 
   const byProjects = (key) => ({ bar: 'projects', ...compareByKey(key, 'projects') });
   const split = (id, insight, title, key, question) => ({ id, insight, title, question, ...byProjects(key) });
@@ -117,12 +117,69 @@
     ],
   };
 
+  // A release is the first day a version is seen: asked over two years (with the filters),
+  // whatever the range, so that a version released before the range keeps its day.
+  const RELEASE_LOOKBACK = '730d';
+  const sinceReleases = (params) => {
+    const p = { ...params, since: RELEASE_LOOKBACK, period: 'day' };
+    delete p.from;
+    delete p.to;
+    return p;
+  };
+  // Rows of app-version-adoption as days since each version's first day, with that day.
+  const alignOnRelease = (t) => {
+    const [pi, vi, si] = ['period', 'app_version', 'share'].map((c) => colIndex(t, c));
+    const first = new Map();
+    for (const r of t.rows) if (!first.has(r[vi]) || r[pi] < first.get(r[vi])) first.set(r[vi], r[pi]);
+    return {
+      first,
+      table: {
+        columns: [{ name: 'days', type: 'int' }, { name: 'app_version', type: 'text' }, t.columns[si]],
+        rows: t.rows.map((r) => [Math.round((dayMs(r[pi]) - dayMs(first.get(r[vi]))) / DAY_MS), r[vi], r[si]]),
+      },
+    };
+  };
+  // Affected projects per error kind and version, over the projects on that version.
+  const errorRate = (answer, [versions]) => {
+    const t = answer.table;
+    const on = new Map(versions.table.rows.map((r) => [r[colIndex(versions.table, 'app_version')], r[colIndex(versions.table, 'projects')]]));
+    return t.rows.map((r) => {
+      const n = on.get(r[colIndex(t, 'app_version')]);
+      return n ? r[colIndex(t, 'projects')] / n : null;
+    });
+  };
   const releases = {
     title: 'Releases',
-    intro: 'Versions of the tool in use and how fast projects move to a new one.',
+    intro: 'Versions of the tool in use, how fast projects move to a new one, and whether a release fails more or sets up slower.',
     panels: [
       { ...split('versions', 'app-versions', 'Versions in use', 'app_version', 'Projects per version of the tool (newest first).') },
       { id: 'version-adoption', insight: 'app-version-adoption', title: 'Adoption per day', wide: true, question: 'Share of active projects on each version, per day.', draw: chart({ x: 'period', pivot: { key: 'app_version', value: 'share', top: 8 } }) },
+      { id: 'since-release', insight: 'app-version-adoption', title: 'Adoption since each release', wide: true, params: sinceReleases,
+        question: `Share of active projects on each version, by days since its release (the first day tally saw it, over the last ${RELEASE_LOOKBACK.replace('d', ' days')}).`,
+        derived: (answer) => {
+          const { first } = alignOnRelease(answer.table);
+          const [pi, vi] = ['period', 'app_version'].map((c) => colIndex(answer.table, c));
+          return [
+            { label: 'released', values: answer.table.rows.map((r) => first.get(r[vi])) },
+            { label: 'days since release', values: answer.table.rows.map((r) => fmtInt(Math.round((dayMs(r[pi]) - dayMs(first.get(r[vi]))) / DAY_MS))) },
+          ];
+        },
+        draw: (answer, ctx) => lineChart(alignOnRelease(answer.table).table, { title: ctx.title, x: 'days', days: (d) => 'day ' + d, pivot: { key: 'app_version', value: 'share', top: 8 } }) },
+      { id: 'error-rate', insight: 'error-kinds', title: 'Error rate per version', wide: true, params: { group_by: 'app_version' },
+        also: (params) => {
+          const p = { ...params };
+          delete p.group_by;
+          return [['app-versions', p]];
+        },
+        question: 'Projects affected by each error kind, over the projects on that version.',
+        derived: (answer, others) => [{ label: 'error rate', values: errorRate(answer, others).map((x) => (x === null ? '—' : fmtPct(x))) }],
+        draw: (answer, ctx) => {
+          const rates = errorRate(answer, ctx.others);
+          const t = answer.table;
+          const rateOf = (r) => rates[t.rows.indexOf(r)] || 0;
+          return heatTable(t, { title: ctx.title, rows: 'error_kind', cols: 'app_version', value: 'projects', shade: rateOf, text: (r) => fmtPct(rateOf(r)) });
+        } },
+      { id: 'release-setup', insight: 'setup-time', title: 'Setup time per version', wide: true, bar: 'p90', params: { group_by: 'app_version' }, question: 'p50, p90 and p99 of the install time per version of the tool.' },
     ],
   };
 
@@ -159,8 +216,61 @@
     ],
   };
 
-  Tally.start({
+  const privatePages = {
     '/': overview, '/plugins': plugins, '/errors': errors, '/runtimes': runtimes, '/setup-time': setupTime,
-    '/releases': releases, '/retention': retention, '/public': published,
-  });
+    '/releases': releases, '/retention': retention,
+  };
+
+  // What an app collects (GET /v1/apps/{app}/schema): every event, property and field, why,
+  // and the panels above that show it. The panels are found here, from the pages' own
+  // definitions, so that a panel added to a page is listed at once.
+  const panelsOf = (insights) => Object.entries(privatePages).flatMap(([path, page]) =>
+    page.panels.filter((p) => insights.includes(p.insight)).map((p) => page.title + ': ' + p.title));
+  const usedBy = (insights) => {
+    const panels = panelsOf(insights);
+    return panels.length ? panels.join('; ') : 'no panel yet';
+  };
+  const table = (id, caption, head, rows) => h('div', { class: 'table-wrap collect' }, h('table', { id, class: 'collect' },
+    h('caption', null, caption),
+    h('thead', null, h('tr', null, head.map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', null, rows)));
+  const section = (title, ...body) => h('section', { class: 'panel wide' }, h('h2', null, title), ...body);
+  const collect = {
+    title: 'What we collect',
+    render: async (app) => {
+      const s = await fetchJson('/v1/apps/' + encodeURIComponent(app) + '/schema');
+      const allowed = (p) => (p.allowed ? p.allowed.join(', ') + ' (anything else is stored as other)' : p.max_distinct ? `any; the first ${fmtInt(p.max_distinct)} distinct values are kept, later ones stored as other` : p.type);
+      return [
+        h('div', { class: 'page-head' }, h('h1', null, 'What ' + s.app + ' collects'),
+          h('p', null, `${s.description}. Generated from version ${s.version} of the schema this collector enforces: an event or property not listed here is refused or dropped.`)),
+        h('div', { class: 'grid' },
+          section('Every event carries',
+            table('collect-fields', 'Fields of every event', ['field', 'type', 'values', 'why', 'panels'],
+              s.fields.map((f) => h('tr', { 'data-field': f.name }, h('th', { scope: 'row' }, f.name), h('td', null, f.type), h('td', null, f.values), h('td', { class: 'why' }, f.why), h('td', null, usedBy(f.insights)))))),
+          section('Events',
+            table('collect-events', 'Events', ['event', 'what it means', 'why', 'properties', 'panels'],
+              s.events.map((e) => h('tr', { 'data-event': e.name }, h('th', { scope: 'row' }, e.name), h('td', null, e.description || '—'), h('td', { class: 'why' }, e.why), h('td', null, e.props.join(', ') || '—'), h('td', null, usedBy(e.insights)))))),
+          section('Properties',
+            s.props.length ? table('collect-props', 'Properties', ['property', 'type', 'allowed values', 'why', 'sent with', 'panels'],
+              s.props.map((p) => h('tr', { 'data-prop': p.name }, h('th', { scope: 'row' }, p.name), h('td', null, p.type), h('td', null, allowed(p)), h('td', { class: 'why' }, p.why + (p.description ? ' (' + p.description + ')' : '')), h('td', null, p.events.join(', ')), h('td', null, usedBy(p.insights)))))
+              : h('p', null, 'No properties: events carry only the fields above.')),
+          section('An example payload', h('p', null, 'A batch as the SDK sends it (POST /v1/batch); set ' + s.opt_out.env[2] + ' to see your own.'),
+            h('pre', { id: 'collect-example', tabindex: '0' }, JSON.stringify(s.example, null, 2))),
+          section('Never collected', h('ul', { id: 'collect-never' }, s.never_collected.map((n) => h('li', null, n)))),
+          section('How long it is kept', h('p', { id: 'collect-retention' }, s.retention)),
+          section('How to opt out',
+            h('p', null, 'The first of these with an opinion decides:'),
+            h('ol', { id: 'collect-consent' }, s.opt_out.consent_order.map((c) => h('li', null, c))),
+            h('p', null, 'Environment variables (any value but empty, 0, false, no, off and n):'),
+            h('ul', null, s.opt_out.env.map((v) => h('li', null, h('code', null, v)))),
+            h('p', null, 'For everyone working on a project, in its manifest:'),
+            h('ul', null, s.opt_out.manifest.map((v) => h('li', null, h('code', null, v))))),
+          section('Changes between schema versions',
+            table('collect-changes', 'Changes', ['version', 'what changed'],
+              s.changes.map((c) => h('tr', null, h('th', { scope: 'row' }, String(c.version)), h('td', null, c.what)))))),
+      ];
+    },
+  };
+
+  Tally.start({ ...privatePages, '/public': published, '/collect': collect });
 })();

@@ -51,14 +51,26 @@ mod tests {
     #[test]
     fn a_bad_file_names_itself_and_its_line() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("good.toml"), "app = \"mytool\"\n[events.start]\n").expect("write");
-        std::fs::write(dir.path().join("bad.toml"), "app = \"other\"\n[events.start]\nprops = [\"nope\"]\n")
-            .expect("write");
+        std::fs::write(dir.path().join("good.toml"), "app = \"mytool\"\n[events.start]\nwhy = \"w\"\n").expect("write");
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "app = \"other\"\n[events.start]\nwhy = \"w\"\nprops = [\"nope\"]\n",
+        )
+        .expect("write");
         let err = load(Some(dir.path())).expect_err("bad schema");
         let text = err.to_string();
-        assert!(text.contains("bad.toml:3:") && text.contains("nope"), "{text}");
+        assert!(text.contains("bad.toml:4:") && text.contains("nope"), "{text}");
         std::fs::remove_file(dir.path().join("bad.toml")).expect("rm");
         let set = load(Some(dir.path())).expect("good schema");
         assert!(set.get("mytool").is_some() && set.get("demo").is_some());
+    }
+
+    #[test]
+    fn a_file_without_why_refuses_to_load_naming_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("nowhy.toml"), "app = \"mytool\"\n\n[events.start]\ndescription = \"d\"\n")
+            .expect("write");
+        let text = load(Some(dir.path())).expect_err("no why").to_string();
+        assert!(text.contains("nowhy.toml:3: event start has no `why`"), "{text}");
     }
 }

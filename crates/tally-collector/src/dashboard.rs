@@ -8,7 +8,9 @@
 //! series (`assets/vendor/uplot`, MIT, version in `VERSION`).
 //!
 //! Also `GET /v1/apps`: the apps whose schemas the collector enforces, so that the
-//! dashboard can offer them (their names are no secret: every client sends one).
+//! dashboard can offer them (their names are no secret: every client sends one), and
+//! `GET /v1/apps/{app}/schema`, what an app's events hold and why ([`crate::collect`]),
+//! drawn by the public page `/collect/{app}`.
 
 use std::sync::Arc;
 
@@ -46,11 +48,12 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    let mut router = Router::new().route("/v1/apps", get(apps));
+    let mut router =
+        Router::new().route("/v1/apps", get(apps)).route("/v1/apps/{app}/schema", get(crate::collect::schema));
     for page in PAGES {
         router = router.route(page, get(shell));
     }
-    router = router.route("/public/{app}", get(shell));
+    router = router.route("/public/{app}", get(shell)).route("/collect/{app}", get(shell));
     for &(path, content_type, body) in ASSETS {
         router = router.route(path, get(move || async move { asset(content_type, body) }));
     }
@@ -127,7 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_page_is_the_shell_and_every_asset_it_names_is_served() {
-        for page in PAGES.iter().copied().chain(["/public/demo"]) {
+        for page in PAGES.iter().copied().chain(["/public/demo", "/collect/demo"]) {
             let (status, content_type, body) = get(page).await;
             assert_eq!(status, StatusCode::OK, "{page}");
             assert!(content_type.starts_with("text/html"), "{page}: {content_type}");
@@ -152,5 +155,31 @@ mod tests {
         let apps: serde_json::Value = serde_json::from_str(&body).expect("json");
         let names: Vec<_> = apps.as_array().expect("array").iter().map(|a| a["app"].as_str().expect("name")).collect();
         assert_eq!(names, ["demo", "strapi"]);
+    }
+
+    #[tokio::test]
+    async fn schema_lists_every_event_and_property_with_why_without_a_token() {
+        let (status, _, body) = get("/v1/apps/demo/schema").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let schema = crate::builtin::load(None).expect("schemas").get("demo").expect("demo").clone();
+        let names = |key: &str| -> Vec<String> {
+            answer[key]
+                .as_array()
+                .expect("array")
+                .iter()
+                .map(|e| e["name"].as_str().expect("name").to_string())
+                .collect()
+        };
+        assert_eq!(names("events"), schema.events.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(names("props"), schema.props.keys().cloned().collect::<Vec<_>>());
+        for key in ["events", "props", "fields"] {
+            for item in answer[key].as_array().expect("array") {
+                assert!(!item["why"].as_str().expect("why").is_empty(), "{item}");
+            }
+        }
+        assert_eq!(answer["example"]["context"]["app"], "demo");
+        let (status, _, _) = get("/v1/apps/nope/schema").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }

@@ -25,6 +25,7 @@
 
 mod applier;
 pub mod builtin;
+mod collect;
 mod context;
 mod dashboard;
 mod dedupe;

@@ -19,10 +19,13 @@ use tally_store::{Cell, Dimension, EventStore, Filters, Period, Query, QueryKind
 pub use bounds::{Bounds, QueryBounds};
 pub use request::{InsightRequest, Resolved, parse_baseline, parse_since, parse_time, range_until_now};
 pub use shape::compare_versions;
-use shape::{add_baseline, add_lift, add_share, keep_top_labels, sort_versions};
+use shape::{add_baseline, add_lift, add_share, keep_top_labels, keep_unordered_pairs, sort_versions};
 
 /// The default minimum number of distinct projects behind a published row.
 pub const DEFAULT_K: usize = 5;
+
+/// The event whose `duration_ms` `setup-time` reads unless asked for another.
+pub const SETUP_EVENT: &str = "project.created";
 
 /// The default number of rows for "top" insights.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -122,7 +125,14 @@ pub const CATALOG: &[Insight] = &[
         question: "Which plugins are used by the same projects, and how much more often than by chance (lift)?",
         options: "focus (a plugin: its companions; default: the matrix of the top plugins)",
         kind: |p| Ok(QueryKind::CoUsage { plugin: p.focus.clone(), limit: p.limit }),
-        finish: add_lift,
+        finish: |t, p| {
+            // The store answers the matrix in both orders (a,b and b,a); a pair is one
+            // answer, so the CLI, the API and the dashboard list each once.
+            if p.focus.is_none() {
+                keep_unordered_pairs(t);
+            }
+            add_lift(t, p);
+        },
     },
     Insight {
         name: "env-split",
@@ -154,7 +164,7 @@ pub const CATALOG: &[Insight] = &[
         options: "event (default project.created), period (day|week; default week), group_by (e.g. app_version)",
         kind: |p| {
             Ok(QueryKind::Durations {
-                event: p.event.clone().unwrap_or_else(|| "project.created".into()),
+                event: p.event.clone().unwrap_or_else(|| SETUP_EVENT.into()),
                 period: if p.group_by.is_some() { p.period } else { Some(p.period.unwrap_or(Period::Week)) },
                 dimension: p.group_by,
             })
@@ -513,6 +523,30 @@ mod tests {
         let json = serde_json::to_string(&public).expect("json");
         assert!(!json.contains("\"c\""), "{json}");
         assert_eq!(public.suppression, Some(Suppression { k: 5, hidden_rows: 1 }));
+    }
+
+    #[test]
+    fn co_usage_lists_each_pair_once() {
+        // Issue 13: the matrix listed a,b and b,a.
+        let abc: &[&str] = &["a", "b", "c"];
+        let ab: &[&str] = &["a", "b"];
+        let store = plugin_rows(&[abc, abc, ab, &["c"]]);
+        let got = answer(&store, "co-usage", params(), Audience::Private).expect("answer");
+        let pairs: Vec<(String, String, i64)> = got
+            .table
+            .rows
+            .iter()
+            .map(|r| match (&r[0], &r[1], &r[2]) {
+                (Cell::Text(a), Cell::Text(b), Cell::Int(n)) => (a.clone(), b.clone(), *n),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let want = [("a", "b", 3), ("a", "c", 2), ("b", "c", 2)].map(|(a, b, n)| (a.to_string(), b.to_string(), n));
+        assert_eq!(pairs, want);
+        let mut focused = params();
+        focused.focus = Some("c".into());
+        let companions = answer(&store, "co-usage", focused, Audience::Private).expect("answer");
+        assert_eq!(companions.table.rows.len(), 2, "with focus, every companion of c is listed");
     }
 
     #[test]

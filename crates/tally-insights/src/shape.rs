@@ -48,6 +48,20 @@ pub(crate) fn add_lift(table: &mut Table, _: &Params) {
     }
 }
 
+/// Keeps the first of each pair of rows whose first two columns are the same two values in
+/// the other order (b,a after a,b), so that a symmetric matrix lists each pair once.
+pub(crate) fn keep_unordered_pairs(table: &mut Table) {
+    let mut seen = std::collections::HashSet::new();
+    table.rows.retain(|r| {
+        let (a, b) = (r[0].to_string(), r[1].to_string());
+        if seen.contains(&(b.clone(), a.clone())) {
+            return false;
+        }
+        seen.insert((a, b));
+        true
+    });
+}
+
 /// Keeps the rows of the `limit` first distinct values of the first column (the table is
 /// ordered by projects, so these are the top ones).
 pub(crate) fn keep_top_labels(table: &mut Table, limit: usize) {

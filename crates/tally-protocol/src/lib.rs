@@ -15,7 +15,7 @@ pub mod scrub;
 pub mod validate;
 pub mod wire;
 
-pub use schema::{AppSchema, SchemaError, SchemaSet};
+pub use schema::{AppSchema, EventSpec, PropSpec, PropType, SchemaChange, SchemaError, SchemaSet};
 pub use validate::{
     AcceptedEvent, CheckedBatch, CheckedEvent, EventOutcome, EventResult, RejectReason, Rejection, check_batch,
     validate_batch,

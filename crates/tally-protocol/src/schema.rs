@@ -5,6 +5,11 @@
 //! ```toml
 //! app = "demo"
 //! description = "the demo framework"
+//! version = 2                 # the schema's version (default 1); say what changed below
+//!
+//! [[changes]]
+//! version = 2
+//! what = "added template"
 //!
 //! [plugins]
 //! max_distinct = 500          # distinct plugin names kept; more are stored as "other"
@@ -12,15 +17,21 @@
 //! [props.database]
 //! type = "string"             # string | int | float | bool
 //! enum = ["postgres", "mysql", "sqlite"]   # values outside the list are stored as "other"
+//! why = "which databases to test against"  # required: why it is collected
 //!
 //! [props.template]
 //! type = "string"
 //! max_distinct = 50           # distinct values kept; more are stored as "other"
+//! why = "which starters to keep"
 //!
 //! [events."project.created"]
 //! description = "a project was created"
+//! why = "how many projects are created, and how long setup takes"   # required
 //! props = ["database", "template"]
 //! ```
+//!
+//! Every event and property says `why` it is collected: the public "What we collect" page
+//! of the dashboard is generated from it, and a schema without one does not load.
 //!
 //! An event the schema does not declare is rejected; a property the event does not
 //! declare is dropped and counted; a value of the wrong type rejects the event.
@@ -76,12 +87,22 @@ struct SchemaFile {
     app: Spanned<String>,
     #[serde(default)]
     description: String,
+    version: Option<Spanned<u32>>,
+    #[serde(default)]
+    changes: Vec<ChangeFile>,
     #[serde(default)]
     plugins: PluginsFile,
     #[serde(default)]
     props: BTreeMap<Spanned<String>, PropFile>,
     #[serde(default)]
     events: BTreeMap<Spanned<String>, EventFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeFile {
+    version: Spanned<u32>,
+    what: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +121,7 @@ struct PropFile {
     max_distinct: Option<Spanned<usize>>,
     #[serde(default)]
     description: String,
+    why: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +129,7 @@ struct PropFile {
 struct EventFile {
     #[serde(default)]
     description: String,
+    why: Option<String>,
     #[serde(default)]
     props: Vec<Spanned<String>>,
 }
@@ -122,6 +145,8 @@ pub struct PropSpec {
     pub max_distinct: usize,
     /// What it means.
     pub description: String,
+    /// Why it is collected.
+    pub why: String,
 }
 
 /// A declared event.
@@ -129,6 +154,8 @@ pub struct PropSpec {
 pub struct EventSpec {
     /// What it means.
     pub description: String,
+    /// Why it is collected.
+    pub why: String,
     /// The properties it may carry.
     pub props: BTreeSet<String>,
 }
@@ -140,12 +167,25 @@ pub struct AppSchema {
     pub app: String,
     /// What the app is.
     pub description: String,
+    /// The schema's version (1 unless the file says otherwise).
+    pub version: u32,
+    /// What changed in each version, oldest first.
+    pub changes: Vec<SchemaChange>,
     /// How many distinct plugin names are kept.
     pub max_plugins: usize,
     /// Declared properties.
     pub props: BTreeMap<String, PropSpec>,
     /// Declared events.
     pub events: BTreeMap<String, EventSpec>,
+}
+
+/// What changed in one version of a schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaChange {
+    /// The version that made the change.
+    pub version: u32,
+    /// What changed.
+    pub what: String,
 }
 
 /// An event after the schema check: properties converted to their declared types, strings
@@ -203,6 +243,9 @@ impl AppSchema {
                     format!("property {}: max_distinct must be at least 1", name.get_ref()),
                 ));
             }
+            let Some(why) = p.why.filter(|w| !w.trim().is_empty()) else {
+                return Err(err(Some(name.span()), missing_why("property", name.get_ref())));
+            };
             let allowed = p.allowed.map(|a| a.into_inner().into_iter().collect::<BTreeSet<_>>());
             props.insert(
                 name.into_inner(),
@@ -214,6 +257,7 @@ impl AppSchema {
                     ),
                     allowed,
                     description: p.description,
+                    why,
                 },
             );
         }
@@ -225,6 +269,9 @@ impl AppSchema {
                     format!("event name {:?} must be 1-64 characters of [a-z0-9._-]", name.get_ref()),
                 ));
             }
+            let Some(why) = e.why.filter(|w| !w.trim().is_empty()) else {
+                return Err(err(Some(name.span()), missing_why("event", name.get_ref())));
+            };
             let mut declared = BTreeSet::new();
             for p in e.props {
                 if !props.contains_key(p.get_ref()) {
@@ -240,14 +287,31 @@ impl AppSchema {
                 }
                 declared.insert(p.into_inner());
             }
-            events.insert(name.into_inner(), EventSpec { description: e.description, props: declared });
+            events.insert(name.into_inner(), EventSpec { description: e.description, why, props: declared });
         }
         if events.is_empty() {
             return Err(err(None, "the schema declares no events; add at least one [events.\"name\"] table".into()));
         }
+        let version = raw.version.as_ref().map_or(1, |v| *v.get_ref());
+        let mut changes = Vec::new();
+        for c in raw.changes {
+            if *c.version.get_ref() == 0 || *c.version.get_ref() > version {
+                return Err(err(
+                    Some(c.version.span()),
+                    format!(
+                        "a change of version {} must name a version from 1 to the schema's version {version}",
+                        c.version.get_ref()
+                    ),
+                ));
+            }
+            changes.push(SchemaChange { version: c.version.into_inner(), what: c.what });
+        }
+        changes.sort_by_key(|c| c.version);
         Ok(AppSchema {
             app: raw.app.into_inner(),
             description: raw.description,
+            version,
+            changes,
             max_plugins: raw.plugins.max_distinct.unwrap_or(DEFAULT_MAX_PLUGINS),
             props,
             events,
@@ -307,6 +371,10 @@ impl fmt::Display for PropType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+fn missing_why(what: &str, name: &str) -> String {
+    format!("{what} {name} has no `why`: say why it is collected (the public \"What we collect\" page shows it)")
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -372,16 +440,23 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_problem() {
         let cases = [
-            ("app = \"demo\"\n[events.a]\nprops = [\"missing\"]\n", "x.toml:3: event a uses property \"missing\""),
             (
-                "app = \"demo\"\n\n[props.n]\ntype = \"int\"\nenum = [\"a\"]\n[events.a]\n",
+                "app = \"demo\"\n[events.a]\nwhy = \"w\"\nprops = [\"missing\"]\n",
+                "x.toml:4: event a uses property \"missing\"",
+            ),
+            (
+                "app = \"demo\"\n\n[props.n]\ntype = \"int\"\nenum = [\"a\"]\nwhy = \"w\"\n[events.a]\nwhy = \"w\"\n",
                 "x.toml:5: property n: enum is only allowed",
             ),
-            ("app = \"Demo App\"\n[events.a]\n", "x.toml:1: app must be"),
+            ("app = \"Demo App\"\n[events.a]\nwhy = \"w\"\n", "x.toml:1: app must be"),
             ("app = \"demo\"\n[props.n]\ntype = \"text\"\n[events.a]\n", "x.toml:3: unknown variant `text`"),
             ("app = \"demo\"\n[events.a]\nbogus = 1\n", "x.toml:3: unknown field `bogus`"),
             ("app = \"demo\"\n[events.a\n", "x.toml:2:"),
             ("app = \"demo\"\n", "x.toml:1: the schema declares no events"),
+            (
+                "app = \"demo\"\nversion = 2\n[[changes]]\nversion = 3\nwhat = \"x\"\n[events.a]\nwhy = \"w\"\n",
+                "x.toml:4: a change of version 3 must name a version from 1 to the schema's version 2",
+            ),
         ];
         for (text, expected) in cases {
             let got = parse(text).expect_err(text);
@@ -390,9 +465,40 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_without_why_names_file_and_line() {
+        let cases = [
+            ("app = \"demo\"\n\n[events.started]\ndescription = \"d\"\n", "x.toml:3: event started has no `why`"),
+            (
+                "app = \"demo\"\n[events.a]\nwhy = \"w\"\n\n[events.\"b.c\"]\nwhy = \"  \"\n",
+                "x.toml:5: event b.c has no `why`",
+            ),
+            (
+                "app = \"demo\"\n[props.db]\ntype = \"string\"\n\n[props.n]\ntype = \"int\"\n[events.a]\nwhy = \"w\"\n",
+                "x.toml:2: property db has no `why`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let got = parse(text).expect_err(text);
+            assert!(got.starts_with(expected), "for {text:?}\n got: {got}\nwant: {expected}");
+        }
+    }
+
+    #[test]
+    fn version_and_changes_are_read_in_order() {
+        let schema = parse(
+            "app = \"demo\"\nversion = 3\n[[changes]]\nversion = 3\nwhat = \"c\"\n[[changes]]\nversion = 2\nwhat = \"b\"\n[events.a]\nwhy = \"w\"\n",
+        )
+        .expect("valid");
+        assert_eq!(schema.version, 3);
+        let changes: Vec<_> = schema.changes.iter().map(|c| (c.version, c.what.as_str())).collect();
+        assert_eq!(changes, [(2, "b"), (3, "c")]);
+        assert_eq!(parse("app = \"demo\"\n[events.a]\nwhy = \"w\"\n").expect("valid").version, 1);
+    }
+
+    #[test]
     fn check_converts_drops_and_caps() {
         let schema = parse(
-            "app = \"demo\"\n[props.db]\ntype = \"string\"\nenum = [\"pg\"]\n[props.n]\ntype = \"float\"\n[props.ts]\ntype = \"bool\"\n[events.a]\nprops = [\"db\", \"n\", \"ts\"]\n[events.b]\n",
+            "app = \"demo\"\n[props.db]\ntype = \"string\"\nenum = [\"pg\"]\nwhy = \"w\"\n[props.n]\ntype = \"float\"\nwhy = \"w\"\n[props.ts]\ntype = \"bool\"\nwhy = \"w\"\n[events.a]\nwhy = \"w\"\nprops = [\"db\", \"n\", \"ts\"]\n[events.b]\nwhy = \"w\"\n",
         )
         .expect("valid");
         let mut e = Event {

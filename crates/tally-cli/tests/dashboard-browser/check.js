@@ -173,6 +173,23 @@ async function checkPage(page, url, name) {
     report.public.summaryText = await pub.textContent('#hidden-summary');
     report.public.notes = await pub.$$eval('.panel .note[data-hidden-rows]', (ns) => ns.map((n) => Number(n.dataset.hiddenRows)));
 
+    // What the app collects, in the same tab without the token (and its link from the public page).
+    await pub.click(`nav a[href="/collect/${app}"]`);
+    await pub.waitForSelector('#collect-events');
+    const names = (attr) => pub.$$eval(`tr[data-${attr}]`, (rs, a) => rs.map((r) => r.dataset[a]), attr);
+    report.collect = {
+      url: pub.url(),
+      events: await names('event'),
+      props: await names('prop'),
+      fields: await names('field'),
+      whys: await pub.$$eval('table.collect td.why', (tds) => tds.map((td) => td.textContent)),
+      panels: await pub.$$eval('tr[data-field="plugins"] td:last-child', (tds) => tds.map((td) => td.textContent)),
+      example: JSON.parse(await pub.textContent('#collect-example')),
+      consent: await pub.$$eval('#collect-consent li', (ls) => ls.map((l) => l.textContent)),
+    };
+    await pub.screenshot({ path: path.join(shots, 'collect.png'), fullPage: true });
+    report.axe['/collect'] = await accessibility(pub);
+
     // The link `tally serve --demo` prints signs in with the token in the fragment, then drops it.
     const linked = await browser.newPage();
     watch(linked, 'link');
