@@ -34,8 +34,7 @@ fn empty_admin_token_is_refused() {
             .output()
             .expect("run tally serve");
         assert!(!out.status.success(), "serve started with the admin token {token:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("--admin-token (or TALLY_ADMIN_TOKEN) is empty"), "{err}");
+        common::assert_output_snapshot!("empty_admin_token", String::from_utf8_lossy(&out.stderr));
     }
 }
 

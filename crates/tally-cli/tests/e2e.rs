@@ -109,8 +109,7 @@ fn batches_in_insights_out() {
     assert!(!out.status.success());
     let out = tally().args(["insights", "active", "--data-dir", dir_arg]).output().expect("run");
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("in use by another process") && err.contains("pass --server URL"), "{err}");
+    common::assert_output_snapshot!("data_dir_held_by_the_collector", String::from_utf8_lossy(&out.stderr));
 
     // After a clean stop, the CLI reads the data dir itself and gets the same numbers.
     server.stop();

@@ -133,7 +133,7 @@ pub fn insight(name: &str, args: &[&str]) -> Value {
 }
 
 /// Snapshots a command's output with what changes between runs filtered: times, dates,
-/// temp paths and loopback ports.
+/// temp paths, loopback ports and the process holding DuckDB's lock.
 #[macro_export]
 macro_rules! assert_output_snapshot {
     ($name:expr, $text:expr) => {
@@ -141,8 +141,10 @@ macro_rules! assert_output_snapshot {
             filters => vec![
                 (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?", "[TIME]"),
                 (r"\d{4}-\d{2}-\d{2}", "[DATE]"),
-                (r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]"),
+                (r#"[^\s"']*/\.tmp[A-Za-z0-9]+"#, "[TMP]"),
                 (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+                // DuckDB names the process holding its lock: binary path and PID.
+                (r"held in \S+ \(PID \d+\)", "held in [PROCESS]"),
             ]
         }, {
             insta::assert_snapshot!($name, $text);
