@@ -30,12 +30,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The insight benchmark (docs/benchmarks.md): `tally bench --events 10M,100M` in the release
+/// The insight benchmark (docs/benchmarks.md): `tally bench insights --events 10M,100M` in the release
 /// profile, stores kept in `$TALLY_BENCH_DIR` (default `target/bench` under the target dir).
 fn bench(extra: &[String]) -> Result<(), String> {
     let dir = std::env::var_os("TALLY_BENCH_DIR").map_or_else(|| target_dir().join("bench"), PathBuf::from);
     let mut cmd = cargo();
-    cmd.args(["run", "--release", "--", "bench", "--data-dir"]).arg(&dir);
+    cmd.args(["run", "--release", "--", "bench", "insights", "--data-dir"]).arg(&dir);
     if !extra.iter().any(|a| a.starts_with("--events")) {
         cmd.arg("--events=10M,100M");
     }

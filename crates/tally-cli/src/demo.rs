@@ -612,3 +612,24 @@ pub fn rows(
         }
     }
 }
+
+/// The demo's batches of `projects` projects for the ingest benchmark, with every event
+/// moved into the `days` days before `now_ms` (the collector accepts 31 days) by taking its
+/// age modulo `days`: contexts, plugins, properties and event mix as in the demo.
+pub fn recent_batches(seed: u64, projects: usize, now_ms: i64, days: i64) -> Vec<Batch> {
+    let start_ms = (now_ms / DAY_MS - (DAYS - 1)) * DAY_MS;
+    let window = days * DAY_MS;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for _ in 0..projects {
+        let p = project(&mut rng);
+        for mut batch in project_batches(&mut rng, &p, start_ms, now_ms) {
+            for e in &mut batch.events {
+                let age = (now_ms - e.occurred_at.timestamp_millis()).rem_euclid(window);
+                e.occurred_at = DateTime::<Utc>::from_timestamp_millis(now_ms - age.max(60_000)).expect("valid time");
+            }
+            out.push(batch);
+        }
+    }
+    out
+}

@@ -32,7 +32,7 @@ enum Command {
     Insights(Box<insights::InsightsArgs>),
     /// Delete every stored event of a project (needs the collector stopped).
     Erase(EraseArgs),
-    /// Time every insight on generated stores of 10M or 100M events (see docs/benchmarks.md).
+    /// Benchmarks: insights on generated stores, ingest against a no-op endpoint (docs/benchmarks.md).
     Bench(bench::BenchArgs),
 }
 

@@ -1,4 +1,4 @@
-//! `tally bench`: the insight benchmark. Generates stores of N events with the demo's
+//! `tally bench insights`: the insight benchmark. Generates stores of N events with the demo's
 //! distributions (kept between runs), then times every catalog insight over the last 28
 //! and 90 days, answered from the rollups and, as the baseline, as plain SQL over the raw
 //! events table. Both answers are compared; a difference is reported as an error.
@@ -15,7 +15,7 @@ use tally_store_duckdb::{DuckDbStore, PlainSql};
 const DAY_MS: i64 = tally_store::DAY_MS;
 
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {
+pub struct InsightArgs {
     /// Store sizes to benchmark, in events: `10M`, `100M`, `250000`.
     #[arg(long, value_delimiter = ',', default_value = "10M")]
     events: Vec<String>,
@@ -38,7 +38,7 @@ pub struct BenchArgs {
 
 /// What a generated store holds.
 #[derive(Debug, Serialize, Deserialize)]
-struct Meta {
+pub(crate) struct Meta {
     events: u64,
     projects: u64,
     /// The exclusive end of the data: midnight UTC after its last day.
@@ -46,24 +46,12 @@ struct Meta {
     generate_secs: f64,
 }
 
-fn parse_count(s: &str) -> anyhow::Result<u64> {
-    let s = s.trim();
-    let (digits, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1_000),
-        Some('m' | 'M') => (&s[..s.len() - 1], 1_000_000),
-        Some('g' | 'G' | 'b' | 'B') => (&s[..s.len() - 1], 1_000_000_000),
-        _ => (s, 1),
-    };
-    let n: u64 = digits.parse().with_context(|| format!("{s:?} is not an event count like 10M or 250000"))?;
-    Ok(n * mult)
-}
-
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub fn run(args: InsightArgs) -> anyhow::Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
     for size in &args.events {
-        let n = parse_count(size)?;
+        let n = super::parse_count(size)?;
         let dir = args.data_dir.join(format!("events-{size}"));
         let meta = generate(&dir, n)?;
         if args.generate_only {
@@ -83,7 +71,7 @@ fn meta_path(dir: &Path) -> PathBuf {
 }
 
 /// Generates `n` events into `dir` unless a store of that size is already there.
-fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
+pub(crate) fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
     if let Ok(text) = std::fs::read_to_string(meta_path(dir)) {
         let meta: Meta = serde_json::from_str(&text)?;
         if meta.events >= n {
@@ -151,7 +139,7 @@ fn time(store: &dyn EventStore, name: &str, params: &Params, runs: usize) -> any
     Ok((median(times), table.expect("at least one run")))
 }
 
-fn measure(dir: &Path, meta: &Meta, args: &BenchArgs) -> anyhow::Result<String> {
+fn measure(dir: &Path, meta: &Meta, args: &InsightArgs) -> anyhow::Result<String> {
     let (runs, baseline_runs) = (args.runs, args.baseline_runs);
     let started = Instant::now();
     let store = DuckDbStore::open(dir)?;
