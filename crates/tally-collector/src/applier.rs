@@ -17,8 +17,16 @@
 //!   the position left where it was), so one row the store refuses cannot fail its
 //!   neighbours. A row still refused after [`ROW_ATTEMPTS`] tries is dropped, logged as an
 //!   error and counted (`tally_apply_dropped_total`): an event the store can never take must
-//!   not wedge the applier forever. A crash during the row-by-row pass re-applies the group
-//!   at the next start, harmlessly (the store is idempotent by `event_id`).
+//!   not wedge the applier forever. The row-by-row pass uses [`EventStore::append`], which
+//!   skips stored event ids, and moves the position after the group.
+//!
+//! # Replay after a restart
+//!
+//! [`EventStore::apply`] takes rows as new (the collector deduplicated them at acceptance),
+//! so a store may append them without looking. What a previous process wrote to the log
+//! and the store has not recorded as applied may still be stored in part (a crash during a
+//! row-by-row pass), so every group read from before the log's end at start is stored with
+//! `append` (checked by `event_id`) and then `apply(&[], through)`: [`store_group`].
 //! - A record that does not decode (a newer collector's format) is dropped the same way.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -73,7 +81,8 @@ impl Applier {
         let handle = std::thread::Builder::new()
             .name("tally-applier".into())
             .spawn(move || {
-                let run = Run { log, store, state: thread_state.clone(), metrics, max_rows };
+                let replay_end = log.next_position();
+                let run = Run { log, store, state: thread_state.clone(), metrics, max_rows, replay_end };
                 let _alive = AliveGuard(thread_state);
                 run.run(reader);
             })
@@ -152,6 +161,26 @@ struct Run {
     state: Arc<State>,
     metrics: Arc<Metrics>,
     max_rows: usize,
+    /// The log's end when the applier started: groups from before it are replays.
+    replay_end: u64,
+}
+
+/// Stores one group and the position after it: `checked` (a replay of records a previous
+/// process may have stored in part) appends with the `event_id` check, then moves the
+/// position; otherwise rows and position commit together.
+pub(crate) fn store_group(
+    store: &dyn EventStore,
+    rows: &[EventRow],
+    through: u64,
+    checked: bool,
+) -> Result<(), StoreError> {
+    if checked && !rows.is_empty() {
+        store.append(rows)?;
+        store.apply(&[], through)?;
+    } else {
+        store.apply(rows, through)?;
+    }
+    Ok(())
 }
 
 impl Run {
@@ -188,8 +217,9 @@ impl Run {
     /// Applies one group through `through`; `false` when stopping with the store failing.
     fn apply(&self, rows: &[EventRow], through: u64) -> bool {
         let mut backoff = Duration::from_millis(50);
+        let checked = self.applied() < self.replay_end;
         loop {
-            match self.store.apply(rows, through) {
+            match store_group(&*self.store, rows, through, checked) {
                 Ok(_) => break,
                 Err(e) if e.is_retryable() => {
                     self.failing(&e, rows.len());
@@ -223,10 +253,9 @@ impl Run {
     /// Stores each row alone, dropping those refused [`ROW_ATTEMPTS`] times, then
     /// records `through`.
     fn row_by_row(&self, rows: &[EventRow], through: u64) -> bool {
-        let keep = self.applied();
         for row in rows {
             let mut attempt = 0;
-            while let Err(e) = self.store.apply(std::slice::from_ref(row), keep) {
+            while let Err(e) = self.store.append(std::slice::from_ref(row)) {
                 attempt += 1;
                 if self.state.stop.load(Ordering::Acquire) {
                     return false;
@@ -295,7 +324,8 @@ pub fn apply_pending(log: &Log, store: &dyn EventStore, max_rows: usize) -> Resu
         if through <= applied {
             return Ok(total);
         }
-        store.apply(&rows, through)?;
+        // Everything here was written by a process that is gone: a replay.
+        store_group(store, &rows, through, true)?;
         log.release(through).map_err(log_error)?;
         total += rows.len() as u64;
         applied = through;

@@ -22,18 +22,20 @@ pub(crate) struct Durable {
 }
 
 impl Durable {
-    /// Seeds the dedupe index from the store and the unapplied records, then starts the
+    /// Seeds the dedupe index from the store (the ids of the window before `now_ms`) and the
+    /// unapplied records, then starts the
     /// applier from the store's position.
     pub(crate) fn start(
         log: Arc<Log>,
         store: Arc<dyn EventStore>,
         window_ms: i64,
         max_rows: usize,
+        now_ms: i64,
         metrics: Arc<Metrics>,
     ) -> Result<Durable, StoreError> {
         let from = applier::start_position(&log, store.as_ref())?;
         let seen = Arc::new(Seen::new(window_ms));
-        let since = chrono::Utc::now().timestamp_millis() - window_ms - tally_store::DAY_MS;
+        let since = now_ms - window_ms - tally_store::DAY_MS;
         for (id, at) in store.event_ids_since(since)? {
             seen.insert(id, at);
         }
@@ -98,7 +100,8 @@ fn log_error(e: tally_log::LogError) -> ApiError {
         ErrorKind::Invalid => ApiError::too_large(format!("{e}; send smaller batches")),
         _ => {
             tracing::error!(error = %e, "ingest log append failed");
-            ApiError::unavailable(format!("events could not be written ({e}); retry later"))
+            // The error names files of the data dir: logged, not told to the client.
+            ApiError::unavailable("events could not be written; retry later".to_string())
         }
     }
 }

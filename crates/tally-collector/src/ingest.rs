@@ -25,7 +25,9 @@ use tally_protocol::validate::{AcceptedEvent, EventCheck};
 use tally_protocol::{
     AppSchema, BatchResponse, Context, EventOutcome, EventResult, PropValue, Rejection, SchemaSet, check_batch,
 };
-use tally_store::{AppendStatus, ContextField, EventRow, EventStore, KnownValues, ServerSecret, StoreError};
+use tally_store::{
+    AppendStatus, ContextField, EventRow, EventStore, KnownValues, MachineKey, ProjectKey, ServerSecret, StoreError,
+};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -46,7 +48,7 @@ pub(crate) async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap,
 async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusCode, BatchResponse), ApiError> {
     let raw = read_body(body).await?;
     let body = decode(headers, raw)?;
-    let response = check_and_store(s, &body, Utc::now()).await?;
+    let response = check_and_store(s, &body, s.settings.clock.now()).await?;
     let all_rejected =
         !response.results.is_empty() && response.results.iter().all(|r| r.status == EventOutcome::Rejected);
     Ok((if all_rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, response))
@@ -111,7 +113,9 @@ pub fn prepare(
         // Only a context that will be stored takes places under the caps.
         let mut ctx = checked.context;
         context::sanitize(&mut ctx, caps, metrics);
-        accepted.into_iter().map(|a| to_row(&ctx, a, now_ms, secret, schema, caps, metrics)).collect()
+        // The keyed hashes are the batch's, not each event's.
+        let keys = (secret.project_key(&ctx.project), secret.machine_key(&ctx.app, &ctx.machine));
+        accepted.into_iter().map(|a| to_row(&ctx, keys, a, now_ms, schema, caps, metrics)).collect()
     };
     Ok(Prepared { outcomes, rows, dropped_props: checked.dropped_props })
 }
@@ -242,9 +246,9 @@ impl Caps {
 /// and scrubbed.
 fn to_row(
     ctx: &Context,
+    (project, machine): (ProjectKey, MachineKey),
     accepted: AcceptedEvent,
     received_at_ms: i64,
-    secret: &ServerSecret,
     schema: &AppSchema,
     caps: &Caps,
     metrics: &Metrics,
@@ -265,14 +269,7 @@ fn to_row(
     // Capping can map several plugins to `other`: keep one.
     let mut seen = HashSet::new();
     event.plugins.retain(|p| seen.insert(p.clone()));
-    EventRow::new(
-        ctx,
-        event,
-        occurred_at_ms,
-        received_at_ms,
-        secret.project_key(&ctx.project),
-        secret.machine_key(&ctx.app, &ctx.machine),
-    )
+    EventRow::new(ctx, event, occurred_at_ms, received_at_ms, project, machine)
 }
 
 /// Builds the response from per-event check results and the store's statuses (one per

@@ -78,6 +78,36 @@ pub struct Settings {
     pub max_event_age_ms: i64,
     /// Connection, request and query limits.
     pub limits: Limits,
+    /// What the collector takes as "now": receipt times, the acceptance and dedupe window,
+    /// relative insight ranges. The system clock unless a test injects another.
+    pub clock: Clock,
+}
+
+/// The collector's clock ([`Settings::clock`]).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(chrono::Utc::now))
+    }
+
+    /// A clock that answers `now()` (tests).
+    pub fn from_fn(now: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    /// The current time by this clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
 }
 
 impl Default for Settings {
@@ -89,6 +119,7 @@ impl Default for Settings {
             k: tally_insights::DEFAULT_K,
             max_event_age_ms: tally_protocol::limits::MAX_EVENT_AGE_MS,
             limits: Limits::default(),
+            clock: Clock::system(),
         }
     }
 }
@@ -163,6 +194,7 @@ impl Collector {
             store.clone(),
             settings.max_event_age_ms,
             settings.max_group_rows,
+            settings.clock.now().timestamp_millis(),
             metrics.clone(),
         )?;
         Self::build(store, Sink::Log(durable), schemas, secret, settings, metrics)
@@ -344,7 +376,7 @@ async fn insight(
     }
     let limits = &s.settings.limits;
     let Resolved { params, audience } = request
-        .resolve(chrono::Utc::now().timestamp_millis(), s.settings.k, &limits.query_bounds)
+        .resolve(s.settings.clock.now().timestamp_millis(), s.settings.k, &limits.query_bounds)
         .map_err(insight_error)?;
     // A public query holds its slot until its blocking work ends, even past the budget:
     // the slots count the queries actually running.

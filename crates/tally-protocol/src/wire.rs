@@ -139,8 +139,10 @@ pub struct Event {
     pub props: BTreeMap<String, PropValue>,
 }
 
-/// A typed property value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A typed property value: a JSON boolean, number or string (`null`, arrays and objects
+/// are refused). A whole number that fits `i64` is [`PropValue::Int`], any other number
+/// [`PropValue::Float`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum PropValue {
     /// `true` / `false`.
@@ -151,6 +153,39 @@ pub enum PropValue {
     Float(f64),
     /// A string.
     Str(String),
+}
+
+// By hand rather than `#[serde(untagged)]`, which buffers every value and builds an error
+// for each variant it tries: on the ingest path that was a large share of parsing.
+impl<'de> Deserialize<'de> for PropValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PropValue, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = PropValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean, a number or a string")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<PropValue, E> {
+                Ok(PropValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<PropValue, E> {
+                Ok(PropValue::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<PropValue, E> {
+                Ok(i64::try_from(v).map_or(PropValue::Float(v as f64), PropValue::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<PropValue, E> {
+                Ok(PropValue::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<PropValue, E> {
+                Ok(PropValue::Str(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<PropValue, E> {
+                Ok(PropValue::Str(v))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl PropValue {

@@ -1,21 +1,33 @@
-//! Writing rows: the events table's schema, and an append as one transaction (the rows
-//! go into a temporary staging table through DuckDB's appender, then one `INSERT OR IGNORE
-//! … RETURNING` moves them into the events table and names the rows that were new).
+//! Writing rows: the events table's schema (and its migration), and the two ways rows go
+//! in, both as Arrow record batches through DuckDB's appender (typed columns, no text
+//! casts):
+//!
+//! - [`insert_new`]: rows the caller guarantees are not stored yet (the collector's
+//!   dedupe at acceptance), appended straight into the events table with the ingest-log
+//!   position, in one transaction. Its cost does not depend on the table's size: there is
+//!   no primary-key index to update.
+//! - [`insert_checked`]: rows that may repeat stored ones (`EventStore::append`, and the
+//!   replay after a restart): staged, then inserted where no stored row has the same
+//!   `event_id` within the batch's `occurred_at` range (a resend carries its event's own
+//!   time, and the range lets DuckDB skip the row groups outside it).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use duckdb::{Connection, params};
-use tally_protocol::PropValue;
+use duckdb::arrow::array::{
+    Array as _, ArrayRef, BooleanBuilder, FixedSizeBinaryBuilder, Int64Builder, ListBuilder, MapBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::{Connection, Transaction, params};
 use tally_store::{AppendStatus, EventRow, StoreError};
 
 use crate::backend;
 
-/// Separator of list items in the staging table (refused in stored strings).
-const SEP: char = '\u{1f}';
-
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
-    event_id        UUID PRIMARY KEY,
+    event_id        UUID NOT NULL,
     received_at     TIMESTAMP NOT NULL,
     occurred_at     TIMESTAMP NOT NULL,
     app             VARCHAR NOT NULL,
@@ -44,126 +56,205 @@ CREATE TABLE IF NOT EXISTS log_position (
 );
 ";
 
-const STAGING: &str = "
-CREATE TEMP TABLE IF NOT EXISTS staging (
-    event_id VARCHAR, received_at BIGINT, occurred_at BIGINT, app VARCHAR, app_version VARCHAR,
-    event VARCHAR, project VARCHAR, machine VARCHAR, env VARCHAR, os VARCHAR, os_version VARCHAR,
-    arch VARCHAR, runtime VARCHAR, runtime_version VARCHAR, ci VARCHAR, container BOOLEAN,
-    plugins VARCHAR, duration_ms BIGINT, error_kind VARCHAR, prop_keys VARCHAR, prop_values VARCHAR
-);
-";
-
-const INSERT_FROM_STAGING: &str = "
-INSERT OR IGNORE INTO events
-SELECT event_id::UUID, epoch_ms(received_at), epoch_ms(occurred_at), app, app_version, event,
-       project::UUID, machine::UUID, env, os, os_version, arch, runtime, runtime_version, ci, container,
-       CASE WHEN plugins = '' THEN []::VARCHAR[] ELSE string_split(plugins, chr(31)) END,
-       duration_ms, error_kind,
-       CASE WHEN prop_keys = '' THEN MAP {}::MAP(VARCHAR, VARCHAR)
-            ELSE map(string_split(prop_keys, chr(31)), string_split(prop_values, chr(31))) END
-FROM staging
-RETURNING event_id::VARCHAR
-";
-
-/// Refuses rows holding the staging table's separator (checked before the writer's lock
-/// is taken).
-pub(crate) fn check_rows(rows: &[EventRow]) -> Result<(), StoreError> {
-    rows.iter().try_for_each(check_no_separator)
+/// Stores made before the ingest log had `event_id` as the primary key, whose index made
+/// every insert slower as the table grew. DuckDB cannot drop a constraint, so the table is
+/// copied once into the new schema.
+pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let keyed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'events' AND constraint_type = 'PRIMARY KEY'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    if keyed == 0 {
+        return Ok(());
+    }
+    let ddl = SCHEMA.split(';').next().expect("the events table comes first").replace("events (", "events_v2 (");
+    conn.execute_batch(&format!(
+        "BEGIN; {ddl}; INSERT INTO events_v2 SELECT * FROM events; DROP TABLE events; \
+         ALTER TABLE events_v2 RENAME TO events; COMMIT; CHECKPOINT;"
+    ))
+    .map_err(backend)
 }
 
-/// Inserts the rows not yet stored in one transaction, with the ingest-log position
-/// `through` when given, and commits; one status per row.
-pub(crate) fn insert(
-    conn: &mut Connection,
-    rows: &[EventRow],
-    through: Option<u64>,
-) -> Result<Vec<AppendStatus>, StoreError> {
-    let mut first = HashSet::with_capacity(rows.len());
-    let unique: Vec<bool> = rows.iter().map(|r| first.insert(r.event_id)).collect();
-    let tx = conn.transaction().map_err(backend)?;
+fn uuid_field(name: &str) -> Field {
+    Field::new(name, DataType::FixedSizeBinary(16), false).with_metadata(std::collections::HashMap::from([(
+        "ARROW:extension:name".to_string(),
+        "arrow.uuid".to_string(),
+    )]))
+}
+
+/// The rows as one Arrow record batch in the events table's column order.
+fn record_batch(rows: &[&EventRow]) -> Result<RecordBatch, StoreError> {
+    let arrow = |e: duckdb::arrow::error::ArrowError| StoreError::Backend(e.to_string());
+    let n = rows.len();
+    let mut ids = FixedSizeBinaryBuilder::with_capacity(n, 16);
+    let mut projects = FixedSizeBinaryBuilder::with_capacity(n, 16);
+    let mut machines = FixedSizeBinaryBuilder::with_capacity(n, 16);
+    let (mut received, mut occurred) =
+        (TimestampMicrosecondBuilder::with_capacity(n), TimestampMicrosecondBuilder::with_capacity(n));
+    let mut texts: Vec<StringBuilder> = (0..10).map(|_| StringBuilder::with_capacity(n, n * 8)).collect();
+    let mut container = BooleanBuilder::with_capacity(n);
+    let mut plugins = ListBuilder::new(StringBuilder::new());
+    let mut duration = Int64Builder::with_capacity(n);
+    let mut error_kind = StringBuilder::new();
+    let mut props = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for r in rows {
+        ids.append_value(r.event_id.as_bytes()).map_err(arrow)?;
+        projects.append_value(r.project.as_uuid().as_bytes()).map_err(arrow)?;
+        machines.append_value(r.machine.as_uuid().as_bytes()).map_err(arrow)?;
+        received.append_value(r.received_at_ms * 1000);
+        occurred.append_value(r.occurred_at_ms * 1000);
+        let values = [
+            r.app.as_str(),
+            &r.app_version,
+            &r.event,
+            r.env.as_str(),
+            &r.os,
+            &r.os_version,
+            &r.arch,
+            &r.runtime,
+            &r.runtime_version,
+            &r.ci,
+        ];
+        for (b, v) in texts.iter_mut().zip(values) {
+            b.append_value(v);
+        }
+        container.append_value(r.container);
+        for p in &r.plugins {
+            plugins.values().append_value(p);
+        }
+        plugins.append(true);
+        duration.append_option(r.duration_ms.map(|d| d as i64));
+        error_kind.append_option(r.error_kind.as_deref());
+        for (k, v) in &r.props {
+            props.keys().append_value(k);
+            props.values().append_value(serde_json::to_string(v).expect("prop values serialize"));
+        }
+        props.append(true).map_err(arrow)?;
+    }
+    let mut texts = texts.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let mut text = || texts.next().expect("ten text columns");
+    let (app, app_version, event, env, os, os_version, arch, runtime, runtime_version, ci) =
+        (text(), text(), text(), text(), text(), text(), text(), text(), text(), text());
+    let props = props.finish();
+    let plugins = plugins.finish();
+    let time = || DataType::Timestamp(TimeUnit::Microsecond, None);
+    let string = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
+    let schema = Schema::new(vec![
+        uuid_field("event_id"),
+        Field::new("received_at", time(), false),
+        Field::new("occurred_at", time(), false),
+        string("app", false),
+        string("app_version", false),
+        string("event", false),
+        uuid_field("project"),
+        uuid_field("machine"),
+        string("env", false),
+        string("os", false),
+        string("os_version", false),
+        string("arch", false),
+        string("runtime", false),
+        string("runtime_version", false),
+        string("ci", false),
+        Field::new("container", DataType::Boolean, false),
+        Field::new("plugins", plugins.data_type().clone(), false),
+        Field::new("duration_ms", DataType::Int64, true),
+        string("error_kind", true),
+        Field::new("props", props.data_type().clone(), false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ids.finish()),
+        Arc::new(received.finish()),
+        Arc::new(occurred.finish()),
+        app,
+        app_version,
+        event,
+        Arc::new(projects.finish()),
+        Arc::new(machines.finish()),
+        env,
+        os,
+        os_version,
+        arch,
+        runtime,
+        runtime_version,
+        ci,
+        Arc::new(container.finish()),
+        Arc::new(plugins),
+        Arc::new(duration.finish()),
+        Arc::new(error_kind.finish()),
+        Arc::new(props),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(arrow)
+}
+
+fn set_position(tx: &Transaction<'_>, through: Option<u64>) -> Result<(), StoreError> {
     if let Some(position) = through {
         let position = i64::try_from(position).map_err(|_| StoreError::Backend("log position past i64".into()))?;
         tx.execute("INSERT OR REPLACE INTO log_position VALUES (1, ?)", params![position]).map_err(backend)?;
     }
-    if rows.is_empty() {
-        tx.commit().map_err(backend)?;
-        return Ok(vec![]);
-    }
-    tx.execute_batch(STAGING).map_err(backend)?;
-    tx.execute_batch("DELETE FROM staging").map_err(backend)?;
-    {
-        let mut app = tx.appender_to_catalog_and_db("staging", "temp", "main").map_err(backend)?;
-        for (r, _) in rows.iter().zip(&unique).filter(|(_, u)| **u) {
-            app.append_row(params![
-                r.event_id.to_string(),
-                r.received_at_ms,
-                r.occurred_at_ms,
-                r.app,
-                r.app_version,
-                r.event,
-                r.project.as_uuid().to_string(),
-                r.machine.as_uuid().to_string(),
-                r.env.as_str(),
-                r.os,
-                r.os_version,
-                r.arch,
-                r.runtime,
-                r.runtime_version,
-                r.ci,
-                r.container,
-                join(r.plugins.iter().cloned()),
-                r.duration_ms.map(|d| d as i64),
-                r.error_kind,
-                join(r.props.keys().cloned()),
-                join(r.props.values().map(prop_json)),
-            ])
-            .map_err(backend)?;
-        }
+    Ok(())
+}
+
+/// Appends rows known to be new, with the log position `through` when given, in one
+/// transaction; every row is reported inserted.
+pub(crate) fn insert_new(
+    conn: &mut Connection,
+    rows: &[EventRow],
+    through: Option<u64>,
+) -> Result<Vec<AppendStatus>, StoreError> {
+    let tx = conn.transaction().map_err(backend)?;
+    set_position(&tx, through)?;
+    if !rows.is_empty() {
+        let batch = record_batch(&rows.iter().collect::<Vec<_>>())?;
+        let mut app = tx.appender("events").map_err(backend)?;
+        app.append_record_batch(batch).map_err(backend)?;
         app.flush().map_err(backend)?;
     }
-    let inserted: HashSet<String> = {
-        let mut stmt = tx.prepare(INSERT_FROM_STAGING).map_err(backend)?;
-        stmt.query_map([], |row| row.get::<_, String>(0))
-            .map_err(backend)?
-            .collect::<Result<_, _>>()
-            .map_err(backend)?
+    tx.commit().map_err(backend)?;
+    Ok(vec![AppendStatus::Inserted; rows.len()])
+}
+
+/// Inserts the rows whose `event_id` is not stored yet (nor earlier in `rows`), in one
+/// transaction; one status per row.
+pub(crate) fn insert_checked(conn: &mut Connection, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError> {
+    let mut first = HashSet::with_capacity(rows.len());
+    let unique: Vec<bool> = rows.iter().map(|r| first.insert(r.event_id)).collect();
+    let candidates: Vec<&EventRow> = rows.iter().zip(&unique).filter(|(_, u)| **u).map(|(r, _)| r).collect();
+    let (Some(lo), Some(hi)) =
+        (candidates.iter().map(|r| r.occurred_at_ms).min(), candidates.iter().map(|r| r.occurred_at_ms).max())
+    else {
+        return Ok(vec![]);
+    };
+    let tx = conn.transaction().map_err(backend)?;
+    tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0; DELETE FROM staging;")
+        .map_err(backend)?;
+    {
+        let mut app = tx.appender_to_catalog_and_db("staging", "temp", "main").map_err(backend)?;
+        app.append_record_batch(record_batch(&candidates)?).map_err(backend)?;
+        app.flush().map_err(backend)?;
+    }
+    let inserted: HashSet<uuid::Uuid> = {
+        let mut stmt = tx
+            .prepare(
+                "INSERT INTO events SELECT s.* FROM staging s WHERE NOT EXISTS (
+                     SELECT 1 FROM events e WHERE e.event_id = s.event_id
+                        AND e.occurred_at BETWEEN epoch_ms(?) AND epoch_ms(?))
+                 RETURNING event_id::VARCHAR",
+            )
+            .map_err(backend)?;
+        let ids = stmt.query_map(params![lo, hi], |row| row.get::<_, String>(0)).map_err(backend)?;
+        ids.map(|id| id.map_err(backend)?.parse().map_err(|e| StoreError::Backend(format!("stored event_id: {e}"))))
+            .collect::<Result<_, _>>()?
     };
     tx.execute_batch("DELETE FROM staging").map_err(backend)?;
     tx.commit().map_err(backend)?;
-    let status: Vec<AppendStatus> = rows
+    Ok(rows
         .iter()
         .zip(unique)
-        .map(|(r, u)| {
-            if u && inserted.contains(&r.event_id.to_string()) {
-                AppendStatus::Inserted
-            } else {
-                AppendStatus::Duplicate
-            }
-        })
-        .collect();
-    Ok(status)
-}
-
-fn join(items: impl Iterator<Item = String>) -> String {
-    let mut out = String::new();
-    for (i, s) in items.enumerate() {
-        if i > 0 {
-            out.push(SEP);
-        }
-        out.push_str(&s);
-    }
-    out
-}
-
-fn prop_json(v: &PropValue) -> String {
-    serde_json::to_string(v).expect("prop values serialize")
-}
-
-fn check_no_separator(row: &EventRow) -> Result<(), StoreError> {
-    let bad = row.plugins.iter().any(|p| p.contains(SEP))
-        || row.props.iter().any(|(k, v)| k.contains(SEP) || matches!(v, PropValue::Str(s) if s.contains(SEP)));
-    if bad {
-        return Err(StoreError::InvalidQuery(format!("event {} holds a control character U+001F", row.event_id)));
-    }
-    Ok(())
+        .map(
+            |(r, u)| if u && inserted.contains(&r.event_id) { AppendStatus::Inserted } else { AppendStatus::Duplicate },
+        )
+        .collect())
 }

@@ -64,12 +64,19 @@ pub trait EventStore: Send + Sync {
     /// nothing of `rows` was stored.
     fn append(&self, rows: &[EventRow]) -> Result<Vec<AppendStatus>, StoreError>;
 
-    /// Appends `rows` like [`EventStore::append`] and records `through` as the ingest-log
-    /// position applied, in the same transaction: after a crash either both the rows and
-    /// the position are stored or neither is, so the applier resumes exactly after what
-    /// was stored and no log record is applied twice or skipped. `rows` may be empty (the
-    /// position alone advances). Positions only grow; the caller never passes a smaller
-    /// one than [`EventStore::applied_position`].
+    /// Stores `rows` and records `through` as the ingest-log position applied, in the same
+    /// transaction: after a crash either both the rows and the position are stored or
+    /// neither is, so the applier resumes exactly after what was stored. `rows` may be
+    /// empty (the position alone advances). Positions only grow; the caller never passes a
+    /// smaller one than [`EventStore::applied_position`].
+    ///
+    /// The caller guarantees that no row's `event_id` is stored yet nor repeated in `rows`
+    /// (the collector deduplicates at acceptance, across its whole acceptance window), so a
+    /// backend may store them without looking (DuckDB does: no index to grow with the
+    /// table). Where that guarantee does not hold, e.g. when replaying records a crashed
+    /// process may have stored in part, the caller uses [`EventStore::append`] and then
+    /// `apply(&[], through)`. Every row is reported [`AppendStatus::Inserted`] unless the
+    /// backend found it stored.
     fn apply(&self, rows: &[EventRow], through: u64) -> Result<Vec<AppendStatus>, StoreError>;
 
     /// The last position recorded by [`EventStore::apply`]; `None` if it never ran.

@@ -217,12 +217,13 @@ fn measure(server: &Server, bodies: &Arc<Bodies>, connections: usize) -> anyhow:
 fn row(scenario: &str, target: &str, m: &Measured, ratio: Option<f64>, note: &str) -> String {
     let secs = m.outcome.elapsed.as_secs_f64();
     format!(
-        "| {scenario} | {target} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {note} |\n",
+        "| {scenario} | {target} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {note} |\n",
         m.outcome.ok as f64 / secs,
         m.outcome.events as f64 / secs,
         m.outcome.percentile_ms(0.5),
         m.outcome.percentile_ms(0.99),
         m.cpu_cores,
+        m.cpu_cores * secs * 1e6 / m.outcome.events.max(1) as f64,
         m.load_cpu_cores,
         m.peak_rss_mib,
         ratio.map_or("–".to_string(), |r| format!("{r:.3}")),
@@ -254,10 +255,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let mut report = format!(
         "### Ingest, {stored_at_start} events stored at the start\n\n\
          Each scenario posts the same bodies to a no-op endpoint (reads the body, answers 200) and to \
-         `tally serve` (acknowledged once durable in the ingest log). CPU in cores used during the run; \
-         RSS is the server's peak so far.\n\n\
-         | scenario | target | requests/s | events/s | p50 ms | p99 ms | server CPU | load CPU | peak RSS MiB | events/s vs no-op | notes |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+         `tally serve` (acknowledged once durable in the ingest log). CPU in cores used during the run \
+         (the collector's CPU per event counts what it did while the load ran: its applier may still be \
+         behind); RSS is the server's peak so far.\n\n\
+         | scenario | target | requests/s | events/s | p50 ms | p99 ms | server CPU | server CPU µs/event | load CPU | peak RSS MiB | events/s vs no-op | notes |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
     );
     let mut expected = stored_at_start;
     for &size in &args.batch_sizes {

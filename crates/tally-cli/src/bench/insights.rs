@@ -97,7 +97,7 @@ pub(crate) fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
         let take = rows.len().min((n - events - pending.len() as u64) as usize);
         pending.extend(rows.into_iter().take(take));
         if pending.len() >= 250_000 || events + pending.len() as u64 >= n {
-            store.append(&pending)?;
+            store.load_new(&pending)?;
             events += pending.len() as u64;
             pending.clear();
             if events >= next_report {

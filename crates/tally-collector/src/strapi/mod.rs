@@ -47,7 +47,6 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::Utc;
 use serde_json::{Value, json};
 use tally_protocol::{Batch, RejectReason, Rejection};
 use tower_http::cors::{Any, CorsLayer};
@@ -122,7 +121,7 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusC
         )));
     };
     let header_event = headers.get("x-strapi-event").and_then(|v| v.to_str().ok());
-    let now = Utc::now();
+    let now = s.settings.clock.now();
     let translated =
         translate(&payload, header_event, now, schema, &s.strapi, &s.secret).map_err(|r| ingest::rejected(s, r))?;
     let (context, event) = match translated {
