@@ -258,3 +258,64 @@ pub(crate) fn insert_checked(conn: &mut Connection, rows: &[EventRow]) -> Result
         )
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use tally_protocol::PropValue;
+    use tally_store::conformance::row;
+    use tally_store::{EventStore, Filters, Query, QueryKind};
+
+    use crate::DuckDbStore;
+
+    #[test]
+    fn migration_copies_every_row_and_drops_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = DuckDbStore::open(dir.path()).expect("opens");
+            let conn = store.writer();
+            conn.execute_batch("DROP TABLE events").expect("drop");
+            let keyed = super::SCHEMA
+                .split(';')
+                .next()
+                .expect("events")
+                .replace("event_id        UUID NOT NULL", "event_id UUID PRIMARY KEY");
+            conn.execute_batch(&keyed).expect("old schema");
+            drop(conn);
+            // Rows written into the old, keyed table.
+            super::insert_checked(&mut store.writer(), &[row(1, 0, 0, 1, 1), row(2, 0, 1, 1, 2)]).expect("insert");
+        }
+        let store = DuckDbStore::open(dir.path()).expect("migrates");
+        let keys: i64 = store
+            .writer()
+            .query_row(
+                "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'events' AND constraint_type = 'PRIMARY KEY'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("constraints");
+        assert_eq!(keys, 0);
+        assert_eq!(store.count_events().expect("count"), 2);
+        assert_eq!(store.append(&[row(2, 0, 1, 1, 2)]).expect("append"), vec![tally_store::AppendStatus::Duplicate]);
+    }
+
+    /// The staging table used to join list values with U+001F, so a client sending that
+    /// character in a string prop had its events refused, and every group commit with them.
+    #[test]
+    fn a_string_prop_holding_u001f_is_stored_as_sent() {
+        let store = DuckDbStore::open_in_memory().expect("opens");
+        let mut r = row(1, 0, 0, 1, 1);
+        r.props.insert("template".into(), PropValue::Str("a\u{1f}b".into()));
+        r.plugins = vec!["x\u{1f}y".into()];
+        store.apply(&[r, row(2, 0, 1, 1, 2)], 10).expect("stored");
+        assert_eq!(store.count_events().expect("count"), 2);
+        let q = Query {
+            app: "demo".into(),
+            from_ms: 0,
+            to_ms: 4_102_444_800_000,
+            filters: Filters::default(),
+            kind: QueryKind::TopPlugins { limit: 10 },
+        };
+        let table = store.query_sql(&q).expect("query");
+        assert!(format!("{table:?}").contains("x\u{1f}y"), "{table:?}");
+    }
+}
