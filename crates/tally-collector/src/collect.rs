@@ -260,8 +260,10 @@ pub(crate) fn describe(schema: &AppSchema, max_event_age_days: i64) -> Value {
         "example": example(schema),
         "never_collected": NEVER,
         "retention": format!(
-            "Events are kept until the collector's operator erases them: `tally erase --project ID` deletes every event of a project. \
-             The collector does not expire events by itself. Events older than {max_event_age_days} days when they arrive are refused."
+            "Events are kept for {} days after they happened: every hour the collector deletes the whole days older than that. \
+             The collector's operator can erase a project sooner: `tally erase --project ID` deletes every event of a project. \
+             Events older than {max_event_age_days} days when they arrive are refused.",
+            schema.retention_days
         ),
         "opt_out": {
             "consent_order": [

@@ -37,6 +37,7 @@ pub mod ingest;
 mod limits;
 mod metrics;
 mod record;
+mod retention;
 mod serve;
 pub mod strapi;
 mod writer;
@@ -78,6 +79,9 @@ pub struct Settings {
     pub max_event_age_ms: i64,
     /// Connection, request and query limits.
     pub limits: Limits,
+    /// How often the retention schedule deletes events older than their app's
+    /// `retention_days` (it also runs at start); `None` turns it off.
+    pub retention_every: Option<Duration>,
     /// What the collector takes as "now": receipt times, the acceptance and dedupe window,
     /// relative insight ranges. The system clock unless a test injects another.
     pub clock: Clock,
@@ -119,6 +123,7 @@ impl Default for Settings {
             k: tally_insights::DEFAULT_K,
             max_event_age_ms: tally_protocol::limits::MAX_EVENT_AGE_MS,
             limits: Limits::default(),
+            retention_every: Some(Duration::from_secs(3600)),
             clock: Clock::system(),
         }
     }
@@ -135,6 +140,8 @@ struct Shared {
     strapi: strapi::InstallTimes,
     /// Slots of `limits.max_public_queries`.
     public_queries: Arc<Semaphore>,
+    /// The retention schedule, stopped by [`Collector::shutdown`].
+    retention: std::sync::Mutex<Option<retention::Schedule>>,
 }
 
 /// Where accepted rows go.
@@ -209,6 +216,13 @@ impl Collector {
         metrics: Arc<Metrics>,
     ) -> Result<Collector, StoreError> {
         let caps = ingest::Caps::load(store.as_ref(), &schemas)?;
+        let retention = match settings.retention_every {
+            Some(every) => Some(
+                retention::start(store.clone(), schemas.clone(), settings.clock.clone(), every, metrics.clone())
+                    .map_err(|e| StoreError::Backend(format!("cannot start the retention schedule: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Collector {
             shared: Arc::new(Shared {
                 store,
@@ -219,6 +233,7 @@ impl Collector {
                 metrics,
                 strapi: strapi::InstallTimes::new(),
                 public_queries: Arc::new(Semaphore::new(settings.limits.max_public_queries)),
+                retention: std::sync::Mutex::new(retention),
                 settings,
             }),
         })
@@ -241,6 +256,7 @@ impl Collector {
     /// Graceful shutdown, once the server stopped accepting: applies what the log holds,
     /// then stops the applier (a no-op without a log).
     pub fn shutdown(&self) {
+        self.shared.retention.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Sink::Log(durable) = &self.shared.sink {
             durable.applier.stop();
         }

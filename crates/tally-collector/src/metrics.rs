@@ -55,6 +55,8 @@ pub struct Metrics {
     pub apply_rows: Histogram,
     /// Events or records the applier dropped because the store refuses them for good.
     pub apply_dropped: Counter,
+    /// Events deleted by the retention schedule.
+    pub retention_deleted: Counter,
 }
 
 impl Default for Metrics {
@@ -107,6 +109,12 @@ impl Metrics {
             "Events or log records dropped by the applier because the store refuses them",
             apply_dropped.clone(),
         );
+        let retention_deleted = Counter::default();
+        registry.register(
+            "retention_deleted",
+            "Events deleted by the retention schedule (older than their app's retention_days)",
+            retention_deleted.clone(),
+        );
         Metrics {
             registry,
             events,
@@ -121,6 +129,7 @@ impl Metrics {
             applied_position,
             apply_rows,
             apply_dropped,
+            retention_deleted,
         }
     }
 

@@ -78,8 +78,8 @@ impl EventStore for SlowQueries {
     fn erase_project(&self, project: &ProjectKey) -> Result<u64, StoreError> {
         self.inner.erase_project(project)
     }
-    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.inner.apply_retention(before_ms)
+    fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.apply_retention(app, before_ms)
     }
     fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
         self.inner.known_values(app)

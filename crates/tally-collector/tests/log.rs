@@ -196,8 +196,8 @@ impl EventStore for PickyStore {
     fn erase_project(&self, p: &ProjectKey) -> Result<u64, StoreError> {
         self.inner.erase_project(p)
     }
-    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.inner.apply_retention(before_ms)
+    fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.apply_retention(app, before_ms)
     }
     fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
         self.inner.known_values(app)
@@ -354,5 +354,31 @@ async fn a_full_disk_answers_503_and_loses_nothing_acknowledged() {
     assert_eq!(body["accepted"], 20, "{body}");
     applied(&c);
     assert_eq!(store.count_events().expect("count"), acknowledged.len() as u64 + 20);
+    c.shutdown();
+}
+
+#[tokio::test]
+async fn the_retention_schedule_deletes_whole_days_past_the_apps_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(MemoryStore::new());
+    let old = |id: u128, days: i64| {
+        let mut r = tally_store::conformance::row(id, 0, 0, 1, 1);
+        r.occurred_at_ms = Utc::now().timestamp_millis() - days * tally_store::DAY_MS;
+        r
+    };
+    // The demo schema keeps 396 days (the default).
+    store.append(&[old(1, 400), old(2, 397), old(3, 300)]).expect("append");
+    let c = start(store.clone(), dir.path(), Options::default()).expect("starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.count_events().expect("count") > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.count_events().expect("count"), 1, "the run at start deleted what is past 396 days");
+    let (_, _, Value::String(text)) =
+        send(&c.router(), Request::get("/metrics").body(Body::empty()).expect("req")).await
+    else {
+        panic!("metrics is text");
+    };
+    assert!(text.contains("tally_retention_deleted_total 2"), "{text}");
     c.shutdown();
 }

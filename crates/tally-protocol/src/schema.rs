@@ -54,6 +54,10 @@ pub const DEFAULT_MAX_DISTINCT: usize = 100;
 
 /// Default cap on distinct plugin names of an app.
 pub const DEFAULT_MAX_PLUGINS: usize = 1000;
+/// Days events are kept when a schema does not say (13 months: a year-on-year comparison
+/// plus a month).
+pub const DEFAULT_RETENTION_DAYS: u32 = 396;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A schema file that could not be loaded: which file, which line, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +92,7 @@ struct SchemaFile {
     #[serde(default)]
     description: String,
     version: Option<Spanned<u32>>,
+    retention_days: Option<Spanned<u32>>,
     #[serde(default)]
     changes: Vec<ChangeFile>,
     #[serde(default)]
@@ -173,6 +178,9 @@ pub struct AppSchema {
     pub changes: Vec<SchemaChange>,
     /// How many distinct plugin names are kept.
     pub max_plugins: usize,
+    /// How many days events are kept (by `occurred_at`); older whole days are deleted by
+    /// the collector's retention schedule. Default [`DEFAULT_RETENTION_DAYS`] (13 months).
+    pub retention_days: u32,
     /// Declared properties.
     pub props: BTreeMap<String, PropSpec>,
     /// Declared events.
@@ -307,12 +315,27 @@ impl AppSchema {
             changes.push(SchemaChange { version: c.version.into_inner(), what: c.what });
         }
         changes.sort_by_key(|c| c.version);
+        let retention_days = match raw.retention_days {
+            None => DEFAULT_RETENTION_DAYS,
+            // Shorter than the acceptance window, events would be deleted as they arrive.
+            Some(d) if i64::from(*d.get_ref()) * DAY_MS < crate::limits::MAX_EVENT_AGE_MS => {
+                return Err(err(
+                    Some(d.span()),
+                    format!(
+                        "retention_days must be at least {} (the days an event may be late)",
+                        crate::limits::MAX_EVENT_AGE_MS / DAY_MS
+                    ),
+                ));
+            }
+            Some(d) => d.into_inner(),
+        };
         Ok(AppSchema {
             app: raw.app.into_inner(),
             description: raw.description,
             version,
             changes,
             max_plugins: raw.plugins.max_distinct.unwrap_or(DEFAULT_MAX_PLUGINS),
+            retention_days,
             props,
             events,
         })
@@ -457,6 +480,10 @@ mod tests {
                 "app = \"demo\"\nversion = 2\n[[changes]]\nversion = 3\nwhat = \"x\"\n[events.a]\nwhy = \"w\"\n",
                 "x.toml:4: a change of version 3 must name a version from 1 to the schema's version 2",
             ),
+            (
+                "app = \"demo\"\n\nretention_days = 7\n[events.a]\nwhy = \"w\"\n",
+                "x.toml:3: retention_days must be at least 31",
+            ),
         ];
         for (text, expected) in cases {
             let got = parse(text).expect_err(text);
@@ -493,6 +520,13 @@ mod tests {
         let changes: Vec<_> = schema.changes.iter().map(|c| (c.version, c.what.as_str())).collect();
         assert_eq!(changes, [(2, "b"), (3, "c")]);
         assert_eq!(parse("app = \"demo\"\n[events.a]\nwhy = \"w\"\n").expect("valid").version, 1);
+    }
+
+    #[test]
+    fn retention_days_default_to_13_months() {
+        let schema = |extra: &str| parse(&format!("app = \"demo\"\n{extra}[events.a]\nwhy = \"w\"\n")).expect("valid");
+        assert_eq!(schema("").retention_days, DEFAULT_RETENTION_DAYS);
+        assert_eq!(schema("retention_days = 90\n").retention_days, 90);
     }
 
     #[test]

@@ -242,15 +242,22 @@ impl EventStore for DuckDbStore {
         Ok(n as u64)
     }
 
-    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
+    fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError> {
         let conn = self.writer();
-        let n =
-            conn.execute("DELETE FROM events WHERE occurred_at < epoch_ms(?)", params![before_ms]).map_err(backend)?;
+        let n = conn
+            .execute("DELETE FROM events WHERE app = ? AND occurred_at < epoch_ms(?)", params![app, before_ms])
+            .map_err(backend)?;
         if let Some(mut rollup) = self.rollup_mut() {
-            // Drop the whole days up to the cut, then fold back what remains of the cut's day.
             let day = before_ms.div_euclid(DAY_MS);
-            rollup.remove_days_through(day);
-            load::load_rollup(&conn, &mut rollup, Some((day * DAY_MS, (day + 1) * DAY_MS)))?;
+            if before_ms.rem_euclid(DAY_MS) == 0 {
+                // A cut at midnight: whole days go, nothing is folded again.
+                rollup.remove_days_through(app, day - 1);
+                rollup.finish_load();
+            } else {
+                // Drop the days up to the cut, then fold back what remains of the cut's day.
+                rollup.remove_days_through(app, day);
+                load::load_rollup(&conn, &mut rollup, Some((app, day * DAY_MS, (day + 1) * DAY_MS)))?;
+            }
         }
         Ok(n as u64)
     }
@@ -323,8 +330,8 @@ impl<S: std::ops::Deref<Target = DuckDbStore> + Send + Sync> EventStore for Plai
     fn erase_project(&self, project: &ProjectKey) -> Result<u64, StoreError> {
         self.0.erase_project(project)
     }
-    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.0.apply_retention(before_ms)
+    fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError> {
+        self.0.apply_retention(app, before_ms)
     }
     fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
         self.0.known_values(app)

@@ -7,19 +7,23 @@ use tally_store::{DAY_MS, Key16, Rollup, StoreError};
 
 use crate::backend;
 
-/// Folds the events of `[from, to)` (all, without a range) into `rollup`: the rows are
-/// streamed as Arrow batches (no per-value allocation) and folded in memory.
-pub(crate) fn load_rollup(conn: &Connection, rollup: &mut Rollup, range: Option<(i64, i64)>) -> Result<(), StoreError> {
+/// Folds the events of `app` in `[from, to)` (all, without a range) into `rollup`: the
+/// rows are streamed as Arrow batches (no per-value allocation) and folded in memory.
+pub(crate) fn load_rollup(
+    conn: &Connection,
+    rollup: &mut Rollup,
+    range: Option<(&str, i64, i64)>,
+) -> Result<(), StoreError> {
     use duckdb::arrow::array::{Array, AsArray};
     use duckdb::arrow::datatypes::Int64Type;
 
     let mut text = "SELECT epoch_ms(occurred_at), project::VARCHAR, machine::VARCHAR, app, app_version, env, os, \
                     arch, runtime, runtime_version, ci, container, event, error_kind, plugins, duration_ms FROM events"
         .to_string();
-    let mut args = Vec::new();
-    if let Some((from, to)) = range {
-        text.push_str(" WHERE occurred_at >= epoch_ms(?) AND occurred_at < epoch_ms(?)");
-        args = vec![from, to];
+    let mut args: Vec<duckdb::types::Value> = Vec::new();
+    if let Some((app, from, to)) = range {
+        text.push_str(" WHERE app = ? AND occurred_at >= epoch_ms(?) AND occurred_at < epoch_ms(?)");
+        args = vec![app.to_string().into(), from.into(), to.into()];
     }
     let mut stmt = conn.prepare(&text).map_err(backend)?;
     let key = |s: &str| -> Result<Key16, StoreError> {

@@ -388,19 +388,28 @@ pub fn erase_project(store: &dyn EventStore) {
     check(store, &query(QueryKind::Active { windows: vec![30] }), vec![ints(&[30, 1, 1])]);
 }
 
-/// Retention deletes rows older than the cut-off.
+/// Retention deletes one app's rows older than the cut-off: at midnight whole days go; a
+/// cut inside a day keeps the rest of that day; other apps keep everything.
 pub fn retention(store: &dyn EventStore) {
-    append_all(store, &[row(1, 0, 0, 1, 1), row(2, 5, 0, 1, 1), row(3, 10, 0, 2, 2)]);
-    assert_eq!(store.apply_retention(T0 + 5 * DAY_MS).expect("retention"), 1);
-    assert_eq!(store.count_events().expect("count"), 2);
+    let mut other = row(4, 0, 0, 3, 3);
+    other.app = "other".into();
+    append_all(store, &[row(1, 0, 0, 1, 1), row(2, 5, 0, 1, 1), row(3, 10, 0, 2, 2), row(5, 10, 5, 1, 1), other]);
+    assert_eq!(store.apply_retention("demo", T0 + 5 * DAY_MS).expect("retention"), 1);
+    assert_eq!(store.count_events().expect("count"), 4);
     check(
         store,
         &query(QueryKind::EventsPerDay),
         vec![
             vec![date(6), Cell::Int(1), Cell::Int(1), Cell::Int(1)],
-            vec![date(11), Cell::Int(1), Cell::Int(1), Cell::Int(1)],
+            vec![date(11), Cell::Int(2), Cell::Int(2), Cell::Int(2)],
         ],
     );
+    assert_eq!(store.apply_retention("demo", T0 + 10 * DAY_MS + 2 * 3_600_000).expect("retention"), 2);
+    check(store, &query(QueryKind::EventsPerDay), vec![vec![date(11), Cell::Int(1), Cell::Int(1), Cell::Int(1)]]);
+    let mut q = query(QueryKind::EventsPerDay);
+    q.app = "other".into();
+    check(store, &q, vec![vec![date(1), Cell::Int(1), Cell::Int(1), Cell::Int(1)]]);
+    assert_eq!(store.count_events().expect("count"), 2);
 }
 
 fn text(s: &str) -> Cell {

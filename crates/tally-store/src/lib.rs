@@ -93,8 +93,9 @@ pub trait EventStore: Send + Sync {
     /// Deletes every row of `project` (all apps); returns how many rows were deleted.
     fn erase_project(&self, project: &ProjectKey) -> Result<u64, StoreError>;
 
-    /// Deletes every row whose `occurred_at` is before `before_ms`; returns how many.
-    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError>;
+    /// Deletes every row of `app` whose `occurred_at` is before `before_ms`; returns how
+    /// many. A cut at midnight UTC (what the collector's schedule uses) drops whole days.
+    fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError>;
 
     /// The distinct plugin names, string property values and non-empty string context
     /// values ([`ContextField`]) stored for `app`, used to enforce cardinality caps across
@@ -124,8 +125,8 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
     fn erase_project(&self, project: &ProjectKey) -> Result<u64, StoreError> {
         (**self).erase_project(project)
     }
-    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
-        (**self).apply_retention(before_ms)
+    fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError> {
+        (**self).apply_retention(app, before_ms)
     }
     fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
         (**self).known_values(app)

@@ -452,9 +452,9 @@ impl EventStore for MemoryStore {
         Ok(state.remove(|r| r.project == *project))
     }
 
-    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
+    fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError> {
         let mut state = self.state();
-        Ok(state.remove(|r| r.occurred_at_ms < before_ms))
+        Ok(state.remove(|r| r.app == app && r.occurred_at_ms < before_ms))
     }
 
     fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {

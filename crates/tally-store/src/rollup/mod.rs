@@ -167,13 +167,16 @@ impl Rollup {
         self.reindex(true);
     }
 
-    /// Removes the days before `day` and the whole of `day` (the backend adds back what it
-    /// keeps of a partly deleted day, then calls [`Rollup::finish_load`], which also
-    /// rebuilds the week and block indexes dropped here).
-    pub fn remove_days_through(&mut self, day: i64) {
-        self.days.retain(|k, _| k.day > day);
-        self.weeks.retain(|k, _| k.day > day);
-        self.blocks.retain(|k, _| k.day > day);
+    /// Removes `app`'s days before `day` and the whole of `day`, with the week and block
+    /// indexes that cover any of them (a backend cutting inside `day` adds back what it
+    /// keeps of it; then [`Rollup::finish_load`] rebuilds the week and block indexes dropped
+    /// here).
+    pub fn remove_days_through(&mut self, app: &str, day: i64) {
+        let Some(app) = self.dict.apps.get(&app.to_string()) else { return };
+        let keep = |k: &DayKey| k.app != app || k.day > day;
+        self.days.retain(|k, _| keep(k));
+        self.weeks.retain(|k, _| keep(k));
+        self.blocks.retain(|k, _| keep(k));
     }
 
     /// Answers `q` if it covers whole UTC days (for [`QueryKind::Active`], which ignores

@@ -87,11 +87,11 @@ impl EventStore for RolledUp {
         }
         self.raw.erase_project(project)
     }
-    fn apply_retention(&self, before_ms: i64) -> Result<u64, StoreError> {
+    fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError> {
         let mut state = self.kept.lock().expect("lock");
-        state.rows.retain(|r| r.occurred_at_ms >= before_ms);
+        state.rows.retain(|r| r.app != app || r.occurred_at_ms >= before_ms);
         self.rebuild(&mut state);
-        self.raw.apply_retention(before_ms)
+        self.raw.apply_retention(app, before_ms)
     }
     fn known_values(&self, app: &str) -> Result<KnownValues, StoreError> {
         self.raw.known_values(app)
