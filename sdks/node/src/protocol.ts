@@ -131,3 +131,11 @@ export function checkEvent(e: WireEvent): string | null {
   }
   return null;
 }
+
+/** Why the collector would refuse a whole batch (`malformed`, `too_many_events`, `invalid_context`); `null` when it would not. */
+export function checkBatch(b: Batch): string | null {
+  if (!b || typeof b !== "object" || !b.context || typeof b.context !== "object" || !Array.isArray(b.events)) return "malformed";
+  if (typeof b.sent_at !== "string" || Number.isNaN(Date.parse(b.sent_at))) return "malformed";
+  if (b.events.length > MAX_EVENTS_PER_BATCH) return "too_many_events";
+  return checkContext(b.context);
+}

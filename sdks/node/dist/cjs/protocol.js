@@ -12,6 +12,7 @@ exports.isPluginName = isPluginName;
 exports.isToken = isToken;
 exports.checkContext = checkContext;
 exports.checkEvent = checkEvent;
+exports.checkBatch = checkBatch;
 const scrub_js_1 = require("./scrub.js");
 exports.MAX_EVENTS_PER_BATCH = 500;
 exports.MAX_STRING_LEN = 128;
@@ -104,4 +105,14 @@ function checkEvent(e) {
             return "malformed";
     }
     return null;
+}
+/** Why the collector would refuse a whole batch (`malformed`, `too_many_events`, `invalid_context`); `null` when it would not. */
+function checkBatch(b) {
+    if (!b || typeof b !== "object" || !b.context || typeof b.context !== "object" || !Array.isArray(b.events))
+        return "malformed";
+    if (typeof b.sent_at !== "string" || Number.isNaN(Date.parse(b.sent_at)))
+        return "malformed";
+    if (b.events.length > exports.MAX_EVENTS_PER_BATCH)
+        return "too_many_events";
+    return checkContext(b.context);
 }

@@ -50,9 +50,9 @@ export declare class Telemetry {
     createProjectId(dir: string, kind?: ManifestKind): string;
     /**
      * Sends what is queued now (and what earlier runs left) and waits up to `timeoutMs` for
-     * it to be delivered or safely stored; `true` when nothing is left in memory. The wait
-     * holds the event loop only through this promise's timer, which is unref'd too: a host
-     * that does not await it is not held.
+     * it to be delivered or safely stored; `true` when nothing is left in memory. This is
+     * the one wait that keeps the event loop alive (at most `timeoutMs`): the host asked
+     * for it. Without it, nothing the SDK does holds the host.
      */
     flush(timeoutMs?: number): Promise<boolean>;
     /** Stops the client now: what is unsent goes to the outbox for a later run. Later `record` calls are ignored. Runs by itself at process exit. */

@@ -118,9 +118,9 @@ export class Telemetry {
     }
     /**
      * Sends what is queued now (and what earlier runs left) and waits up to `timeoutMs` for
-     * it to be delivered or safely stored; `true` when nothing is left in memory. The wait
-     * holds the event loop only through this promise's timer, which is unref'd too: a host
-     * that does not await it is not held.
+     * it to be delivered or safely stored; `true` when nothing is left in memory. This is
+     * the one wait that keeps the event loop alive (at most `timeoutMs`): the host asked
+     * for it. Without it, nothing the SDK does holds the host.
      */
     async flush(timeoutMs = 5000) {
         if (this.adopted)
@@ -491,8 +491,8 @@ class Recorder {
             if (idle)
                 return true;
             await new Promise((resolveIdle) => {
+                // Ref'd, unlike everything else here: the host asked to wait (at most `timeoutMs`).
                 const t = setTimeout(resolveIdle, Math.max(1, deadline - Date.now()));
-                t.unref();
                 this.idleWaiters.push(() => {
                     clearTimeout(t);
                     resolveIdle();

@@ -64,3 +64,5 @@ export declare function checkContext(c: Context): string | null;
  * not the clock); `null` when it is fine. The reasons are the protocol's wire names.
  */
 export declare function checkEvent(e: WireEvent): string | null;
+/** Why the collector would refuse a whole batch (`malformed`, `too_many_events`, `invalid_context`); `null` when it would not. */
+export declare function checkBatch(b: Batch): string | null;
