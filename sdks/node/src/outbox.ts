@@ -71,6 +71,9 @@ export function isDue(c: Chunk, nowMs: number, resendAfterMs: number): boolean {
   return nowMs - Date.parse(c.posted_at) >= wait;
 }
 
+/** Orders the files one process writes within a millisecond. */
+let sequence = 0;
+
 function alive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
@@ -122,9 +125,9 @@ export class Outbox {
     return this.allFiles().length > 0;
   }
 
-  /** A new file name, unique across processes and within this one. */
+  /** A new file name, unique across processes, sorting in the order this process wrote them. */
   private freshName(): string {
-    const stamp = String(Date.now() * 1000 + Math.floor((performance.now() % 1) * 1000)).padStart(17, "0");
+    const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
     return `outbox-${stamp}-${process.pid}-${randomBytes(4).toString("hex")}.jsonl`;
   }
 

@@ -44,6 +44,8 @@ function isDue(c, nowMs, resendAfterMs) {
     const wait = resendAfterMs * 2 ** Math.min(16, Math.max(0, (c.posts ?? 0) - 1));
     return nowMs - Date.parse(c.posted_at) >= wait;
 }
+/** Orders the files one process writes within a millisecond. */
+let sequence = 0;
 function alive(pid) {
     if (pid === process.pid)
         return true;
@@ -95,9 +97,9 @@ class Outbox {
     hasWaiting() {
         return this.allFiles().length > 0;
     }
-    /** A new file name, unique across processes and within this one. */
+    /** A new file name, unique across processes, sorting in the order this process wrote them. */
     freshName() {
-        const stamp = String(Date.now() * 1000 + Math.floor((performance.now() % 1) * 1000)).padStart(17, "0");
+        const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
         return `outbox-${stamp}-${process.pid}-${(0, node_crypto_1.randomBytes)(4).toString("hex")}.jsonl`;
     }
     /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */

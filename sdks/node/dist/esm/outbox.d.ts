@@ -63,7 +63,7 @@ export declare class Outbox {
     private allFiles;
     /** Whether any file holds events. */
     hasWaiting(): boolean;
-    /** A new file name, unique across processes and within this one. */
+    /** A new file name, unique across processes, sorting in the order this process wrote them. */
     private freshName;
     /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */
     private addFile;
