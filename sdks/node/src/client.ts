@@ -237,6 +237,10 @@ class Recorder {
   private dropped = 0;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
+  /** When the oldest queued event was queued: it waits `flushIntervalMs` for others. */
+  private firstQueuedAt = 0;
+  /** `flush()` asked to send now. */
+  private flushRequested = false;
   private readonly onExit = () => this.shutdown();
 
   constructor(
@@ -329,6 +333,7 @@ class Recorder {
       this.dropped++;
       return;
     }
+    if (this.queue.length === 0) this.firstQueuedAt = Date.now();
     this.queue.push(wire);
     if (this.r.debug) return;
     if (this.queue.length >= this.batchSize || (this.drainPending && Date.now() >= this.retryAt)) this.kick(0);
@@ -360,10 +365,17 @@ class Recorder {
       } else if (this.outbox && this.transport === null && this.outbox.needsCompaction()) {
         this.outbox.compact();
       }
-      while (this.queue.length > 0 && !this.stopped) {
+      // A batch goes when full, when its first event has waited the interval, or on flush().
+      const ready = () =>
+        this.queue.length >= this.batchSize ||
+        (this.queue.length > 0 && (this.flushRequested || Date.now() >= this.firstQueuedAt + this.flushIntervalMs));
+      while (ready() && !this.stopped) {
         const events = this.queue.splice(0, MAX_EVENTS_PER_BATCH);
+        this.firstQueuedAt = Date.now();
         await this.send(events);
       }
+      if (this.queue.length === 0) this.flushRequested = false;
+      else if (!this.stopped) this.kick(Math.max(0, this.firstQueuedAt + this.flushIntervalMs - Date.now()));
     } catch {
       // never the host's problem; what is unsent is in the queue or the outbox
     } finally {
@@ -490,6 +502,7 @@ class Recorder {
           clearTimeout(t);
           resolveIdle();
         });
+        this.flushRequested = true;
         if (!this.busy) this.kick(0);
       });
     }

@@ -226,6 +226,10 @@ class Recorder {
     dropped = 0;
     stopped = false;
     idleWaiters = [];
+    /** When the oldest queued event was queued: it waits `flushIntervalMs` for others. */
+    firstQueuedAt = 0;
+    /** `flush()` asked to send now. */
+    flushRequested = false;
     onExit = () => this.shutdown();
     constructor(options, r, projectId) {
         this.options = options;
@@ -316,6 +320,8 @@ class Recorder {
             this.dropped++;
             return;
         }
+        if (this.queue.length === 0)
+            this.firstQueuedAt = Date.now();
         this.queue.push(wire);
         if (this.r.debug)
             return;
@@ -352,10 +358,18 @@ class Recorder {
             else if (this.outbox && this.transport === null && this.outbox.needsCompaction()) {
                 this.outbox.compact();
             }
-            while (this.queue.length > 0 && !this.stopped) {
+            // A batch goes when full, when its first event has waited the interval, or on flush().
+            const ready = () => this.queue.length >= this.batchSize ||
+                (this.queue.length > 0 && (this.flushRequested || Date.now() >= this.firstQueuedAt + this.flushIntervalMs));
+            while (ready() && !this.stopped) {
                 const events = this.queue.splice(0, MAX_EVENTS_PER_BATCH);
+                this.firstQueuedAt = Date.now();
                 await this.send(events);
             }
+            if (this.queue.length === 0)
+                this.flushRequested = false;
+            else if (!this.stopped)
+                this.kick(Math.max(0, this.firstQueuedAt + this.flushIntervalMs - Date.now()));
         }
         catch {
             // never the host's problem; what is unsent is in the queue or the outbox
@@ -497,6 +511,7 @@ class Recorder {
                     clearTimeout(t);
                     resolveIdle();
                 });
+                this.flushRequested = true;
                 if (!this.busy)
                     this.kick(0);
             });
