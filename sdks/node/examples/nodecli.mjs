@@ -9,12 +9,14 @@
 //   nodecli telemetry …            status [--json] | enable | disable | local | show [--json] | reset
 //
 // Environment: NODECLI_ENDPOINT (collector URL), NODECLI_RESEND_AFTER_MS, NODECLI_DEFAULT
-// (on, off for opt-in, local), NODECLI_OFF=1 (build no client at all: the baseline of the
-// benchmark); and the SDK's own variables (DO_NOT_TRACK, NODECLI_TELEMETRY_DISABLED,
-// NODECLI_TELEMETRY_DEBUG, NODECLI_ENV, TALLY_POLICY).
+// (on, off for opt-in, local), NODECLI_OFF=1 (`build` without loading the SDK at all: the
+// benchmark's baseline); and the SDK's own variables (DO_NOT_TRACK,
+// NODECLI_TELEMETRY_DISABLED, NODECLI_TELEMETRY_DEBUG, NODECLI_ENV, TALLY_POLICY).
 import { parseArgs } from "node:util";
 
-import { createTelemetry, Event, runTelemetryCommand, parseMode } from "../dist/esm/index.js";
+// A real tool writes `import { createTelemetry, Event, … } from "tally-telemetry";`.
+const tally = process.env.NODECLI_OFF ? null : await import("../dist/esm/index.js");
+const { createTelemetry, Event, runTelemetryCommand, parseMode } = tally ?? {};
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -36,7 +38,7 @@ const options = {
   hostFacts: true,
   knownPlugins: ["sass", "minify", "i18n"],
   endpoint: process.env.NODECLI_ENDPOINT,
-  defaultMode: parseMode(process.env.NODECLI_DEFAULT ?? "on") ?? "on",
+  defaultMode: (tally && parseMode(process.env.NODECLI_DEFAULT ?? "on")) ?? "on",
   resendAfterMs: process.env.NODECLI_RESEND_AFTER_MS ? Number(process.env.NODECLI_RESEND_AFTER_MS) : undefined,
 };
 
@@ -61,7 +63,7 @@ switch (command) {
     break;
   }
   case "build": {
-    const telemetry = process.env.NODECLI_OFF ? null : createTelemetry(options);
+    const telemetry = tally ? createTelemetry(options) : null;
     telemetry?.record(Event.commandRun("build").plugin("sass").plugin("minify"));
     for (let i = 0; i < Number(values.events ?? 0); i++) telemetry?.record(Event.commandRun("build"));
     await sleep(Number(values["work-ms"] ?? 0));

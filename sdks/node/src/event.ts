@@ -7,7 +7,7 @@
  * cannot be fixed), so what is queued is already what would be sent.
  */
 
-import { randomFillSync } from "node:crypto";
+import { crypto } from "./lazy.js";
 
 import { hashSensitive } from "./identity.js";
 import {
@@ -173,20 +173,24 @@ export function clean(s: string): string {
 /** Random bytes for event ids, drawn from a pool: one OS call per 256 ids, not per id. */
 const pool = Buffer.alloc(10 * 256);
 let poolAt = pool.length;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
-/** A UUID v7 from the timestamp and 74 random bits. */
+/** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 export function uuidV7(ms: number): string {
   if (poolAt === pool.length) {
-    randomFillSync(pool);
+    crypto().randomFillSync(pool);
     poolAt = 0;
   }
-  const r = pool.subarray(poolAt, poolAt + 10);
+  const r = poolAt;
   poolAt += 10;
-  const b = Buffer.alloc(16);
-  b.writeUIntBE(ms, 0, 6);
-  r.copy(b, 6);
-  b[6] = 0x70 | (b[6] & 0x0f);
-  b[8] = 0x80 | (b[8] & 0x3f);
-  const h = b.toString("hex");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  const t = Math.floor(ms);
+  const hi = Math.floor(t / 2 ** 16);
+  const time = hi.toString(16).padStart(8, "0").slice(-8) + (t % 2 ** 16).toString(16).padStart(4, "0");
+  const p = pool;
+  return (
+    `${time.slice(0, 8)}-${time.slice(8, 12)}-` +
+    `7${HEX[p[r] & 0x0f][1]}${HEX[p[r + 1]]}-` +
+    `${HEX[0x80 | (p[r + 2] & 0x3f)]}${HEX[p[r + 3]]}-` +
+    `${HEX[p[r + 4]]}${HEX[p[r + 5]]}${HEX[p[r + 6]]}${HEX[p[r + 7]]}${HEX[p[r + 8]]}${HEX[p[r + 9]]}`
+  );
 }

@@ -12,8 +12,7 @@
  * takes its place. In CI every run of a vendor shares one id. The hostname is never used.
  */
 
-import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto";
-import { execFileSync } from "node:child_process";
+import { childProcess, crypto } from "./lazy.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -42,8 +41,8 @@ export interface LocalIdentity {
 }
 
 export function randomIdentity(reset: boolean): LocalIdentity {
-  const id: LocalIdentity = { install_id: randomUUID(), salt: randomBytes(32).toString("hex") };
-  if (reset) id.reset = randomUUID();
+  const id: LocalIdentity = { install_id: crypto().randomUUID(), salt: crypto().randomBytes(32).toString("hex") };
+  if (reset) id.reset = crypto().randomUUID();
   return id;
 }
 
@@ -71,7 +70,7 @@ export function writeIdentity(file: string, id: LocalIdentity, replace: boolean)
   let text = "# Random values for this tool's telemetry. The salt never leaves this machine.\n";
   text += `install_id = ${tomlString(id.install_id)}\nsalt = ${tomlString(id.salt)}\n`;
   if (id.reset) text += `reset = ${tomlString(id.reset)}\n`;
-  const tmp = `${file}.${process.pid}.${randomUUID()}.tmp`;
+  const tmp = `${file}.${process.pid}.${crypto().randomUUID()}.tmp`;
   fs.writeFileSync(tmp, text);
   try {
     if (replace) fs.renameSync(tmp, file);
@@ -105,7 +104,7 @@ export function saltBytes(id: LocalIdentity): Buffer {
 
 /** HMAC-SHA256 of `message` keyed with `key`, hex. */
 export function hmacHex(key: Buffer | string, message: Buffer | string): string {
-  return createHmac("sha256", key).update(message).digest("hex");
+  return crypto().createHmac("sha256", key).update(message).digest("hex");
 }
 
 /** The hash a sensitive value is replaced with: 16 hex digits of HMAC(salt, value). */
@@ -124,7 +123,7 @@ export function machineId(app: string, ci: string | null, identity: LocalIdentit
   const os = osMachineId();
   if (os !== null) return { hash: hmacHex(key, `${os}${reset}`), kind: "os" };
   if (identity) return { hash: hmacHex(key, `install:${identity.install_id}`), kind: "install_id" };
-  return { hash: hmacHex(key, randomBytes(16)), kind: "ephemeral" };
+  return { hash: hmacHex(key, crypto().randomBytes(16)), kind: "ephemeral" };
 }
 
 function firstLine(text: string): string {
@@ -167,7 +166,8 @@ export function osMachineId(): string | null {
 /** `IOPlatformUUID` from `ioreg`, started directly (no shell). */
 function macosPlatformUuid(): string | null {
   try {
-    const out = execFileSync("/usr/sbin/ioreg", ["-rd1", "-c", "IOPlatformExpertDevice"], {
+    // Loaded here, on macOS only: other systems never pay for `node:child_process`.
+    const out = childProcess().execFileSync("/usr/sbin/ioreg", ["-rd1", "-c", "IOPlatformExpertDevice"], {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "ignore"],
       timeout: 2000,
@@ -192,7 +192,7 @@ function macosPlatformUuid(): string | null {
  */
 export function nodeMachineId(): string | null {
   const raw = nodeMachineIdOriginal();
-  return raw === null ? null : createHash("sha256").update(raw).digest("hex");
+  return raw === null ? null : crypto().createHash("sha256").update(raw).digest("hex");
 }
 
 /** The value `node-machine-id` hashes (`machineIdSync(true)`). */

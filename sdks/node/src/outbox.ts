@@ -24,7 +24,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { randomBytes } from "node:crypto";
+import { crypto } from "./lazy.js";
 
 import type { Context, WireEvent } from "./protocol.js";
 
@@ -128,7 +128,7 @@ export class Outbox {
   /** A new file name, unique across processes, sorting in the order this process wrote them. */
   private freshName(): string {
     const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-    return `outbox-${stamp}-${process.pid}-${randomBytes(4).toString("hex")}.jsonl`;
+    return `outbox-${stamp}-${process.pid}-${crypto().randomBytes(4).toString("hex")}.jsonl`;
   }
 
   /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */

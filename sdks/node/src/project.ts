@@ -18,7 +18,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { randomUUID } from "node:crypto";
+import { crypto } from "./lazy.js";
 
 import { parseToml, readTomlTable } from "./toml.js";
 
@@ -133,7 +133,7 @@ export function createProjectId(dir: string, app: string, kind: ManifestKind = "
   } catch {
     // missing or malformed: handled below
   }
-  const id = randomUUID();
+  const id = crypto().randomUUID();
   let text: string;
   if (kind === "telemetry-toml") {
     fs.mkdirSync(path.dirname(file), { recursive: true });

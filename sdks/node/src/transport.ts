@@ -3,13 +3,22 @@
  * `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (and `NO_PROXY`) when set; or (tests) an in-memory
  * sink. Sockets and timers are unref'd: an unanswered request never keeps the host's event
  * loop alive, and the exit handler files what it carried in the outbox.
+ *
+ * `node:http`, `node:https`, `node:tls` and `node:zlib` are loaded on the first send, not
+ * when the SDK is imported: loading them costs a tool 10-40 ms of start-up, which a run
+ * that is off, local, or shorter than one flush interval would pay for nothing.
  */
 
-import * as http from "node:http";
-import * as https from "node:https";
-import * as net from "node:net";
-import * as tls from "node:tls";
-import { gzipSync } from "node:zlib";
+/** The modules one send needs, loaded once. */
+interface Modules {
+  http: typeof import("node:http");
+  https: typeof import("node:https") | null;
+  tls: typeof import("node:tls") | null;
+  zlib: typeof import("node:zlib");
+}
+
+import type * as http from "node:http";
+import type * as net from "node:net";
 
 import { BATCH_PATH, Batch, BatchResponse } from "./protocol.js";
 import type { Vars } from "./vars.js";
@@ -59,7 +68,8 @@ export function proxyFor(url: URL, vars: Vars): URL | null {
 export class HttpTransport implements Transport {
   private readonly url: URL;
   private readonly proxy: URL | null;
-  private readonly agent: http.Agent;
+  private modules: Promise<Modules> | null = null;
+  private agent: http.Agent | null = null;
 
   constructor(
     endpoint: string,
@@ -69,17 +79,38 @@ export class HttpTransport implements Transport {
   ) {
     this.url = new URL(batchUrl(endpoint));
     this.proxy = proxyFor(this.url, vars);
-    const Agent = this.url.protocol === "https:" ? https.Agent : http.Agent;
-    // Its own agent: the host's global agent and its sockets are left alone.
-    this.agent = new Agent({ keepAlive: true, maxSockets: 1 });
   }
 
-  send(batch: Batch): Promise<Delivery> {
+  private load(): Promise<Modules> {
+    if (!this.modules) {
+      const secure = this.url.protocol === "https:";
+      this.modules = Promise.all([
+        import("node:http"),
+        secure ? import("node:https") : null,
+        secure ? import("node:tls") : null,
+        import("node:zlib"),
+      ]).then(([http, https, tls, zlib]) => ({ http, https, tls, zlib }));
+    }
+    return this.modules;
+  }
+
+  async send(batch: Batch): Promise<Delivery> {
+    let m: Modules;
+    try {
+      m = await this.load();
+    } catch {
+      return { kind: "retry" };
+    }
+    const { http } = m;
+    const https = m.https as typeof import("node:https");
+    const tls = m.tls as typeof import("node:tls");
+    // Its own agent: the host's global agent and its sockets are left alone.
+    this.agent ??= new (https ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 1 });
     let body: Buffer;
     try {
-      body = gzipSync(JSON.stringify(batch), { level: 1 });
+      body = m.zlib.gzipSync(JSON.stringify(batch), { level: 1 });
     } catch {
-      return Promise.resolve({ kind: "refused" });
+      return { kind: "refused" };
     }
     return new Promise((resolve) => {
       let settled = false;
@@ -147,7 +178,7 @@ export class HttpTransport implements Transport {
           });
         }
       };
-      const options: http.RequestOptions = { method: "POST", headers, agent: this.agent };
+      const options: http.RequestOptions = { method: "POST", headers, agent: this.agent ?? undefined };
       const start = (req: http.ClientRequest) => {
         requests.push(req);
         req.on("socket", watch);
@@ -156,7 +187,7 @@ export class HttpTransport implements Transport {
       };
       try {
         if (this.proxy && this.url.protocol === "https:") {
-          this.tunnel(this.proxy, start, (socket) => {
+          this.tunnel(http, this.proxy, start, (socket) => {
             const tlsOptions = { socket, servername: this.url.hostname };
             const req = https.request(this.url, { ...options, agent: false, createConnection: () => tls.connect(tlsOptions) }, onResponse);
             start(req).end(body);
@@ -176,7 +207,7 @@ export class HttpTransport implements Transport {
   }
 
   /** `CONNECT` through the proxy; `then` gets the tunnel's socket. */
-  private tunnel(proxy: URL, start: (r: http.ClientRequest) => http.ClientRequest, then: (s: net.Socket) => void): void {
+  private tunnel(http: typeof import("node:http"), proxy: URL, start: (r: http.ClientRequest) => http.ClientRequest, then: (s: net.Socket) => void): void {
     const target = `${this.url.hostname}:${this.url.port || 443}`;
     const connect = start(
       http.request({ host: proxy.hostname, port: proxy.port || 80, method: "CONNECT", path: target, headers: { Host: target }, agent: false }),

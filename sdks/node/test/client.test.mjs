@@ -11,7 +11,7 @@ import { createRequire } from "node:module";
 import * as esm from "../dist/esm/index.js";
 import { createTelemetry, Event, runTelemetryCommand, addTelemetryCommand, isSensitive } from "../dist/esm/index.js";
 import { MemorySink, Sandbox, assertLeavesNoTrace } from "../dist/esm/testing.js";
-import { hashSensitive } from "../dist/esm/identity.js";
+import { hashSensitive } from "../dist/cjs/identity.js";
 
 const require = createRequire(import.meta.url);
 

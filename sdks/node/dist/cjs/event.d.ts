@@ -57,5 +57,5 @@ export declare class Sanitizer {
 }
 /** Scrubbed and cut to {@link MAX_STRING_LEN} bytes on a character boundary. */
 export declare function clean(s: string): string;
-/** A UUID v7 from the timestamp and 74 random bits. */
+/** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 export declare function uuidV7(ms: number): string;

@@ -11,7 +11,7 @@ Object.defineProperty(exports, "__esModule", { value: true });
 exports.Sanitizer = exports.Event = void 0;
 exports.clean = clean;
 exports.uuidV7 = uuidV7;
-const node_crypto_1 = require("node:crypto");
+const lazy_js_1 = require("./lazy.js");
 const identity_js_1 = require("./identity.js");
 const protocol_js_1 = require("./protocol.js");
 const scrub_js_1 = require("./scrub.js");
@@ -160,19 +160,21 @@ function clean(s) {
 /** Random bytes for event ids, drawn from a pool: one OS call per 256 ids, not per id. */
 const pool = Buffer.alloc(10 * 256);
 let poolAt = pool.length;
-/** A UUID v7 from the timestamp and 74 random bits. */
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+/** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 function uuidV7(ms) {
     if (poolAt === pool.length) {
-        (0, node_crypto_1.randomFillSync)(pool);
+        (0, lazy_js_1.crypto)().randomFillSync(pool);
         poolAt = 0;
     }
-    const r = pool.subarray(poolAt, poolAt + 10);
+    const r = poolAt;
     poolAt += 10;
-    const b = Buffer.alloc(16);
-    b.writeUIntBE(ms, 0, 6);
-    r.copy(b, 6);
-    b[6] = 0x70 | (b[6] & 0x0f);
-    b[8] = 0x80 | (b[8] & 0x3f);
-    const h = b.toString("hex");
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    const t = Math.floor(ms);
+    const hi = Math.floor(t / 2 ** 16);
+    const time = hi.toString(16).padStart(8, "0").slice(-8) + (t % 2 ** 16).toString(16).padStart(4, "0");
+    const p = pool;
+    return (`${time.slice(0, 8)}-${time.slice(8, 12)}-` +
+        `7${HEX[p[r] & 0x0f][1]}${HEX[p[r + 1]]}-` +
+        `${HEX[0x80 | (p[r + 2] & 0x3f)]}${HEX[p[r + 3]]}-` +
+        `${HEX[p[r + 4]]}${HEX[p[r + 5]]}${HEX[p[r + 6]]}${HEX[p[r + 7]]}${HEX[p[r + 8]]}${HEX[p[r + 9]]}`);
 }

@@ -24,16 +24,15 @@ exports.machineId = machineId;
 exports.osMachineId = osMachineId;
 exports.nodeMachineId = nodeMachineId;
 exports.nodeMachineIdOriginal = nodeMachineIdOriginal;
-const node_crypto_1 = require("node:crypto");
-const node_child_process_1 = require("node:child_process");
+const lazy_js_1 = require("./lazy.js");
 const fs = require("node:fs");
 const path = require("node:path");
 const project_js_1 = require("./project.js");
 const toml_js_1 = require("./toml.js");
 function randomIdentity(reset) {
-    const id = { install_id: (0, node_crypto_1.randomUUID)(), salt: (0, node_crypto_1.randomBytes)(32).toString("hex") };
+    const id = { install_id: (0, lazy_js_1.crypto)().randomUUID(), salt: (0, lazy_js_1.crypto)().randomBytes(32).toString("hex") };
     if (reset)
-        id.reset = (0, node_crypto_1.randomUUID)();
+        id.reset = (0, lazy_js_1.crypto)().randomUUID();
     return id;
 }
 /** Reads the identity file; throws when missing (`ENOENT`) or malformed. */
@@ -62,7 +61,7 @@ function writeIdentity(file, id, replace) {
     text += `install_id = ${(0, toml_js_1.tomlString)(id.install_id)}\nsalt = ${(0, toml_js_1.tomlString)(id.salt)}\n`;
     if (id.reset)
         text += `reset = ${(0, toml_js_1.tomlString)(id.reset)}\n`;
-    const tmp = `${file}.${process.pid}.${(0, node_crypto_1.randomUUID)()}.tmp`;
+    const tmp = `${file}.${process.pid}.${(0, lazy_js_1.crypto)().randomUUID()}.tmp`;
     fs.writeFileSync(tmp, text);
     try {
         if (replace)
@@ -100,7 +99,7 @@ function saltBytes(id) {
 }
 /** HMAC-SHA256 of `message` keyed with `key`, hex. */
 function hmacHex(key, message) {
-    return (0, node_crypto_1.createHmac)("sha256", key).update(message).digest("hex");
+    return (0, lazy_js_1.crypto)().createHmac("sha256", key).update(message).digest("hex");
 }
 /** The hash a sensitive value is replaced with: 16 hex digits of HMAC(salt, value). */
 function hashSensitive(salt, value) {
@@ -120,7 +119,7 @@ function machineId(app, ci, identity) {
         return { hash: hmacHex(key, `${os}${reset}`), kind: "os" };
     if (identity)
         return { hash: hmacHex(key, `install:${identity.install_id}`), kind: "install_id" };
-    return { hash: hmacHex(key, (0, node_crypto_1.randomBytes)(16)), kind: "ephemeral" };
+    return { hash: hmacHex(key, (0, lazy_js_1.crypto)().randomBytes(16)), kind: "ephemeral" };
 }
 function firstLine(text) {
     return text.split("\n")[0];
@@ -160,7 +159,8 @@ function osMachineId() {
 /** `IOPlatformUUID` from `ioreg`, started directly (no shell). */
 function macosPlatformUuid() {
     try {
-        const out = (0, node_child_process_1.execFileSync)("/usr/sbin/ioreg", ["-rd1", "-c", "IOPlatformExpertDevice"], {
+        // Loaded here, on macOS only: other systems never pay for `node:child_process`.
+        const out = (0, lazy_js_1.childProcess)().execFileSync("/usr/sbin/ioreg", ["-rd1", "-c", "IOPlatformExpertDevice"], {
             encoding: "utf8",
             stdio: ["ignore", "pipe", "ignore"],
             timeout: 2000,
@@ -185,7 +185,7 @@ function macosPlatformUuid() {
  */
 function nodeMachineId() {
     const raw = nodeMachineIdOriginal();
-    return raw === null ? null : (0, node_crypto_1.createHash)("sha256").update(raw).digest("hex");
+    return raw === null ? null : (0, lazy_js_1.crypto)().createHash("sha256").update(raw).digest("hex");
 }
 /** The value `node-machine-id` hashes (`machineIdSync(true)`). */
 function nodeMachineIdOriginal() {

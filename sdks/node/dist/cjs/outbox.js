@@ -27,7 +27,7 @@ exports.Outbox = exports.DEFAULT_RESEND_AFTER_MS = exports.DEFAULT_MAX_AGE_MS = 
 exports.isDue = isDue;
 const fs = require("node:fs");
 const path = require("node:path");
-const node_crypto_1 = require("node:crypto");
+const lazy_js_1 = require("./lazy.js");
 /** Default bound of the outbox, in bytes. */
 exports.DEFAULT_MAX_BYTES = 512 * 1024;
 /** Default age after which unsent events are dropped: 14 days. */
@@ -100,7 +100,7 @@ class Outbox {
     /** A new file name, unique across processes, sorting in the order this process wrote them. */
     freshName() {
         const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-        return `outbox-${stamp}-${process.pid}-${(0, node_crypto_1.randomBytes)(4).toString("hex")}.jsonl`;
+        return `outbox-${stamp}-${process.pid}-${(0, lazy_js_1.crypto)().randomBytes(4).toString("hex")}.jsonl`;
     }
     /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */
     addFile(text) {

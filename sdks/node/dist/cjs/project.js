@@ -24,7 +24,7 @@ exports.findProject = findProject;
 exports.createProjectId = createProjectId;
 const fs = require("node:fs");
 const path = require("node:path");
-const node_crypto_1 = require("node:crypto");
+const lazy_js_1 = require("./lazy.js");
 const toml_js_1 = require("./toml.js");
 const KINDS = ["telemetry-toml", "cargo-toml", "package-json"];
 /** The manifest's path inside a project directory. */
@@ -124,7 +124,7 @@ function createProjectId(dir, app, kind = "package-json") {
     catch {
         // missing or malformed: handled below
     }
-    const id = (0, node_crypto_1.randomUUID)();
+    const id = (0, lazy_js_1.crypto)().randomUUID();
     let text;
     if (kind === "telemetry-toml") {
         fs.mkdirSync(path.dirname(file), { recursive: true });

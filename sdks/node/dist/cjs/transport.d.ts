@@ -3,6 +3,10 @@
  * `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (and `NO_PROXY`) when set; or (tests) an in-memory
  * sink. Sockets and timers are unref'd: an unanswered request never keeps the host's event
  * loop alive, and the exit handler files what it carried in the outbox.
+ *
+ * `node:http`, `node:https`, `node:tls` and `node:zlib` are loaded on the first send, not
+ * when the SDK is imported: loading them costs a tool 10-40 ms of start-up, which a run
+ * that is off, local, or shorter than one flush interval would pay for nothing.
  */
 import { Batch } from "./protocol.js";
 import type { Vars } from "./vars.js";
@@ -42,8 +46,10 @@ export declare class HttpTransport implements Transport {
     private readonly timeouts;
     private readonly url;
     private readonly proxy;
-    private readonly agent;
+    private modules;
+    private agent;
     constructor(endpoint: string, userAgent: string, timeouts: Timeouts, vars: Vars);
+    private load;
     send(batch: Batch): Promise<Delivery>;
     /** `CONNECT` through the proxy; `then` gets the tunnel's socket. */
     private tunnel;

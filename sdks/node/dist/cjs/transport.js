@@ -4,15 +4,15 @@
  * `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (and `NO_PROXY`) when set; or (tests) an in-memory
  * sink. Sockets and timers are unref'd: an unanswered request never keeps the host's event
  * loop alive, and the exit handler files what it carried in the outbox.
+ *
+ * `node:http`, `node:https`, `node:tls` and `node:zlib` are loaded on the first send, not
+ * when the SDK is imported: loading them costs a tool 10-40 ms of start-up, which a run
+ * that is off, local, or shorter than one flush interval would pay for nothing.
  */
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.HttpTransport = void 0;
 exports.batchUrl = batchUrl;
 exports.proxyFor = proxyFor;
-const http = require("node:http");
-const https = require("node:https");
-const tls = require("node:tls");
-const node_zlib_1 = require("node:zlib");
 const protocol_js_1 = require("./protocol.js");
 /** `https://t.example.com` -> `https://t.example.com/v1/batch`; a URL already ending in it is kept. */
 function batchUrl(endpoint) {
@@ -43,23 +43,45 @@ class HttpTransport {
     timeouts;
     url;
     proxy;
-    agent;
+    modules = null;
+    agent = null;
     constructor(endpoint, userAgent, timeouts, vars) {
         this.userAgent = userAgent;
         this.timeouts = timeouts;
         this.url = new URL(batchUrl(endpoint));
         this.proxy = proxyFor(this.url, vars);
-        const Agent = this.url.protocol === "https:" ? https.Agent : http.Agent;
-        // Its own agent: the host's global agent and its sockets are left alone.
-        this.agent = new Agent({ keepAlive: true, maxSockets: 1 });
     }
-    send(batch) {
-        let body;
+    load() {
+        if (!this.modules) {
+            const secure = this.url.protocol === "https:";
+            this.modules = Promise.all([
+                Promise.resolve().then(() => require("node:http")),
+                secure ? Promise.resolve().then(() => require("node:https")) : null,
+                secure ? Promise.resolve().then(() => require("node:tls")) : null,
+                Promise.resolve().then(() => require("node:zlib")),
+            ]).then(([http, https, tls, zlib]) => ({ http, https, tls, zlib }));
+        }
+        return this.modules;
+    }
+    async send(batch) {
+        let m;
         try {
-            body = (0, node_zlib_1.gzipSync)(JSON.stringify(batch), { level: 1 });
+            m = await this.load();
         }
         catch {
-            return Promise.resolve({ kind: "refused" });
+            return { kind: "retry" };
+        }
+        const { http } = m;
+        const https = m.https;
+        const tls = m.tls;
+        // Its own agent: the host's global agent and its sockets are left alone.
+        this.agent ??= new (https ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 1 });
+        let body;
+        try {
+            body = m.zlib.gzipSync(JSON.stringify(batch), { level: 1 });
+        }
+        catch {
+            return { kind: "refused" };
         }
         return new Promise((resolve) => {
             let settled = false;
@@ -135,7 +157,7 @@ class HttpTransport {
                     });
                 }
             };
-            const options = { method: "POST", headers, agent: this.agent };
+            const options = { method: "POST", headers, agent: this.agent ?? undefined };
             const start = (req) => {
                 requests.push(req);
                 req.on("socket", watch);
@@ -144,7 +166,7 @@ class HttpTransport {
             };
             try {
                 if (this.proxy && this.url.protocol === "https:") {
-                    this.tunnel(this.proxy, start, (socket) => {
+                    this.tunnel(http, this.proxy, start, (socket) => {
                         const tlsOptions = { socket, servername: this.url.hostname };
                         const req = https.request(this.url, { ...options, agent: false, createConnection: () => tls.connect(tlsOptions) }, onResponse);
                         start(req).end(body);
@@ -166,7 +188,7 @@ class HttpTransport {
         });
     }
     /** `CONNECT` through the proxy; `then` gets the tunnel's socket. */
-    tunnel(proxy, start, then) {
+    tunnel(http, proxy, start, then) {
         const target = `${this.url.hostname}:${this.url.port || 443}`;
         const connect = start(http.request({ host: proxy.hostname, port: proxy.port || 80, method: "CONNECT", path: target, headers: { Host: target }, agent: false }));
         connect.on("connect", (res, socket) => {
