@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { createTelemetry, Event } from "../dist/esm/index.js";
+import { createTelemetry, Event } from "../dist/index.mjs";
 
 const n = Number(process.argv[2] ?? 100000);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tally-node-bench-"));

@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 
 // A real tool writes `import { createTelemetry, Event, … } from "tally-telemetry";`.
-const tally = process.env.NODECLI_OFF ? null : await import("../dist/esm/index.js");
+const tally = process.env.NODECLI_OFF ? null : await import("../dist/index.mjs");
 const { createTelemetry, Event, runTelemetryCommand, parseMode } = tally ?? {};
 
 const { values, positionals } = parseArgs({

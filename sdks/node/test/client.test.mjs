@@ -8,9 +8,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createRequire } from "node:module";
 
-import * as esm from "../dist/esm/index.js";
-import { createTelemetry, Event, runTelemetryCommand, addTelemetryCommand, isSensitive } from "../dist/esm/index.js";
-import { MemorySink, Sandbox, assertLeavesNoTrace } from "../dist/esm/testing.js";
+import * as esm from "../dist/index.mjs";
+import { createTelemetry, Event, runTelemetryCommand, addTelemetryCommand, isSensitive } from "../dist/index.mjs";
+import { MemorySink, Sandbox, assertLeavesNoTrace } from "../dist/testing.mjs";
 import { hashSensitive } from "../dist/cjs/identity.js";
 
 const require = createRequire(import.meta.url);
@@ -233,7 +233,7 @@ test("command: the commander adapter mounts telemetry and its subcommands", asyn
 });
 
 test("entry points: ESM and CommonJS export the same API, with types", () => {
-  const cjs = require("../dist/cjs/index.js");
+  const cjs = require("../dist/index.cjs");
   assert.deepEqual(Object.keys(cjs).sort(), Object.keys(esm).sort());
   const pkg = JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8"));
   for (const cond of ["import", "require"]) {
