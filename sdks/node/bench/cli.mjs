@@ -1,7 +1,8 @@
 // The example CLI's wall time and peak memory with telemetry on vs off, the endpoint up
 // (a real `tally serve`), refused, and accepting but never answering. Runs are interleaved,
-// each scenario in its own home; the medians are reported with their difference to the
-// baseline measured in the same run: the same command building no client at all.
+// each scenario in its own home; the medians are reported with their difference to two
+// baselines measured in the same run: telemetry off (`DO_NOT_TRACK=1`, the SDK loaded,
+// the target's "off") and the same command not loading the SDK at all.
 //
 //   TALLY_BIN=target/release/tally node sdks/node/bench/cli.mjs [RUNS]
 import { spawnSync } from "node:child_process";
@@ -28,8 +29,8 @@ await new Promise((ok) => blackhole.listen(0, "127.0.0.1", ok));
 // synchronously: it accepts in the kernel's backlog, which is what a silent server does.
 
 const scenarios = [
-  ["off: no client (baseline)", { NODECLI_OFF: "1" }],
-  ["off: DO_NOT_TRACK=1", { DO_NOT_TRACK: "1" }],
+  ["no SDK loaded", { NODECLI_OFF: "1" }],
+  ["off (`DO_NOT_TRACK=1`)", { DO_NOT_TRACK: "1" }],
   ["on, endpoint up", { NODECLI_ENDPOINT: collector.url }],
   ["on, endpoint refused", { NODECLI_ENDPOINT: `http://127.0.0.1:${refusedPort}` }],
   ["on, endpoint never answers", { NODECLI_ENDPOINT: `http://127.0.0.1:${blackhole.address().port}` }],
@@ -62,16 +63,20 @@ for (let r = 0; r < runs; r++) {
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const base = { ms: median(results[0].ms), kb: median(results[0].kb) };
-console.log(`example CLI \`nodecli build\`, ${runs} runs each, interleaved; medians (difference to the baseline)`);
-console.log("| scenario | wall time | peak RSS |");
-console.log("|---|---|---|");
+const p90 = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)];
+const none = { ms: median(results[0].ms), kb: median(results[0].kb) };
+const off = { ms: median(results[1].ms), kb: median(results[1].kb) };
+const signed = (x, digits) => `${x >= 0 ? "+" : ""}${x.toFixed(digits)}`;
+console.log(`example CLI \`nodecli build\`, ${runs} runs each, interleaved`);
+console.log("| scenario | median wall ms | p90 wall ms | vs off | vs no SDK | median peak RSS MB | vs off | vs no SDK |");
+console.log("|---|---|---|---|---|---|---|---|");
 scenarios.forEach(([name], i) => {
   const ms = median(results[i].ms);
   const kb = median(results[i].kb);
-  const d = i === 0 ? "" : ` (${ms - base.ms >= 0 ? "+" : ""}${(ms - base.ms).toFixed(1)} ms)`;
-  const dk = i === 0 ? "" : ` (${kb - base.kb >= 0 ? "+" : ""}${((kb - base.kb) / 1024).toFixed(1)} MB)`;
-  console.log(`| ${name} | ${ms.toFixed(1)} ms${d} | ${(kb / 1024).toFixed(1)} MB${dk} |`);
+  console.log(
+    `| ${name} | ${ms.toFixed(1)} | ${p90(results[i].ms).toFixed(1)} | ${signed(ms - off.ms, 1)} | ${signed(ms - none.ms, 1)} | ` +
+      `${(kb / 1024).toFixed(1)} | ${signed((kb - off.kb) / 1024, 1)} | ${signed((kb - none.kb) / 1024, 1)} |`,
+  );
 });
 for (const s of held) s.destroy();
 blackhole.close();
