@@ -123,3 +123,22 @@ test("transport: HTTP_PROXY carries the request (absolute form); NO_PROXY bypass
   assert.equal(proxyFor(url, { HTTPS_PROXY: "http://p:3128", NO_PROXY: "*" }), null);
   assert.equal(proxyFor(url, { HTTP_PROXY: "http://p:3128" }), null, "an https endpoint uses HTTPS_PROXY");
 });
+
+test("transport: HTTPS_PROXY opens a CONNECT tunnel to the collector", async (t) => {
+  const s = sandboxed(t);
+  const tunnels = [];
+  const proxy = http.createServer();
+  proxy.on("connect", (req, socket) => {
+    tunnels.push(req.url);
+    // Refuse the tunnel: the batch must then wait in the outbox.
+    socket.end("HTTP/1.1 403 Forbidden\r\n\r\n");
+  });
+  await new Promise((ok) => proxy.listen(0, "127.0.0.1", ok));
+  t.after(() => new Promise((ok) => proxy.close(ok)));
+  const vars = { HTTPS_PROXY: `http://127.0.0.1:${proxy.address().port}` };
+  const tel = createTelemetry({ ...s.options("demo", "1.0.0", vars), endpoint: "https://collector.invalid" });
+  tel.record(Event.commandRun("build"));
+  assert.equal(await tel.flush(5000), true);
+  assert.deepEqual(tunnels, ["collector.invalid:443"]);
+  assert.equal(tel.outbox().len(), 1, "kept for a later run");
+});
