@@ -21,6 +21,7 @@ import {
   writeIdentity,
 } from "../dist/cjs/identity.js";
 import { required } from "./helpers.mjs";
+import { runTelemetryCommand } from "../dist/index.cjs";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "tally-node-id-"));
 
@@ -54,6 +55,30 @@ test("identity: both SDKs send the same machine id on this machine", () => {
     const ci = rustStatus(home, { GITHUB_ACTIONS: "true" });
     assert.equal(ci.machine_kind, "ci");
     assert.equal(machineId("hostcli", "github_actions", identity).hash, ci.machine);
+  } finally {
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test("identity: the user's choice and identity files are shared with the Rust SDK", () => {
+  const home = tmp();
+  try {
+    const options = { app: "hostcli", version: "1.0.0", vars: { HOME: home }, projectId: "7b581c0d-89b7-479e-b379-a76ab90b8754" };
+    let out = "";
+    assert.equal(runTelemetryCommand(options, ["local"], { write: (x) => (out += x) }), 0, out);
+    const rust = rustStatus(home);
+    assert.equal(rust.config_file, path.join(home, ".config", "tally", "hostcli", "config.toml"));
+    assert.equal(rust.source, "no_project_id", "the Rust tool has no project here");
+    // With a project, the Rust SDK reads the choice the Node SDK saved.
+    fs.writeFileSync(path.join(home, "package.json"), JSON.stringify({ hostcli: { uuid: options.projectId } }));
+    const withProject = rustStatus(home);
+    assert.deepEqual([withProject.mode, withProject.source], ["local", "user_config"]);
+    // And the Node SDK reads the Rust SDK's: `hostcli telemetry disable`.
+    const r = spawnSync(required("TALLY_HOSTCLI", ""), ["telemetry", "disable"], { env: { PATH: process.env.PATH, HOME: home }, cwd: home });
+    assert.equal(r.status, 0, String(r.stderr));
+    out = "";
+    runTelemetryCommand({ ...options, projectId: undefined, projectDir: home }, ["status", "--json"], { write: (x) => (out += x) });
+    assert.deepEqual([JSON.parse(out).mode, JSON.parse(out).source], ["off", "user_config"]);
   } finally {
     fs.rmSync(home, { recursive: true, force: true });
   }
