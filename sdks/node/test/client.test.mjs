@@ -93,6 +93,30 @@ test("off: a disabled client creates no file and opens no socket", async (t) => 
   }
 });
 
+test("off: the helper does catch a client that writes or connects", async (t) => {
+  const s = withSandbox(t);
+  await assert.rejects(
+    assertLeavesNoTrace(s, (endpoint) => {
+      const tel = createTelemetry({ ...s.options("demo", "1.0.0"), endpoint });
+      tel.record(Event.commandRun("build"));
+      tel.shutdown();
+    }),
+    /files were created/,
+  );
+  // Its files elsewhere, so that only the socket can give it away.
+  const s2 = withSandbox(t);
+  const elsewhere = withSandbox(t);
+  const away = elsewhere.options("demo", "1.0.0");
+  await assert.rejects(
+    assertLeavesNoTrace(s2, async (endpoint) => {
+      const tel = createTelemetry({ ...s2.options("demo", "1.0.0"), endpoint, dataDir: away.dataDir, configDir: away.configDir });
+      tel.record(Event.commandRun("build"));
+      await tel.flush(2000);
+    }),
+    /connection\(s\) were opened/,
+  );
+});
+
 test("debug: payloads are printed, nothing is sent, no identity is created", async (t) => {
   const s = withSandbox(t);
   await assertLeavesNoTrace(s, async (endpoint) => {

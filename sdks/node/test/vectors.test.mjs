@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 
 import { checkBatch, checkEvent } from "../dist/cjs/protocol.js";
@@ -33,7 +34,7 @@ test("vectors: valid batches are accepted by the client checks and round-trip", 
 });
 
 test("vectors: the outbox keeps a vector's batch byte for byte", (t) => {
-  const tmp = fs.mkdtempSync(path.join(repo, "sdks", "node", ".vectors-"));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tally-node-vectors-"));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   for (const [name, v] of load("valid")) {
     const o = new Outbox(path.join(tmp, name));
