@@ -195,6 +195,24 @@ export class Outbox {
     return out;
   }
 
+  /**
+   * Replaces claimed files with one claimed file holding `left` (none when it is empty):
+   * after each delivered batch the sender's claim holds only what is still unsent, so a
+   * host that exits mid-send hands back no event the collector already has.
+   */
+  reclaim(claimed: string[], left: Chunk[]): string[] {
+    const text = left.filter((c) => c.events.length > 0).map(lineOf).join("");
+    let fresh: string[] = [];
+    if (text !== "") {
+      const file = path.join(this.dir, `claimed-${process.pid}-${this.freshName()}`);
+      fs.writeFileSync(`${file}.tmp`, text);
+      fs.renameSync(`${file}.tmp`, file);
+      fresh = [file];
+    }
+    for (const f of claimed) fs.rmSync(f, { force: true });
+    return fresh;
+  }
+
   /** Ends a claim: what is left is written as a new file, then the claimed files are deleted. */
   release(claimed: string[], left: Chunk[]): void {
     const text = left.filter((c) => c.events.length > 0).map(lineOf).join("");

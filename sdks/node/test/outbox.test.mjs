@@ -206,3 +206,36 @@ test("outbox: three processes at once, with an outbox of earlier runs and failin
   assert.ok(new Set(sentIds).size >= earlier.length + own, `${new Set(sentIds).size} delivered`);
   for (const id of sentIds) assert.ok(got.has(id));
 });
+
+test("outbox: a host that exits mid-send hands back only what the collector has not answered", async (t) => {
+  const home = new Home();
+  t.after(() => home.remove());
+  const refused = spawnSync(process.execPath, ["-e", "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"], { encoding: "utf8" }).stdout.trim();
+  for (let i = 0; i < 3; i++) home.run(["build", "--events", "198"], { NODECLI_ENDPOINT: `http://127.0.0.1:${refused}` });
+  const outbox = new Outbox(home.dataDir);
+  assert.equal(outbox.len(), 600);
+  // The first post is answered, the second never is.
+  const held = [];
+  let answered = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      if (answered++ === 0) res.writeHead(200).end(JSON.stringify({ accepted: 500, duplicate: 0, rejected: 0, results: [] }));
+      else held.push(res);
+    });
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  t.after(() => {
+    for (const r of held) r.destroy();
+    server.close();
+  });
+  const r = await home.start(["build", "--work-ms", "1500"], { NODECLI_ENDPOINT: `http://127.0.0.1:${server.address().port}` });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(held.length, 1, "the second post was in flight at exit");
+  assert.equal(outbox.sent().reduce((n, s) => n + s.events.length, 0), 500);
+  const chunks = outbox.chunks();
+  const old = chunks.filter((c) => c.posts === 1).reduce((n, c) => n + c.events.length, 0);
+  assert.equal(old, 100, "only the unanswered 100 come back, marked posted");
+  assert.equal(outbox.len(), 102, "with the run's own two");
+  assert.equal(fs.readdirSync(home.dataDir).filter((n) => n.startsWith("claimed-")).length, 0, "no claim left behind");
+});

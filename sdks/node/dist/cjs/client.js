@@ -437,24 +437,24 @@ class Recorder {
         this.claimed = outbox.claim();
         if (this.claimed.length === 0)
             return null;
-        let left = outbox.bound(outbox.read(this.claimed));
+        // The chunks as stored (bounded), which keep their posted marks; sent as one batch per
+        // context (of at most 500 events), not one per run that wrote them.
+        const all = outbox.bound(outbox.read(this.claimed));
         const now = Date.now();
         const due = [];
-        const waiting = [];
-        for (const c of left) {
-            if (!(0, outbox_js_1.isDue)(c, now, this.resendAfterMs))
-                waiting.push(c);
-            else if (due.length > 0 && JSON.stringify(due[due.length - 1].context) === JSON.stringify(c.context)) {
-                due[due.length - 1].events.push(...c.events);
-            }
+        for (const c of all.filter((x) => (0, outbox_js_1.isDue)(x, now, this.resendAfterMs))) {
+            const last = due[due.length - 1];
+            if (last && JSON.stringify(last.context) === JSON.stringify(c.context))
+                last.events.push(...c.events);
             else
                 due.push({ context: c.context, events: [...c.events] });
         }
-        left = [...waiting, ...due];
+        const done = new Set();
+        const left = () => all.map((c) => ({ ...c, events: c.events.filter((e) => !done.has(e.event_id)) }));
         let result = null;
         for (const chunk of due) {
-            while (chunk.events.length > 0) {
-                const piece = chunk.events.slice(0, protocol_js_1.MAX_EVENTS_PER_BATCH);
+            for (let i = 0; i < chunk.events.length && result === null; i += protocol_js_1.MAX_EVENTS_PER_BATCH) {
+                const piece = chunk.events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH);
                 this.postingOld = piece.map((e) => e.event_id);
                 const outcome = await transport.send({ sent_at: new Date().toISOString(), context: chunk.context, events: piece });
                 if (this.stopped)
@@ -464,16 +464,19 @@ class Recorder {
                     result = outcome.afterMs;
                     break;
                 }
-                chunk.events.splice(0, piece.length);
+                // Delivered, or refused for good: either way never sent again.
+                for (const e of piece)
+                    done.add(e.event_id);
                 if (outcome.kind === "delivered")
                     this.logSent(chunk.context, piece, outcome);
+                this.claimed = outbox.reclaim(this.claimed, left());
             }
             if (result !== null)
                 break;
         }
         const claimed = this.claimed;
         this.claimed = [];
-        outbox.release(claimed, left);
+        outbox.release(claimed, left());
         return result;
     }
     logSent(context, events, d) {

@@ -80,6 +80,12 @@ export declare class Outbox {
      * process: renamed to `claimed-<pid>-…`. Returns the claimed paths, oldest first.
      */
     claim(): string[];
+    /**
+     * Replaces claimed files with one claimed file holding `left` (none when it is empty):
+     * after each delivered batch the sender's claim holds only what is still unsent, so a
+     * host that exits mid-send hands back no event the collector already has.
+     */
+    reclaim(claimed: string[], left: Chunk[]): string[];
     /** Ends a claim: what is left is written as a new file, then the claimed files are deleted. */
     release(claimed: string[], left: Chunk[]): void;
     /**
