@@ -18,8 +18,10 @@
  *   one process only, so two senders never post or delete the same file. When done, it
  *   writes what is left as a new file, then deletes the claimed ones (a crash in between
  *   leaves duplicates, which are dropped by id, never a loss);
- * - a host that exits mid-send renames its claimed files back (one rename each: the exit
- *   cost does not depend on what the outbox holds) and adds a mark for what was in flight;
+ * - after each delivered batch the sender replaces its claim with one holding only what is
+ *   still unsent, so a host that exits mid-send renames back (one rename each: the exit
+ *   cost does not depend on what the outbox holds) only what the collector has not
+ *   answered, and adds a mark for what was in flight;
  * - claimed files of a process that no longer runs are taken over by the next sender.
  */
 Object.defineProperty(exports, "__esModule", { value: true });
