@@ -944,6 +944,7 @@ function telemetryControls(options) {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.Sanitizer = exports.Event = void 0;
 exports.clean = clean;
+exports.isoTime = isoTime;
 exports.uuidV7 = uuidV7;
 const lazy_js_1 = require("./lazy.js");
 const identity_js_1 = require("./identity.js");
@@ -1013,7 +1014,7 @@ class Sanitizer {
         if (typeof e.name !== "string" || !(0, protocol_js_1.isName)(e.name))
             return null;
         const now = Date.now();
-        const w = { event_id: uuidV7(now), event: e.name, occurred_at: new Date(now).toISOString() };
+        const w = { event_id: uuidV7(now), event: e.name, occurred_at: isoTime(now) };
         const plugins = [];
         for (const raw of e.plugins) {
             if (plugins.length === protocol_js_1.MAX_PLUGINS)
@@ -1077,6 +1078,18 @@ function clean(s) {
         end--;
     return bytes.subarray(0, end).toString("utf8");
 }
+let isoSecond = -1;
+let isoPrefix = "";
+function isoTime(ms) {
+    const second = Math.floor(ms / 1000);
+    if (second !== isoSecond) {
+        isoSecond = second;
+        isoPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+    }
+    return `${isoPrefix}.${String(ms - second * 1000).padStart(3, "0")}Z`;
+}
+let uuidMs = -1;
+let uuidTime = "";
 const pool = Buffer.alloc(10 * 256);
 let poolAt = pool.length;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
@@ -1088,10 +1101,13 @@ function uuidV7(ms) {
     const r = poolAt;
     poolAt += 10;
     const t = Math.floor(ms);
-    const hi = Math.floor(t / 2 ** 16);
-    const time = hi.toString(16).padStart(8, "0").slice(-8) + (t % 2 ** 16).toString(16).padStart(4, "0");
+    if (t !== uuidMs) {
+        uuidMs = t;
+        const hex = t.toString(16).padStart(12, "0").slice(-12);
+        uuidTime = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-`;
+    }
     const p = pool;
-    return (`${time.slice(0, 8)}-${time.slice(8, 12)}-` +
+    return (uuidTime +
         `7${HEX[p[r] & 0x0f][1]}${HEX[p[r + 1]]}-` +
         `${HEX[0x80 | (p[r + 2] & 0x3f)]}${HEX[p[r + 3]]}-` +
         `${HEX[p[r + 4]]}${HEX[p[r + 5]]}${HEX[p[r + 6]]}${HEX[p[r + 7]]}${HEX[p[r + 8]]}${HEX[p[r + 9]]}`);

@@ -270,3 +270,16 @@ test("entry points: ESM and CommonJS export the same API, with types", () => {
   assert.deepEqual(pkg.dependencies ?? {}, {}, "no runtime dependencies");
   assert.equal(require("tally-telemetry").createTelemetry, cjs.createTelemetry);
 });
+
+test("record: the cached time formatting equals toISOString, and ids carry their millisecond", async () => {
+  const { isoTime, uuidV7 } = require("../dist/cjs/event.js");
+  const start = Date.parse("2026-12-31T23:59:58.990Z");
+  for (let ms = start; ms < start + 2100; ms += 7) {
+    assert.equal(isoTime(ms), new Date(ms).toISOString());
+    const id = uuidV7(ms);
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(parseInt(id.replace(/-/g, "").slice(0, 12), 16), ms);
+  }
+  const ids = new Set(Array.from({ length: 5000 }, () => uuidV7(start)));
+  assert.equal(ids.size, 5000, "unique within one millisecond");
+});

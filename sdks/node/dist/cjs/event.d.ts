@@ -57,5 +57,7 @@ export declare class Sanitizer {
 }
 /** Scrubbed and cut to {@link MAX_STRING_LEN} bytes on a character boundary. */
 export declare function clean(s: string): string;
+/** `new Date(ms).toISOString()`, with the date and time to the second reused within a second. */
+export declare function isoTime(ms: number): string;
 /** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 export declare function uuidV7(ms: number): string;

@@ -10,6 +10,7 @@
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.Sanitizer = exports.Event = void 0;
 exports.clean = clean;
+exports.isoTime = isoTime;
 exports.uuidV7 = uuidV7;
 const lazy_js_1 = require("./lazy.js");
 const identity_js_1 = require("./identity.js");
@@ -90,7 +91,7 @@ class Sanitizer {
         if (typeof e.name !== "string" || !(0, protocol_js_1.isName)(e.name))
             return null;
         const now = Date.now();
-        const w = { event_id: uuidV7(now), event: e.name, occurred_at: new Date(now).toISOString() };
+        const w = { event_id: uuidV7(now), event: e.name, occurred_at: isoTime(now) };
         const plugins = [];
         for (const raw of e.plugins) {
             if (plugins.length === protocol_js_1.MAX_PLUGINS)
@@ -157,6 +158,21 @@ function clean(s) {
         end--;
     return bytes.subarray(0, end).toString("utf8");
 }
+/** The formatted second of the last timestamp: `toISOString()` costs more than the rest of the event id and time together. */
+let isoSecond = -1;
+let isoPrefix = "";
+/** `new Date(ms).toISOString()`, with the date and time to the second reused within a second. */
+function isoTime(ms) {
+    const second = Math.floor(ms / 1000);
+    if (second !== isoSecond) {
+        isoSecond = second;
+        isoPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+    }
+    return `${isoPrefix}.${String(ms - second * 1000).padStart(3, "0")}Z`;
+}
+/** The time part of the last event id, reused within a millisecond. */
+let uuidMs = -1;
+let uuidTime = "";
 /** Random bytes for event ids, drawn from a pool: one OS call per 256 ids, not per id. */
 const pool = Buffer.alloc(10 * 256);
 let poolAt = pool.length;
@@ -170,10 +186,13 @@ function uuidV7(ms) {
     const r = poolAt;
     poolAt += 10;
     const t = Math.floor(ms);
-    const hi = Math.floor(t / 2 ** 16);
-    const time = hi.toString(16).padStart(8, "0").slice(-8) + (t % 2 ** 16).toString(16).padStart(4, "0");
+    if (t !== uuidMs) {
+        uuidMs = t;
+        const hex = t.toString(16).padStart(12, "0").slice(-12);
+        uuidTime = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-`;
+    }
     const p = pool;
-    return (`${time.slice(0, 8)}-${time.slice(8, 12)}-` +
+    return (uuidTime +
         `7${HEX[p[r] & 0x0f][1]}${HEX[p[r + 1]]}-` +
         `${HEX[0x80 | (p[r + 2] & 0x3f)]}${HEX[p[r + 3]]}-` +
         `${HEX[p[r + 4]]}${HEX[p[r + 5]]}${HEX[p[r + 6]]}${HEX[p[r + 7]]}${HEX[p[r + 8]]}${HEX[p[r + 9]]}`);
