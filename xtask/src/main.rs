@@ -14,9 +14,10 @@ fn main() -> ExitCode {
         Some("invariants") => invariants(),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz_command(&args[1..]),
+        Some("node") => setup_node("crates/tally/tests/setup-node.sh").and_then(|m| node_sdk(&m)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, unused dependencies, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  fuzz [S]    seed, build and run every fuzz target for S seconds each (default 600; docs/fuzzing.md)\n  bench       the insight benchmark at 10M and 100M events (`tally bench`; extra arguments are passed on)"
+                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, unused dependencies, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  fuzz [S]    seed, build and run every fuzz target for S seconds each (default 600; docs/fuzzing.md)\n  node        the Node SDK's checks and tests (sdks/node; needs the release build of tally and hostcli)\n  bench       the insight benchmark at 10M and 100M events (`tally bench`; extra arguments are passed on)"
             );
             return ExitCode::from(2);
         }
@@ -144,8 +145,47 @@ fn test(extra: &[String]) -> Result<(), String> {
             .env("TALLY_STRAPI_NODE_MODULES", &strapi_modules)
             .env("TALLY_DASHBOARD_NODE_MODULES", &dashboard_modules),
     )?;
+    // After the workspace's tests, which built the `tally` binary and the `hostcli` example.
+    node_sdk(&node_modules)?;
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The Node SDK (`sdks/node`): its devDependencies (TypeScript, Node's types, commander;
+/// `npm ci` from the lockfile, about 25 MB, only when missing), the check that the committed
+/// `dist/` is what the sources compile to, and its tests with Node's own runner against the
+/// release `tally` binary and the Rust SDK's `hostcli` example.
+fn node_sdk(node_modules: &Path) -> Result<(), String> {
+    let sdk = root().join("sdks/node");
+    if !sdk.join("node_modules/typescript/package.json").exists() {
+        run("node sdk: npm ci", Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&sdk))?;
+    }
+    run("node sdk: dist up to date", Command::new("node").arg(sdk.join("scripts/build.mjs")).arg("--check"))?;
+    let release = target_dir().join("release");
+    for built in [release.join("tally"), release.join("examples/hostcli")] {
+        if !built.exists() {
+            return Err(format!(
+                "{} is missing: build it first (`cargo build --release --workspace --all-features --examples`)",
+                built.display()
+            ));
+        }
+    }
+    // The files by name: `node --test DIR` means different things across Node versions.
+    let mut tests: Vec<PathBuf> = std::fs::read_dir(sdk.join("test"))
+        .map_err(|e| format!("node sdk: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
+        .collect();
+    tests.sort();
+    run(
+        "node sdk: tests",
+        Command::new("node")
+            .arg("--test")
+            .args(&tests)
+            .env("TALLY_BIN", release.join("tally"))
+            .env("TALLY_HOSTCLI", release.join("examples/hostcli"))
+            .env("TALLY_NODE_MODULES", node_modules),
+    )
 }
 
 /// Seconds each fuzz target runs in `cargo xtask test`.

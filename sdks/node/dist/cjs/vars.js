@@ -1,0 +1,24 @@
+"use strict";
+/** Where the SDK reads environment variables from, and how opt-out variables are read. */
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.isYes = isYes;
+exports.flag = flag;
+exports.appPrefix = appPrefix;
+/**
+ * How opt-out variables (`DO_NOT_TRACK`, `<APP>_TELEMETRY_DISABLED`, `<APP>_TELEMETRY_DEBUG`)
+ * are read: any value counts as "yes" except, ignoring case and surrounding spaces, the
+ * empty string, `0`, `false`, `no`, `off` and `n`. Anything unusual errs on the side of
+ * not tracking (the Rust SDK's rule).
+ */
+function isYes(value) {
+    return !["", "0", "false", "no", "off", "n"].includes(value.trim().toLowerCase());
+}
+/** Whether `name` is set to a value that counts as "yes". */
+function flag(vars, name) {
+    const v = vars[name];
+    return v !== undefined && isYes(v);
+}
+/** The prefix of the app's own variables: `my-tool` -> `MY_TOOL`. */
+function appPrefix(app) {
+    return app.replace(/[^A-Za-z0-9]/g, "_").toUpperCase();
+}

@@ -1,0 +1,158 @@
+/**
+ * Facts about the environment: OS, architecture, coarse hardware size, CI, container, and
+ * the deployment environment. Read from environment variables, `node:os` and a few files;
+ * nothing spawns a process. Values are coarse on purpose, as in the Rust SDK.
+ */
+
+import * as fs from "node:fs";
+import * as os from "node:os";
+
+import type { Vars } from "./vars.js";
+
+/** The environment a tool runs in. */
+export type Env = "development" | "staging" | "production" | "test";
+
+/** Environment facts sent with every batch. */
+export interface Facts {
+  /** OS family with the Rust SDK's names: `linux`, `macos`, `windows`, `freebsd`, ... */
+  os: string;
+  /** OS version (Linux: kernel `major.minor`); empty when unknown. */
+  osVersion: string;
+  /** CPU architecture with the Rust SDK's names, e.g. `x86_64`, `aarch64`. */
+  arch: string;
+  /** Logical CPUs, rounded down to a power of two (only with host facts). */
+  cpus?: number;
+  /** Memory in GiB, rounded, then down to a power of two (only with host facts). */
+  memoryGb?: number;
+  ci: string | null;
+  container: boolean;
+}
+
+const OS_NAMES: Record<string, string> = { darwin: "macos", win32: "windows", sunos: "solaris" };
+const ARCH_NAMES: Record<string, string> = { x64: "x86_64", arm64: "aarch64", ia32: "x86", ppc64: "powerpc64" };
+
+function floorPow2(n: number): number {
+  return n < 1 ? 0 : 2 ** Math.floor(Math.log2(n));
+}
+
+export function gatherFacts(vars: Vars, hardware: boolean): Facts {
+  const f: Facts = {
+    os: OS_NAMES[process.platform] ?? process.platform,
+    osVersion: osVersion(),
+    arch: ARCH_NAMES[process.arch] ?? process.arch,
+    ci: ciVendor(vars),
+    container: inContainer(vars),
+  };
+  if (hardware) {
+    f.cpus = floorPow2(os.availableParallelism ? os.availableParallelism() : os.cpus().length);
+    f.memoryGb = floorPow2(Math.max(1, Math.round(os.totalmem() / 2 ** 30)));
+  }
+  return f;
+}
+
+/** CI vendors by the variable each sets, most specific first (the Rust SDK's table). */
+const CI_VENDORS: [string, string][] = [
+  ["GITHUB_ACTIONS", "github_actions"],
+  ["GITLAB_CI", "gitlab"],
+  ["CIRCLECI", "circleci"],
+  ["TRAVIS", "travis"],
+  ["BUILDKITE", "buildkite"],
+  ["TF_BUILD", "azure_pipelines"],
+  ["BITBUCKET_BUILD_NUMBER", "bitbucket"],
+  ["CODEBUILD_BUILD_ID", "aws_codebuild"],
+  ["TEAMCITY_VERSION", "teamcity"],
+  ["JENKINS_URL", "jenkins"],
+  ["DRONE", "drone"],
+  ["WOODPECKER", "woodpecker"],
+  ["APPVEYOR", "appveyor"],
+  ["SEMAPHORE", "semaphore"],
+  ["BUDDY", "buddy"],
+  ["CF_PAGES", "cloudflare_pages"],
+  ["NETLIFY", "netlify"],
+  ["VERCEL", "vercel"],
+  ["RENDER", "render"],
+  ["CODESPACES", "codespaces"],
+  ["GOOGLE_CLOUD_BUILD", "google_cloud_build"],
+];
+
+/** The CI vendor; `generic` for an unknown system that sets `CI` (or `CONTINUOUS_INTEGRATION`). */
+export function ciVendor(vars: Vars): string | null {
+  const set = (name: string) => {
+    const v = vars[name];
+    return v !== undefined && v !== "" && v !== "false";
+  };
+  const found = CI_VENDORS.find(([v]) => set(v));
+  if (found) return found[1];
+  return set("CI") || set("CONTINUOUS_INTEGRATION") ? "generic" : null;
+}
+
+function inContainer(vars: Vars): boolean {
+  if (fs.existsSync("/.dockerenv") || fs.existsSync("/run/.containerenv")) return true;
+  if (vars.container !== undefined || vars.KUBERNETES_SERVICE_HOST !== undefined) return true;
+  try {
+    const c = fs.readFileSync("/proc/1/cgroup", "utf8");
+    return ["docker", "kubepods", "containerd", "lxc", "podman", "libpod"].some((k) => c.includes(k));
+  } catch {
+    return false;
+  }
+}
+
+function osVersion(): string {
+  if (process.platform === "linux") {
+    try {
+      return majorMinor(fs.readFileSync("/proc/sys/kernel/osrelease", "utf8"));
+    } catch {
+      return "";
+    }
+  }
+  if (process.platform === "darwin") {
+    try {
+      const plist = fs.readFileSync("/System/Library/CoreServices/SystemVersion.plist", "utf8");
+      const m = /<key>ProductVersion<\/key>\s*<string>(\d+)/.exec(plist);
+      return m ? m[1] : "";
+    } catch {
+      return "";
+    }
+  }
+  return "";
+}
+
+/** `6.8.0-45-generic` -> `6.8`. */
+export function majorMinor(release: string): string {
+  const head = release.trim().split(/[^0-9.]/)[0];
+  return head.split(".").slice(0, 2).join(".");
+}
+
+/** Maps the usual spellings of an environment name; `null` for anything else. */
+export function parseEnv(s: string): Env | null {
+  switch (s.trim().toLowerCase()) {
+    case "development":
+    case "dev":
+    case "local":
+      return "development";
+    case "staging":
+    case "stage":
+    case "preview":
+    case "qa":
+    case "uat":
+      return "staging";
+    case "production":
+    case "prod":
+      return "production";
+    case "test":
+    case "testing":
+      return "test";
+    default:
+      return null;
+  }
+}
+
+/** The tool's own `<PREFIX>_ENV`, then `NODE_ENV`, `APP_ENV`, `RAILS_ENV`, `ENVIRONMENT`; development otherwise. */
+export function detectEnv(vars: Vars, prefix: string): Env {
+  for (const name of [`${prefix}_ENV`, "NODE_ENV", "APP_ENV", "RAILS_ENV", "ENVIRONMENT"]) {
+    const v = vars[name];
+    const e = v === undefined ? null : parseEnv(v);
+    if (e) return e;
+  }
+  return "development";
+}

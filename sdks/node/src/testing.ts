@@ -1,0 +1,186 @@
+/**
+ * Test kit for tool authors (`tally-telemetry/testing`):
+ *
+ * - {@link MemorySink}: a transport that keeps batches in memory, to assert what was recorded;
+ * - {@link Sandbox}: fresh config and data directories, an allow-all policy and an empty
+ *   environment, so a test's outcome does not depend on the developer's `DO_NOT_TRACK` or
+ *   CI variables, and an assertion that a client created no file;
+ * - {@link ConnectionTrap}: a loopback listener that counts connection attempts, to assert
+ *   that a disabled client opened no socket.
+ *
+ * ```js
+ * const sandbox = new Sandbox();
+ * const sink = new MemorySink();
+ * const t = createTelemetry({ ...sandbox.options("mytool", "1.0.0"), transport: sink });
+ * t.record(Event.commandRun("build"));
+ * await t.flush();
+ * sink.assertRecorded("command.run");
+ * ```
+ */
+
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+
+import type { TelemetryOptions } from "./options.js";
+import type { Batch, WireEvent } from "./protocol.js";
+import type { Delivery, Transport } from "./transport.js";
+
+/** Batches delivered in memory. */
+export class MemorySink implements Transport {
+  readonly batches: Batch[] = [];
+
+  send(batch: Batch): Promise<Delivery> {
+    this.batches.push(JSON.parse(JSON.stringify(batch)) as Batch);
+    return Promise.resolve({ kind: "delivered", accepted: batch.events.length, duplicate: 0, rejected: 0, dropped_props: 0 });
+  }
+
+  /** Every event delivered so far, in order. */
+  events(): WireEvent[] {
+    return this.batches.flatMap((b) => b.events);
+  }
+
+  /** The names of the events delivered so far. */
+  names(): string[] {
+    return this.events().map((e) => e.event);
+  }
+
+  /** The first delivered event named `name`; throws with the list of names otherwise. */
+  assertRecorded(name: string): WireEvent {
+    const e = this.events().find((x) => x.event === name);
+    if (!e) throw new Error(`no ${JSON.stringify(name)} event was delivered; got ${JSON.stringify(this.names())}`);
+    return e;
+  }
+
+  /** Throws when an event named `name` was delivered. */
+  assertNotRecorded(name: string): void {
+    if (this.names().includes(name)) throw new Error(`${JSON.stringify(name)} was delivered`);
+  }
+
+  /** Throws when anything was delivered. */
+  assertEmpty(): void {
+    if (this.batches.length > 0) throw new Error(`delivered: ${JSON.stringify(this.names())}`);
+  }
+}
+
+const SEED_MARK = "# seeded by tally-telemetry/testing Sandbox";
+
+/** Fresh, private config and data directories; `remove()` deletes them. */
+export class Sandbox {
+  readonly root: string;
+
+  constructor() {
+    this.root = fs.mkdtempSync(path.join(os.tmpdir(), "tally-sandbox-"));
+  }
+
+  /**
+   * Options confined to the sandbox: its config and data directories, its own policy file
+   * (allowing telemetry), an empty environment (pass `vars` to set some), a fixed project
+   * id, and the first-run notice already seen so the first run delivers.
+   */
+  options(app: string, version: string, vars: Record<string, string> = {}): TelemetryOptions {
+    const configDir = path.join(this.root, "config");
+    const policyPath = path.join(this.root, "policy.toml");
+    fs.writeFileSync(policyPath, `${SEED_MARK}\ntelemetry = "allow"\n`);
+    fs.mkdirSync(configDir, { recursive: true });
+    const config = path.join(configDir, "config.toml");
+    if (!fs.existsSync(config)) fs.writeFileSync(config, `${SEED_MARK}\nnotice_shown = true\n`);
+    return {
+      app,
+      version,
+      configDir,
+      dataDir: path.join(this.root, "data"),
+      policyPath,
+      projectId: "7b581c0d-89b7-479e-b379-a76ab90b8754",
+      vars,
+    };
+  }
+
+  /** Every file under the sandbox, except the ones the sandbox seeded itself. */
+  files(): string[] {
+    const out: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (!fs.readFileSync(p, "utf8").includes(SEED_MARK)) out.push(p);
+      }
+    };
+    walk(this.root);
+    return out;
+  }
+
+  /** Throws when the sandbox holds any file besides the ones it seeded. */
+  assertNoFiles(): void {
+    const files = this.files();
+    if (files.length > 0) throw new Error(`files were created: ${JSON.stringify(files)}`);
+  }
+
+  /** Deletes the sandbox. */
+  remove(): void {
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/** A loopback listener that counts connection attempts (each is closed at once). */
+export class ConnectionTrap {
+  private count = 0;
+  private readonly server: net.Server;
+
+  private constructor(server: net.Server) {
+    this.server = server;
+    server.on("connection", (s) => {
+      this.count++;
+      s.destroy();
+    });
+  }
+
+  /** Binds `127.0.0.1:0`. */
+  static async open(): Promise<ConnectionTrap> {
+    const server = net.createServer();
+    await new Promise<void>((ok, fail) => {
+      server.once("error", fail);
+      server.listen(0, "127.0.0.1", () => ok());
+    });
+    server.unref();
+    return new ConnectionTrap(server);
+  }
+
+  /** `http://127.0.0.1:<port>`, to use as the endpoint. */
+  get endpoint(): string {
+    const a = this.server.address() as net.AddressInfo;
+    return `http://127.0.0.1:${a.port}`;
+  }
+
+  /** How many connections were attempted so far. */
+  get connections(): number {
+    return this.count;
+  }
+
+  close(): Promise<void> {
+    return new Promise((ok) => this.server.close(() => ok()));
+  }
+}
+
+/**
+ * Runs `use` with a client built from the sandbox's options pointed at a connection trap,
+ * lets every timer and socket it might start run, and throws when it created a file or
+ * opened a socket: what a disabled client must never do.
+ */
+export async function assertLeavesNoTrace(
+  sandbox: Sandbox,
+  use: (endpoint: string) => void | Promise<void>,
+  settleMs = 50,
+): Promise<void> {
+  const trap = await ConnectionTrap.open();
+  try {
+    await use(trap.endpoint);
+    await new Promise((ok) => setTimeout(ok, settleMs));
+    sandbox.assertNoFiles();
+    if (trap.connections > 0) throw new Error(`${trap.connections} connection(s) were opened`);
+  } finally {
+    await trap.close();
+  }
+}
+
