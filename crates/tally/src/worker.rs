@@ -30,6 +30,9 @@ use crate::transport::{Delivery, Transport};
 /// First retry delay; doubles per consecutive failure up to [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// At most this many events in a drain's first post (see `Worker::drain`): one line of
+/// the outbox.
+const FIRST_DRAIN_POST: usize = crate::outbox::LINE_EVENTS;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -423,8 +426,12 @@ impl Worker {
         // One batch per context, not one per run that wrote to the outbox; what an earlier
         // run posted without seeing the answer waits until `resend_after`. Each batch is
         // read from the outbox as it is sent, so a first post that fails parses little.
+        // The first post is small: when the endpoint is unreachable it fails, and a run
+        // then has parsed a few lines of the outbox, not the whole of it (a sender thread
+        // still busy when the host exits delays the process's exit on a loaded machine).
+        let mut max = FIRST_DRAIN_POST;
         loop {
-            let piece = match outbox.next_batch(self.resend_after, MAX_EVENTS_PER_BATCH) {
+            let piece = match outbox.next_batch(self.resend_after, max) {
                 Ok(Some(piece)) => piece,
                 _ => return Ok(()),
             };
@@ -450,6 +457,7 @@ impl Worker {
             }
             let removed = match outcome {
                 Delivery::Delivered { accepted, duplicate, rejected, dropped_props } => {
+                    max = MAX_EVENTS_PER_BATCH;
                     let removed = outbox.remove(&ids);
                     self.log_sent(piece.context, piece.events, [accepted, duplicate, rejected, dropped_props]);
                     removed

@@ -109,6 +109,42 @@ pub(super) fn snapshot(dir: &Path, main: &Path) -> io::Result<Copy> {
     Ok(Copy { main: bytes, spills, snapshot })
 }
 
+/// The outbox file and the spill files, opened under the lock so that they are one
+/// consistent state (a rewrite renames and deletes; open files keep what they were).
+pub(super) fn open_all(dir: &Path, main: &Path) -> io::Result<Vec<File>> {
+    let _lock = Locked::within(dir, LOCK_WAIT)?;
+    let mut files = Vec::new();
+    for path in std::iter::once(main.to_path_buf()).chain(spill_files(dir)) {
+        match File::open(&path) {
+            Ok(f) => files.push(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(at_path(e, &path)),
+        }
+    }
+    Ok(files)
+}
+
+/// Calls `f` with every non-empty line of `files` from their start, in order, through one
+/// small buffer, until `f` returns `false`.
+pub(super) fn each_line(files: &mut [File], mut f: impl FnMut(&[u8]) -> bool) -> io::Result<()> {
+    let mut line = Vec::new();
+    for file in files {
+        file.seek(SeekFrom::Start(0))?;
+        let mut reader = io::BufReader::with_capacity(64 * 1024, &*file);
+        loop {
+            line.clear();
+            if io::BufRead::read_until(&mut reader, b'\n', &mut line)? == 0 {
+                break;
+            }
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            if !text.is_empty() && !f(text) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Replaces what `snapshot` saw of `main` with `text` (JSON lines; empty deletes the
 /// file), keeping what was appended since, and deletes the spill files it saw. `false`
 /// when another process rewrote or cleared the outbox meanwhile: nothing was changed.
@@ -159,6 +195,20 @@ pub(super) fn temp_path(path: &Path) -> PathBuf {
 /// between writing and renaming it).
 pub(super) fn is_temp(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "tmp")
+}
+
+/// Deletes the temporary files of `dir` older than `age`: a process that died between
+/// writing one and renaming it left it behind.
+pub(super) fn remove_stale_temps(dir: &Path, age: Duration) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_temp(p)) {
+        let old = fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a > age));
+        if old {
+            let _ = fs::remove_file(&path);
+        }
+    }
 }
 
 /// The spill files of `dir`, oldest first.
@@ -228,13 +278,36 @@ pub(super) fn append_line(path: &Path, line: &str) -> io::Result<()> {
     f.write_all(line.as_bytes()).map_err(|e| at_path(e, path))
 }
 
+/// The text of a copy with the spill files after the outbox file's lines, without its
+/// oldest whole lines beyond `keep` bytes (a line cut short by a crashed writer is ended,
+/// so that it loses only itself).
+pub(super) fn newest_lines(copy: &Copy, keep: u64) -> String {
+    let mut all = Vec::with_capacity(copy.main.len() + copy.spills.iter().map(Vec::len).sum::<usize>());
+    for text in std::iter::once(&copy.main).chain(&copy.spills) {
+        all.extend_from_slice(text);
+        if all.last().is_some_and(|b| *b != b'\n') {
+            all.push(b'\n');
+        }
+    }
+    let start = line_start_after(&all, all.len().saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX)));
+    // Every writer writes whole `String`s, so this is valid UTF-8; a damaged byte only
+    // makes its own line unparsable.
+    String::from_utf8_lossy(&all[start..]).into_owned()
+}
+
+/// The first line start at or after byte `cut`.
+fn line_start_after(bytes: &[u8], cut: usize) -> usize {
+    if cut == 0 {
+        return 0;
+    }
+    bytes[cut - 1..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| cut + i)
+}
+
 /// Keeps the newest whole lines of `path` that fit in `keep` bytes (under the lock: a
 /// byte search, no parsing).
 pub(super) fn keep_tail(path: &Path, keep: u64) -> io::Result<()> {
     let bytes = read_or_empty(path)?;
-    let cut = bytes.len().saturating_sub(keep as usize);
-    let start =
-        if cut == 0 { 0 } else { bytes[cut - 1..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| cut + i) };
+    let start = line_start_after(&bytes, bytes.len().saturating_sub(keep as usize));
     let tmp = temp_path(path);
     fs::write(&tmp, &bytes[start..]).map_err(|e| at_path(e, &tmp))?;
     fs::rename(&tmp, path).map_err(|e| at_path(e, path))

@@ -13,7 +13,7 @@
 //! The host thread only ever appends ([`Outbox::append_at_exit`]): one line, whatever the
 //! outbox holds, and it waits for the lock no longer than what is left of its exit budget;
 //! when another process holds the lock it writes a spill file of its own instead, merged
-//! by the next rewrite. Reading, bounding and rewriting happen on the sender thread.
+//! by the next compaction. Reading, bounding and rewriting happen on the sender thread.
 //!
 //! A batch that was posted but not answered before the process exited is marked *posted*
 //! (a chunk with `posted_at`, or a mark line naming the ids): the collector most likely
@@ -46,8 +46,13 @@ pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024;
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 /// Bound of the sent-log file.
 const SENT_LOG_MAX_BYTES: u64 = 256 * 1024;
+/// At most this many events per line: a sender that needs the oldest few events parses
+/// a line or two, and compaction drops no more than this many at a time.
+pub(crate) const LINE_EVENTS: usize = 50;
 /// How often a rewrite is tried again when another process rewrote the outbox meanwhile.
 const REWRITE_TRIES: usize = 4;
+/// Age after which a temporary file is taken as left behind by a process that died.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
 /// Default time after which a posted, unanswered batch is posted again.
 pub const DEFAULT_RESEND_AFTER: Duration = Duration::from_secs(10 * 60);
 
@@ -80,9 +85,14 @@ impl Chunk {
     /// Whether a sender may post these events now: never posted, or posted without an
     /// answer longer ago than `resend_after`, doubled for each further unanswered post.
     pub fn due(&self, now: DateTime<Utc>, resend_after: Duration) -> bool {
-        let wait = resend_after.saturating_mul(1 << self.posts.saturating_sub(1).min(16));
-        self.posted_at.is_none_or(|at| now.signed_duration_since(at).to_std().is_ok_and(|age| age >= wait))
+        due(self.posted_at, self.posts, now, resend_after)
     }
+}
+
+/// See [`Chunk::due`].
+fn due(posted_at: Option<DateTime<Utc>>, posts: u32, now: DateTime<Utc>, resend_after: Duration) -> bool {
+    let wait = resend_after.saturating_mul(1 << posts.saturating_sub(1).min(16));
+    posted_at.is_none_or(|at| now.signed_duration_since(at).to_std().is_ok_and(|age| age >= wait))
 }
 
 /// A line of the outbox file: events, or a mark that some were posted without an answer.
@@ -116,6 +126,35 @@ impl ParsedLine {
             _ => None,
         }
     }
+}
+
+/// The event ids of a chunk line without parsing it, or `None` when the line has a
+/// `posted_at` of its own (then [`LineIds`] is parsed). serde_json writes each id as
+/// `"event_id":"<uuid>"` and escapes every quote inside a string, so the key cannot appear
+/// inside a value; a property of that name adds an id that is not an event's, which at
+/// worst makes the caller parse the line.
+fn scan_ids(line: &[u8]) -> Option<Vec<Uuid>> {
+    const KEY: &str = "\"event_id\":\"";
+    let text = std::str::from_utf8(line).ok()?;
+    if text.contains("\"posted_at\":") {
+        return None;
+    }
+    text.match_indices(KEY).map(|(at, _)| text.get(at + KEY.len()..at + KEY.len() + 36)?.parse().ok()).collect()
+}
+
+/// What [`Outbox::next_batch`] reads of a chunk line to decide whether to parse it.
+#[derive(Deserialize)]
+struct LineIds {
+    #[serde(default)]
+    events: Vec<EventId>,
+    posted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    posts: u32,
+}
+
+#[derive(Deserialize)]
+struct EventId {
+    event_id: Uuid,
 }
 
 /// One delivered batch, as kept in the sent-log.
@@ -179,9 +218,9 @@ impl Outbox {
         self.dir.join("sent.jsonl")
     }
 
-    /// Adds events. Appends one line; when the file outgrows its bound it is compacted
-    /// after that: expired events and repeated ids dropped, then the oldest events until
-    /// it fits. Returns how many of `events` were kept.
+    /// Adds events: appends one line, then compacts when the file outgrew its bound (see
+    /// [`Outbox::compact`]). Returns how many of `events` were written (expired ones are
+    /// not).
     pub fn append(&self, context: &Context, events: &[Event]) -> io::Result<usize> {
         self.append_at(context, events, Utc::now())
     }
@@ -191,20 +230,14 @@ impl Outbox {
         if fresh.is_empty() {
             return Ok(0);
         }
-        let ids: HashSet<Uuid> = fresh.iter().map(|e| e.event_id).collect();
-        let line = to_text(&[Line::Chunk(Box::new(Chunk::new(context.clone(), fresh)))])?;
+        let n = fresh.len();
+        let line = to_text(&lines_of(Chunk::new(context.clone(), fresh)))?;
         {
             let _lock = self.lock()?;
             file::append_line(&self.file(), &line)?;
         }
-        if !self.needs_compaction() {
-            return Ok(ids.len());
-        }
-        let kept = self.rewrite(now, |chunks| {
-            *chunks = self.bound(std::mem::take(chunks));
-            true
-        })?;
-        Ok(kept.iter().flat_map(|c| &c.events).filter(|e| ids.contains(&e.event_id)).count())
+        self.compact()?;
+        Ok(n)
     }
 
     /// Adds what a host leaves at exit: `queued` (never posted) and `posted` (posted, no
@@ -223,14 +256,14 @@ impl Outbox {
         let now = Utc::now();
         let mut lines = Vec::new();
         if !queued.is_empty() {
-            lines.push(Line::Chunk(Box::new(Chunk::new(context.clone(), queued.to_vec()))));
+            lines.extend(lines_of(Chunk::new(context.clone(), queued.to_vec())));
         }
         if !posted.is_empty() {
-            lines.push(Line::Chunk(Box::new(Chunk {
+            lines.extend(lines_of(Chunk {
                 posted_at: Some(now),
                 posts: 1,
                 ..Chunk::new(context.clone(), posted.to_vec())
-            })));
+            }));
         }
         if !posted_old.is_empty() {
             lines.push(Line::Mark { posted_at: now, ids: posted_old.to_vec() });
@@ -264,78 +297,106 @@ impl Outbox {
         file::size(&self.file()) > self.max_bytes || !file::spill_files(&self.dir).is_empty()
     }
 
-    /// Merges spill files, drops expired events and repeated ids, then the oldest events
-    /// until the outbox fits its bound. Linear in the outbox's size and done without
-    /// holding the lock but for copies; the sender thread calls it, never the host thread.
-    /// Reads nothing when the outbox is within its bound and has no spill file.
+    /// Merges the spill files into the outbox and, when it is over its bound, drops its
+    /// oldest lines until it fits in three quarters of the bound (room for many runs'
+    /// appends before the next compaction). A byte copy without parsing, done without
+    /// holding the lock but for copies: a run far shorter than a parse of the outbox still
+    /// finishes it. Expired events and repeated ids are dropped when read, and by the
+    /// rewrite that removes delivered events. Reads nothing when the outbox is within its
+    /// bound and has no spill file. The sender thread calls it, never the host thread.
     pub fn compact(&self) -> io::Result<()> {
         if !self.needs_compaction() {
             return Ok(());
         }
-        self.rewrite(Utc::now(), |chunks| {
-            *chunks = self.bound(std::mem::take(chunks));
-            true
-        })
-        .map(drop)
+        for _ in 0..REWRITE_TRIES {
+            let copy = file::snapshot(&self.dir, &self.file())?;
+            let size = copy.main.len() + copy.spills.iter().map(Vec::len).sum::<usize>();
+            let keep = if size as u64 > self.max_bytes { self.max_bytes - self.max_bytes / 4 } else { u64::MAX };
+            let text = file::newest_lines(&copy, keep);
+            if file::commit(&self.dir, &self.file(), &copy.snapshot, &text)? {
+                file::remove_stale_temps(&self.dir, STALE_TEMP_AGE);
+                return Ok(());
+            }
+        }
+        Err(self.rewritten_meanwhile())
     }
 
     /// The oldest events due for a post (see [`Chunk::due`]), at most `max`, of one
-    /// context. Parses only as much as it needs: the mark lines, then the chunk lines from
-    /// the oldest until the batch is full. A sender whose first post fails (the endpoint
-    /// is unreachable) has then paid for a file copy, not for parsing the whole outbox.
+    /// context. Streams the files and parses only what it needs: the mark lines, then the
+    /// chunk lines from the oldest until the batch is full. A sender whose first post fails
+    /// (the endpoint is unreachable) has then read the outbox once through a small buffer
+    /// and parsed a line or two, whatever the outbox holds.
     pub(crate) fn next_batch(&self, resend_after: Duration, max: usize) -> io::Result<Option<Chunk>> {
         if !self.has_waiting() {
             return Ok(None);
         }
         let now = Utc::now();
-        let copy = file::snapshot(&self.dir, &self.file())?;
-        let lines: Vec<&[u8]> = std::iter::once(&copy.main)
-            .chain(&copy.spills)
-            .flat_map(|t| t.split(|b| *b == b'\n'))
-            .filter(|l| !l.is_empty())
-            .collect();
+        let mut files = file::open_all(&self.dir, &self.file())?;
         let is_chunk = |l: &[u8]| l.starts_with(b"{\"context\":");
         // Per event id: the last unanswered post a mark names, and how many marks name it.
         let mut marked: HashMap<Uuid, (DateTime<Utc>, u32)> = HashMap::new();
-        for line in lines.iter().filter(|l| !is_chunk(l)) {
-            if let Some(Line::Mark { posted_at, ids }) =
-                serde_json::from_slice::<ParsedLine>(line).ok().and_then(ParsedLine::into_line)
+        file::each_line(&mut files, |line| {
+            if !is_chunk(line)
+                && let Some(Line::Mark { posted_at, ids }) =
+                    serde_json::from_slice::<ParsedLine>(line).ok().and_then(ParsedLine::into_line)
             {
                 for id in ids {
                     let entry = marked.entry(id).or_insert((posted_at, 0));
                     *entry = (posted_at, entry.1 + 1);
                 }
             }
-        }
+            true
+        })?;
         let mut seen = HashSet::new();
         let mut batch: Option<Chunk> = None;
-        for line in lines.iter().filter(|l| is_chunk(l)) {
+        // Whether an event of a line is due for a post (its age is checked by the caller).
+        let waits = |id: &Uuid, posted_at: Option<DateTime<Utc>>, posts: u32| {
+            let (posted_at, posts) = match marked.get(id) {
+                Some((at, n)) => (Some(*at), posts + n),
+                None => (posted_at, posts),
+            };
+            due(posted_at, posts, now, resend_after)
+        };
+        file::each_line(&mut files, |line| {
+            // Lines of events posted a moment ago (the oldest, after an offline spell) are
+            // skipped by their ids, without parsing their events.
+            if !is_chunk(line) {
+                return true;
+            }
+            let (ids, posted_at, posts) = match scan_ids(line) {
+                Some(ids) => (ids, None, 0),
+                None => match serde_json::from_slice::<LineIds>(line) {
+                    Ok(l) => (l.events.into_iter().map(|e| e.event_id).collect(), l.posted_at, l.posts),
+                    Err(_) => return true,
+                },
+            };
+            if !ids.iter().any(|id| !seen.contains(id) && waits(id, posted_at, posts)) {
+                seen.extend(ids);
+                return true;
+            }
             let Ok(chunk) = serde_json::from_slice::<Chunk>(line) else {
-                continue;
+                return true;
             };
             for e in chunk.events {
                 // The first occurrence of an id is the one kept (as `dedupe` does).
-                if !seen.insert(e.event_id) || self.expired(&e, now) {
-                    continue;
-                }
-                let (posted_at, posts) = match marked.get(&e.event_id) {
-                    Some((at, n)) => (Some(*at), chunk.posts + n),
-                    None => (chunk.posted_at, chunk.posts),
-                };
-                let probe = Chunk { posted_at, posts, ..Chunk::new(chunk.context.clone(), Vec::new()) };
-                if !probe.due(now, resend_after) {
+                if !seen.insert(e.event_id)
+                    || self.expired(&e, now)
+                    || !waits(&e.event_id, chunk.posted_at, chunk.posts)
+                {
                     continue;
                 }
                 match &mut batch {
                     None => batch = Some(Chunk::new(chunk.context.clone(), vec![e])),
                     Some(b) if b.context == chunk.context => b.events.push(e),
-                    Some(_) => return Ok(batch),
+                    // The next context waits for the next batch.
+                    Some(_) => return false,
                 }
                 if batch.as_ref().is_some_and(|b| b.events.len() >= max) {
-                    return Ok(batch);
+                    return false;
                 }
             }
-        }
+            true
+        })?;
         Ok(batch)
     }
 
@@ -437,11 +498,16 @@ impl Outbox {
             if !change(&mut chunks) {
                 return Ok(chunks);
             }
-            if file::commit(&self.dir, &self.file(), &copy.snapshot, &to_text(&chunks)?)? {
+            let lines: Vec<Line> = chunks.iter().cloned().flat_map(lines_of).collect();
+            if file::commit(&self.dir, &self.file(), &copy.snapshot, &to_text(&lines)?)? {
                 return Ok(chunks);
             }
         }
-        Err(io::Error::other(format!("{}: rewritten by other processes meanwhile, try again", self.file().display())))
+        Err(self.rewritten_meanwhile())
+    }
+
+    fn rewritten_meanwhile(&self) -> io::Error {
+        io::Error::other(format!("{}: rewritten by other processes meanwhile, try again", self.file().display()))
     }
 
     /// The chunks of a copy, without expired events and without repeats of an id.
@@ -477,48 +543,19 @@ impl Outbox {
         chunks
     }
 
-    /// Drops the oldest events until the file fits in three quarters of `max_bytes`, so
-    /// that the next runs' appends do not each need a compaction (a parse of the whole
-    /// outbox) again. Linear: each event is serialized once, and a chunk's line is its
-    /// empty line plus its events and commas.
-    fn bound(&self, chunks: Vec<Chunk>) -> Vec<Chunk> {
-        let target = self.max_bytes - self.max_bytes / 4;
-        let sizes: Vec<(u64, Vec<u64>)> = chunks
-            .iter()
-            .map(|c| {
-                let empty = line_len(&Chunk { events: Vec::new(), ..c.clone() });
-                (empty, c.events.iter().map(|e| line_len(e) - 1).collect())
-            })
-            .collect();
-        let line =
-            |empty: u64, events: &[u64]| empty + events.iter().sum::<u64>() + events.len().saturating_sub(1) as u64;
-        let mut size: u64 = sizes.iter().map(|(empty, events)| line(*empty, events)).sum();
-        // How many events to drop from the front of each chunk.
-        let mut drop = vec![0usize; chunks.len()];
-        'outer: for (i, (empty, events)) in sizes.iter().enumerate() {
-            for (j, len) in events.iter().enumerate() {
-                if size <= target {
-                    break 'outer;
-                }
-                let last = j + 1 == events.len();
-                size -= len + if last { *empty } else { 1 };
-                drop[i] += 1;
-            }
-        }
-        chunks
-            .into_iter()
-            .zip(drop)
-            .filter_map(|(mut c, n)| {
-                c.events.drain(..n);
-                (!c.events.is_empty()).then_some(c)
-            })
-            .collect()
-    }
-
     /// Takes the directory's lock, waiting at most [`LOCK_WAIT`] for another process.
     fn lock(&self) -> io::Result<Locked> {
         Locked::within(&self.dir, LOCK_WAIT)
     }
+}
+
+/// The lines of a chunk, at most [`LINE_EVENTS`] events each.
+fn lines_of(chunk: Chunk) -> Vec<Line> {
+    let Chunk { context, events, posted_at, posts } = chunk;
+    events
+        .chunks(LINE_EVENTS)
+        .map(|part| Line::Chunk(Box::new(Chunk { posted_at, posts, ..Chunk::new(context.clone(), part.to_vec()) })))
+        .collect()
 }
 
 /// JSON lines, each ended by a newline.
@@ -539,8 +576,4 @@ fn dedupe(mut chunks: Vec<Chunk>) -> Vec<Chunk> {
     }
     chunks.retain(|c| !c.events.is_empty());
     chunks
-}
-
-fn line_len<T: Serialize>(item: &T) -> u64 {
-    serde_json::to_string(item).map_or(0, |s| s.len() as u64 + 1)
 }

@@ -251,7 +251,10 @@ fn a_rewrite_keeps_appends_made_meanwhile_and_never_undoes_a_clear() {
     o.append(&context(), &first).unwrap();
     let copy = file::snapshot(&o.dir, &o.file()).unwrap();
     let late = event_at(Utc::now());
-    o.append_at_exit(&context(), std::slice::from_ref(&late), &[], &[], Duration::from_millis(2)).unwrap();
+    // The host's exit append between the copy and the commit (while a sender parses) gets
+    // the lock at once: it used to wait out its budget and write a spill file.
+    o.append_at_exit(&context(), std::slice::from_ref(&late), &[], &[], Duration::ZERO).unwrap();
+    assert!(file::spill_files(&o.dir).is_empty());
     let kept = to_text(&[Chunk::new(context(), vec![first[1].clone()])]).unwrap();
     assert!(file::commit(&o.dir, &o.file(), &copy.snapshot, &kept).unwrap());
     let left: Vec<_> = o.chunks().unwrap().into_iter().flat_map(|c| c.events).collect();
@@ -262,4 +265,56 @@ fn a_rewrite_keeps_appends_made_meanwhile_and_never_undoes_a_clear() {
     assert!(!file::commit(&o.dir, &o.file(), &copy.snapshot, &kept).unwrap());
     assert!(!o.has_waiting() && o.is_empty().unwrap());
     assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "only the lock file is left");
+}
+
+/// Issue 12 item 2: while the sender held the lock for a parse, every short run wrote a
+/// spill file, and runs too short to finish compacting left them piling up (3.6 MB of
+/// spill files next to a 512 KiB outbox). Compaction is now a byte copy that merges them
+/// and bounds the whole.
+#[test]
+fn spill_files_piled_up_past_the_bound() {
+    let d = tempfile::tempdir().unwrap();
+    let o = Outbox::new(d.path()).with_limits(32 * 1024, DEFAULT_MAX_AGE);
+    let held = o.lock().unwrap();
+    let mut all = Vec::new();
+    for _ in 0..40 {
+        let batch: Vec<_> = (0..10).map(|_| event_at(Utc::now())).collect();
+        o.append_at_exit(&context(), &batch, &[], &[], Duration::ZERO).unwrap();
+        all.extend(batch);
+    }
+    drop(held);
+    let spilled: u64 = file::spill_files(&o.dir).iter().map(|p| file::size(p)).sum();
+    assert!(spilled > o.max_bytes, "{spilled}");
+    o.compact().unwrap();
+    assert!(file::spill_files(&o.dir).is_empty());
+    assert!(file::size(&o.file()) <= o.max_bytes);
+    let kept: Vec<_> = o.chunks().unwrap().into_iter().flat_map(|c| c.events).collect();
+    assert_eq!(kept[..], all[all.len() - kept.len()..], "the newest, in order");
+}
+
+#[test]
+fn lines_hold_at_most_line_events() {
+    let d = tempfile::tempdir().unwrap();
+    let o = Outbox::new(d.path());
+    let events: Vec<_> = (0..LINE_EVENTS * 2 + 1).map(|_| event_at(Utc::now())).collect();
+    o.append(&context(), &events).unwrap();
+    let text = fs::read_to_string(o.file()).unwrap();
+    assert_eq!(text.lines().count(), 3);
+    let back: Vec<_> = o.chunks().unwrap().into_iter().flat_map(|c| c.events).collect();
+    assert_eq!(back, events);
+}
+
+#[test]
+fn scanned_ids_are_the_events_ids_or_a_parse() {
+    let mut e = event_at(Utc::now());
+    let line = to_text(&lines_of(Chunk::new(context(), vec![e.clone()]))).unwrap();
+    assert_eq!(scan_ids(line.trim_end().as_bytes()), Some(vec![e.event_id]));
+    // A property named like the key, with a value that is no id: the line is parsed.
+    e.props.insert("event_id".into(), tally_protocol::PropValue::Str("x".into()));
+    let line = to_text(&lines_of(Chunk::new(context(), vec![e.clone()]))).unwrap();
+    assert_eq!(scan_ids(line.trim_end().as_bytes()), None);
+    // A line posted as a whole carries its own time: parsed too.
+    let posted = Chunk { posted_at: Some(Utc::now()), posts: 1, ..Chunk::new(context(), vec![event_at(Utc::now())]) };
+    let line = to_text(&lines_of(posted)).unwrap();
+    assert_eq!(scan_ids(line.trim_end().as_bytes()), None);
 }
