@@ -448,12 +448,8 @@ impl Worker {
                 context: piece.context.clone(),
                 events: piece.events.clone(),
             });
-            {
-                let mut st = lock(&self.shared.state);
-                if st.abandoned {
-                    return Ok(());
-                }
-                st.posting_old.clear();
+            if lock(&self.shared.state).abandoned {
+                return Ok(());
             }
             let removed = match outcome {
                 Delivery::Delivered { accepted, duplicate, rejected, dropped_props } => {
@@ -463,8 +459,14 @@ impl Worker {
                     removed
                 }
                 Delivery::Refused => outbox.remove(&ids),
-                Delivery::Retry(after) => return Err(after),
+                Delivery::Retry(after) => {
+                    lock(&self.shared.state).posting_old.clear();
+                    return Err(after);
+                }
             };
+            // Cleared only once removed: a host that exits before the removal is done marks
+            // the batch posted, so the next run does not send it again at once.
+            lock(&self.shared.state).posting_old.clear();
             if removed.is_err() {
                 // The same batch would come back: stop, a later drain tries again.
                 return Ok(());
