@@ -425,10 +425,10 @@ impl Worker {
         let _ = outbox.compact();
         // One batch per context, not one per run that wrote to the outbox; what an earlier
         // run posted without seeing the answer waits until `resend_after`. Each batch is
-        // read from the outbox as it is sent, so a first post that fails parses little.
-        // The first post is small: when the endpoint is unreachable it fails, and a run
-        // then has parsed a few lines of the outbox, not the whole of it (a sender thread
-        // still busy when the host exits delays the process's exit on a loaded machine).
+        // read from the outbox as it is sent, and the first one is small: when the endpoint
+        // is unreachable it fails, and the run has parsed a line or two of the outbox, not
+        // the whole of it (a sender thread still busy when the host exits delays the
+        // process's exit on a loaded machine).
         let mut max = FIRST_DRAIN_POST;
         loop {
             let piece = match outbox.next_batch(self.resend_after, max) {
