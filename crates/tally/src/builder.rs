@@ -128,8 +128,10 @@ impl Builder {
         self
     }
 
-    /// How long shutdown waits for the sender (default [`DEFAULT_EXIT_BUDGET`]); what is
-    /// unsent then goes to the outbox and is sent by a later run.
+    /// The longest shutdown takes (default [`DEFAULT_EXIT_BUDGET`]): waiting for the sender,
+    /// then for the outbox lock with what is left; what is unsent goes to the outbox and is
+    /// sent by a later run. Under 100 ms shutdown posts nothing (a post would rarely be
+    /// answered in time).
     pub fn exit_budget(mut self, budget: Duration) -> Builder {
         self.exit_budget = budget;
         self

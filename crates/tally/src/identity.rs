@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::outbox::at_path;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Where the machine hash comes from.
@@ -86,8 +88,8 @@ impl LocalIdentity {
 
     /// Reads the identity file.
     pub(crate) fn load(path: &Path) -> io::Result<LocalIdentity> {
-        let text = fs::read_to_string(path)?;
-        toml::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        let text = fs::read_to_string(path).map_err(|e| at_path(e, path))?;
+        toml::from_str(&text).map_err(|e| at_path(io::Error::new(io::ErrorKind::InvalidData, e), path))
     }
 
     /// Reads the identity file, creating it when missing. Two processes creating it at
@@ -109,17 +111,17 @@ impl LocalIdentity {
     /// Writes the file; with `replace` an existing one is replaced.
     pub(crate) fn write(&self, path: &Path, replace: bool) -> io::Result<()> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            fs::create_dir_all(dir).map_err(|e| at_path(e, dir))?;
         }
         let text = format!(
             "# Random values for this tool's telemetry. The salt never leaves this machine.\n{}",
             toml::to_string(self).map_err(io::Error::other)?
         );
         let tmp = path.with_extension(format!("{}.{}.tmp", std::process::id(), Uuid::new_v4()));
-        fs::write(&tmp, text)?;
+        fs::write(&tmp, text).map_err(|e| at_path(e, &tmp))?;
         let result = if replace { fs::rename(&tmp, path) } else { fs::hard_link(&tmp, path) };
         let _ = fs::remove_file(&tmp);
-        result
+        result.map_err(|e| at_path(e, path))
     }
 
     /// The salt's bytes.
@@ -283,5 +285,17 @@ mod tests {
         assert_eq!(hash_sensitive(b"s", "v"), hash_sensitive(b"s", "v"));
         assert_ne!(hash_sensitive(b"s", "v"), hash_sensitive(b"t", "v"));
         assert_eq!(hash_sensitive(b"s", "v").len(), 16);
+    }
+
+    /// Issue 12 item 6: an unwritable HOME gave `Os { code: 2, kind: NotFound }`.
+    #[test]
+    fn errors_name_the_identity_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("home"), "a file, not a directory").unwrap();
+        let path = d.path().join("home/tally/demo/identity.toml");
+        let err = LocalIdentity::random(false).write(&path, true).unwrap_err();
+        assert!(err.to_string().contains(&d.path().join("home").display().to_string()), "{err}");
+        let err = LocalIdentity::load(&path).unwrap_err();
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
     }
 }

@@ -57,7 +57,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use builder::Builder;
 pub use consent::{Decision, Mode, Source};
@@ -126,6 +126,8 @@ impl Inner {
         let Some(recorder) = &self.recorder else {
             return;
         };
+        // One budget for the whole shutdown: waiting for the sender and taking the lock.
+        let deadline = Instant::now() + self.exit_budget;
         let shared = &recorder.shared;
         if self.resolved.debug {
             self.print_debug(recorder, shared.take_all());
@@ -139,14 +141,15 @@ impl Inner {
         };
         let any = !(left.queued.is_empty() && left.posted.is_empty() && left.posted_old.is_empty());
         if any && let Some(data) = &self.resolved.paths.data {
-            // Appends only, and waits for another process's lock no longer than the budget:
-            // the exit cost does not depend on what the outbox holds.
+            // Appends only, and waits for the lock no longer than what is left of the
+            // budget (a spent budget tries once, then writes a spill file): the exit cost
+            // does not depend on what the outbox holds.
             let _ = Outbox::new(data).append_at_exit(
                 shared.context(),
                 &left.queued,
                 &left.posted,
                 &left.posted_old,
-                self.exit_budget,
+                deadline.saturating_duration_since(Instant::now()),
             );
         }
         shared.warn_dropped();

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
+use crate::outbox::at_path;
+
 /// Which kind of manifest holds a project's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -71,7 +73,7 @@ pub fn find(start: &Path, app: &str) -> Option<Project> {
 
 /// Reads one manifest; `Ok(None)` when it exists but has no section for `app`.
 pub fn read(path: &Path, kind: ManifestKind, app: &str) -> io::Result<Option<Project>> {
-    let text = fs::read_to_string(path)?;
+    let text = fs::read_to_string(path).map_err(|e| at_path(e, path))?;
     let section = match kind {
         ManifestKind::TelemetryToml => Some(toml_table(&text)?),
         ManifestKind::CargoToml => {
@@ -121,21 +123,25 @@ pub fn create(dir: &Path, app: &str, kind: ManifestKind) -> io::Result<Uuid> {
     let text = match kind {
         ManifestKind::TelemetryToml => {
             if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
+                fs::create_dir_all(parent).map_err(|e| at_path(e, parent))?;
             }
             let old = fs::read_to_string(&path).unwrap_or_default();
             let old: String =
                 old.lines().filter(|l| !l.trim_start().starts_with("uuid")).map(|l| format!("{l}\n")).collect();
             format!("# The project's telemetry id. Delete this line to opt the project out.\nuuid = \"{id}\"\n{old}")
         }
-        ManifestKind::CargoToml => insert_cargo(&fs::read_to_string(&path)?, app, id),
-        ManifestKind::PackageJson => insert_package_json(&fs::read_to_string(&path)?, app, id)?,
+        ManifestKind::CargoToml => insert_cargo(&fs::read_to_string(&path).map_err(|e| at_path(e, &path))?, app, id),
+        ManifestKind::PackageJson => {
+            insert_package_json(&fs::read_to_string(&path).map_err(|e| at_path(e, &path))?, app, id)?
+        }
     };
     let tmp = path.with_extension(format!("tally-{}.tmp", std::process::id()));
-    fs::write(&tmp, text)?;
+    fs::write(&tmp, text).map_err(|e| at_path(e, &tmp))?;
     // Never leave a manifest that does not parse or lacks the id.
     match read(&tmp, kind, app) {
-        Ok(Some(Project { id: Some(got), .. })) if got == id => fs::rename(&tmp, &path)?,
+        Ok(Some(Project { id: Some(got), .. })) if got == id => {
+            fs::rename(&tmp, &path).map_err(|e| at_path(e, &path))?
+        }
         _ => {
             let _ = fs::remove_file(&tmp);
             return Err(invalid(format!("could not add a {app} uuid to {}; add it by hand", path.display())));
@@ -273,5 +279,14 @@ mod tests {
         let id = create(d.path(), "demo", ManifestKind::TelemetryToml).unwrap();
         assert_eq!(find(d.path(), "demo").unwrap().id, Some(id));
         assert!(create(&d.path().join("missing"), "demo", ManifestKind::CargoToml).is_err());
+    }
+
+    /// Issue 12 item 6: errors did not name the file they failed on.
+    #[test]
+    fn errors_name_the_manifest() {
+        let d = tempfile::tempdir().unwrap();
+        let err = create(d.path(), "demo", ManifestKind::CargoToml).unwrap_err();
+        assert!(err.to_string().contains(&d.path().join("Cargo.toml").display().to_string()), "{err}");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -30,6 +30,9 @@ use crate::transport::{Delivery, Transport};
 /// First retry delay; doubles per consecutive failure up to [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// At most this many events in a drain's first post (see `Worker::drain`): one line of
+/// the outbox.
+const FIRST_DRAIN_POST: usize = crate::outbox::LINE_EVENTS;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -418,56 +421,57 @@ impl Worker {
         if lock_file.try_lock().is_err() {
             return Ok(());
         }
+        // Compaction is rare: it leaves room for many runs' appends.
         let _ = outbox.compact();
         // One batch per context, not one per run that wrote to the outbox; what an earlier
-        // run posted without seeing the answer waits until `resend_after`.
-        let now = chrono::Utc::now();
-        let mut chunks: Vec<crate::outbox::Chunk> = Vec::new();
-        for c in outbox.chunks().unwrap_or_default().into_iter().filter(|c| c.due(now, self.resend_after)) {
-            match chunks.last_mut() {
-                Some(last) if last.context == c.context => last.events.extend(c.events),
-                _ => chunks.push(c),
+        // run posted without seeing the answer waits until `resend_after`. Each batch is
+        // read from the outbox as it is sent, and the first one is small: when the endpoint
+        // is unreachable it fails, and the run has parsed a line or two of the outbox, not
+        // the whole of it (a sender thread still busy when the host exits delays the
+        // process's exit on a loaded machine).
+        let mut max = FIRST_DRAIN_POST;
+        loop {
+            let piece = match outbox.next_batch(self.resend_after, max) {
+                Ok(Some(piece)) => piece,
+                _ => return Ok(()),
+            };
+            let ids: HashSet<_> = piece.events.iter().map(|e| e.event_id).collect();
+            {
+                let mut st = lock(&self.shared.state);
+                if st.abandoned {
+                    return Ok(());
+                }
+                st.posting_old = ids.iter().copied().collect();
+            }
+            let outcome = transport.send(&Batch {
+                sent_at: chrono::Utc::now(),
+                context: piece.context.clone(),
+                events: piece.events.clone(),
+            });
+            if lock(&self.shared.state).abandoned {
+                return Ok(());
+            }
+            let removed = match outcome {
+                Delivery::Delivered { accepted, duplicate, rejected, dropped_props } => {
+                    max = MAX_EVENTS_PER_BATCH;
+                    let removed = outbox.remove(&ids);
+                    self.log_sent(piece.context, piece.events, [accepted, duplicate, rejected, dropped_props]);
+                    removed
+                }
+                Delivery::Refused => outbox.remove(&ids),
+                Delivery::Retry(after) => {
+                    lock(&self.shared.state).posting_old.clear();
+                    return Err(after);
+                }
+            };
+            // Cleared only once removed: a host that exits before the removal is done marks
+            // the batch posted, so the next run does not send it again at once.
+            lock(&self.shared.state).posting_old.clear();
+            if removed.is_err() {
+                // The same batch would come back: stop, a later drain tries again.
+                return Ok(());
             }
         }
-        for chunk in chunks {
-            for piece in chunk.events.chunks(MAX_EVENTS_PER_BATCH) {
-                {
-                    let mut st = lock(&self.shared.state);
-                    if st.abandoned {
-                        return Ok(());
-                    }
-                    st.posting_old = piece.iter().map(|e| e.event_id).collect();
-                }
-                let outcome = transport.send(&Batch {
-                    sent_at: chrono::Utc::now(),
-                    context: chunk.context.clone(),
-                    events: piece.to_vec(),
-                });
-                let ids: HashSet<_> = piece.iter().map(|e| e.event_id).collect();
-                {
-                    let mut st = lock(&self.shared.state);
-                    if st.abandoned {
-                        return Ok(());
-                    }
-                    st.posting_old.clear();
-                }
-                match outcome {
-                    Delivery::Delivered { accepted, duplicate, rejected, dropped_props } => {
-                        let _ = outbox.remove(&ids);
-                        self.log_sent(
-                            chunk.context.clone(),
-                            piece.to_vec(),
-                            [accepted, duplicate, rejected, dropped_props],
-                        );
-                    }
-                    Delivery::Refused => {
-                        let _ = outbox.remove(&ids);
-                    }
-                    Delivery::Retry(after) => return Err(after),
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Logs a delivered batch with the collector's counts: accepted, duplicate, rejected,

@@ -1,6 +1,7 @@
 //! The smaller defects of issue 12 (items 5 and 6), each in its own process where the
 //! environment matters: the command name apart from the app id, errors that name their
-//! file, a notice that cannot be remembered, a corrupt config file.
+//! file, a notice that cannot be remembered, a corrupt config file, the config comment, the
+//! dependency line in the docs, "1 batches", dropped properties.
 
 mod common;
 
@@ -51,6 +52,11 @@ fn errors_name_the_file_they_failed_on() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&home.home().join(".config/tally/hostcli").display().to_string()), "{stderr}");
     assert!(!stderr.contains("Os {"), "{stderr}");
+    // `reset` writes the identity file.
+    let out = home.run(&["telemetry", "reset"], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&home.home().display().to_string()) && !stderr.contains("Os {"), "{stderr}");
 }
 
 /// Issue 12 item 6: the notice was shown on every run when it could not be remembered.
@@ -104,4 +110,38 @@ fn properties_the_collector_dropped_are_not_shown() {
     home.ok(&["build"], &[("HOSTCLI_ENDPOINT", &collector.endpoint()), ("HOSTCLI_EXIT_BUDGET_MS", "30000")]);
     let show = home.ok(&["telemetry", "show"], &[]);
     assert!(show.contains("2 properties dropped by the collector: not in the app's schema"), "{show}");
+}
+
+/// Issue 12 item 6: the config file's comment said `<tool> telemetry …`.
+#[test]
+fn a_literal_tool_placeholder_in_the_written_config_comment() {
+    let home = Home::new();
+    home.ok(&["telemetry", "local"], &[]);
+    let text = std::fs::read_to_string(home.config_dir().join("config.toml")).unwrap();
+    assert!(text.starts_with("# Telemetry settings for hostcli; change them with `hostcli telemetry"), "{text}");
+    assert!(!text.contains("<tool>"), "{text}");
+}
+
+/// Issue 12 item 6: the docs told tool authors to depend on the crate by a git line, as if
+/// it were published; the line must be a path into a checkout of this repository.
+#[test]
+fn a_git_dependency_line_in_the_docs() {
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = crate_dir.parent().and_then(std::path::Path::parent).unwrap();
+    let repo_name = repo.file_name().unwrap().to_string_lossy().into_owned();
+    for doc in ["docs/sdk.md", "README.md"] {
+        let text = std::fs::read_to_string(repo.join(doc)).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| l.starts_with("tally = {")).collect();
+        for line in &lines {
+            assert!(!line.contains("git ="), "{doc}: {line}");
+            let path = line.split("path = \"").nth(1).and_then(|r| r.split('"').next()).expect("a path dependency");
+            // From a checkout next to the tool: `../<checkout>/crates/tally`.
+            let inside = path.strip_prefix("../").and_then(|p| p.split_once('/')).map(|(_, p)| p);
+            assert_eq!(inside, Some("crates/tally"), "{doc}: {line}");
+            assert!(repo.join(inside.unwrap()).join("Cargo.toml").exists(), "{doc}: {line} ({repo_name})");
+        }
+        if doc == "docs/sdk.md" {
+            assert!(!lines.is_empty(), "docs/sdk.md shows the dependency line");
+        }
+    }
 }
