@@ -284,7 +284,7 @@ impl EventStore for BrokenStore {
     fn erase_project(&self, _: &ProjectKey) -> Result<u64, StoreError> {
         Err(StoreError::Unavailable("disk on fire".into()))
     }
-    fn apply_retention(&self, _: i64) -> Result<u64, StoreError> {
+    fn apply_retention(&self, _: &str, _: i64) -> Result<u64, StoreError> {
         Err(StoreError::Unavailable("disk on fire".into()))
     }
     fn known_values(&self, _: &str) -> Result<KnownValues, StoreError> {

@@ -164,7 +164,7 @@ impl EventStore for FailingWithPath {
     fn erase_project(&self, _: &ProjectKey) -> Result<u64, StoreError> {
         Err(Self::error())
     }
-    fn apply_retention(&self, _: i64) -> Result<u64, StoreError> {
+    fn apply_retention(&self, _: &str, _: i64) -> Result<u64, StoreError> {
         Err(Self::error())
     }
     fn known_values(&self, _: &str) -> Result<KnownValues, StoreError> {
