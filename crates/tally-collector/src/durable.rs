@@ -30,10 +30,11 @@ impl Durable {
         window_ms: i64,
         max_rows: usize,
         metrics: Arc<Metrics>,
+        now_ms: i64,
     ) -> Result<Durable, StoreError> {
         let from = applier::start_position(&log, store.as_ref())?;
         let seen = Arc::new(Seen::new(window_ms));
-        let since = chrono::Utc::now().timestamp_millis() - window_ms - tally_store::DAY_MS;
+        let since = now_ms - window_ms - tally_store::DAY_MS;
         for (id, at) in store.event_ids_since(since)? {
             seen.insert(id, at);
         }

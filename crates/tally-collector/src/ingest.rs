@@ -46,7 +46,7 @@ pub(crate) async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap,
 async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusCode, BatchResponse), ApiError> {
     let raw = read_body(body).await?;
     let body = decode(headers, raw)?;
-    let response = check_and_store(s, &body, Utc::now()).await?;
+    let response = check_and_store(s, &body, s.settings.clock.now()).await?;
     let all_rejected =
         !response.results.is_empty() && response.results.iter().all(|r| r.status == EventOutcome::Rejected);
     Ok((if all_rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, response))

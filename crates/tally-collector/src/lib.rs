@@ -25,6 +25,7 @@
 
 mod applier;
 pub mod builtin;
+mod clock;
 mod collect;
 mod context;
 mod dashboard;
@@ -56,6 +57,7 @@ use tally_store::{EventStore, ServerSecret, StoreError};
 use tokio::sync::Semaphore;
 
 pub use applier::apply_pending;
+pub use clock::Clock;
 pub use error::ApiError;
 pub use limits::Limits;
 pub use metrics::Metrics;
@@ -78,6 +80,8 @@ pub struct Settings {
     pub max_event_age_ms: i64,
     /// Connection, request and query limits.
     pub limits: Limits,
+    /// What "now" is for event ages and relative ranges (tests fix it).
+    pub clock: Clock,
 }
 
 impl Default for Settings {
@@ -89,6 +93,7 @@ impl Default for Settings {
             k: tally_insights::DEFAULT_K,
             max_event_age_ms: tally_protocol::limits::MAX_EVENT_AGE_MS,
             limits: Limits::default(),
+            clock: Clock::System,
         }
     }
 }
@@ -164,6 +169,7 @@ impl Collector {
             settings.max_event_age_ms,
             settings.max_group_rows,
             metrics.clone(),
+            settings.clock.now_ms(),
         )?;
         Self::build(store, Sink::Log(durable), schemas, secret, settings, metrics)
     }
@@ -344,7 +350,7 @@ async fn insight(
     }
     let limits = &s.settings.limits;
     let Resolved { params, audience } = request
-        .resolve(chrono::Utc::now().timestamp_millis(), s.settings.k, &limits.query_bounds)
+        .resolve(s.settings.clock.now_ms(), s.settings.k, &limits.query_bounds)
         .map_err(insight_error)?;
     // A public query holds its slot until its blocking work ends, even past the budget:
     // the slots count the queries actually running.

@@ -122,7 +122,7 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusC
         )));
     };
     let header_event = headers.get("x-strapi-event").and_then(|v| v.to_str().ok());
-    let now = Utc::now();
+    let now = s.settings.clock.now();
     let translated =
         translate(&payload, header_event, now, schema, &s.strapi, &s.secret).map_err(|r| ingest::rejected(s, r))?;
     let (context, event) = match translated {
