@@ -47,7 +47,6 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::Utc;
 use serde_json::{Value, json};
 use tally_protocol::{Batch, RejectReason, Rejection};
 use tower_http::cors::{Any, CorsLayer};
