@@ -98,7 +98,10 @@ fn dashboard_in_a_real_browser() {
         let (status, answer) = post(&agent, &server.url, &batch);
         assert_eq!(status, 200, "{answer}");
         let results = answer["results"].as_array().expect("results");
-        assert!(results.iter().all(|r| r["status"] == "accepted"), "every event is accepted at the fixed now: {answer}");
+        assert!(
+            results.iter().all(|r| r["status"] == "accepted"),
+            "every event is accepted at the fixed now: {answer}"
+        );
     }
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
@@ -251,10 +254,11 @@ fn dashboard_in_a_real_browser() {
     let exact = rows(&report, "/dropSupport/rows");
     assert_eq!(firsts(&exact, 2), [["node", "20.10.0"], ["node", "22.11.0"]]);
     let csv = report["dropSupport"]["csv"].as_str().expect("csv");
-    let expected: Vec<String> =
-        std::iter::once("runtime,runtime_version,projects_newest,projects_left,projects_kept,runtime_projects,share_left".into())
-            .chain(exact.iter().map(|r| r.join(",")))
-            .collect();
+    let expected: Vec<String> = std::iter::once(
+        "runtime,runtime_version,projects_newest,projects_left,projects_kept,runtime_projects,share_left".into(),
+    )
+    .chain(exact.iter().map(|r| r.join(",")))
+    .collect();
     assert_eq!(csv.lines().collect::<Vec<_>>(), expected);
     assert!(report["errorsByVersion"]["url"].as_str().expect("url").contains("by=app_version"));
     assert_eq!(report["errorsByVersion"]["columns"][1], "app_version");

@@ -349,9 +349,8 @@ async fn insight(
         return Err(ApiError::unauthorized());
     }
     let limits = &s.settings.limits;
-    let Resolved { params, audience } = request
-        .resolve(s.settings.clock.now_ms(), s.settings.k, &limits.query_bounds)
-        .map_err(insight_error)?;
+    let Resolved { params, audience } =
+        request.resolve(s.settings.clock.now_ms(), s.settings.k, &limits.query_bounds).map_err(insight_error)?;
     // A public query holds its slot until its blocking work ends, even past the budget:
     // the slots count the queries actually running.
     let slot = match audience {

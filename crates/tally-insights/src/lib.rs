@@ -18,8 +18,8 @@ use tally_store::{Cell, Dimension, EventStore, Filters, Period, Query, QueryKind
 
 pub use bounds::{Bounds, QueryBounds};
 pub use request::{InsightRequest, Resolved, parse_baseline, parse_since, parse_time, range_until_now};
-pub use tally_store::compare_versions;
 use shape::{add_baseline, add_lift, add_share, add_share_left, keep_top_labels, keep_unordered_pairs, sort_versions};
+pub use tally_store::compare_versions;
 
 /// The default minimum number of distinct projects behind a published row.
 pub const DEFAULT_K: usize = 5;
@@ -614,7 +614,15 @@ mod tests {
         let cols: Vec<&str> = a.table.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             cols,
-            ["runtime", "runtime_major", "projects_newest", "projects_left", "projects_kept", "runtime_projects", "share_left"]
+            [
+                "runtime",
+                "runtime_major",
+                "projects_newest",
+                "projects_left",
+                "projects_kept",
+                "runtime_projects",
+                "share_left"
+            ]
         );
         let text: Vec<Vec<String>> = a.table.rows.iter().map(|r| r.iter().map(Cell::to_string).collect()).collect();
         assert_eq!(
@@ -634,7 +642,10 @@ mod tests {
         assert_eq!(shown, ["18", "20"]);
         let mut by_os = params();
         by_os.group_by = Some(Dimension::Os);
-        assert!(matches!(answer(&store, "drop-support", by_os, Audience::Private), Err(InsightError::InvalidParams(_))));
+        assert!(matches!(
+            answer(&store, "drop-support", by_os, Audience::Private),
+            Err(InsightError::InvalidParams(_))
+        ));
     }
 
     #[test]

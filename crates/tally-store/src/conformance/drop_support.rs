@@ -70,11 +70,7 @@ pub fn drop_support(store: &dyn EventStore) {
     );
     let mut production = ask(Dimension::RuntimeVersion);
     production.filters = Filters { env: Some(Env::Production), ..Filters::default() };
-    check(
-        store,
-        &production,
-        vec![version_row("node", "20.11.1", 1, 1, 2), version_row("node", "22.1.0", 1, 2, 2)],
-    );
+    check(store, &production, vec![version_row("node", "20.11.1", 1, 1, 2), version_row("node", "22.1.0", 1, 2, 2)]);
     let refused = store.query(&ask(Dimension::Os));
     assert!(matches!(refused, Err(StoreError::InvalidQuery(_))), "{refused:?}");
 }

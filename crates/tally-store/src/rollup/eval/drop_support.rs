@@ -35,7 +35,9 @@ impl<'a> Eval<'a> {
                         }
                     }
                     for row in self.rows(&v) {
-                        version.each(dict, &row.key, |value| sets.entry((rt, value)).or_insert_with(new).insert(row.key.pid));
+                        version.each(dict, &row.key, |value| {
+                            sets.entry((rt, value)).or_insert_with(new).insert(row.key.pid)
+                        });
                     }
                 }
             }
