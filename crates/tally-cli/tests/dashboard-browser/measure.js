@@ -24,7 +24,21 @@ const RANGES = ['28d', '90d'];
 
 async function load(browser, url, shot) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.clock.setFixedTime(new Date(process.env.TALLY_NOW));
+  // The pages' "today" is the collector's: Date shifted to TALLY_NOW, time still flowing.
+  // (Playwright's clock also fakes `performance`, whose timings this script reads.)
+  await context.addInitScript((now) => {
+    const Real = Date;
+    const offset = now - Real.now();
+    class Shifted extends Real {
+      constructor(...args) {
+        super(...(args.length ? args : [Real.now() + offset]));
+      }
+      static now() {
+        return Real.now() + offset;
+      }
+    }
+    globalThis.Date = Shifted;
+  }, Date.parse(process.env.TALLY_NOW));
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
