@@ -13,11 +13,12 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("invariants") => invariants(),
         Some("bench") => bench(&args[1..]),
+        Some("dashboard-bench") => dashboard_bench(),
         Some("fuzz") => fuzz_command(&args[1..]),
         Some("node") => setup_node("crates/tally/tests/setup-node.sh").and_then(|m| node_sdk(&m)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, unused dependencies, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  fuzz [S]    seed, build and run every fuzz target for S seconds each (default 600; docs/fuzzing.md)\n  node        the Node SDK's checks and tests (sdks/node; needs the release build of tally and hostcli)\n  bench       the insight benchmark at 10M and 100M events (`tally bench`; extra arguments are passed on)"
+                "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, unused dependencies, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  fuzz [S]    seed, build and run every fuzz target for S seconds each (default 600; docs/fuzzing.md)\n  node        the Node SDK's checks and tests (sdks/node; needs the release build of tally and hostcli)\n  bench       the insight benchmark at 10M and 100M events (`tally bench insights`; extra arguments are passed on)\n  dashboard-bench  the dashboard in chromium against the 10M store (generated once, as `bench` does)"
             );
             return ExitCode::from(2);
         }
@@ -42,6 +43,26 @@ fn bench(extra: &[String]) -> Result<(), String> {
     }
     cmd.args(extra);
     run("bench", &mut cmd)
+}
+
+/// The dashboard benchmark (docs/benchmarks.md): generates the 10 M store once, as `bench`
+/// does, then runs the ignored test `dashboard_at_10m_events` (tests/dashboard_bench.rs),
+/// which serves it and times every page in chromium.
+fn dashboard_bench() -> Result<(), String> {
+    let dir = std::env::var_os("TALLY_BENCH_DIR").map_or_else(|| target_dir().join("bench"), PathBuf::from);
+    run(
+        "generate",
+        cargo().args(["run", "--release", "--", "bench", "--events=10M", "--generate-only", "--data-dir"]).arg(&dir),
+    )?;
+    let modules = setup_node("crates/tally-cli/tests/dashboard-browser/setup.sh")?;
+    run(
+        "dashboard-bench",
+        cargo()
+            .args(["test", "--release", "--workspace", "--all-features", "--test", "dashboard_bench", "--"])
+            .args(["--ignored", "--nocapture"])
+            .env("TALLY_BENCH_DIR", &dir)
+            .env("TALLY_DASHBOARD_NODE_MODULES", &modules),
+    )
 }
 
 /// The workspace root. Read at run time (`cargo run` sets `CARGO_MANIFEST_DIR`): clones

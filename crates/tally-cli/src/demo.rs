@@ -468,7 +468,7 @@ fn project_batches(rng: &mut StdRng, p: &Project, start_ms: i64, now_ms: i64) ->
         for (version, events) in by_version {
             for chunk in events.chunks(tally_protocol::limits::MAX_EVENTS_PER_BATCH) {
                 batches.push(Batch {
-                    sent_at: Utc::now(),
+                    sent_at: DateTime::<Utc>::from_timestamp_millis(now_ms).expect("valid time"),
                     context: Context {
                         app: "demo".into(),
                         app_version: version.into(),
@@ -491,10 +491,10 @@ fn project_batches(rng: &mut StdRng, p: &Project, start_ms: i64, now_ms: i64) ->
     batches
 }
 
-/// Generates the demo and posts it to the collector at `url`; returns a summary line.
-pub fn fill(url: &str, projects: usize) -> anyhow::Result<String> {
+/// Generates the demo up to `now_ms` (the collector's clock) and posts it to the collector
+/// at `url`; returns a summary line.
+pub fn fill(url: &str, projects: usize, now_ms: i64) -> anyhow::Result<String> {
     let started = Instant::now();
-    let now_ms = Utc::now().timestamp_millis();
     let start_ms = (now_ms / DAY_MS - (DAYS - 1)) * DAY_MS;
     let mut rng = StdRng::seed_from_u64(0x7a11_7e1e);
     eprintln!("demo: generating {projects} projects over {DAYS} days");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use tally_collector::{Collector, Settings};
+use tally_collector::{Clock, Collector, Settings};
 use tally_store::{EventStore, ServerSecret};
 use tally_store_duckdb::DuckDbStore;
 
@@ -40,6 +40,16 @@ pub struct ServeArgs {
     /// Minimum distinct projects behind any published row.
     #[arg(long, default_value_t = tally_insights::DEFAULT_K)]
     k: usize,
+    /// For tests: the collector's "now" is always this instant (RFC 3339), for event ages
+    /// and relative ranges, so that answers are known in advance.
+    #[arg(long, hide = true, value_parser = parse_instant)]
+    fixed_now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2026-10-15T12:00:00Z ({e})"))
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -69,7 +79,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store: Arc<dyn EventStore> = duckdb.clone();
     let existing = store.count_events()?;
     let log = Arc::new(open_log(&args.data_dir)?);
-    let mut settings = Settings { admin_token: Some(admin_token.clone()), k: args.k, ..Settings::default() };
+    let clock = args.fixed_now.map_or(Clock::System, Clock::Fixed);
+    let mut settings =
+        Settings { admin_token: Some(admin_token.clone()), k: args.k, clock: clock.clone(), ..Settings::default() };
     if args.demo {
         // The demo backfills 90 days through the normal ingest path.
         settings.max_event_age_ms = 100 * tally_store::DAY_MS;
@@ -96,7 +108,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             } else {
                 let url = format!("http://{addr}");
                 let projects = args.demo_projects;
-                let summary = tokio::task::spawn_blocking(move || crate::demo::fill(&url, projects))
+                let summary = tokio::task::spawn_blocking(move || crate::demo::fill(&url, projects, clock.now_ms()))
                     .await
                     .context("demo generator panicked")??;
                 println!("{summary}");

@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: `tally serve` as a process with known data posted over
-//! HTTP, and Debian's chromium driven by playwright-core (`tests/dashboard-browser/check.js`)
-//! through every page. The script checks that each data table holds exactly its JSON
+//! HTTP and a fixed clock (`--fixed-now`, and the same instant in the browser), and Debian's
+//! chromium driven by playwright-core (`tests/dashboard-browser/check.js`) through every
+//! page. The script checks that each data table holds exactly its JSON
 //! answer and runs axe-core; this test checks the numbers against what was sent, what the
 //! public page hides, and that axe-core found no serious accessibility issue. Screenshots
 //! of every page are kept in `CARGO_TARGET_TMPDIR/dashboard-screenshots`.
@@ -13,20 +14,34 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use common::{Server, post};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 const TOKEN: &str = "dashboard-test-token";
 const K: i64 = 5;
+/// The collector's and the browser's "now": Thursday 2026-10-15, noon UTC. `since=7d` is
+/// 2026-10-09 to 2026-10-15, the previous period 2026-10-02 to 2026-10-08.
+const NOW: &str = "2026-10-15T12:00:00Z";
 
-/// Project `i` of 8: production for 0..5, development after; Linux for even, macOS for
-/// odd; app 2.5.0 for 0..4; plugins sass + minify for 0..6, sass + rare for 6 and 7; an
-/// install time of 20.5 s + i s; errors in 0..4 (network.timeout in three, config.invalid
-/// in one).
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(NOW).expect("NOW").with_timezone(&Utc)
+}
+
+fn context(i: usize, app_version: &str) -> Value {
+    json!({"app": "demo", "app_version": app_version, "project": uuid::Uuid::from_u128(i as u128 + 1),
+           "machine": format!("{:032x}", i + 1), "env": if i < 5 { "production" } else { "development" },
+           "os": if i.is_multiple_of(2) { "linux" } else { "macos" }, "os_version": "6", "arch": "x86_64",
+           "runtime": "node", "runtime_version": if i.is_multiple_of(2) { "22.11.0" } else { "20.10.0" }})
+}
+
+/// Project `i` of 8, today: production for 0..5, development after; Linux and Node 22 for
+/// even, macOS and Node 20 for odd; app 2.5.0 for 0..4; plugins sass + minify for 0..6,
+/// sass + rare for 6 and 7; an install time of 20.5 s + i s; errors in 0..4
+/// (network.timeout in three, config.invalid in one).
 fn project_batch(i: usize) -> Value {
-    let at = Utc::now() - chrono::Duration::seconds(60);
+    let at = now() - chrono::Duration::seconds(60);
     let plugins: &[&str] = if i < 6 { &["sass", "minify"] } else { &["sass", "rare"] };
     let mut events = vec![
         json!({"event_id": Uuid::new_v4(), "event": "command.run", "occurred_at": at, "plugins": plugins}),
@@ -36,14 +51,15 @@ fn project_batch(i: usize) -> Value {
         let kind = if i == 3 { "config.invalid" } else { "network.timeout" };
         events.push(json!({"event_id": Uuid::new_v4(), "event": "error", "occurred_at": at, "error_kind": kind}));
     }
-    json!({
-        "sent_at": Utc::now(),
-        "context": {"app": "demo", "app_version": if i < 4 { "2.5.0" } else { "2.4.0" }, "project": Uuid::new_v4(),
-                    "machine": format!("{:032x}", i + 1), "env": if i < 5 { "production" } else { "development" },
-                    "os": if i.is_multiple_of(2) { "linux" } else { "macos" }, "os_version": "6", "arch": "x86_64",
-                    "runtime": "node", "runtime_version": if i.is_multiple_of(2) { "22.11.0" } else { "20.10.0" }},
-        "events": events,
-    })
+    json!({"sent_at": now(), "context": context(i, if i < 4 { "2.5.0" } else { "2.4.0" }), "events": events})
+}
+
+/// Projects 0..4, ten days ago (2026-10-05, the previous period): one `command.run` each on
+/// 2.4.0, before they moved to 2.5.0.
+fn earlier_batch(i: usize) -> Value {
+    let at = now() - chrono::Duration::days(10);
+    let events = [json!({"event_id": Uuid::new_v4(), "event": "command.run", "occurred_at": at, "plugins": ["sass"]})];
+    json!({"sent_at": now(), "context": context(i, "2.4.0"), "events": events})
 }
 
 fn rows(report: &Value, pointer: &str) -> Vec<Vec<String>> {
@@ -75,11 +91,17 @@ fn dashboard_in_a_real_browser() {
     assert!(Path::new("/usr/bin/chromium").is_file(), "/usr/bin/chromium is missing: rerun the setup script");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&dir.path().join("data"), &["--admin-token", TOKEN, "--k", &K.to_string()]);
+    let server =
+        Server::start(&dir.path().join("data"), &["--admin-token", TOKEN, "--k", &K.to_string(), "--fixed-now", NOW]);
     let agent = common::agent();
-    for i in 0..8 {
-        let (status, answer) = post(&agent, &server.url, &project_batch(i));
+    for batch in (0..8).map(project_batch).chain((0..4).map(earlier_batch)) {
+        let (status, answer) = post(&agent, &server.url, &batch);
         assert_eq!(status, 200, "{answer}");
+        let results = answer["results"].as_array().expect("results");
+        assert!(
+            results.iter().all(|r| r["status"] == "accepted"),
+            "every event is accepted at the fixed now: {answer}"
+        );
     }
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
@@ -90,6 +112,7 @@ fn dashboard_in_a_real_browser() {
         .env("TALLY_URL", &server.url)
         .env("TALLY_TOKEN", TOKEN)
         .env("TALLY_APP", "demo")
+        .env("TALLY_NOW", NOW)
         .env("TALLY_SCREENSHOTS", &shots)
         .env("TALLY_PROFILE", dir.path().join("chromium-profile"))
         .env("TALLY_DASHBOARD_NODE_MODULES", &modules)
@@ -131,6 +154,18 @@ fn dashboard_in_a_real_browser() {
         firsts(&rows(&report, "/pages/~1/active/rows"), 3),
         [["1", "8", "8"], ["7", "8", "8"], ["28", "8", "8"]]
     );
+    // Against the window before each: none the day before, the 4 projects of 2026-10-05 in
+    // the 7 days before, none in the 28 days before.
+    assert_eq!(
+        rows(&report, "/pages/~1/active/text"),
+        [
+            ["1 day", "8", "8", "0", "new", "0", "new"],
+            ["7 days", "8", "8", "4", "+100.0%", "4", "+100.0%"],
+            ["28 days", "8", "8", "0", "new", "0", "new"],
+        ]
+    );
+    // The chart's table: one day, 8 runs, 8 installs and 4 errors.
+    assert_eq!(rows(&report, "/pages/~1/events/rows"), [["2026-10-15", "20", "8", "8"]]);
     assert_eq!(firsts(&rows(&report, "/pages/~1/env/rows"), 2), [["production", "5"], ["development", "3"]]);
     assert_eq!(
         rows(&report, "/pages/~1plugins/top-plugins/rows"),
@@ -145,12 +180,18 @@ fn dashboard_in_a_real_browser() {
     assert_eq!(setup.len(), 1, "{setup:?}");
     assert_eq!(setup[0][1..], ["8", "8", "23.5 s", "27.5 s", "27.5 s"]);
 
-    // Releases: both versions were first seen today; errors happened on 2.5.0 only (3 and 1
-    // of its 4 projects); setup time per version.
+    // Releases: 2.4.0 was first seen on 2026-10-05, 2.5.0 today; errors happened on 2.5.0
+    // only (3 and 1 of its 4 projects); setup time per version.
     let since_release = rows(&report, "/pages/~1releases/since-release/text");
-    assert!(
-        !since_release.is_empty() && since_release.iter().all(|r| r.last().map(String::as_str) == Some("0")),
-        "{since_release:?}"
+    let released: Vec<[&str; 4]> =
+        since_release.iter().map(|r| [r[0].as_str(), r[1].as_str(), r[7].as_str(), r[8].as_str()]).collect();
+    assert_eq!(
+        released,
+        [
+            ["2026-10-05", "2.4.0", "2026-10-05", "0"],
+            ["2026-10-15", "2.5.0", "2026-10-15", "0"],
+            ["2026-10-15", "2.4.0", "2026-10-05", "10"],
+        ]
     );
     let error_rate = rows(&report, "/pages/~1releases/error-rate/text");
     let mut rates: Vec<[&str; 3]> =
@@ -188,9 +229,37 @@ fn dashboard_in_a_real_browser() {
     assert_eq!(report["filter"]["reloaded"]["select"], "production");
     assert_eq!(firsts(&rows(&report, "/filter/reloaded/env"), 2), [["production", "5"]]);
 
-    // The comparison adds the previous period (empty here: every event is from today).
+    // The comparison adds the previous period: 4 production projects on 2026-10-05, no
+    // development one.
     assert_eq!(report["compare"]["env"]["derived"], 2, "{}", report["compare"]["env"]);
-    assert_eq!(rows(&report, "/compare/env/text")[0][4..], ["—", "new"]);
+    let compared = rows(&report, "/compare/env/text");
+    assert_eq!(compared[0][..2], ["production", "5"]);
+    assert_eq!(compared[0][4..], ["4", "+25.0%"]);
+    assert_eq!(compared[1][..2], ["development", "3"]);
+    assert_eq!(compared[1][4..], ["—", "new"]);
+
+    // Dropping a runtime version: Node 20 is the newest of the 4 odd projects; dropping it
+    // leaves half of the projects behind. Exact versions through the panel's option, and
+    // its CSV is its table.
+    assert_eq!(
+        rows(&report, "/pages/~1runtimes/drop-support/rows"),
+        [["node", "20", "4", "4", "4", "8", "0.5"], ["node", "22", "4", "8", "0", "8", "1"]]
+    );
+    assert_eq!(
+        rows(&report, "/pages/~1runtimes/drop-support/text")[0][6..],
+        ["50.0%"],
+        "shares are shown as percentages"
+    );
+    assert!(report["dropSupport"]["url"].as_str().expect("url").contains("runtime=runtime_version"));
+    let exact = rows(&report, "/dropSupport/rows");
+    assert_eq!(firsts(&exact, 2), [["node", "20.10.0"], ["node", "22.11.0"]]);
+    let csv = report["dropSupport"]["csv"].as_str().expect("csv");
+    let expected: Vec<String> = std::iter::once(
+        "runtime,runtime_version,projects_newest,projects_left,projects_kept,runtime_projects,share_left".into(),
+    )
+    .chain(exact.iter().map(|r| r.join(",")))
+    .collect();
+    assert_eq!(csv.lines().collect::<Vec<_>>(), expected);
     assert!(report["errorsByVersion"]["url"].as_str().expect("url").contains("by=app_version"));
     assert_eq!(report["errorsByVersion"]["columns"][1], "app_version");
 
@@ -206,16 +275,23 @@ fn dashboard_in_a_real_browser() {
     assert_eq!(top, [["minify", "5"], ["sass", "5"]]);
     assert!(report["csv"]["name"].as_str().expect("name").contains("env-production"), "{}", report["csv"]["name"]);
 
-    // The public page never shows a row behind fewer than k projects, and says how many it hid.
+    // The public page never shows a row behind fewer than k projects (in any count of
+    // projects it has), and says how many it hid.
     let public = report["public"].as_object().expect("public");
+    let mut checked = 0;
     for (panel, t) in public.iter().filter(|(_, t)| t.get("columns").is_some()) {
         assert_eq!(t["suppression"]["k"], K, "{panel} is a published answer");
-        if let Some(at) = t["columns"].as_array().expect("columns").iter().position(|c| c == "projects") {
-            for row in rows(&report, &format!("/public/{panel}/rows")) {
-                assert!(row[at].parse::<i64>().expect("projects") >= K, "{panel} shows {row:?}");
+        let columns: Vec<String> = serde_json::from_value(t["columns"].clone()).expect("columns");
+        let counts: Vec<usize> = (0..columns.len()).filter(|i| columns[*i].contains("projects")).collect();
+        assert!(!counts.is_empty(), "{panel} has a count of projects: {columns:?}");
+        for row in rows(&report, &format!("/public/{panel}/rows")) {
+            for at in &counts {
+                assert!(row[*at].parse::<i64>().expect("projects") >= K, "{panel} shows {row:?}");
+                checked += 1;
             }
         }
     }
+    assert!(checked >= 8, "the public page shows rows: {checked} counts checked");
     assert_eq!(firsts(&rows(&report, "/public/top-plugins/rows"), 2), [["sass", "8"], ["minify", "6"]]);
     assert_eq!(report["public"]["top-plugins"]["suppression"]["hidden_rows"], 1, "rare (2 projects) is hidden");
     assert_eq!(firsts(&rows(&report, "/public/env/rows"), 2), [["production", "5"]]);

@@ -16,12 +16,14 @@ const Tally = (() => {
   const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#be185d', '#65a30d', '#475569', '#ca8a04', '#4f46e5', '#0d9488'];
   const DURATIONS = new Set(['p50', 'p90', 'p99']);
   const DURATION_TICKS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 144e5];
-  const SHARES = new Set(['share', 'baseline_share']);
+  const SHARES = new Set(['share', 'baseline_share', 'share_left']);
   const LABELS = {
     window_days: 'window', period_projects: 'all projects', projects_both: 'both', projects_a: 'with A',
     projects_b: 'with B', projects_total: 'all projects', plugin_a: 'plugin A', plugin_b: 'plugin B',
     baseline_share: 'baseline', difference: 'difference', app_version: 'app version', error_kind: 'error kind',
-    runtime_major: 'runtime', runtime_minor: 'runtime', runtime_version: 'runtime',
+    runtime_major: 'runtime major', runtime_minor: 'runtime minor', runtime_version: 'runtime version',
+    projects_newest: 'newest here', projects_left: 'left behind', projects_kept: 'newer', runtime_projects: 'on the runtime',
+    share_left: 'share left behind',
   };
 
   // ---- formatting -----------------------------------------------------------------------

@@ -98,13 +98,18 @@
     ],
   };
 
+  // One granularity for the page's panels (the same URL key).
+  const granularity = { key: 'runtime', param: 'group_by', label: 'Granularity', values: [['runtime_major', 'major'], ['runtime_minor', 'minor'], ['runtime_version', 'exact']] };
   const runtimes = {
     title: 'Runtimes',
-    intro: 'Which runtime versions projects run.',
+    intro: 'Which runtime versions projects run, and what dropping one would cost.',
     panels: [
       { id: 'runtime-versions', insight: 'runtime-versions', title: 'Runtime versions', wide: true, bar: 'share',
-        options: [{ key: 'runtime', param: 'group_by', label: 'Granularity', values: [['runtime_major', 'major'], ['runtime_minor', 'minor'], ['runtime_version', 'exact']] }],
+        options: [granularity],
         question: 'Share of active projects per runtime version (a project may run several).' },
+      { id: 'drop-support', insight: 'drop-support', title: 'Dropping a version', wide: true, bar: 'share_left',
+        options: [granularity],
+        question: 'If support for a version and every older one ends, who is left behind: the projects none of whose machines ran a newer version, as a share of the projects on that runtime.' },
     ],
   };
 

@@ -147,6 +147,7 @@ pub(crate) const INSIGHT_FIELDS: &[(&str, &[&str])] = &[
     ("setup-time", &["event", "duration_ms", "occurred_at", "app_version"]),
     ("error-kinds", &["error_kind", "project", "occurred_at", "os", "runtime_version", "app_version", "env", "ci"]),
     ("runtime-versions", &["runtime_version", "project"]),
+    ("drop-support", &["runtime", "runtime_version", "project", "machine"]),
     ("os-split", &["os", "project"]),
     ("arch-split", &["arch", "project"]),
     ("ci-split", &["ci", "project"]),

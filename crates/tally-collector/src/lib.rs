@@ -25,6 +25,7 @@
 
 mod applier;
 pub mod builtin;
+mod clock;
 mod collect;
 mod context;
 mod dashboard;
@@ -57,6 +58,7 @@ use tally_store::{EventStore, ServerSecret, StoreError};
 use tokio::sync::Semaphore;
 
 pub use applier::apply_pending;
+pub use clock::Clock;
 pub use error::ApiError;
 pub use limits::Limits;
 pub use metrics::Metrics;
@@ -82,36 +84,9 @@ pub struct Settings {
     /// How often the retention schedule deletes events older than their app's
     /// `retention_days` (it also runs at start); `None` turns it off.
     pub retention_every: Option<Duration>,
-    /// What the collector takes as "now": receipt times, the acceptance and dedupe window,
-    /// relative insight ranges. The system clock unless a test injects another.
+    /// What "now" is for receipt times, event ages, the dedupe window and relative ranges
+    /// (tests fix or move it).
     pub clock: Clock,
-}
-
-/// The collector's clock ([`Settings::clock`]).
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Clock {
-        Clock(Arc::new(chrono::Utc::now))
-    }
-
-    /// A clock that answers `now()` (tests).
-    pub fn from_fn(now: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(now))
-    }
-
-    /// The current time by this clock.
-    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clock({})", self.now())
-    }
 }
 
 impl Default for Settings {
@@ -124,7 +99,7 @@ impl Default for Settings {
             max_event_age_ms: tally_protocol::limits::MAX_EVENT_AGE_MS,
             limits: Limits::default(),
             retention_every: Some(Duration::from_secs(3600)),
-            clock: Clock::system(),
+            clock: Clock::System,
         }
     }
 }
@@ -201,7 +176,7 @@ impl Collector {
             store.clone(),
             settings.max_event_age_ms,
             settings.max_group_rows,
-            settings.clock.now().timestamp_millis(),
+            settings.clock.now_ms(),
             metrics.clone(),
         )?;
         Self::build(store, Sink::Log(durable), schemas, secret, settings, metrics)
@@ -391,9 +366,8 @@ async fn insight(
         return Err(ApiError::unauthorized());
     }
     let limits = &s.settings.limits;
-    let Resolved { params, audience } = request
-        .resolve(s.settings.clock.now().timestamp_millis(), s.settings.k, &limits.query_bounds)
-        .map_err(insight_error)?;
+    let Resolved { params, audience } =
+        request.resolve(s.settings.clock.now_ms(), s.settings.k, &limits.query_bounds).map_err(insight_error)?;
     // A public query holds its slot until its blocking work ends, even past the budget:
     // the slots count the queries actually running.
     let slot = match audience {

@@ -262,10 +262,7 @@ async fn a_resend_minutes_later_after_a_restart_and_20_days_later_is_one_duplica
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(MemoryStore::new());
     let offset_ms = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let clock_offset = offset_ms.clone();
-    let clock = tally_collector::Clock::from_fn(move || {
-        Utc::now() + chrono::Duration::milliseconds(clock_offset.load(std::sync::atomic::Ordering::Relaxed))
-    });
+    let clock = tally_collector::Clock::Offset(offset_ms.clone());
     let settings = Settings { clock: clock.clone(), ..Settings::default() };
     let c = start_with(store.clone(), dir.path(), Options::default(), settings.clone()).expect("starts");
     let (_, _, body) = send(&c.router(), batch_sent_at([1, 2], clock.now())).await;

@@ -18,8 +18,8 @@ use tally_store::{Cell, Dimension, EventStore, Filters, Period, Query, QueryKind
 
 pub use bounds::{Bounds, QueryBounds};
 pub use request::{InsightRequest, Resolved, parse_baseline, parse_since, parse_time, range_until_now};
-pub use shape::compare_versions;
-use shape::{add_baseline, add_lift, add_share, keep_top_labels, keep_unordered_pairs, sort_versions};
+use shape::{add_baseline, add_lift, add_share, add_share_left, keep_top_labels, keep_unordered_pairs, sort_versions};
+pub use tally_store::compare_versions;
 
 /// The default minimum number of distinct projects behind a published row.
 pub const DEFAULT_K: usize = 5;
@@ -71,7 +71,7 @@ fn runtime_dimension(p: &Params) -> Result<Dimension, InsightError> {
         None => Ok(Dimension::RuntimeMajor),
         Some(d @ (Dimension::RuntimeMajor | Dimension::RuntimeMinor | Dimension::RuntimeVersion)) => Ok(d),
         Some(d) => Err(InsightError::InvalidParams(format!(
-            "runtime-versions groups by runtime_major, runtime_minor or runtime_version, not {}",
+            "runtime-versions and drop-support group by runtime_major, runtime_minor or runtime_version, not {}",
             d.name()
         ))),
     }
@@ -201,6 +201,14 @@ pub const CATALOG: &[Insight] = &[
                 add_baseline(t, column, baseline);
             }
         },
+    },
+    Insight {
+        name: "drop-support",
+        title: "Dropping a runtime version",
+        question: "What share of active projects would dropping support for a runtime version, and every older one, leave behind (projects none of whose machines ran a newer version)?",
+        options: "group_by (runtime_major|runtime_minor|runtime_version; default runtime_major)",
+        kind: |p| Ok(QueryKind::DropSupport { dimension: runtime_dimension(p)? }),
+        finish: add_share_left,
     },
     Insight {
         name: "os-split",
@@ -581,9 +589,63 @@ mod tests {
 
     #[test]
     fn version_order_is_numeric() {
-        let mut v = vec!["2.10.0", "2.9.1", "2.9.0-beta", "10.0.0", "2.9.0"];
+        let mut v = vec!["2.10.0", "other", "2.9.1", "2.9.0-beta", "10.0.0", "2.9.0", "[redacted]", "2.9.00", "9"];
         v.sort_by(|a, b| compare_versions(a, b));
-        assert_eq!(v, ["2.9.0", "2.9.0-beta", "2.9.1", "2.10.0", "10.0.0"]);
+        assert_eq!(v, ["2.9.0", "2.9.00", "2.9.0-beta", "2.9.1", "2.10.0", "9", "10.0.0", "[redacted]", "other"]);
+    }
+
+    #[test]
+    fn drop_support_shares_and_k_anonymity() {
+        // Every project also ran Node 18 on a second machine; newest majors: 18 for
+        // projects 1..=5, 20 for 6..=10, 22 for 11..=15, 24 for 16.
+        let store = MemoryStore::new();
+        let rows: Vec<_> = (1..=16u8)
+            .flat_map(|p| {
+                let newest = ["18.20.4", "20.11.1", "22.1.0", "24.0.0"][usize::from(p - 1) / 5];
+                [("18.20.4", 0), (newest, 1)].map(|(v, m)| {
+                    let mut r = row(u128::from(p) * 10 + m, 1, 0, p, p * 2 + m as u8);
+                    r.runtime_version = v.into();
+                    r
+                })
+            })
+            .collect();
+        store.append(&rows).expect("append");
+        let a = answer(&store, "drop-support", params(), Audience::Private).expect("answer");
+        let cols: Vec<&str> = a.table.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            cols,
+            [
+                "runtime",
+                "runtime_major",
+                "projects_newest",
+                "projects_left",
+                "projects_kept",
+                "runtime_projects",
+                "share_left"
+            ]
+        );
+        let text: Vec<Vec<String>> = a.table.rows.iter().map(|r| r.iter().map(Cell::to_string).collect()).collect();
+        assert_eq!(
+            text,
+            [
+                ["node", "18", "5", "5", "11", "16", "0.3125"],
+                ["node", "20", "5", "10", "6", "16", "0.625"],
+                ["node", "22", "5", "15", "1", "16", "0.9375"],
+                ["node", "24", "1", "16", "0", "16", "1"],
+            ]
+        );
+        // Public: 22 would tell that one project is on 24 (kept 1), 24 that one project's
+        // newest is 24; the rows shown only differ by groups of at least k projects.
+        let public = answer(&store, "drop-support", params(), Audience::Public { k: 5 }).expect("answer");
+        assert_eq!(public.suppression, Some(Suppression { k: 5, hidden_rows: 2 }));
+        let shown: Vec<String> = public.table.rows.iter().map(|r| r[1].to_string()).collect();
+        assert_eq!(shown, ["18", "20"]);
+        let mut by_os = params();
+        by_os.group_by = Some(Dimension::Os);
+        assert!(matches!(
+            answer(&store, "drop-support", by_os, Audience::Private),
+            Err(InsightError::InvalidParams(_))
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use tally_store::{Cell, Column, ColumnType, Table};
+use tally_store::{Cell, Column, ColumnType, Table, compare_versions};
 
 use crate::Params;
 
@@ -25,6 +25,20 @@ pub(crate) fn add_share(table: &mut Table, _: &Params) {
     table.columns.push(Column::new("share", ColumnType::Float));
     for row in &mut table.rows {
         let share = match (int_at(row, p), int_at(row, total)) {
+            (Some(a), Some(b)) if b > 0 => Cell::Float(round(a as f64 / b as f64, 4)),
+            _ => Cell::Null,
+        };
+        row.push(share);
+    }
+}
+
+/// Adds `share_left` = projects_left / runtime_projects (4 decimals): the share of the
+/// runtime's projects that dropping the version (and every older one) leaves behind.
+pub(crate) fn add_share_left(table: &mut Table, _: &Params) {
+    let (left, total) = (table.column("projects_left"), table.column("runtime_projects"));
+    table.columns.push(Column::new("share_left", ColumnType::Float));
+    for row in &mut table.rows {
+        let share = match (int_at(row, left), int_at(row, total)) {
             (Some(a), Some(b)) if b > 0 => Cell::Float(round(a as f64 / b as f64, 4)),
             _ => Cell::Null,
         };
@@ -76,19 +90,6 @@ pub(crate) fn keep_top_labels(table: &mut Table, limit: usize) {
         }
         false
     });
-}
-
-/// Numeric-aware ordering of version strings: `20.9` < `20.10` < `22`.
-pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    let parts = |s: &str| -> Vec<(u64, String)> {
-        s.split(['.', '-', '+'])
-            .map(|p| {
-                let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
-                (digits.parse().unwrap_or(0), p[digits.len()..].to_string())
-            })
-            .collect()
-    };
-    parts(a).cmp(&parts(b))
 }
 
 /// Sorts rows by the version in `column`, newest first, keeping the period order when

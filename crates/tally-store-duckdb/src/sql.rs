@@ -101,6 +101,7 @@ fn build(q: &Query) -> Result<Sql, StoreError> {
         QueryKind::CoUsage { plugin, limit } => co_usage(&mut s, q, plugin.as_deref(), *limit),
         QueryKind::Durations { event, period, dimension } => durations(&mut s, q, event, *period, *dimension),
         QueryKind::Retention { weeks } => retention(&mut s, q, *weeks),
+        QueryKind::DropSupport { dimension } => drop_support(&mut s, q, *dimension),
     }
     Ok(s)
 }
@@ -270,6 +271,32 @@ fn retention(s: &mut Sql, q: &Query, weeks: u32) {
         "), hits AS (SELECT ch.c, (a.w - ch.c) // {WEEK_MS} AS n, count(*) AS k FROM chosen ch JOIN act a USING (project) \
          WHERE a.w >= ch.c AND a.w <= ch.c + {weeks}::BIGINT * {WEEK_MS} GROUP BY ch.c, n) \
          SELECT grid.c, grid.n, coalesce(hits.k, 0) FROM grid LEFT JOIN hits USING (c, n) ORDER BY grid.c, grid.n"
+    ));
+}
+
+/// The sort key of a version in `tally_store::compare_versions`' order: a list of parts
+/// (split at `.`, `-`, `+`), each `{t: 0 when it starts with a digit else 1, n: its leading
+/// number (0 when none or too large), s: the text after it}`; DuckDB orders lists and
+/// structs element by element, a prefix first. Ties are broken by the text itself.
+const VERSION_KEY: &str = "list_transform(regexp_split_to_array(v, '[.+-]'), lambda p: {'t': CASE WHEN regexp_matches(p, '^[0-9]') THEN 0 ELSE 1 END, \
+     'n': coalesce(TRY_CAST(regexp_extract(p, '^[0-9]+') AS UBIGINT), 0), 's': regexp_replace(p, '^[0-9]+', '')})";
+
+/// Each project's newest version per runtime (the first by key descending), counted per
+/// version and summed from the oldest up.
+fn drop_support(s: &mut Sql, q: &Query, dimension: Dimension) {
+    s.push(&format!(
+        "WITH pv AS (SELECT DISTINCT runtime AS rt, {} AS v, project FROM events WHERE ",
+        dimension_expr(dimension)
+    ));
+    s.filters(q, range(q));
+    s.push(&format!(
+        "), k AS (SELECT rt, v, project, {VERSION_KEY} AS vk FROM pv), \
+         top AS (SELECT rt, v, vk, row_number() OVER (PARTITION BY rt, project ORDER BY vk DESC, v DESC) = 1 AS newest FROM k), \
+         per AS (SELECT rt, v, vk, count(*) FILTER (WHERE newest) AS n FROM top GROUP BY rt, v, vk), \
+         tot AS (SELECT rt, count(DISTINCT project) AS total FROM pv GROUP BY rt), \
+         cum AS (SELECT rt, v, vk, n, sum(n) OVER (PARTITION BY rt ORDER BY vk, v ROWS UNBOUNDED PRECEDING) AS left_n FROM per) \
+         SELECT cum.rt, cum.v, cum.n, cum.left_n, tot.total - cum.left_n, tot.total \
+         FROM cum JOIN tot USING (rt) ORDER BY cum.rt, cum.vk, cum.v"
     ));
 }
 

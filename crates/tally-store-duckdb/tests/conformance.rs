@@ -55,6 +55,7 @@ fn a_reopened_store_answers_from_its_rebuilt_rollup_like_sql() {
         QueryKind::CoUsage { plugin: None, limit: 4 },
         QueryKind::Durations { event: "project.created".into(), period: Some(Period::Week), dimension: None },
         QueryKind::Retention { weeks: 4 },
+        QueryKind::DropSupport { dimension: Dimension::RuntimeMinor },
     ];
     let queries: Vec<Query> = kinds
         .into_iter()

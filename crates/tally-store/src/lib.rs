@@ -19,7 +19,9 @@ mod row;
 pub use keys::SECRET_FILE;
 pub use keys::{Key16, MachineKey, ProjectKey, ServerSecret};
 pub use memory::MemoryStore;
-pub use query::{Cell, Column, ColumnType, Dimension, Filters, Period, Query, QueryKind, Table, version_prefix};
+pub use query::{
+    Cell, Column, ColumnType, Dimension, Filters, Period, Query, QueryKind, Table, compare_versions, version_prefix,
+};
 pub use rollup::Rollup;
 pub use row::{AppendStatus, ContextField, EventRow, KnownValues};
 

@@ -34,6 +34,14 @@ impl Query {
                 )));
             }
         }
+        if let QueryKind::DropSupport { dimension } = &self.kind
+            && !dimension.is_runtime_version()
+        {
+            return Err(crate::StoreError::InvalidQuery(format!(
+                "dropping support is asked per runtime_major, runtime_minor or runtime_version, not {}",
+                dimension.name()
+            )));
+        }
         Ok(())
     }
 }
@@ -103,6 +111,11 @@ impl Dimension {
         }
     }
 
+    /// Whether this is one of the runtime version levels (major, major.minor, exact).
+    pub fn is_runtime_version(self) -> bool {
+        matches!(self, Dimension::RuntimeVersion | Dimension::RuntimeMajor | Dimension::RuntimeMinor)
+    }
+
     /// Parses a column name.
     pub fn parse(name: &str) -> Option<Dimension> {
         Dimension::ALL.into_iter().find(|d| d.name() == name)
@@ -141,6 +154,30 @@ impl std::str::FromStr for Dimension {
 /// The leading part of a version: `version_prefix("20.11.1", 2) == "20.11"`.
 pub fn version_prefix(version: &str, parts: usize) -> String {
     version.split('.').take(parts).collect::<Vec<_>>().join(".")
+}
+
+/// The order of version strings every backend and insight uses (`20.9` < `20.10` < `22`,
+/// `2.9.0` < `2.9.0-beta` < `2.9.1`). A version is split into parts at `.`, `-` and `+`,
+/// and parts are compared in turn; a version that is a prefix of another sorts first. A
+/// part that starts with ASCII digits compares by that number (0 when it does not fit in
+/// 64 bits), then by the text after it; a part that starts with anything else sorts after
+/// every numeric part, by its text. So values that are not versions (`other`, `[redacted]`)
+/// sort after every version. Versions that compare equal this way (`20.0`, `20.00`) are
+/// ordered by their bytes, so that the order is total.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    version_key(a).cmp(&version_key(b)).then_with(|| a.cmp(b))
+}
+
+/// One part of a version: (not numeric, number, text after the number).
+type VersionPart<'a> = (bool, u64, &'a str);
+
+fn version_key(v: &str) -> Vec<VersionPart<'_>> {
+    v.split(['.', '-', '+'])
+        .map(|p| {
+            let digits = p.bytes().take_while(u8::is_ascii_digit).count();
+            (digits == 0, p[..digits].parse().unwrap_or(0), &p[digits..])
+        })
+        .collect()
 }
 
 /// A calendar bucket of time (UTC).
@@ -262,6 +299,23 @@ pub enum QueryKind {
         period: Option<Period>,
         /// Group by this dimension.
         dimension: Option<Dimension>,
+    },
+    /// What dropping support for a runtime version would cost, per runtime (`runtime`) and
+    /// version at the level of `dimension` (runtime major, minor or exact version). A
+    /// project's **newest** version of a runtime is the highest version, in the order of
+    /// [`compare_versions`], among its events on that runtime in range (after the
+    /// filters): the newest any of its machines ran. Dropping support for version V and
+    /// every older one leaves behind the projects whose newest version is V or older,
+    /// since none of their machines was seen on a version that stays supported. Columns
+    /// `runtime`, `<dimension>`, `projects_newest` (projects whose newest version is this
+    /// one), `projects_left` (projects whose newest version is this one or older),
+    /// `projects_kept` (the others: projects seen on a newer version) and
+    /// `runtime_projects` (projects with any event on the runtime in range); one row per
+    /// version seen on the runtime in range. Ordered by `runtime`, then version ascending.
+    DropSupport {
+        /// [`Dimension::RuntimeMajor`], [`Dimension::RuntimeMinor`] or
+        /// [`Dimension::RuntimeVersion`]; others are refused by [`Query::validate`].
+        dimension: Dimension,
     },
     /// Weekly cohorts: projects whose first event (ever, among the filtered rows) falls in
     /// week W of the range, and how many of them have events in week W+N. Columns
@@ -426,6 +480,14 @@ impl Table {
             QueryKind::Retention { .. } => {
                 vec![Column::new("cohort", Date), Column::new("week", Int), Column::new("projects", Int)]
             }
+            QueryKind::DropSupport { dimension } => vec![
+                Column::new("runtime", Text),
+                Column::new(dimension.name(), Text),
+                Column::new("projects_newest", Int),
+                Column::new("projects_left", Int),
+                Column::new("projects_kept", Int),
+                Column::new("runtime_projects", Int),
+            ],
         }
     }
 }

@@ -1,6 +1,7 @@
 // Drives Debian's chromium with playwright-core through the dashboard of a running
-// collector, for tests/dashboard.rs. Reads TALLY_URL, TALLY_TOKEN, TALLY_APP,
-// TALLY_SCREENSHOTS, TALLY_PROFILE (a fresh profile dir) and TALLY_DASHBOARD_NODE_MODULES.
+// collector, for tests/dashboard.rs. Reads TALLY_URL, TALLY_TOKEN, TALLY_APP, TALLY_NOW (the
+// collector's fixed clock, which the pages' clock is fixed to as well), TALLY_SCREENSHOTS,
+// TALLY_PROFILE (a fresh profile dir) and TALLY_DASHBOARD_NODE_MODULES.
 //
 // For every page, every data table must hold exactly the rows of the JSON answer it names
 // (data-src), fetched again here, and axe-core must find no serious accessibility issue. What the test asserts beyond that (the expected numbers,
@@ -90,6 +91,8 @@ async function checkPage(page, url, name) {
     viewport: { width: 1280, height: 900 },
     args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  // The pages compute ranges and the previous period from Date.now(): the collector's now.
+  await browser.clock.setFixedTime(new Date(process.env.TALLY_NOW));
   const watch = (page, phase) => {
     page.on('console', (m) => { if (m.type() === 'error') report.consoleErrors.push(`${phase}: ${m.text()}`); });
     page.on('pageerror', (e) => report.consoleErrors.push(`${phase}: ${e.message}`));
@@ -164,6 +167,17 @@ async function checkPage(page, url, name) {
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#panel-top-plugins button.csv')]);
     const csv = fs.readFileSync(await download.path(), 'utf8');
     report.csv = { name: download.suggestedFilename(), text: csv, table: (await tables(page)).find((t) => t.panel === 'panel-top-plugins').rows };
+
+    // Dropping a runtime version, by exact version; its CSV.
+    await page.goto(`${base}/runtimes?app=${app}&since=7d`);
+    await settled(page);
+    await page.selectOption('#panel-drop-support select[data-option=runtime]', 'runtime_version');
+    await page.waitForURL(/runtime=runtime_version/);
+    await settled(page);
+    const drop = (await tables(page)).find((t) => t.panel === 'panel-drop-support');
+    sameAsApi(drop);
+    const [dropCsv] = await Promise.all([page.waitForEvent('download'), page.click('#panel-drop-support button.csv')]);
+    report.dropSupport = { url: page.url(), rows: drop.rows, csv: fs.readFileSync(await dropCsv.path(), 'utf8') };
 
     // The public page, in a tab without the token.
     const pub = await browser.newPage();

@@ -110,7 +110,13 @@ impl<'a> Eval<'a> {
             Some(Period::Day) => Span::Day,
         };
         let views = self.days(self.from, self.to, layout.indexed(), span);
-        let period_projects = self.period_projects(&views, bucket);
+        // Each period's projects come from the indexes even when the groups do not (two
+        // dimensions the indexes do not pair): one scan of every row fewer.
+        let period_projects = if layout.indexed() {
+            self.period_projects(&views, bucket)
+        } else {
+            self.period_projects(&self.days(self.from, self.to, true, span), bucket)
+        };
         let mut groups = Vec::new();
         let mut overall = Vec::new();
         for part in self.breakdown_parts(&views, bucket, &layout, limit.is_some()) {

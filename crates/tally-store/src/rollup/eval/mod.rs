@@ -6,6 +6,7 @@
 mod breakdown;
 mod co_usage;
 mod counts;
+mod drop_support;
 mod durations;
 mod series;
 
@@ -105,6 +106,7 @@ impl<'a> Eval<'a> {
             QueryKind::CoUsage { plugin, limit } => self.co_usage(plugin.as_deref(), *limit),
             QueryKind::Durations { event, period, dimension } => self.durations(event, *period, *dimension),
             QueryKind::Retention { weeks } => self.retention(*weeks),
+            QueryKind::DropSupport { dimension } => self.drop_support(*dimension),
         };
         Some(table)
     }
