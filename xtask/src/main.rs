@@ -135,6 +135,9 @@ fn test(extra: &[String]) -> Result<(), String> {
     // Debian's chromium and playwright-core, which drive the dashboard in a real browser.
     let dashboard_modules = setup_node("crates/tally-cli/tests/dashboard-browser/setup.sh")?;
     eprintln!("xtask: playwright-core installed in {}", dashboard_modules.display());
+    // Debian's clickhouse-server (18.16), which the ClickHouse backend's tests start on
+    // loopback with their own config and data dir (crates/tally-store-clickhouse/src/testing.rs).
+    run("clickhouse-server", Command::new("sh").arg(root().join("crates/tally-store-clickhouse/tests/setup.sh")))?;
     run(
         "tests",
         cargo()
