@@ -137,6 +137,15 @@ impl ClickHouseStore {
         &self.config
     }
 
+    /// Inserts rows known to be new (distinct ids, none stored: an empty database being
+    /// filled from another store or by the benchmark) without the id check; an id stored
+    /// twice anyway still counts once (`FINAL`). Returns how many rows were sent.
+    pub fn load_new(&self, rows: &[EventRow]) -> Result<u64, StoreError> {
+        let _guard = self.write_lock();
+        let status = write::insert(self.meta(), rows, &Default::default(), self.insert_settings())?;
+        Ok(status.iter().filter(|s| **s == AppendStatus::Inserted).count() as u64)
+    }
+
     fn meta(&self) -> &Node {
         &self.nodes[0]
     }
