@@ -153,7 +153,11 @@ fn generate_clickhouse(url: &str, size: &str, dir: &Path, meta: &Meta) -> anyhow
         return Ok(store);
     }
     if stored > 0 {
-        bail!("the clickhouse database {} holds {stored} events, not {}; drop it", store.config().database, meta.events);
+        bail!(
+            "the clickhouse database {} holds {stored} events, not {}; drop it",
+            store.config().database,
+            meta.events
+        );
     }
     let secret = ServerSecret::load_or_create(dir)?;
     let started = Instant::now();

@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod insights;
+mod migrate;
 mod serve;
 mod store;
 
@@ -33,6 +34,8 @@ enum Command {
     Insights(Box<insights::InsightsArgs>),
     /// Delete every stored event of a project (needs the collector stopped).
     Erase(EraseArgs),
+    /// Copy a stopped collector's DuckDB store into ClickHouse (see docs/deploy.md).
+    Migrate(migrate::MigrateArgs),
     /// Time every insight on generated stores of 10M or 100M events (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
 }
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Insights(args) => insights::run(*args),
         Command::Erase(args) => erase(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -21,6 +21,7 @@
 //! `sql` answers queries with plain SQL.
 
 mod append;
+mod export;
 mod load;
 mod sql;
 
