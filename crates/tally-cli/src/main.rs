@@ -92,7 +92,7 @@ fn erase(args: EraseArgs) -> anyhow::Result<()> {
     let secret = tally_store::ServerSecret::load_or_create(&args.data_dir)
         .with_context(|| format!("while reading the server secret in {}", args.data_dir.display()))?;
     // Held to the end: with ClickHouse it holds the data dir's lock.
-    let opened = store::open(&args.store, &args.data_dir)?;
+    let opened = store::open(&args.store, &args.data_dir, &secret)?;
     let store = &opened.store;
     // Events acknowledged but not yet applied (the collector was killed) are applied first,
     // so that an erased project cannot come back from the log at the next start.

@@ -37,6 +37,9 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let servers = config.servers.join(",");
     let target = tally_store_clickhouse::ClickHouseStore::open(config)
         .with_context(|| format!("while opening the clickhouse store at {servers}"))?;
+    let secret =
+        tally_store::ServerSecret::load_or_create(&args.data_dir).context("while reading the server secret")?;
+    target.claim_secret(&secret.project_key(&uuid::Uuid::nil()).as_uuid().to_string())?;
     let total = source.count_events()?;
     let started = Instant::now();
     let (mut copied, mut already) = (0u64, 0u64);

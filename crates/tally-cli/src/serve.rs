@@ -71,7 +71,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     // The store first: DuckDB's file lock (or the data dir's lock with ClickHouse) keeps a
     // second collector out of the log too.
-    let opened = crate::store::open(&args.store, &args.data_dir)?;
+    let opened = crate::store::open(&args.store, &args.data_dir, &secret)?;
     let store = opened.store.clone();
     let existing = store.count_events()?;
     let log = Arc::new(open_log(&args.data_dir)?);

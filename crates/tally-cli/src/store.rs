@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use tally_store::EventStore;
+use tally_store::{EventStore, ServerSecret};
 use tally_store_clickhouse::{ClickHouseStore, Config};
 use tally_store_duckdb::DuckDbStore;
 
@@ -54,8 +54,9 @@ pub struct Opened {
     _lock: Option<std::fs::File>,
 }
 
-/// Opens the store `url` names for the data dir `data_dir` (created already).
-pub fn open(url: &StoreUrl, data_dir: &Path) -> anyhow::Result<Opened> {
+/// Opens the store `url` names for the data dir `data_dir` (created already, holding the
+/// server secret `secret`).
+pub fn open(url: &StoreUrl, data_dir: &Path, secret: &ServerSecret) -> anyhow::Result<Opened> {
     match url {
         StoreUrl::DuckDb => {
             let duckdb = Arc::new(DuckDbStore::open(data_dir)?);
@@ -70,6 +71,8 @@ pub fn open(url: &StoreUrl, data_dir: &Path) -> anyhow::Result<Opened> {
             let servers = config.servers.join(",");
             let store = ClickHouseStore::open(config)
                 .with_context(|| format!("while opening the clickhouse store at {servers}"))?;
+            // A keyed hash of the nil UUID names the secret without revealing it.
+            store.claim_secret(&secret.project_key(&uuid::Uuid::nil()).as_uuid().to_string())?;
             Ok(Opened { store: Arc::new(store), duckdb: None, _lock: Some(lock) })
         }
     }

@@ -112,7 +112,19 @@ fn two_collectors_writing_to_one_clickhouse_store_each_event_once() {
     let clickhouse = ClickHouse::start();
     let url = clickhouse.url();
     let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
-    let servers: Vec<Server> = dirs.iter().map(|d| Server::start(d.path(), &["--store", &url])).collect();
+    let first = Server::start(dirs[0].path(), &["--store", &url, "--admin-token", "t0ken"]);
+    // A collector with a secret of its own is refused: one project would count as two.
+    let out = common::tally()
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", &url, "--data-dir"])
+        .arg(dirs[1].path())
+        .output()
+        .expect("run tally serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("collectors sharing a database must share it"), "{stderr}");
+    std::fs::copy(dirs[0].path().join("server-secret"), dirs[1].path().join("server-secret")).expect("copy secret");
+    let second = Server::start(dirs[1].path(), &["--store", &url, "--admin-token", "t0ken"]);
+    let servers = [first, second];
     let unique = Mutex::new(0u64);
     std::thread::scope(|s| {
         for t in 0..4 {
@@ -135,6 +147,10 @@ fn two_collectors_writing_to_one_clickhouse_store_each_event_once() {
     let unique = unique.into_inner().expect("lock");
     for server in &servers {
         assert_eq!(wait_for_events(&server.url, unique), unique, "each event once");
+        // Every batch is a project of its own (120): counted once through either collector.
+        let (status, table) = insight_table(&server.url, "t0ken", "active");
+        assert_eq!(status, 200);
+        assert_eq!(table["rows"][0][1], 120, "{table}");
     }
 }
 

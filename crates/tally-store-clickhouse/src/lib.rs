@@ -146,6 +146,31 @@ impl ClickHouseStore {
         Ok(status.iter().filter(|s| **s == AppendStatus::Inserted).count() as u64)
     }
 
+    /// Records the fingerprint of the server secret the collector hashes project and
+    /// machine ids with, or refuses a different one: collectors sharing a database must
+    /// share the secret, or one project would count as several.
+    pub fn claim_secret(&self, fingerprint: &str) -> Result<(), StoreError> {
+        let stored: Vec<String> = self
+            .meta()
+            .rows("SELECT DISTINCT fingerprint FROM secret_fingerprint")?
+            .iter()
+            .filter_map(|r| r[0].as_str().map(str::to_string))
+            .collect();
+        if stored.is_empty() {
+            let line = serde_json::json!({ "fingerprint": fingerprint }).to_string();
+            return self.meta().insert("secret_fingerprint", line.as_bytes(), &[]);
+        }
+        if stored.iter().all(|s| s == fingerprint) {
+            Ok(())
+        } else {
+            Err(StoreError::Backend(format!(
+                "the clickhouse database {} holds events keyed with another server secret; collectors sharing a \
+                 database must share it: copy the first collector's server-secret file into this data dir",
+                self.config.database
+            )))
+        }
+    }
+
     fn meta(&self) -> &Node {
         &self.nodes[0]
     }

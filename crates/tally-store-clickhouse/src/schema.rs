@@ -98,5 +98,9 @@ fn version_1(nodes: &[Node], cluster: Option<&str>) -> Result<(), StoreError> {
     nodes[0].execute(&format!(
         "CREATE TABLE IF NOT EXISTS {db}.log_position (writer String, position UInt64) \
          ENGINE = ReplacingMergeTree(position) ORDER BY writer"
+    ))?;
+    // Which server secret the stored keys were made with (a keyed hash of a constant).
+    nodes[0].execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {db}.secret_fingerprint (fingerprint String) ENGINE = MergeTree ORDER BY fingerprint"
     ))
 }
