@@ -52,7 +52,9 @@ fn dashboard_bench() -> Result<(), String> {
     let dir = std::env::var_os("TALLY_BENCH_DIR").map_or_else(|| target_dir().join("bench"), PathBuf::from);
     run(
         "generate",
-        cargo().args(["run", "--release", "--", "bench", "--events=10M", "--generate-only", "--data-dir"]).arg(&dir),
+        cargo()
+            .args(["run", "--release", "--", "bench", "insights", "--events=10M", "--generate-only", "--data-dir"])
+            .arg(&dir),
     )?;
     let modules = setup_node("crates/tally-cli/tests/dashboard-browser/setup.sh")?;
     run(
@@ -157,6 +159,9 @@ fn test(extra: &[String]) -> Result<(), String> {
     // Debian's chromium and playwright-core, which drive the dashboard in a real browser.
     let dashboard_modules = setup_node("crates/tally-cli/tests/dashboard-browser/setup.sh")?;
     eprintln!("xtask: playwright-core installed in {}", dashboard_modules.display());
+    // Debian's clickhouse-server (18.16), which the ClickHouse backend's tests start on
+    // loopback with their own config and data dir (crates/tally-store-clickhouse/src/testing.rs).
+    run("clickhouse-server", Command::new("sh").arg(root().join("crates/tally-store-clickhouse/tests/setup.sh")))?;
     run(
         "tests",
         cargo()

@@ -4,7 +4,9 @@
 mod bench;
 mod demo;
 mod insights;
+mod migrate;
 mod serve;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +34,8 @@ enum Command {
     Insights(Box<insights::InsightsArgs>),
     /// Delete every stored event of a project (needs the collector stopped).
     Erase(EraseArgs),
+    /// Copy a stopped collector's DuckDB store into ClickHouse (see docs/deploy.md).
+    Migrate(migrate::MigrateArgs),
     /// Benchmarks: insights on generated stores, ingest against a no-op endpoint (docs/benchmarks.md).
     Bench(bench::BenchArgs),
 }
@@ -45,6 +49,9 @@ struct EraseArgs {
     /// The data directory.
     #[arg(long, default_value = DEFAULT_DATA_DIR, env = "TALLY_DATA_DIR")]
     data_dir: PathBuf,
+    /// The store the collector writes to (as `tally serve --store`).
+    #[arg(long, default_value = "duckdb", env = "TALLY_STORE")]
+    store: store::StoreUrl,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Insights(args) => insights::run(*args),
         Command::Erase(args) => erase(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {
@@ -69,7 +77,11 @@ fn erase(args: EraseArgs) -> anyhow::Result<()> {
     use tally_store::EventStore as _;
     // A mistyped data dir must not become a new, empty store that reports "erased 0": the
     // user would believe the project is gone.
-    for file in [tally_store_duckdb::DB_FILE, tally_store::SECRET_FILE] {
+    let needed: &[&str] = match args.store {
+        store::StoreUrl::DuckDb => &[tally_store_duckdb::DB_FILE, tally_store::SECRET_FILE],
+        store::StoreUrl::ClickHouse(_) => &[tally_store::SECRET_FILE],
+    };
+    for file in needed {
         if !args.data_dir.join(file).is_file() {
             anyhow::bail!(
                 "no tally store in {} ({file} is missing); pass the collector's --data-dir",
@@ -79,11 +91,13 @@ fn erase(args: EraseArgs) -> anyhow::Result<()> {
     }
     let secret = tally_store::ServerSecret::load_or_create(&args.data_dir)
         .with_context(|| format!("while reading the server secret in {}", args.data_dir.display()))?;
-    let store = tally_store_duckdb::DuckDbStore::open(&args.data_dir)?;
+    // Held to the end: with ClickHouse it holds the data dir's lock.
+    let opened = store::open(&args.store, &args.data_dir, &secret)?;
+    let store = &opened.store;
     // Events acknowledged but not yet applied (the collector was killed) are applied first,
     // so that an erased project cannot come back from the log at the next start.
     let log = serve::open_log(&args.data_dir)?;
-    let applied = tally_collector::apply_pending(&log, &store, 50_000)?;
+    let applied = tally_collector::apply_pending(&log, store.as_ref(), 50_000)?;
     if applied > 0 {
         println!("applied {applied} events from the ingest log first");
     }

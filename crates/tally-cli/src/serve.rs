@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use tally_collector::{Clock, Collector, Settings};
-use tally_store::{EventStore, ServerSecret};
-use tally_store_duckdb::DuckDbStore;
+use tally_store::ServerSecret;
 
+use crate::store::StoreUrl;
 use crate::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 
 /// File holding the admin token inside the data directory.
@@ -22,9 +22,14 @@ pub struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, default_value = DEFAULT_LISTEN, env = "TALLY_LISTEN")]
     listen: SocketAddr,
-    /// Where the database, the server secret and the admin token live.
+    /// Where the database (with DuckDB), the ingest log, the server secret and the admin
+    /// token live.
     #[arg(long, default_value = DEFAULT_DATA_DIR, env = "TALLY_DATA_DIR")]
     data_dir: PathBuf,
+    /// The store: `duckdb` (a file in the data dir) or
+    /// `clickhouse://host:port[,host:port…]/database[?cluster=NAME]` (docs/deploy.md).
+    #[arg(long, default_value = "duckdb", env = "TALLY_STORE")]
+    store: StoreUrl,
     /// A directory of app schema files (`*.toml`), loaded besides the built-in ones.
     #[arg(long, env = "TALLY_SCHEMAS")]
     schemas: Option<PathBuf>,
@@ -74,9 +79,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(t) => t,
         None => load_or_create_token(&args.data_dir)?,
     };
-    // The store first: DuckDB's file lock keeps a second collector out of the log too.
-    let duckdb = Arc::new(DuckDbStore::open(&args.data_dir)?);
-    let store: Arc<dyn EventStore> = duckdb.clone();
+    // The store first: DuckDB's file lock (or the data dir's lock with ClickHouse) keeps a
+    // second collector out of the log too.
+    let opened = crate::store::open(&args.store, &args.data_dir, &secret)?;
+    let store = opened.store.clone();
     let existing = store.count_events()?;
     let log = Arc::new(open_log(&args.data_dir)?);
     let clock = args.fixed_now.map_or(Clock::System, Clock::Fixed);
@@ -121,7 +127,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || draining.shutdown()).await.context("applier shutdown")?;
         // Fold the write-ahead log into the database file, so that readers opening the
         // file next (`tally insights --data-dir`) find everything in it.
-        if let Err(e) = duckdb.checkpoint() {
+        if let Some(duckdb) = &opened.duckdb
+            && let Err(e) = duckdb.checkpoint()
+        {
             eprintln!("warning: checkpoint at shutdown failed ({e}); the log is replayed at the next start");
         }
         println!("tally collector stopped");

@@ -38,7 +38,10 @@ fn dashboard_at_10m_events() {
     let modules = env_path("TALLY_DASHBOARD_NODE_MODULES");
     let store = bench_dir.join("events-10M");
     let meta: Value = serde_json::from_str(&std::fs::read_to_string(store.join("bench.json")).unwrap_or_else(|e| {
-        panic!("no 10 M store in {} ({e}): run `tally bench --events 10M --generate-only` first", store.display())
+        panic!(
+            "no 10 M store in {} ({e}): run `tally bench insights --events 10M --generate-only` first",
+            store.display()
+        )
     }))
     .expect("bench.json");
     let end_ms = meta["end_ms"].as_i64().expect("end_ms");

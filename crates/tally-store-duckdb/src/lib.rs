@@ -22,6 +22,7 @@
 //! builds the rollup from the events table, and `sql` answers queries with plain SQL.
 
 mod append;
+mod export;
 mod load;
 mod sql;
 

@@ -1,7 +1,9 @@
 //! `tally bench insights`: the insight benchmark. Generates stores of N events with the demo's
 //! distributions (kept between runs), then times every catalog insight over the last 28
 //! and 90 days, answered from the rollups and, as the baseline, as plain SQL over the raw
-//! events table. Both answers are compared; a difference is reported as an error.
+//! events table. Both answers are compared; a difference is reported as an error. With
+//! `--clickhouse URL`, the same events also go into a ClickHouse database (one per size,
+//! named `<database>_<size>`) and every insight is timed and compared there too.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 use tally_insights::{Audience, CATALOG, Params};
 use tally_store::{EventStore, ServerSecret, Table};
+use tally_store_clickhouse::{ClickHouseStore, Config};
 use tally_store_duckdb::{DuckDbStore, PlainSql};
 
 const DAY_MS: i64 = tally_store::DAY_MS;
@@ -34,6 +37,10 @@ pub struct InsightArgs {
     /// Only these insights (default: the whole catalog).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Also load the same events into ClickHouse (`clickhouse://host:port/database`; the
+    /// database of a size is `<database>_<size>`) and time every insight there.
+    #[arg(long)]
+    clickhouse: Option<String>,
 }
 
 /// What a generated store holds.
@@ -54,10 +61,14 @@ pub fn run(args: InsightArgs) -> anyhow::Result<()> {
         let n = super::parse_count(size)?;
         let dir = args.data_dir.join(format!("events-{size}"));
         let meta = generate(&dir, n)?;
+        let clickhouse = match &args.clickhouse {
+            Some(url) => Some(generate_clickhouse(url, size, &dir, &meta)?),
+            None => None,
+        };
         if args.generate_only {
             continue;
         }
-        let report = measure(&dir, &meta, &args)?;
+        let report = measure(&dir, &meta, clickhouse.as_ref(), &args)?;
         let file = args.data_dir.join(format!("results-{size}.md"));
         std::fs::write(&file, &report)?;
         println!("{report}");
@@ -118,6 +129,42 @@ pub(crate) fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
     Ok(meta)
 }
 
+/// The ClickHouse database of a size, filled with the events of the DuckDB store in `dir`
+/// (the same seed, end and server secret) unless it holds them already.
+fn generate_clickhouse(url: &str, size: &str, dir: &Path, meta: &Meta) -> anyhow::Result<ClickHouseStore> {
+    let mut config = Config::from_url(url).map_err(anyhow::Error::msg)?;
+    config.database = format!("{}_{}", config.database, size.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    let store = ClickHouseStore::open(config).context("while opening the benchmark's clickhouse database")?;
+    let stored = store.count_events()?;
+    if stored >= meta.events {
+        eprintln!("bench: reusing clickhouse database {} ({stored} events)", store.config().database);
+        return Ok(store);
+    }
+    if stored > 0 {
+        bail!(
+            "the clickhouse database {} holds {stored} events, not {}; drop it",
+            store.config().database,
+            meta.events
+        );
+    }
+    let secret = ServerSecret::load_or_create(dir)?;
+    let started = Instant::now();
+    let (mut events, mut pending) = (0u64, Vec::with_capacity(300_000));
+    eprintln!("bench: loading {} events into clickhouse {}", meta.events, store.config().database);
+    crate::demo::rows(0xbe9c_4a11, meta.end_ms, &secret, |rows| {
+        let take = rows.len().min((meta.events - events - pending.len() as u64) as usize);
+        pending.extend(rows.into_iter().take(take));
+        if pending.len() >= 250_000 || events + pending.len() as u64 >= meta.events {
+            events += store.load_new(&pending)?;
+            pending.clear();
+        }
+        Ok(events < meta.events)
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("bench: loaded {events} events into clickhouse in {secs:.0} s ({:.0} events/s)", events as f64 / secs);
+    Ok(store)
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -139,7 +186,12 @@ fn time(store: &dyn EventStore, name: &str, params: &Params, runs: usize) -> any
     Ok((median(times), table.expect("at least one run")))
 }
 
-fn measure(dir: &Path, meta: &Meta, args: &InsightArgs) -> anyhow::Result<String> {
+fn measure(
+    dir: &Path,
+    meta: &Meta,
+    clickhouse: Option<&ClickHouseStore>,
+    args: &InsightArgs,
+) -> anyhow::Result<String> {
     let (runs, baseline_runs) = (args.runs, args.baseline_runs);
     let started = Instant::now();
     let store = DuckDbStore::open(dir)?;
@@ -147,10 +199,15 @@ fn measure(dir: &Path, meta: &Meta, args: &InsightArgs) -> anyhow::Result<String
     let mut out = format!(
         "### {} events, {} projects (90 days)\n\nOpened in {:.1} s (rollups loaded from the events table). \
          Median of {runs} runs (baseline: {baseline_runs}), in ms.\n\n\
-         | insight | 28 d | 28 d plain SQL | 90 d | 90 d plain SQL |\n|---|---:|---:|---:|---:|\n",
+         {}\n",
         meta.events,
         meta.projects,
-        open.as_secs_f64()
+        open.as_secs_f64(),
+        if clickhouse.is_some() {
+            "| insight | 28 d | 28 d plain SQL | 28 d ClickHouse | 90 d | 90 d plain SQL | 90 d ClickHouse |\n|---|---:|---:|---:|---:|---:|---:|"
+        } else {
+            "| insight | 28 d | 28 d plain SQL | 90 d | 90 d plain SQL |\n|---|---:|---:|---:|---:|"
+        }
     );
     let mut mismatches = Vec::new();
     for insight in CATALOG.iter().filter(|i| args.only.is_empty() || args.only.iter().any(|n| n == i.name)) {
@@ -162,25 +219,36 @@ fn measure(dir: &Path, meta: &Meta, args: &InsightArgs) -> anyhow::Result<String
             if let Err(e) = fast {
                 cells.push(format!("error: {e}"));
                 cells.push(String::new());
+                if clickhouse.is_some() {
+                    cells.push(String::new());
+                }
                 continue;
             }
             let (fast_time, fast_table) = time(&store, insight.name, &params, runs)?;
             cells.push(ms(fast_time));
             if baseline_runs == 0 {
                 cells.push("–".into());
-                continue;
+            } else {
+                let (slow_time, slow_table) = time(&PlainSql(&store), insight.name, &params, baseline_runs)?;
+                cells.push(ms(slow_time));
+                if fast_table != slow_table {
+                    mismatches.push(format!("{} over {days} days", insight.name));
+                }
             }
-            let (slow_time, slow_table) = time(&PlainSql(&store), insight.name, &params, baseline_runs)?;
-            cells.push(ms(slow_time));
-            if fast_table != slow_table {
-                mismatches.push(format!("{} over {days} days", insight.name));
+            if let Some(ch) = clickhouse {
+                tally_insights::answer(ch, insight.name, params.clone(), Audience::Private)?;
+                let (ch_time, ch_table) = time(ch, insight.name, &params, baseline_runs.max(1))?;
+                cells.push(ms(ch_time));
+                if ch_table != fast_table {
+                    mismatches.push(format!("{} over {days} days on clickhouse", insight.name));
+                }
             }
         }
         eprintln!("bench: {} {}", insight.name, cells.join(" | "));
         out.push_str(&format!("| {} | {} |\n", insight.name, cells.join(" | ")));
     }
     if !mismatches.is_empty() {
-        bail!("rollup answers differ from plain SQL for: {}\n{out}", mismatches.join(", "));
+        bail!("answers differ from the rollup's for: {}\n{out}", mismatches.join(", "));
     }
     Ok(out)
 }

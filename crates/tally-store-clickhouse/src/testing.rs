@@ -1,0 +1,208 @@
+//! Throwaway `clickhouse-server` processes for tests: each on loopback, on free ports,
+//! with its own configuration and data directory in a temporary folder, stopped when
+//! dropped. [`Cluster`] starts several as the shards of one cluster.
+//!
+//! The server binary is `$TALLY_CLICKHOUSE_SERVER`, else `clickhouse-server` on `PATH` or
+//! in `/usr/sbin`; `crates/tally-store-clickhouse/tests/setup.sh` installs Debian's
+//! package when it is missing (`cargo xtask test` runs it).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The cluster name [`Cluster`] configures.
+pub const CLUSTER: &str = "tally_test";
+
+/// One running server.
+pub struct Server {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:<port>` of the HTTP interface.
+    pub http: String,
+    /// The native protocol port (shards talk to each other over it).
+    pub tcp: u16,
+    shards: Vec<u16>,
+}
+
+/// Several servers, the shards of [`CLUSTER`].
+pub struct Cluster {
+    /// The servers, first one first.
+    pub servers: Vec<Server>,
+}
+
+fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("TALLY_CLICKHOUSE_SERVER") {
+        return PathBuf::from(p);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("clickhouse-server"))
+        .find(|p| p.is_file());
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "clickhouse-server is not installed: run crates/tally-store-clickhouse/tests/setup.sh (or cargo xtask test)"
+        )
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl Server {
+    /// Starts one server and waits until it answers.
+    pub fn start() -> Server {
+        Server::with_shards(free_port(), Vec::new())
+    }
+
+    fn with_shards(tcp: u16, shards: Vec<u16>) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Server { child: None, dir, http: format!("127.0.0.1:{}", free_port()), tcp, shards };
+        server.launch();
+        server
+    }
+
+    /// A `clickhouse://` URL of a fresh database on this server.
+    pub fn url(&self) -> String {
+        format!("clickhouse://{}/{}", self.http, fresh_database())
+    }
+
+    /// The folder holding its configuration, data and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same data and ports.
+    pub fn restart(&mut self) {
+        self.stop(true);
+        self.launch();
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit; its data is kept for
+    /// [`Server::launch`].
+    pub fn kill(&mut self) {
+        self.stop(true);
+    }
+
+    /// The server runs under a shell that waits on its stdin: a line `keep` (from
+    /// [`Server::kill`]) kills it and keeps its data; end of input, also when the test
+    /// process dies without dropping the server (a `static` one, a panic), kills it and
+    /// deletes its folder. So no server outlives the tests that started it.
+    fn stop(&mut self, keep: bool) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(mut stdin) = child.stdin.take() {
+                use std::io::Write;
+                let _ = stdin.write_all(if keep { b"keep\n" } else { b"\n" });
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process on this server's folder and ports, and waits until `/ping`
+    /// answers (at most a minute).
+    pub fn launch(&mut self) {
+        let config = self.write_config();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" --config-file="$1" & pid=$!; read cmd; kill -9 $pid; wait $pid; [ "$cmd" = keep ] || rm -rf "$2""#)
+            .arg(binary())
+            .arg(&config)
+            .arg(self.dir.path())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start clickhouse-server");
+        self.child = Some(child);
+        let started = Instant::now();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
+        while started.elapsed() < Duration::from_secs(60) {
+            if agent.get(format!("http://{}/ping", self.http)).call().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("clickhouse-server did not answer within a minute; see {}", self.dir.path().join("err.log").display());
+    }
+
+    fn write_config(&self) -> PathBuf {
+        let d = self.dir.path().display();
+        let http_port = self.http.rsplit_once(':').map(|(_, p)| p).expect("host:port");
+        let shards: String = self
+            .shards
+            .iter()
+            .map(|p| format!("<shard><replica><host>127.0.0.1</host><port>{p}</port></replica></shard>"))
+            .collect();
+        let remote = if shards.is_empty() {
+            String::new()
+        } else {
+            format!("<remote_servers><{CLUSTER}>{shards}</{CLUSTER}></remote_servers>")
+        };
+        let config = format!(
+            r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/err.log</errorlog><console>0</console></logger>
+  <http_port>{http_port}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <users_config>{d}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mark_cache_size>268435456</mark_cache_size>
+  <max_concurrent_queries>200</max_concurrent_queries>
+  {remote}
+</yandex>
+"#,
+            tcp = self.tcp
+        );
+        let users = r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default></default></quotas>
+</yandex>
+"#;
+        let path = self.dir.path().join("config.xml");
+        std::fs::write(&path, config).expect("write config.xml");
+        std::fs::write(self.dir.path().join("users.xml"), users).expect("write users.xml");
+        path
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop(false);
+    }
+}
+
+impl Cluster {
+    /// Starts `n` servers, each configured with all of them as the shards of [`CLUSTER`].
+    pub fn start(n: usize) -> Cluster {
+        let tcp: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let servers = tcp.iter().map(|port| Server::with_shards(*port, tcp.clone())).collect();
+        Cluster { servers }
+    }
+
+    /// A `clickhouse://` URL of a fresh database on every shard.
+    pub fn url(&self) -> String {
+        let hosts: Vec<&str> = self.servers.iter().map(|s| s.http.as_str()).collect();
+        format!("clickhouse://{}/{}?cluster={CLUSTER}", hosts.join(","), fresh_database())
+    }
+}
+
+/// A database name not used before by this process.
+fn fresh_database() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("tally_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
