@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod insights;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     Insights(Box<insights::InsightsArgs>),
     /// Delete every stored event of a project (needs the collector stopped).
     Erase(EraseArgs),
+    /// Make, list or revoke named admin tokens (stored hashed in the data dir).
+    Token(token::TokenArgs),
     /// Time every insight on generated stores of 10M or 100M events (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
 }
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Insights(args) => insights::run(*args),
         Command::Erase(args) => erase(args),
+        Command::Token(args) => token::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -69,7 +69,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store: Arc<dyn EventStore> = duckdb.clone();
     let existing = store.count_events()?;
     let log = Arc::new(open_log(&args.data_dir)?);
-    let mut settings = Settings { admin_token: Some(admin_token.clone()), k: args.k, ..Settings::default() };
+    let mut settings = Settings {
+        admin_token: Some(admin_token.clone()),
+        tokens: Some(tally_collector::TokenFile::in_dir(&args.data_dir)),
+        k: args.k,
+        ..Settings::default()
+    };
     if args.demo {
         // The demo backfills 90 days through the normal ingest path.
         settings.max_event_age_ms = 100 * tally_store::DAY_MS;

@@ -164,8 +164,7 @@ fn an_explicit_data_dir_is_asked_even_when_a_collector_listens_at_the_default_ad
     let running = Server::start(other.path(), &[]);
     send(&running.url, 3);
     let insights_requests = || {
-        let mut resp = agent.get(&format!("{}/metrics", running.url)).call().expect("metrics");
-        let text = resp.body_mut().read_to_string().expect("metrics text");
+        let (_, text) = running.admin_get("/metrics");
         text.lines().filter(|l| l.contains("route=\"/v1/insights\"")).count()
     };
     let ask = |args: &[&str]| {

@@ -86,7 +86,8 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "this endpoint needs the admin token: send `Authorization: Bearer <token>`, or ask for public output with ?public=true",
+            "this endpoint needs an admin token (DATA_DIR/admin-token, or one made by `tally token create`): send \
+             `Authorization: Bearer <token>`; insights also answer public output with ?public=true",
         )
     }
 
@@ -143,6 +144,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
             (self.status, Json(ErrorBody { error: self.code.to_string(), message: self.message })).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

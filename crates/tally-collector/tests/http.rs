@@ -69,6 +69,15 @@ async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Option<String>, 
     (status, retry, body)
 }
 
+/// A GET, with `Authorization: Bearer <token>` when given.
+fn get(uri: &str, token: Option<&str>) -> Request<Body> {
+    let mut r = Request::get(uri);
+    if let Some(t) = token {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    r.body(Body::empty()).expect("req")
+}
+
 fn statuses(body: &Value) -> Vec<String> {
     body["results"]
         .as_array()
@@ -446,11 +455,10 @@ async fn cardinality_caps_store_other() {
 async fn healthz_and_metrics() {
     let app = collector(Arc::new(MemoryStore::new()));
     send(&app, json_post(&batch(vec![event(1, "command.run"), event(2, "nope")]))).await;
-    let (status, _, body) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+    let (status, _, body) = send(&app, get("/healthz", Some(TOKEN))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["events"], 1);
-    let (status, _, Value::String(text)) = send(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await
-    else {
+    let (status, _, Value::String(text)) = send(&app, get("/metrics", Some(TOKEN))).await else {
         panic!("metrics is text");
     };
     assert_eq!(status, StatusCode::OK);
@@ -466,18 +474,53 @@ async fn healthz_and_metrics() {
 }
 
 #[tokio::test]
+async fn every_private_endpoint_needs_a_token_and_named_tokens_work_beside_the_admin_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = tally_collector::TokenFile::in_dir(dir.path());
+    let named = tokens.create("grafana").expect("create");
+    let settings = Settings { admin_token: Some(TOKEN.into()), tokens: Some(tokens.clone()), ..Settings::default() };
+    let app = collector_with(Arc::new(MemoryStore::new()), settings).router();
+    let private = ["/metrics", "/v1/insights/active?app=demo"];
+    for path in private {
+        for token in [None, Some("wrong"), Some("")] {
+            let (status, _, body) = send(&app, get(path, token)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {token:?}: {body}");
+            assert_eq!(body["error"], "unauthorized");
+        }
+        for token in [TOKEN, named.as_str()] {
+            let (status, _, body) = send(&app, get(path, Some(token))).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        }
+    }
+    // /healthz answers anyone (probes), but only its status.
+    let (status, _, body) = send(&app, get("/healthz", None)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (_, _, body) = send(&app, get("/healthz", Some(&named))).await;
+    assert_eq!(body["events"], 0, "{body}");
+    // Public endpoints need none.
+    for path in ["/v1/insights", "/v1/apps", "/v1/apps/demo/schema", "/", "/public/demo"] {
+        let (status, _, _) = send(&app, get(path, None)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    // Ingest needs none and is write-only: its answer says what became of the events sent.
+    let (status, _, body) = send(&app, json_post(&batch(vec![event(1, "command.run")]))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body.as_object().expect("object").keys().collect::<Vec<_>>(),
+        ["accepted", "dropped_props", "duplicate", "rejected", "results"]
+    );
+    // Revoked: refused from the next request on.
+    tokens.revoke("grafana").expect("revoke");
+    let (status, _, _) = send(&app, get("/metrics", Some(&named))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn insights_need_the_token_unless_public() {
     let store = Arc::new(MemoryStore::new());
     let app = collector(store.clone());
     let (status, _, body) = send(&app, json_post(&batch(vec![event(1, "command.run")]))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let get = |uri: &str, token: Option<&str>| {
-        let mut r = Request::get(uri);
-        if let Some(t) = token {
-            r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        r.body(Body::empty()).expect("req")
-    };
     let (status, _, _) = send(&app, get("/v1/insights/active?app=demo", None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _, _) = send(&app, get("/v1/insights/active?app=demo", Some("wrong"))).await;

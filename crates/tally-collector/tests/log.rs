@@ -17,12 +17,19 @@ use tally_store::{
 use tower::ServiceExt;
 use uuid::Uuid;
 
+const TOKEN: &str = "test-admin-token";
 const PROJECT: &str = "0b7e2c1a-8f5e-4c1d-9b1a-3f2e4d5c6b7a";
 
 fn start(store: Arc<dyn EventStore>, dir: &std::path::Path, options: Options) -> Result<Collector, StoreError> {
     let log = Arc::new(Log::open(dir, options).expect("log opens"));
     let schemas = tally_collector::builtin::load(None).expect("schemas");
-    Collector::with_log(store, log, schemas, ServerSecret::from_bytes([7; 32]), Settings::default())
+    let settings = Settings { admin_token: Some(TOKEN.into()), ..Settings::default() };
+    Collector::with_log(store, log, schemas, ServerSecret::from_bytes([7; 32]), settings)
+}
+
+/// A GET with the admin token (`/healthz` shows its detail with one, `/metrics` needs one).
+fn admin_get(path: &str) -> Request<Body> {
+    Request::get(path).header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).body(Body::empty()).expect("req")
 }
 
 fn event(id: u128) -> Value {
@@ -71,7 +78,7 @@ async fn acknowledged_then_applied_then_duplicate() {
     let (_, _, body) = send(&app, batch([2, 3])).await;
     assert_eq!(statuses(&body), ["duplicate", "accepted"]);
     // /healthz waits (bounded) for the applier: it counts what was acknowledged.
-    let (status, _, health) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+    let (status, _, health) = send(&app, admin_get("/healthz")).await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["events"], 3);
     assert_eq!(health["applier"], "running");
@@ -80,8 +87,7 @@ async fn acknowledged_then_applied_then_duplicate() {
     applied(&c);
     assert_eq!(store.count_events().expect("count"), 3);
     assert!(store.applied_position().expect("position").is_some_and(|p| p > 0));
-    let (_, _, Value::String(text)) = send(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await
-    else {
+    let (_, _, Value::String(text)) = send(&app, admin_get("/metrics")).await else {
         panic!("metrics is text");
     };
     for needle in ["tally_log_appends_total 2", "tally_log_fsyncs", "tally_applied_position"] {
@@ -197,8 +203,7 @@ async fn an_event_the_store_refuses_does_not_fail_its_neighbours() {
     assert_eq!(status, StatusCode::OK);
     applied(&c);
     assert_eq!(store.count_events().expect("count"), 6);
-    let (_, _, Value::String(text)) = send(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await
-    else {
+    let (_, _, Value::String(text)) = send(&app, admin_get("/metrics")).await else {
         panic!("metrics is text");
     };
     assert!(text.contains("tally_apply_dropped_total 1"), "{text}");

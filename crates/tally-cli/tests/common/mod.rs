@@ -68,6 +68,22 @@ impl Server {
         (Server { child, url, data_dir: data_dir.to_path_buf() }, waited)
     }
 
+    /// The admin token the collector made in its data dir.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin-token")).expect("admin token").trim().to_string()
+    }
+
+    /// GETs `path` with the admin token (`/metrics` needs one, `/healthz` shows its detail
+    /// with one); returns the status and the body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let mut resp = agent()
+            .get(&format!("{}{path}", self.url))
+            .header("Authorization", &format!("Bearer {}", self.admin_token()))
+            .call()
+            .expect("GET");
+        (resp.status().as_u16(), resp.body_mut().read_to_string().expect("body"))
+    }
+
     /// `kill -9`.
     pub fn kill9(mut self) {
         self.child.kill().expect("kill -9");
