@@ -38,6 +38,11 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
     }
 
+    /// 408: the body did not arrive within the body read timeout.
+    pub fn body_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", message)
+    }
+
     /// 415: an encoding the collector does not speak.
     pub fn unsupported_encoding(encoding: &str) -> Self {
         Self::new(

@@ -122,15 +122,38 @@ pub(crate) fn rejected(s: &Shared, r: Rejection) -> ApiError {
     ApiError::from_rejection(r)
 }
 
-/// Reads a request body, refusing more than [`MAX_BODY_BYTES`].
+/// Reads a request body, refusing more than [`MAX_BODY_BYTES`] (413) and a body not complete
+/// within the body read timeout of [`crate::serve`] (408).
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        if timed_out(&e) {
+            return body_timeout();
+        }
         // A body over the limit and a broken connection both land here; the limit is by far
         // the common case and the only one a client can act on.
         ApiError::too_large(format!(
             "request body is larger than {MAX_BODY_BYTES} bytes, or could not be read ({e}); send smaller batches"
         ))
     })
+}
+
+/// 408 for a body past the serving loop's deadline.
+pub(crate) fn body_timeout() -> ApiError {
+    ApiError::body_timeout(
+        "the request body did not arrive within the body read timeout; send it faster or send smaller batches",
+    )
+}
+
+/// Whether reading a body failed on the serving loop's deadline.
+pub(crate) fn timed_out(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Undoes `Content-Encoding`, stopping at [`MAX_DECOMPRESSED_BYTES`] so that a compression

@@ -168,6 +168,25 @@ async fn oversized_bodies_and_bombs_are_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// Issue 11: about 8 KB of gzip (`{"events":[0,0,…]}`) was parsed into millions of values
+/// before the 500-event check; it is refused as `too_many_events` while parsing
+/// (`tally_protocol::RawEvents` keeps at most 500).
+#[tokio::test]
+async fn a_gzip_bomb_of_tiny_events_is_refused_as_too_many_events() {
+    let app = collector(Arc::new(MemoryStore::new()));
+    let mut body = batch(vec![]);
+    body["events"] = json!([]);
+    let text = serde_json::to_string(&body).expect("json");
+    let zeros = vec!["0"; 3_000_000].join(",");
+    let text = text.replace(r#""events":[]"#, &format!(r#""events":[{zeros}]"#));
+    let bomb = gzip(text.as_bytes());
+    assert!(bomb.len() < 64 * 1024, "{} bytes of gzip", bomb.len());
+    let (status, _, body) = send(&app, post(bomb, Some("gzip"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "too_many_events");
+    assert_eq!(body["message"], "3000000 events in one batch; the limit is 500");
+}
+
 #[tokio::test]
 async fn gzip_and_zstd_are_accepted_other_encodings_are_415() {
     let store = Arc::new(MemoryStore::new());

@@ -275,6 +275,28 @@ async fn slow_loris_connections_are_closed_after_the_body_timeout() {
     assert!(healthz(addr).await.starts_with("HTTP/1.1 200"));
 }
 
+/// Issue 11 (hardening): a body that missed the body read timeout was answered 413, which
+/// tells a client its batch is too large; it is a timeout.
+#[tokio::test]
+async fn a_body_read_timeout_is_answered_408_not_413() {
+    let limits = Limits { body_read_timeout: Duration::from_millis(300), ..Limits::default() };
+    let addr = serve(limits).await;
+    for path in ["/v1/batch", "/api/v2/track"] {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: collector\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut response))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(response.starts_with("HTTP/1.1 408"), "{path}: {response}");
+        assert!(response.contains("body_timeout"), "{path}: {response}");
+    }
+}
+
 #[tokio::test]
 async fn slow_headers_are_closed_after_the_header_timeout() {
     let limits = Limits { header_read_timeout: Duration::from_millis(500), ..Limits::default() };

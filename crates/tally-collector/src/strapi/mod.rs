@@ -108,7 +108,9 @@ async fn track(s: &Shared, route: &'static str, headers: &HeaderMap, body: Body)
 async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusCode, Value), ApiError> {
     let too_large =
         || ApiError::too_large(format!("a Strapi event is at most {MAX_STRAPI_BODY_BYTES} bytes; this body is larger"));
-    let raw = axum::body::to_bytes(body, MAX_STRAPI_BODY_BYTES).await.map_err(|_| too_large())?;
+    let raw = axum::body::to_bytes(body, MAX_STRAPI_BODY_BYTES)
+        .await
+        .map_err(|e| if ingest::timed_out(&e) { ingest::body_timeout() } else { too_large() })?;
     let raw = ingest::decode(headers, raw)?;
     if raw.len() > MAX_STRAPI_BODY_BYTES {
         return Err(too_large());
