@@ -69,6 +69,18 @@ impl ApiError {
         }
     }
 
+    /// 429: this client sent more requests than its rate allows.
+    pub fn rate_limited(retry_after: u32) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this client; retry after the delay in Retry-After",
+            )
+        }
+    }
+
     /// 503: storage is failing or the collector is shutting down.
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError { retry_after: Some(5), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }

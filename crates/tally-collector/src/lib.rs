@@ -26,6 +26,7 @@
 mod access;
 mod applier;
 pub mod builtin;
+mod client;
 mod collect;
 mod context;
 mod dashboard;
@@ -58,6 +59,7 @@ use tokio::sync::Semaphore;
 
 pub use access::{TOKENS_FILE, TokenEntry, TokenError, TokenFile};
 pub use applier::apply_pending;
+pub use client::ClientKey;
 pub use error::ApiError;
 pub use limits::Limits;
 pub use metrics::Metrics;
@@ -183,7 +185,7 @@ impl Collector {
         settings: Settings,
         metrics: Arc<Metrics>,
     ) -> Result<Collector, StoreError> {
-        let caps = ingest::Caps::load(store.as_ref(), &schemas)?;
+        let caps = ingest::Caps::load(store.as_ref(), &schemas, settings.limits.client_cap_share_percent)?;
         Ok(Collector {
             shared: Arc::new(Shared {
                 store,

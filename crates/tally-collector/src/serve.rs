@@ -7,7 +7,8 @@
 //! HTTP/1.1 only: the SDKs and Strapi speak it, and HTTP/2's protocol detection would wait
 //! for a connection's first bytes without a timeout.
 //!
-//! The loop never reads or logs the peer's address.
+//! The loop reads the peer's address only to make its [`ClientKey`] (a salted hash, see
+//! `client.rs`), which requests carry as an extension; it never logs or keeps the address.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::timeout::DeadlineBody;
 
+use crate::client::{ClientKey, RateLimiter};
 use crate::{ApiError, Limits};
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
@@ -32,11 +34,19 @@ use crate::{ApiError, Limits};
 ///
 /// Enforced here: `header_read_timeout` (the connection is closed), `body_read_timeout`
 /// (reading the body fails), `max_connections` (a connection beyond it is closed at once)
-/// and `max_requests_in_flight` (503 with `Retry-After`).
+/// `max_requests_in_flight` (503 with `Retry-After`) and the per-client rate (429 with
+/// `Retry-After`).
 pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
+    let rates = Arc::new(RateLimiter::new(
+        limits.rate_limit_per_second,
+        limits.rate_limit_burst,
+        limits.max_tracked_clients,
+        limits.client_salt_rotation,
+    ));
     let gate = Arc::new(RequestGate {
         in_flight: Semaphore::new(limits.max_requests_in_flight),
         body_read_timeout: limits.body_read_timeout,
+        rates: rates.clone(),
     });
     let app = router.layer(axum::middleware::from_fn_with_state(gate, limit_request));
     let connections = Arc::new(Semaphore::new(limits.max_connections));
@@ -45,9 +55,9 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok((stream, peer)) => (stream, rates.key(peer.ip())),
                 Err(e) => {
                     // Out of descriptors or a connection reset before it was accepted: wait
                     // a little rather than spin, and go on serving.
@@ -66,7 +76,9 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         };
         let open = limits.max_connections - connections.available_permits();
         tracing::trace!(open, "connection accepted");
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        // The key rides with every request of the connection (a wrapper, not a rebuilt router).
+        let app = tower::Layer::layer(&axum::Extension(client), app.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A client that goes away mid-request is not the collector's error.
@@ -80,14 +92,20 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     }
 }
 
-/// What every request passes through: a slot of `max_requests_in_flight`, and a deadline on
-/// its body.
+/// What every request passes through: its client's rate, a slot of
+/// `max_requests_in_flight`, and a deadline on its body.
 struct RequestGate {
     in_flight: Semaphore,
     body_read_timeout: Duration,
+    rates: Arc<RateLimiter>,
 }
 
 async fn limit_request(State(gate): State<Arc<RequestGate>>, request: Request, next: Next) -> Response {
+    if let Some(client) = request.extensions().get::<ClientKey>()
+        && let Err(wait) = gate.rates.check(*client)
+    {
+        return ApiError::rate_limited(wait).into_response();
+    }
     let Ok(_slot) = gate.in_flight.try_acquire() else {
         return ApiError::busy("the collector is handling too many requests; retry after the delay in Retry-After")
             .into_response();

@@ -470,6 +470,55 @@ async fn cardinality_caps_store_other() {
     assert!(commands.contains("other") && commands.contains("cmd39") && !commands.contains("cmd40"));
 }
 
+/// Issue 11: caps were first come, first served and fillable forever by one client. Now one
+/// client (a `ClientKey`, made by the serving loop from a salted hash of its address) fills
+/// at most 10 % of a cap per salt period; other clients' values still get in.
+#[tokio::test]
+async fn one_client_cannot_fill_a_cardinality_cap() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    let from = |client: u64, body: &Value| {
+        let mut r = json_post(body);
+        r.extensions_mut().insert(tally_collector::ClientKey { hash: client, period: 0 });
+        r
+    };
+    let commands = |from_id: u128, prefix: &str, n: u128| {
+        let events = (0..n)
+            .map(|i| {
+                let mut e = event(from_id + i, "command.run");
+                e["props"] = json!({"command": format!("{prefix}{i}")});
+                e
+            })
+            .collect();
+        batch(events)
+    };
+    // `command` allows 40 distinct values: one client gets 4 of them.
+    let (status, _, body) = send(&app, from(1, &commands(1, "junk", 45))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _, _) = send(&app, from(2, &commands(100, "real", 3))).await;
+    let known = store.known_values("demo").expect("known");
+    let seen = &known.props["command"];
+    assert_eq!(seen.iter().filter(|v| v.starts_with("junk")).count(), 4, "{seen:?}");
+    assert!(seen.contains("other"));
+    assert!(["real0", "real1", "real2"].iter().all(|v| seen.contains(*v)), "another client still gets in: {seen:?}");
+    // Context fields too: `os` keeps 100 names, one client gets 10.
+    for i in 0..20u128 {
+        let mut b = batch(vec![event(1000 + i, "command.run")]);
+        b["context"]["os"] = json!(format!("os{i}"));
+        send(&app, from(1, &b)).await;
+    }
+    let os = store.known_values("demo").expect("known").context[&ContextField::Os].clone();
+    // Its first batch brought `linux`, the ninth of its ten.
+    assert_eq!(os.iter().filter(|v| *v != "other").count(), 10, "{os:?}");
+    // The next salt period starts a new share.
+    let mut b = batch(vec![event(2000, "command.run")]);
+    b["context"]["os"] = json!("os-next");
+    let mut r = json_post(&b);
+    r.extensions_mut().insert(tally_collector::ClientKey { hash: 1, period: 1 });
+    send(&app, r).await;
+    assert!(store.known_values("demo").expect("known").context[&ContextField::Os].contains("os-next"));
+}
+
 #[tokio::test]
 async fn healthz_and_metrics() {
     let app = collector(Arc::new(MemoryStore::new()));
