@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod insights;
+mod limits;
 mod serve;
 mod token;
 

@@ -40,6 +40,8 @@ pub struct ServeArgs {
     /// Minimum distinct projects behind any published row.
     #[arg(long, default_value_t = tally_insights::DEFAULT_K)]
     k: usize,
+    #[command(flatten)]
+    limits: crate::limits::LimitFlags,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -55,6 +57,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         bail!(
             "--admin-token (or TALLY_ADMIN_TOKEN) is empty; give a token or leave it unset to use DATA_DIR/{ADMIN_TOKEN_FILE}"
         );
+    }
+    let mut limits = args.limits.resolve()?;
+    if args.demo {
+        // The demo's generator is one client sending as fast as it can (and many distinct
+        // values): the per-client limits would throttle and flatten it.
+        limits.rate_limit_per_second = 0;
+        limits.client_cap_share_percent = 0;
     }
     let schemas = tally_collector::builtin::load(args.schemas.as_deref()).context("while loading app schemas")?;
     std::fs::create_dir_all(&args.data_dir)
@@ -73,6 +82,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         admin_token: Some(admin_token.clone()),
         tokens: Some(tally_collector::TokenFile::in_dir(&args.data_dir)),
         k: args.k,
+        limits,
         ..Settings::default()
     };
     if args.demo {

@@ -36,9 +36,18 @@ impl Server {
     /// Starts `tally serve`, waits for its address and then, if given, for a stdout line
     /// starting with `wait_for`, which is returned.
     pub fn start_and_wait(data_dir: &Path, extra: &[&str], wait_for: Option<&str>) -> (Server, Option<String>) {
+        // Tests send from one address far faster than any client, with many distinct values:
+        // the per-client limits are off unless a test sets them (tests/overload.rs does).
+        let mut per_client = vec![];
+        for flag in ["--rate-limit-per-second", "--client-cap-share-percent"] {
+            if !extra.contains(&flag) {
+                per_client.extend([flag, "0"]);
+            }
+        }
         let mut child = tally()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(per_client)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
