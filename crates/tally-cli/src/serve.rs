@@ -40,8 +40,25 @@ pub struct ServeArgs {
     /// Minimum distinct projects behind any published row.
     #[arg(long, default_value_t = tally_insights::DEFAULT_K)]
     k: usize,
+    /// Memory DuckDB may use (buffer pool and queries, not the in-memory rollup), e.g.
+    /// `2GiB` or `512MiB`; past it a query spills to disk or fails, instead of taking the
+    /// machine's memory (DuckDB's own default is 80 % of RAM).
+    #[arg(long, default_value = DEFAULT_DUCKDB_MEMORY_LIMIT, value_parser = parse_memory_limit, env = "TALLY_DUCKDB_MEMORY_LIMIT")]
+    duckdb_memory_limit: u64,
     #[command(flatten)]
     limits: crate::limits::LimitFlags,
+}
+
+/// The default of `--duckdb-memory-limit`: a query at 100 M events needs well under it, and
+/// it leaves most of a small server's memory to the rollup and the requests in flight.
+const DEFAULT_DUCKDB_MEMORY_LIMIT: &str = "2GiB";
+
+fn parse_memory_limit(text: &str) -> Result<u64, String> {
+    match tally_store_duckdb::parse_size(text) {
+        Some(bytes) if bytes >= 16 << 20 => Ok(bytes),
+        Some(_) => Err("give at least 16MiB".into()),
+        None => Err("give a size such as 2GiB or 512MiB".into()),
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -75,6 +92,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     // The store first: DuckDB's file lock keeps a second collector out of the log too.
     let duckdb = Arc::new(DuckDbStore::open(&args.data_dir)?);
+    duckdb.set_memory_limit(args.duckdb_memory_limit).context("while setting DuckDB's memory limit")?;
     let store: Arc<dyn EventStore> = duckdb.clone();
     let existing = store.count_events()?;
     let log = Arc::new(open_log(&args.data_dir)?);

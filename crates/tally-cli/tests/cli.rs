@@ -199,3 +199,22 @@ fn token_create_on_a_dir_without_a_store_fails_and_creates_nothing() {
     );
     assert!(!dir.path().join("tokens.json").exists());
 }
+
+#[test]
+fn limit_flags_that_would_switch_a_limit_off_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (flag, value, says) in [
+        ("--duckdb-memory-limit", "1MiB", "at least 16MiB"),
+        ("--duckdb-memory-limit", "lots", "2GiB"),
+        ("--max-connections", "0", "at least 1"),
+        ("--body-read-timeout", "0", "above 0"),
+    ] {
+        let out = tally()
+            .args(["serve", "--listen", "127.0.0.1:0", flag, value, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run tally serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{flag} {value}: {stderr}");
+    }
+}
