@@ -40,6 +40,13 @@ pub struct ServeArgs {
     /// Minimum distinct projects behind any published row.
     #[arg(long, default_value_t = tally_insights::DEFAULT_K)]
     k: usize,
+    /// A PEM certificate chain (the server's certificate first): serve HTTPS with
+    /// --tls-key instead of plain HTTP.
+    #[arg(long, requires = "tls_key", conflicts_with = "demo", env = "TALLY_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert", env = "TALLY_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Memory DuckDB may use (buffer pool and queries, not the in-memory rollup), e.g.
     /// `2GiB` or `512MiB`; past it a query spills to disk or fails, instead of taking the
     /// machine's memory (DuckDB's own default is 80 % of RAM).
@@ -82,6 +89,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         limits.rate_limit_per_second = 0;
         limits.client_cap_share_percent = 0;
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tally_collector::Tls::from_pem_files(cert, key).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let schemas = tally_collector::builtin::load(args.schemas.as_deref()).context("while loading app schemas")?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("while creating the data dir {}", args.data_dir.display()))?;
@@ -115,13 +127,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("while binding {} (is another collector running there?)", args.listen))?;
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to find the port.
-        println!("tally collector listening on http://{addr}");
+        println!("tally collector listening on {scheme}://{addr}");
         println!("data dir {} ({existing} events stored)", args.data_dir.display());
-        println!("dashboard http://{addr}/ (the admin token is in {}/{ADMIN_TOKEN_FILE})", args.data_dir.display());
+        println!("dashboard {scheme}://{addr}/ (the admin token is in {}/{ADMIN_TOKEN_FILE})", args.data_dir.display());
         // The serving loop with the connection and request limits (no peer address is
         // read or logged).
-        let server =
-            tally_collector::serve(listener, collector.router(), collector.limits().clone(), shutdown_signal());
+        let server = tally_collector::serve_with(
+            listener,
+            collector.router(),
+            collector.limits().clone(),
+            tls,
+            shutdown_signal(),
+        );
         let server = tokio::spawn(server);
         if args.demo {
             if existing > 0 {

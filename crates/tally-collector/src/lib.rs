@@ -63,7 +63,7 @@ pub use client::ClientKey;
 pub use error::ApiError;
 pub use limits::Limits;
 pub use metrics::Metrics;
-pub use serve::serve;
+pub use serve::{Tls, serve, serve_with};
 pub use writer::{WriteError, Writer};
 
 /// Settings of a collector.
