@@ -103,6 +103,9 @@ pub struct Prepared {
 
 /// The part of [`check_and_store`] before the write: checks the batch, sanitizes its
 /// context and builds the rows (`client`: whose share of the caps it takes). No I/O, so the fuzz targets in `fuzz/` run it as it is.
+// The inputs are the request's (batch, time, client) and the collector's state; a struct of
+// them would only be unpacked again.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     batch: &[u8],
     schemas: &SchemaSet,
@@ -360,6 +363,7 @@ impl Caps {
 
 /// Turns an accepted event into a stored row: ids become keyed hashes, values are capped
 /// and scrubbed.
+#[allow(clippy::too_many_arguments)]
 fn to_row(
     ctx: &Context,
     accepted: AcceptedEvent,
