@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the collector: receive events over HTTP, store them, answer insights.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Answer an insight (`tally insights list` names them all).
     Insights(Box<insights::InsightsArgs>),
     /// Delete every stored event of a project (needs the collector stopped).
@@ -54,7 +54,7 @@ struct EraseArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Insights(args) => insights::run(*args),
         Command::Erase(args) => erase(args),
         Command::Token(args) => token::run(args),
