@@ -113,7 +113,10 @@ fn kill_9_during_load_keeps_every_acknowledged_event_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut all_sent = Vec::new();
     let mut rng = rand::rng();
-    for round_no in 0..4 {
+    // CI runs 4 rounds; the full run 20 (TALLY_CRASH_ROUNDS=20, docs/hardening.md).
+    let rounds: usize = std::env::var("TALLY_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(4);
+    let mut acked_total = 0;
+    for round_no in 0..rounds {
         let server = Server::start(dir.path(), &[]);
         let round = Mutex::new(Round::default());
         let stop = std::sync::atomic::AtomicBool::new(false);
@@ -143,8 +146,13 @@ fn kill_9_during_load_keeps_every_acknowledged_event_exactly_once() {
             assert_eq!(answer["duplicate"], 20, "round {round_no}: an acknowledged event is missing: {answer}");
         }
         server.stop();
+        acked_total += round.acked.len() * 20;
         all_sent.extend(round.sent);
     }
+    eprintln!(
+        "crash rounds: {rounds} survived, {acked_total} acknowledged events checked, {} sent",
+        all_sent.len() * 20
+    );
     let server = Server::start(dir.path(), &[]);
     let agent = common::agent();
     for body in &all_sent {

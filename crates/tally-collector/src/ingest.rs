@@ -375,10 +375,19 @@ fn to_row(
     client: Option<ClientKey>,
 ) -> EventRow {
     let AcceptedEvent { mut event, occurred_at_ms } = accepted;
-    for value in event.props.values_mut() {
-        if let PropValue::Str(s) = value
-            && scrub::is_sensitive(s)
-        {
+    // Every stored string: props, plugin names and the error kind (a hostname fits the
+    // shape of a plugin name and of an error kind; issue 11).
+    let strings = event
+        .props
+        .values_mut()
+        .filter_map(|v| match v {
+            PropValue::Str(s) => Some(s),
+            _ => None,
+        })
+        .chain(event.plugins.iter_mut())
+        .chain(event.error_kind.as_mut());
+    for s in strings {
+        if scrub::is_sensitive(s) {
             *s = scrub::REDACTED.to_string();
             metrics.replaced("redacted");
         }

@@ -26,6 +26,10 @@ pub enum Finding {
     UrlWithSecrets,
     /// An API key, token, JWT or other secret-looking string.
     Secret,
+    /// A machine's name: a dotted name in a private zone (`alice-macbook.local`,
+    /// `db.internal`, `build-7.corp.example.com`) or a default desktop name
+    /// (`DESKTOP-4F2K9QX`, `Alices-MacBook-Pro`). Public domain names are not found.
+    Hostname,
 }
 
 /// Every pattern with what it finds. Compiled together into [`PATTERN_SET`] (what
@@ -57,6 +61,14 @@ const PATTERN_SOURCES: &[(Finding, &str)] = &[
             r"|(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key)\s*(=|:\s)\s*[^\s&]+",
         ),
     ),
+    (
+        Finding::Hostname,
+        concat!(
+            r"(?i)\b[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)*\.(local|lan|internal|intranet|corp|localdomain|home\.arpa)\b",
+            r"|\b(DESKTOP|LAPTOP)-[A-Z0-9]{5,}\b",
+            r"|(?i)\b[a-z0-9-]+-(macbook|imac|mac-mini|mbp)(-pro|-air)?\b",
+        ),
+    ),
     (Finding::HomePath, r"(?i)(/home/[^/\s]+|/Users/[^/\s]+|/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*"),
     (Finding::IpAddress, r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b"),
     (
@@ -76,10 +88,11 @@ static PATTERN_SET: LazyLock<RegexSet> =
 static CANDIDATE_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/=_-]{24,}").expect("token pattern compiles"));
 
-/// A cheap proof that no pattern can match: every pattern needs one of these bytes, three
-/// dots (IPv4), or at least 15 bytes (the shortest secret format, `xoxb-` and 10 more).
+/// A cheap proof that no pattern can match: every pattern needs one of these bytes, a dot
+/// (IPv4, hostnames), a `-` (desktop names), or at least 15 bytes (the shortest secret
+/// format, `xoxb-` and 10 more).
 fn obviously_clean(s: &str) -> bool {
-    s.len() < 15 && !s.bytes().any(|b| b"@/\\:~=".contains(&b)) && s.bytes().filter(|b| *b == b'.').count() < 3
+    s.len() < 15 && !s.bytes().any(|b| b"@/\\:~=.-".contains(&b))
 }
 
 /// The first kind of personal data found in `s`, if any.
@@ -180,6 +193,17 @@ mod tests {
             Some(Finding::Secret),
         );
         check("key Zx8fK2mQ9vL4pR7tW1yB6nC3hJ5gD0sA", Some(Finding::Secret));
+        // Issue 11: a hostname sent as a plugin name or a string prop reached storage.
+        for host in [
+            "alice-macbook.local",
+            "db.internal",
+            "build-agent-42.corp.example.com",
+            "nas.home.arpa",
+            "DESKTOP-4F2K9QX",
+            "Alices-MacBook-Pro",
+        ] {
+            check(host, Some(Finding::Hostname));
+        }
     }
 
     #[test]
@@ -193,6 +217,12 @@ mod tests {
             "project.created",
             "ENOENT",
             "https://example.com/docs",
+            "users-permissions",
+            "content-manager",
+            "lodash.merge",
+            "next.config.js",
+            "5.0.0-rc.1",
+            "better-sqlite3",
         ] {
             check(ok, None);
         }
@@ -272,24 +302,16 @@ mod tests {
     #[test]
     fn fast_path_agrees_with_the_patterns() {
         // Short strings the fast path declares clean really match no pattern.
-        for s in [
-            "postgres",
-            "20.11.1",
-            "x86_64",
-            "blog",
-            "sqlite",
-            "ENOENT",
-            "a.b.c",
-            "xoxb-12345",
-            "sk-123456789",
-            "token",
-            "node",
-            "1.2.3-beta",
-        ] {
+        for s in ["postgres", "x86_64", "blog", "sqlite", "ENOENT", "token", "node"] {
             assert!(obviously_clean(s), "{s:?}");
             assert!(!PATTERN_SET.is_match(s), "{s:?}");
         }
-        for s in ["1.2.3.4", "a@b.co", "~/x", "::1", "pwd=x"] {
+        // Dots and dashes go through the patterns (hostnames), and ordinary ones match none.
+        for s in ["20.11.1", "a.b.c", "xoxb-12345", "sk-123456789", "1.2.3-beta"] {
+            assert!(!obviously_clean(s), "{s:?}");
+            assert!(!is_sensitive(s), "{s:?}");
+        }
+        for s in ["1.2.3.4", "a@b.co", "~/x", "::1", "pwd=x", "pc.lan"] {
             assert!(!obviously_clean(s), "{s:?}");
             assert!(is_sensitive(s), "{s:?}");
         }
