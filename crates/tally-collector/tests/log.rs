@@ -153,6 +153,8 @@ struct PickyStore {
     inner: MemoryStore,
     refused: Option<Uuid>,
     down: std::sync::atomic::AtomicBool,
+    /// Makes `apply` panic, as a bug in the write path would.
+    panics: std::sync::atomic::AtomicBool,
 }
 
 impl EventStore for PickyStore {
@@ -163,6 +165,7 @@ impl EventStore for PickyStore {
         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(StoreError::Unavailable("down".into()));
         }
+        assert!(!self.panics.load(std::sync::atomic::Ordering::Relaxed), "a bug in the store");
         if rows.iter().any(|r| Some(r.event_id) == self.refused) {
             return Err(StoreError::InvalidQuery("refused".into()));
         }
@@ -189,6 +192,35 @@ impl EventStore for PickyStore {
     fn count_events(&self) -> Result<u64, StoreError> {
         self.inner.count_events()
     }
+}
+
+/// Issue 11: a panic in the writer thread left `/healthz` saying ok while every write
+/// failed. With the ingest log the applier is that thread: once it has died, `/healthz`
+/// answers 503 `failing` (to a probe without a token too), and says the applier stopped.
+#[tokio::test]
+async fn a_panic_in_the_writer_thread_makes_healthz_fail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(PickyStore::default());
+    let c = start(store.clone(), dir.path(), Options::default()).expect("starts");
+    let app = c.router();
+    let (status, _, _) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+    assert_eq!(status, StatusCode::OK);
+    store.panics.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (status, _, body) = send(&app, batch([1])).await;
+    assert_eq!(status, StatusCode::OK, "acknowledged once in the log: {body}");
+    let mut health = (StatusCode::OK, Value::Null);
+    for _ in 0..50 {
+        let (status, _, body) = send(&app, admin_get("/healthz")).await;
+        health = (status, body);
+        if health.0 != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(health.0, StatusCode::SERVICE_UNAVAILABLE, "{}", health.1);
+    assert_eq!((&health.1["status"], &health.1["applier"]), (&json!("failing"), &json!("stopped")), "{}", health.1);
+    let (status, _, body) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+    assert_eq!((status, body), (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "failing"})));
 }
 
 #[tokio::test]
