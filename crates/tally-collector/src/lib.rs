@@ -260,7 +260,17 @@ impl Shared {
 /// `GET /healthz`: anyone gets the status (for load balancers and probes); the counts,
 /// the applier's position and the lag need an admin token.
 async fn healthz(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let detail = s.access.allows(&headers);
+    let healthy = match &s.sink {
+        Sink::Store(_) => true,
+        Sink::Log(durable) => {
+            durable.applier.alive() && durable.applier.failing_for().is_none_or(|f| f < FAILING_UNHEALTHY)
+        }
+    };
+    let status = if healthy { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    if !s.access.allows(&headers) {
+        // A probe gets the status at once: no store read, no wait for the applier.
+        return (status, Json(serde_json::json!({"status": if healthy { "ok" } else { "failing" }}))).into_response();
+    }
     let shared = s.clone();
     let counted = tokio::task::spawn_blocking(move || {
         shared.wait_applied(QUERY_WAIT);
@@ -297,7 +307,6 @@ async fn healthz(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
             (ok, body)
         }
     };
-    let body = if detail { body } else { serde_json::json!({"status": body["status"]}) };
     let status = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
