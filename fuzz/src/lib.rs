@@ -38,7 +38,7 @@ pub fn now() -> DateTime<Utc> {
 pub fn prepare(batch: &[u8]) -> Result<Prepared, Rejection> {
     // Fresh caps per input: a crash must not depend on what earlier inputs admitted.
     let caps = Caps::default();
-    let prepared = ingest::prepare(batch, &SCHEMAS, now(), MAX_EVENT_AGE_MS, &SECRET, &caps, &METRICS)?;
+    let prepared = ingest::prepare(batch, &SCHEMAS, now(), MAX_EVENT_AGE_MS, &SECRET, &caps, &METRICS, None)?;
     let accepted = prepared.outcomes.iter().filter(|(_, r)| matches!(r, Ok(Some(())))).count();
     assert_eq!(prepared.rows.len(), accepted, "one row per accepted event");
     Ok(prepared)

@@ -4,9 +4,11 @@
 mod bench;
 mod demo;
 mod insights;
+mod limits;
 mod migrate;
 mod serve;
 mod store;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,13 +31,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the collector: receive events over HTTP, store them, answer insights.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Answer an insight (`tally insights list` names them all).
     Insights(Box<insights::InsightsArgs>),
     /// Delete every stored event of a project (needs the collector stopped).
     Erase(EraseArgs),
     /// Copy a stopped collector's DuckDB store into ClickHouse (see docs/deploy.md).
     Migrate(migrate::MigrateArgs),
+    /// Make, list or revoke named admin tokens (stored hashed in the data dir).
+    Token(token::TokenArgs),
     /// Benchmarks: insights on generated stores, ingest against a no-op endpoint (docs/benchmarks.md).
     Bench(bench::BenchArgs),
 }
@@ -57,10 +61,11 @@ struct EraseArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Insights(args) => insights::run(*args),
         Command::Erase(args) => erase(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Token(args) => token::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -49,12 +49,38 @@ pub struct ServeArgs {
     /// and relative ranges, so that answers are known in advance.
     #[arg(long, hide = true, value_parser = parse_instant)]
     fixed_now: Option<chrono::DateTime<chrono::Utc>>,
+    /// A PEM certificate chain (the server's certificate first): serve HTTPS with
+    /// --tls-key instead of plain HTTP.
+    #[arg(long, requires = "tls_key", conflicts_with = "demo", env = "TALLY_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert", env = "TALLY_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Memory DuckDB may use (buffer pool and queries, not the in-memory rollup), e.g.
+    /// `2GiB` or `512MiB`; past it a query spills to disk or fails, instead of taking the
+    /// machine's memory (DuckDB's own default is 80 % of RAM).
+    #[arg(long, default_value = DEFAULT_DUCKDB_MEMORY_LIMIT, value_parser = parse_memory_limit, env = "TALLY_DUCKDB_MEMORY_LIMIT")]
+    duckdb_memory_limit: u64,
+    #[command(flatten)]
+    limits: crate::limits::LimitFlags,
 }
 
 fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2026-10-15T12:00:00Z ({e})"))
+}
+
+/// The default of `--duckdb-memory-limit`: a query at 100 M events needs well under it, and
+/// it leaves most of a small server's memory to the rollup and the requests in flight.
+const DEFAULT_DUCKDB_MEMORY_LIMIT: &str = "2GiB";
+
+fn parse_memory_limit(text: &str) -> Result<u64, String> {
+    match tally_store_duckdb::parse_size(text) {
+        Some(bytes) if bytes >= 16 << 20 => Ok(bytes),
+        Some(_) => Err("give at least 16MiB".into()),
+        None => Err("give a size such as 2GiB or 512MiB".into()),
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -71,6 +97,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             "--admin-token (or TALLY_ADMIN_TOKEN) is empty; give a token or leave it unset to use DATA_DIR/{ADMIN_TOKEN_FILE}"
         );
     }
+    let mut limits = args.limits.resolve()?;
+    if args.demo {
+        // The demo's generator is one client sending as fast as it can (and many distinct
+        // values): the per-client limits would throttle and flatten it.
+        limits.rate_limit_per_second = 0;
+        limits.client_cap_share_percent = 0;
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tally_collector::Tls::from_pem_files(cert, key).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let schemas = tally_collector::builtin::load(args.schemas.as_deref()).context("while loading app schemas")?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("while creating the data dir {}", args.data_dir.display()))?;
@@ -82,12 +120,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The store first: DuckDB's file lock (or the data dir's lock with ClickHouse) keeps a
     // second collector out of the log too.
     let opened = crate::store::open(&args.store, &args.data_dir, &secret)?;
+    if let Some(duckdb) = &opened.duckdb {
+        duckdb.set_memory_limit(args.duckdb_memory_limit).context("while setting DuckDB's memory limit")?;
+    }
     let store = opened.store.clone();
     let existing = store.count_events()?;
     let log = Arc::new(open_log(&args.data_dir)?);
     let clock = args.fixed_now.map_or(Clock::System, Clock::Fixed);
-    let mut settings =
-        Settings { admin_token: Some(admin_token.clone()), k: args.k, clock: clock.clone(), ..Settings::default() };
+    let mut settings = Settings {
+        admin_token: Some(admin_token.clone()),
+        tokens: Some(tally_collector::TokenFile::in_dir(&args.data_dir)),
+        k: args.k,
+        limits,
+        clock: clock.clone(),
+        ..Settings::default()
+    };
     if args.demo {
         // The demo backfills 90 days through the normal ingest path.
         settings.max_event_age_ms = 100 * tally_store::DAY_MS;
@@ -100,13 +147,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("while binding {} (is another collector running there?)", args.listen))?;
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to find the port.
-        println!("tally collector listening on http://{addr}");
+        println!("tally collector listening on {scheme}://{addr}");
         println!("data dir {} ({existing} events stored)", args.data_dir.display());
-        println!("dashboard http://{addr}/ (the admin token is in {}/{ADMIN_TOKEN_FILE})", args.data_dir.display());
+        println!("dashboard {scheme}://{addr}/ (the admin token is in {}/{ADMIN_TOKEN_FILE})", args.data_dir.display());
         // The serving loop with the connection and request limits (no peer address is
         // read or logged).
-        let server =
-            tally_collector::serve(listener, collector.router(), collector.limits().clone(), shutdown_signal());
+        let server = tally_collector::serve_with(
+            listener,
+            collector.router(),
+            collector.limits().clone(),
+            tls,
+            shutdown_signal(),
+        );
         let server = tokio::spawn(server);
         if args.demo {
             if existing > 0 {

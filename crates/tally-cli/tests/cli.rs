@@ -143,3 +143,78 @@ fn insights_stop_quietly_when_the_reader_goes_away() {
         assert!(out.status.success() && stderr.is_empty(), "{args:?}: {:?}, stderr: {stderr}", out.status);
     }
 }
+
+/// `tally token create|list|revoke` against a running collector: the token is printed once,
+/// stored hashed, opens private endpoints at once, and is refused once revoked.
+#[test]
+fn named_tokens_are_made_listed_and_revoked_while_the_collector_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let token_cmd = |args: &[&str]| {
+        let out = tally().arg("token").args(args).arg("--data-dir").arg(dir.path()).output().expect("run tally token");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, token, stderr) = token_cmd(&["create", "grafana"]);
+    assert!(ok, "{stderr}");
+    let token = token.trim().to_string();
+    assert!(token.starts_with("tly_") && token.len() > 60, "{token}");
+    assert!(stderr.contains("shown only now"), "{stderr}");
+    let stored = std::fs::read_to_string(dir.path().join("tokens.json")).expect("tokens file");
+    assert!(!stored.contains(&token), "the token itself is not stored");
+    let metrics = |token: &str| {
+        common::agent()
+            .get(&format!("{}/metrics", server.url))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .expect("metrics")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(metrics(&token), 200);
+    assert_eq!(metrics(&server.admin_token()), 200, "the admin token works beside named ones");
+    let (ok, list, _) = token_cmd(&["list"]);
+    assert!(ok && list.starts_with("grafana\t") && !list.contains(&token), "{list}");
+    let (ok, _, stderr) = token_cmd(&["create", "grafana"]);
+    assert!(!ok && stderr.contains("exists"), "{stderr}");
+    let (ok, _, stderr) = token_cmd(&["revoke", "grafana"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(metrics(&token), 401);
+    let (ok, _, stderr) = token_cmd(&["revoke", "grafana"]);
+    assert!(!ok && stderr.contains("no token named"), "{stderr}");
+}
+
+#[test]
+fn token_create_on_a_dir_without_a_store_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tally().args(["token", "create", "ci", "--data-dir"]).arg(dir.path()).output().expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no tally data dir"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("tokens.json").exists());
+}
+
+#[test]
+fn limit_flags_that_would_switch_a_limit_off_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (flag, value, says) in [
+        ("--duckdb-memory-limit", "1MiB", "at least 16MiB"),
+        ("--duckdb-memory-limit", "lots", "2GiB"),
+        ("--max-connections", "0", "at least 1"),
+        ("--body-read-timeout", "0", "above 0"),
+    ] {
+        let out = tally()
+            .args(["serve", "--listen", "127.0.0.1:0", flag, value, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run tally serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{flag} {value}: {stderr}");
+    }
+}

@@ -40,8 +40,7 @@ fn acknowledged_events_survive_kill_9_exactly_once() {
 
     let server = Server::start(dir.path(), &[]);
     let agent = common::agent();
-    let mut resp = agent.get(&format!("{}/healthz", server.url)).call().expect("healthz");
-    let health: Value = serde_json::from_str(&resp.body_mut().read_to_string().expect("body")).expect("json");
+    let health: Value = serde_json::from_str(&server.admin_get("/healthz").1).expect("json");
     assert_eq!(health["events"].as_u64(), Some(expected as u64), "every acknowledged event is stored once");
     // Every acknowledged event is there: resending any of them is a duplicate.
     for body in &acked {
@@ -49,8 +48,7 @@ fn acknowledged_events_survive_kill_9_exactly_once() {
         assert_eq!(status, 200);
         assert_eq!(answer["duplicate"], 25, "{answer}");
     }
-    let mut resp = agent.get(&format!("{}/healthz", server.url)).call().expect("healthz");
-    let health: Value = serde_json::from_str(&resp.body_mut().read_to_string().expect("body")).expect("json");
+    let health: Value = serde_json::from_str(&server.admin_get("/healthz").1).expect("json");
     assert_eq!(health["events"].as_u64(), Some(expected as u64));
 }
 
@@ -90,9 +88,8 @@ fn load_until(url: &str, stop: &std::sync::atomic::AtomicBool, round: &Mutex<Rou
     });
 }
 
-fn health(url: &str) -> Value {
-    let mut resp = common::agent().get(&format!("{url}/healthz")).call().expect("healthz");
-    serde_json::from_str(&resp.body_mut().read_to_string().expect("body")).expect("json")
+fn health(server: &Server) -> Value {
+    serde_json::from_str(&server.admin_get("/healthz").1).expect("json")
 }
 
 /// The last (newest) segment file of the ingest log.
@@ -116,7 +113,10 @@ fn kill_9_during_load_keeps_every_acknowledged_event_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut all_sent = Vec::new();
     let mut rng = rand::rng();
-    for round_no in 0..4 {
+    // CI runs 4 rounds; the full run 20 (TALLY_CRASH_ROUNDS=20, docs/hardening.md).
+    let rounds: usize = std::env::var("TALLY_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(4);
+    let mut acked_total = 0;
+    for round_no in 0..rounds {
         let server = Server::start(dir.path(), &[]);
         let round = Mutex::new(Round::default());
         let stop = std::sync::atomic::AtomicBool::new(false);
@@ -146,14 +146,19 @@ fn kill_9_during_load_keeps_every_acknowledged_event_exactly_once() {
             assert_eq!(answer["duplicate"], 20, "round {round_no}: an acknowledged event is missing: {answer}");
         }
         server.stop();
+        acked_total += round.acked.len() * 20;
         all_sent.extend(round.sent);
     }
+    eprintln!(
+        "crash rounds: {rounds} survived, {acked_total} acknowledged events checked, {} sent",
+        all_sent.len() * 20
+    );
     let server = Server::start(dir.path(), &[]);
     let agent = common::agent();
     for body in &all_sent {
         assert_eq!(post(&agent, &server.url, body).0, 200);
     }
-    assert_eq!(health(&server.url)["events"].as_u64(), Some(all_sent.len() as u64 * 20), "each event once");
+    assert_eq!(health(&server)["events"].as_u64(), Some(all_sent.len() as u64 * 20), "each event once");
     server.stop();
 }
 
@@ -182,6 +187,6 @@ fn erase_after_a_crash_applies_the_log_first() {
         String::from_utf8_lossy(&out.stdout)
     );
     let server = Server::start(dir.path(), &[]);
-    assert_eq!(health(&server.url)["events"], 5);
+    assert_eq!(health(&server)["events"], 5);
     server.stop();
 }

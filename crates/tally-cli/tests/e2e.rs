@@ -164,8 +164,7 @@ fn an_explicit_data_dir_is_asked_even_when_a_collector_listens_at_the_default_ad
     let running = Server::start(other.path(), &[]);
     send(&running.url, 3);
     let insights_requests = || {
-        let mut resp = agent.get(&format!("{}/metrics", running.url)).call().expect("metrics");
-        let text = resp.body_mut().read_to_string().expect("metrics text");
+        let (_, text) = running.admin_get("/metrics");
         text.lines().filter(|l| l.contains("route=\"/v1/insights\"")).count()
     };
     let ask = |args: &[&str]| {
@@ -229,4 +228,38 @@ fn client_addresses_are_not_logged_at_trace_level() {
         assert!(!logged.contains(&client.to_string()), "{client} is in the log:\n{logged}");
         assert!(!logged.contains(&format!(":{}", client.port())), "port {} is in the log", client.port());
     }
+}
+
+/// `tally serve --tls-cert --tls-key`: the collector answers HTTPS with a certificate made
+/// here (rcgen, self-signed for `localhost`), and ingest works over it.
+#[test]
+fn serve_over_tls_with_a_self_signed_certificate() {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert =
+        rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params").self_signed(&key).expect("cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &data,
+        &["--tls-cert", cert_path.to_str().expect("utf-8"), "--tls-key", key_path.to_str().expect("utf-8")],
+    );
+    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+    let url = server.url.replace("127.0.0.1", "localhost");
+    let roots = ureq::tls::RootCerts::new_with_certs(&[ureq::tls::Certificate::from_der(cert.der()).to_owned()]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let (status, answer) =
+        post(&agent, &url, &batch(Uuid::new_v4(), "m", "production", &[(Uuid::now_v7(), "command.run", &[])]));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 1);
+    let mut resp = agent.get(&format!("{url}/healthz")).call().expect("healthz over TLS");
+    assert_eq!(resp.body_mut().read_to_string().expect("body"), r#"{"status":"ok"}"#);
+    // Without trusting the certificate, a client refuses it.
+    assert!(common::agent().get(&format!("{url}/healthz")).call().is_err(), "an untrusted certificate was accepted");
 }

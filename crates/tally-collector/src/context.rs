@@ -10,13 +10,15 @@
 //!   ([`fits`]): versions start with a digit, names are a letter then letters, digits, `_`
 //!   or `-` (no dot, so no hostname or address fits);
 //! - is capped: once an app has [`MAX_VERSIONS`] or [`MAX_NAMES`] distinct values of a
-//!   field stored, a new one is stored as `other`, like a property over its cap.
+//!   field stored, a new one is stored as `other`, like a property over its cap (and one
+//!   client fills at most its share of a cap per day: `ingest::Caps`).
 //!
 //! The event is always kept: only the value is replaced. Empty optional fields stay empty.
 
 use tally_protocol::{Context, scrub};
 use tally_store::ContextField;
 
+use crate::client::ClientKey;
 use crate::ingest::Caps;
 use crate::metrics::Metrics;
 
@@ -35,7 +37,7 @@ const UNKNOWN: &str = "unknown";
 const MAX_NAME_BYTES: usize = 32;
 
 /// Scrubs, shape-checks and caps every string field of `ctx` in place.
-pub fn sanitize(ctx: &mut Context, caps: &Caps, metrics: &Metrics) {
+pub fn sanitize(ctx: &mut Context, caps: &Caps, metrics: &Metrics, client: Option<ClientKey>) {
     let app = ctx.app.clone();
     for field in ContextField::ALL {
         let Some(value) = value_mut(ctx, field) else {
@@ -48,7 +50,7 @@ pub fn sanitize(ctx: &mut Context, caps: &Caps, metrics: &Metrics) {
             *value = scrub::REDACTED.to_string();
             metrics.replaced("redacted");
         }
-        if caps.cap_context(&app, field, value, max_distinct(field)) {
+        if caps.cap_context(&app, field, value, max_distinct(field), client) {
             metrics.replaced("cap");
         }
     }

@@ -38,6 +38,11 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
     }
 
+    /// 408: the body did not arrive within the body read timeout.
+    pub fn body_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", message)
+    }
+
     /// 415: an encoding the collector does not speak.
     pub fn unsupported_encoding(encoding: &str) -> Self {
         Self::new(
@@ -64,6 +69,18 @@ impl ApiError {
         }
     }
 
+    /// 429: this client sent more requests than its rate allows.
+    pub fn rate_limited(retry_after: u32) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this client; retry after the delay in Retry-After",
+            )
+        }
+    }
+
     /// 503: storage is failing or the collector is shutting down.
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError { retry_after: Some(5), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }
@@ -86,7 +103,8 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "this endpoint needs the admin token: send `Authorization: Bearer <token>`, or ask for public output with ?public=true",
+            "this endpoint needs an admin token (DATA_DIR/admin-token, or one made by `tally token create`): send \
+             `Authorization: Bearer <token>`; insights also answer public output with ?public=true",
         )
     }
 
@@ -143,6 +161,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
             (self.status, Json(ErrorBody { error: self.code.to_string(), message: self.message })).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

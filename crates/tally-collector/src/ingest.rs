@@ -12,11 +12,11 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use tally_protocol::limits::{MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES};
 use tally_protocol::schema::OTHER;
@@ -29,14 +29,20 @@ use tally_store::{
     AppendStatus, ContextField, EventRow, EventStore, KnownValues, MachineKey, ProjectKey, ServerSecret, StoreError,
 };
 
+use crate::client::ClientKey;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::{Shared, Sink, context};
 
 /// `POST /v1/batch`.
-pub(crate) async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn post_batch(
+    State(s): State<Arc<Shared>>,
+    client: Option<Extension<ClientKey>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
-    let response = match receive(&s, &headers, body).await {
+    let response = match receive(&s, &headers, body, client.map(|Extension(c)| c)).await {
         Ok((status, body)) => (status, Json(body)).into_response(),
         Err(e) => e.into_response(),
     };
@@ -45,10 +51,15 @@ pub(crate) async fn post_batch(State(s): State<Arc<Shared>>, headers: HeaderMap,
     response
 }
 
-async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusCode, BatchResponse), ApiError> {
+async fn receive(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+    client: Option<ClientKey>,
+) -> Result<(StatusCode, BatchResponse), ApiError> {
     let raw = read_body(body).await?;
     let body = decode(headers, raw)?;
-    let response = check_and_store(s, &body, s.settings.clock.now()).await?;
+    let response = check_and_store(s, &body, s.settings.clock.now(), client).await?;
     let all_rejected =
         !response.results.is_empty() && response.results.iter().all(|r| r.status == EventOutcome::Rejected);
     Ok((if all_rejected { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, response))
@@ -58,9 +69,14 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusC
 /// writes them durably and answers with one result per event. Every event is counted in
 /// the metrics, whatever its outcome. Fails, storing nothing, when the whole batch is
 /// rejected or the write fails.
-pub(crate) async fn check_and_store(s: &Shared, batch: &[u8], now: DateTime<Utc>) -> Result<BatchResponse, ApiError> {
+pub(crate) async fn check_and_store(
+    s: &Shared,
+    batch: &[u8],
+    now: DateTime<Utc>,
+    client: Option<ClientKey>,
+) -> Result<BatchResponse, ApiError> {
     let Prepared { outcomes, rows, dropped_props } =
-        prepare(batch, &s.schemas, now, s.settings.max_event_age_ms, &s.secret, &s.caps, &s.metrics)
+        prepare(batch, &s.schemas, now, s.settings.max_event_age_ms, &s.secret, &s.caps, &s.metrics, client)
             .map_err(|r| rejected(s, r))?;
     let statuses = if rows.is_empty() {
         vec![]
@@ -88,7 +104,10 @@ pub struct Prepared {
 }
 
 /// The part of [`check_and_store`] before the write: checks the batch, sanitizes its
-/// context and builds the rows. No I/O, so the fuzz targets in `fuzz/` run it as it is.
+/// context and builds the rows (`client`: whose share of the caps it takes). No I/O, so the fuzz targets in `fuzz/` run it as it is.
+// The inputs are the request's (batch, time, client) and the collector's state; a struct of
+// them would only be unpacked again.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     batch: &[u8],
     schemas: &SchemaSet,
@@ -97,6 +116,7 @@ pub fn prepare(
     secret: &ServerSecret,
     caps: &Caps,
     metrics: &Metrics,
+    client: Option<ClientKey>,
 ) -> Result<Prepared, Rejection> {
     let checked = check_batch(batch, schemas, now, max_age_ms)?;
     let schema = schemas.get(&checked.context.app).expect("check_batch found the schema");
@@ -112,10 +132,10 @@ pub fn prepare(
     } else {
         // Only a context that will be stored takes places under the caps.
         let mut ctx = checked.context;
-        context::sanitize(&mut ctx, caps, metrics);
+        context::sanitize(&mut ctx, caps, metrics, client);
         // The keyed hashes are the batch's, not each event's.
         let keys = (secret.project_key(&ctx.project), secret.machine_key(&ctx.app, &ctx.machine));
-        accepted.into_iter().map(|a| to_row(&ctx, keys, a, now_ms, schema, caps, metrics)).collect()
+        accepted.into_iter().map(|a| to_row(&ctx, keys, a, now_ms, schema, caps, metrics, client)).collect()
     };
     Ok(Prepared { outcomes, rows, dropped_props: checked.dropped_props })
 }
@@ -126,15 +146,38 @@ pub(crate) fn rejected(s: &Shared, r: Rejection) -> ApiError {
     ApiError::from_rejection(r)
 }
 
-/// Reads a request body, refusing more than [`MAX_BODY_BYTES`].
+/// Reads a request body, refusing more than [`MAX_BODY_BYTES`] (413) and a body not complete
+/// within the body read timeout of [`crate::serve`] (408).
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        if timed_out(&e) {
+            return body_timeout();
+        }
         // A body over the limit and a broken connection both land here; the limit is by far
         // the common case and the only one a client can act on.
         ApiError::too_large(format!(
             "request body is larger than {MAX_BODY_BYTES} bytes, or could not be read ({e}); send smaller batches"
         ))
     })
+}
+
+/// 408 for a body past the serving loop's deadline.
+pub(crate) fn body_timeout() -> ApiError {
+    ApiError::body_timeout(
+        "the request body did not arrive within the body read timeout; send it faster or send smaller batches",
+    )
+}
+
+/// Whether reading a body failed on the serving loop's deadline.
+pub(crate) fn timed_out(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Undoes `Content-Encoding`, stopping at [`MAX_DECOMPRESSED_BYTES`] so that a compression
@@ -171,19 +214,74 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
 /// Distinct values already admitted per app, enforcing the cardinality caps (the schema's
 /// on plugins and string props, [`crate::context`]'s on context fields) across restarts
 /// (seeded from the store).
+///
+/// Caps are first come, first served, so one client could fill one with junk and keep
+/// every later value out. Hence the share: within a salt period of its [`ClientKey`] (a
+/// day), one client may admit at most `share_percent` % of a cap's places (at least one);
+/// its further new values become `other` while others' still get in. Filling a cap of 40
+/// takes 10 clients, or one client 10 days (and the values stay only as long as the store
+/// keeps their events: caps are seeded from what is stored). Requests without a key
+/// (in-process, fuzzing) and a share of 0 are not limited.
 #[derive(Default)]
 pub struct Caps {
-    apps: Mutex<HashMap<String, KnownValues>>,
+    state: Mutex<CapState>,
+    share_percent: usize,
+}
+
+#[derive(Default)]
+struct CapState {
+    apps: HashMap<String, KnownValues>,
+    /// The salt period the counts below belong to.
+    period: u64,
+    /// New values admitted per client, app and cap in this period.
+    admitted: HashMap<(u64, String, CapSlot), usize>,
+}
+
+/// One cardinality cap of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CapSlot {
+    Plugins,
+    Prop(String),
+    Context(ContextField),
+}
+
+impl CapState {
+    /// Whether `client` may admit one more new value to `slot` (of `max` places) under
+    /// `share_percent`; counts it when it may.
+    fn client_may_admit(
+        &mut self,
+        client: Option<ClientKey>,
+        app: &str,
+        slot: CapSlot,
+        max: usize,
+        share_percent: usize,
+    ) -> bool {
+        let Some(client) = client.filter(|_| share_percent > 0) else {
+            return true;
+        };
+        if client.period != self.period {
+            self.admitted.clear();
+            self.period = client.period;
+        }
+        let share = (max * share_percent / 100).max(1);
+        let count = self.admitted.entry((client.hash, app.to_string(), slot)).or_default();
+        if *count >= share {
+            return false;
+        }
+        *count += 1;
+        true
+    }
 }
 
 impl Caps {
-    /// Seeds the caps of every schema's app from what the store holds.
-    pub fn load(store: &dyn EventStore, schemas: &SchemaSet) -> Result<Caps, StoreError> {
+    /// Seeds the caps of every schema's app from what the store holds; one client may fill
+    /// at most `share_percent` % of any cap per salt period (0: no share limit).
+    pub fn load(store: &dyn EventStore, schemas: &SchemaSet, share_percent: usize) -> Result<Caps, StoreError> {
         let mut apps = HashMap::new();
         for schema in schemas.iter() {
             apps.insert(schema.app.clone(), store.known_values(&schema.app)?);
         }
-        Ok(Caps { apps: Mutex::new(apps) })
+        Ok(Caps { state: Mutex::new(CapState { apps, ..CapState::default() }), share_percent })
     }
 
     /// Applies caps to one event's plugins and string props in place; returns how many
@@ -193,18 +291,24 @@ impl Caps {
         schema: &AppSchema,
         plugins: &mut [String],
         props: &mut std::collections::BTreeMap<String, PropValue>,
+        client: Option<ClientKey>,
     ) -> usize {
-        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
-        let known = apps.entry(schema.app.clone()).or_default();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *state;
         let mut replaced = 0;
         for p in plugins.iter_mut() {
-            if !known.plugins.contains(p.as_str()) {
-                if known.plugins.len() < schema.max_plugins {
-                    known.plugins.insert(p.clone());
-                } else {
-                    *p = OTHER.to_string();
-                    replaced += 1;
-                }
+            let known = state.apps.entry(schema.app.clone()).or_default();
+            if known.plugins.contains(p.as_str()) {
+                continue;
+            }
+            let room = known.plugins.len() < schema.max_plugins;
+            if room
+                && state.client_may_admit(client, &schema.app, CapSlot::Plugins, schema.max_plugins, self.share_percent)
+            {
+                state.apps.get_mut(&schema.app).expect("entry made above").plugins.insert(p.clone());
+            } else {
+                *p = OTHER.to_string();
+                replaced += 1;
             }
         }
         for (key, value) in props.iter_mut() {
@@ -212,10 +316,21 @@ impl Caps {
             let Some(spec) = schema.props.get(key) else {
                 continue;
             };
+            let known = state.apps.entry(schema.app.clone()).or_default();
             let seen = known.props.entry(key.clone()).or_default();
             if !seen.contains(s.as_str()) {
-                if seen.len() < spec.max_distinct {
-                    seen.insert(s.clone());
+                let room = seen.len() < spec.max_distinct;
+                if room
+                    && state.client_may_admit(
+                        client,
+                        &schema.app,
+                        CapSlot::Prop(key.clone()),
+                        spec.max_distinct,
+                        self.share_percent,
+                    )
+                {
+                    let known = state.apps.get_mut(&schema.app).expect("entry made above");
+                    known.props.entry(key.clone()).or_default().insert(s.clone());
                 } else {
                     *s = OTHER.to_string();
                     replaced += 1;
@@ -225,16 +340,24 @@ impl Caps {
         replaced
     }
 
-    /// Caps one context field of `app` at `max` distinct values: a new value beyond it
-    /// becomes `other`. Returns whether `value` was replaced.
-    pub fn cap_context(&self, app: &str, field: ContextField, value: &mut String, max: usize) -> bool {
-        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = apps.entry(app.to_string()).or_default().context.entry(field).or_default();
+    /// Caps one context field of `app` at `max` distinct values: a new value beyond it, or
+    /// beyond `client`'s share, becomes `other`. Returns whether `value` was replaced.
+    pub fn cap_context(
+        &self,
+        app: &str,
+        field: ContextField,
+        value: &mut String,
+        max: usize,
+        client: Option<ClientKey>,
+    ) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = state.apps.entry(app.to_string()).or_default().context.entry(field).or_default();
         if seen.contains(value.as_str()) {
             return false;
         }
-        if seen.len() < max {
-            seen.insert(value.clone());
+        let room = seen.len() < max;
+        if room && state.client_may_admit(client, app, CapSlot::Context(field), max, self.share_percent) {
+            state.apps.get_mut(app).expect("entry made above").context.entry(field).or_default().insert(value.clone());
             return false;
         }
         *value = OTHER.to_string();
@@ -244,6 +367,7 @@ impl Caps {
 
 /// Turns an accepted event into a stored row: ids become keyed hashes, values are capped
 /// and scrubbed.
+#[allow(clippy::too_many_arguments)]
 fn to_row(
     ctx: &Context,
     (project, machine): (ProjectKey, MachineKey),
@@ -252,18 +376,28 @@ fn to_row(
     schema: &AppSchema,
     caps: &Caps,
     metrics: &Metrics,
+    client: Option<ClientKey>,
 ) -> EventRow {
     let AcceptedEvent { mut event, occurred_at_ms } = accepted;
-    for value in event.props.values_mut() {
-        if let PropValue::Str(s) = value
-            && scrub::is_sensitive(s)
-        {
+    // Every stored string: props, plugin names and the error kind (a hostname fits the
+    // shape of a plugin name and of an error kind; issue 11).
+    let strings = event
+        .props
+        .values_mut()
+        .filter_map(|v| match v {
+            PropValue::Str(s) => Some(s),
+            _ => None,
+        })
+        .chain(event.plugins.iter_mut())
+        .chain(event.error_kind.as_mut());
+    for s in strings {
+        if scrub::is_sensitive(s) {
             *s = scrub::REDACTED.to_string();
             metrics.replaced("redacted");
         }
     }
     // check_batch already removed repeated plugins.
-    for _ in 0..caps.apply(schema, &mut event.plugins, &mut event.props) {
+    for _ in 0..caps.apply(schema, &mut event.plugins, &mut event.props, client) {
         metrics.replaced("cap");
     }
     // Capping can map several plugins to `other`: keep one.

@@ -23,8 +23,10 @@
 //! store; [`Collector::new`] writes straight into the store by group commit (`writer`),
 //! which the in-memory tests use.
 
+mod access;
 mod applier;
 pub mod builtin;
+mod client;
 mod clock;
 mod collect;
 mod context;
@@ -57,12 +59,14 @@ use tally_protocol::SchemaSet;
 use tally_store::{EventStore, ServerSecret, StoreError};
 use tokio::sync::Semaphore;
 
+pub use access::{TOKENS_FILE, TokenEntry, TokenError, TokenFile};
 pub use applier::apply_pending;
+pub use client::ClientKey;
 pub use clock::Clock;
 pub use error::ApiError;
 pub use limits::Limits;
 pub use metrics::Metrics;
-pub use serve::serve;
+pub use serve::{Tls, serve, serve_with};
 pub use writer::{WriteError, Writer};
 
 /// Settings of a collector.
@@ -72,8 +76,11 @@ pub struct Settings {
     pub queue_capacity: usize,
     /// Most rows in one group commit.
     pub max_group_rows: usize,
-    /// The admin token for private insights; `None` allows public output only.
+    /// The admin token for private endpoints; with `tokens` also `None`, only public
+    /// endpoints answer.
     pub admin_token: Option<String>,
+    /// Named admin tokens (`tally token create`), re-read when the file changes.
+    pub tokens: Option<TokenFile>,
     /// The k-anonymity threshold for public output (callers may raise it, never lower it).
     pub k: usize,
     /// Events older than this are rejected as `too_old`. The default is the protocol's
@@ -95,6 +102,7 @@ impl Default for Settings {
             queue_capacity: 256,
             max_group_rows: 50_000,
             admin_token: None,
+            tokens: None,
             k: tally_insights::DEFAULT_K,
             max_event_age_ms: tally_protocol::limits::MAX_EVENT_AGE_MS,
             limits: Limits::default(),
@@ -117,6 +125,7 @@ struct Shared {
     public_queries: Arc<Semaphore>,
     /// The retention schedule, stopped by [`Collector::shutdown`].
     retention: std::sync::Mutex<Option<retention::Schedule>>,
+    access: access::Access,
 }
 
 /// Where accepted rows go.
@@ -190,7 +199,7 @@ impl Collector {
         settings: Settings,
         metrics: Arc<Metrics>,
     ) -> Result<Collector, StoreError> {
-        let caps = ingest::Caps::load(store.as_ref(), &schemas)?;
+        let caps = ingest::Caps::load(store.as_ref(), &schemas, settings.limits.client_cap_share_percent)?;
         let retention = match settings.retention_every {
             Some(every) => Some(
                 retention::start(store.clone(), schemas.clone(), settings.clock.clone(), every, metrics.clone())
@@ -209,6 +218,7 @@ impl Collector {
                 strapi: strapi::InstallTimes::new(),
                 public_queries: Arc::new(Semaphore::new(settings.limits.max_public_queries)),
                 retention: std::sync::Mutex::new(retention),
+                access: access::Access::new(settings.admin_token.clone(), settings.tokens.clone()),
                 settings,
             }),
         })
@@ -270,7 +280,22 @@ impl Shared {
     }
 }
 
-async fn healthz(State(s): State<Arc<Shared>>) -> Response {
+/// `GET /healthz`: anyone gets the status (for load balancers and probes); the counts,
+/// the applier's position and the lag need an admin token.
+async fn healthz(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let healthy = match &s.sink {
+        Sink::Store(_) => true,
+        Sink::Log(durable) => {
+            durable.applier.alive() && durable.applier.failing_for().is_none_or(|f| f < FAILING_UNHEALTHY)
+        }
+    };
+    let status = if healthy { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    let detail = s.access.allows(&headers);
+    if !detail && matches!(s.sink, Sink::Log(_)) {
+        // A probe gets the status at once: no store read, no wait for the applier (whose
+        // health says whether the store fails).
+        return (status, Json(serde_json::json!({"status": if healthy { "ok" } else { "failing" }}))).into_response();
+    }
     let shared = s.clone();
     let counted = tokio::task::spawn_blocking(move || {
         shared.wait_applied(QUERY_WAIT);
@@ -282,9 +307,9 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
         Ok(Err(e)) => return ApiError::from(e).into_response(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    match &s.sink {
+    let (ok, body) = match &s.sink {
         Sink::Store(writer) => {
-            Json(serde_json::json!({"status": "ok", "events": events, "write_queue": writer.depth()})).into_response()
+            (true, serde_json::json!({"status": "ok", "events": events, "write_queue": writer.depth()}))
         }
         Sink::Log(durable) => {
             let lag = durable.log.lag();
@@ -304,13 +329,19 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
                     "seconds": lag.oldest.map_or(0.0, |d| d.as_secs_f64()),
                 },
             });
-            let status = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
-            (status, Json(body)).into_response()
+            (ok, body)
         }
-    }
+    };
+    let body = if detail { body } else { serde_json::json!({"status": body["status"]}) };
+    let status = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
 }
 
-async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+/// `GET /metrics`: needs an admin token (the counters tell how much each app sends).
+async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !s.access.allows(&headers) {
+        return ApiError::unauthorized().into_response();
+    }
     match &s.sink {
         Sink::Store(writer) => {
             s.metrics.queue_depth.set(writer.depth() as i64);
@@ -328,19 +359,6 @@ async fn list_insights() -> Response {
         .map(|i| serde_json::json!({"name": i.name, "title": i.title, "question": i.question, "options": i.options}))
         .collect();
     Json(list).into_response()
-}
-
-fn authorized(s: &Shared, headers: &HeaderMap) -> bool {
-    let Some(token) = &s.settings.admin_token else {
-        return false;
-    };
-    let given =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn get_insight(
@@ -362,7 +380,7 @@ async fn insight(
 ) -> Result<Response, ApiError> {
     // A value that does not parse (`env=prod`) is answered like one that does not resolve.
     let QueryParams(request) = request.map_err(|e| ApiError::bad_request("invalid_params", e.body_text()))?;
-    if !request.public && !authorized(s, headers) {
+    if !request.public && !s.access.allows(headers) {
         return Err(ApiError::unauthorized());
     }
     let limits = &s.settings.limits;

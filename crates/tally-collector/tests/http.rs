@@ -1,4 +1,5 @@
-//! In-process tests of every route and status code, against the in-memory store.
+//! In-process tests of every route and status code, against the in-memory store. Over 600
+//! lines: one table of routes and statuses sharing its helpers (batches, tokens, client keys).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, mpsc};
@@ -67,6 +68,15 @@ async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Option<String>, 
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, retry, body)
+}
+
+/// A GET, with `Authorization: Bearer <token>` when given.
+fn get(uri: &str, token: Option<&str>) -> Request<Body> {
+    let mut r = Request::get(uri);
+    if let Some(t) = token {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    r.body(Body::empty()).expect("req")
 }
 
 fn statuses(body: &Value) -> Vec<String> {
@@ -157,6 +167,25 @@ async fn oversized_bodies_and_bombs_are_413() {
     let zbomb = zstd::encode_all(&vec![0u8; 64 * 1024 * 1024][..], 3).expect("zstd");
     let (status, _, _) = send(&app, post(zbomb, Some("zstd"))).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// Issue 11: about 8 KB of gzip (`{"events":[0,0,…]}`) was parsed into millions of values
+/// before the 500-event check; it is refused as `too_many_events` while parsing
+/// (`tally_protocol::RawEvents` keeps at most 500).
+#[tokio::test]
+async fn a_gzip_bomb_of_tiny_events_is_refused_as_too_many_events() {
+    let app = collector(Arc::new(MemoryStore::new()));
+    let mut body = batch(vec![]);
+    body["events"] = json!([]);
+    let text = serde_json::to_string(&body).expect("json");
+    let zeros = vec!["0"; 3_000_000].join(",");
+    let text = text.replace(r#""events":[]"#, &format!(r#""events":[{zeros}]"#));
+    let bomb = gzip(text.as_bytes());
+    assert!(bomb.len() < 64 * 1024, "{} bytes of gzip", bomb.len());
+    let (status, _, body) = send(&app, post(bomb, Some("gzip"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "too_many_events");
+    assert_eq!(body["message"], "3000000 events in one batch; the limit is 500");
 }
 
 #[tokio::test]
@@ -442,15 +471,63 @@ async fn cardinality_caps_store_other() {
     assert!(commands.contains("other") && commands.contains("cmd39") && !commands.contains("cmd40"));
 }
 
+/// Issue 11: caps were first come, first served and fillable forever by one client. Now one
+/// client (a `ClientKey`, made by the serving loop from a salted hash of its address) fills
+/// at most 10 % of a cap per salt period; other clients' values still get in.
+#[tokio::test]
+async fn one_client_cannot_fill_a_cardinality_cap() {
+    let store = Arc::new(MemoryStore::new());
+    let app = collector(store.clone());
+    let from = |client: u64, body: &Value| {
+        let mut r = json_post(body);
+        r.extensions_mut().insert(tally_collector::ClientKey { hash: client, period: 0 });
+        r
+    };
+    let commands = |from_id: u128, prefix: &str, n: u128| {
+        let events = (0..n)
+            .map(|i| {
+                let mut e = event(from_id + i, "command.run");
+                e["props"] = json!({"command": format!("{prefix}{i}")});
+                e
+            })
+            .collect();
+        batch(events)
+    };
+    // `command` allows 40 distinct values: one client gets 4 of them.
+    let (status, _, body) = send(&app, from(1, &commands(1, "junk", 45))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _, _) = send(&app, from(2, &commands(100, "real", 3))).await;
+    let known = store.known_values("demo").expect("known");
+    let seen = &known.props["command"];
+    assert_eq!(seen.iter().filter(|v| v.starts_with("junk")).count(), 4, "{seen:?}");
+    assert!(seen.contains("other"));
+    assert!(["real0", "real1", "real2"].iter().all(|v| seen.contains(*v)), "another client still gets in: {seen:?}");
+    // Context fields too: `os` keeps 100 names, one client gets 10.
+    for i in 0..20u128 {
+        let mut b = batch(vec![event(1000 + i, "command.run")]);
+        b["context"]["os"] = json!(format!("os{i}"));
+        send(&app, from(1, &b)).await;
+    }
+    let os = store.known_values("demo").expect("known").context[&ContextField::Os].clone();
+    // Its first batch brought `linux`, the ninth of its ten.
+    assert_eq!(os.iter().filter(|v| *v != "other").count(), 10, "{os:?}");
+    // The next salt period starts a new share.
+    let mut b = batch(vec![event(2000, "command.run")]);
+    b["context"]["os"] = json!("os-next");
+    let mut r = json_post(&b);
+    r.extensions_mut().insert(tally_collector::ClientKey { hash: 1, period: 1 });
+    send(&app, r).await;
+    assert!(store.known_values("demo").expect("known").context[&ContextField::Os].contains("os-next"));
+}
+
 #[tokio::test]
 async fn healthz_and_metrics() {
     let app = collector(Arc::new(MemoryStore::new()));
     send(&app, json_post(&batch(vec![event(1, "command.run"), event(2, "nope")]))).await;
-    let (status, _, body) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+    let (status, _, body) = send(&app, get("/healthz", Some(TOKEN))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["events"], 1);
-    let (status, _, Value::String(text)) = send(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await
-    else {
+    let (status, _, Value::String(text)) = send(&app, get("/metrics", Some(TOKEN))).await else {
         panic!("metrics is text");
     };
     assert_eq!(status, StatusCode::OK);
@@ -466,18 +543,53 @@ async fn healthz_and_metrics() {
 }
 
 #[tokio::test]
+async fn every_private_endpoint_needs_a_token_and_named_tokens_work_beside_the_admin_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = tally_collector::TokenFile::in_dir(dir.path());
+    let named = tokens.create("grafana").expect("create");
+    let settings = Settings { admin_token: Some(TOKEN.into()), tokens: Some(tokens.clone()), ..Settings::default() };
+    let app = collector_with(Arc::new(MemoryStore::new()), settings).router();
+    let private = ["/metrics", "/v1/insights/active?app=demo"];
+    for path in private {
+        for token in [None, Some("wrong"), Some("")] {
+            let (status, _, body) = send(&app, get(path, token)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {token:?}: {body}");
+            assert_eq!(body["error"], "unauthorized");
+        }
+        for token in [TOKEN, named.as_str()] {
+            let (status, _, body) = send(&app, get(path, Some(token))).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        }
+    }
+    // /healthz answers anyone (probes), but only its status.
+    let (status, _, body) = send(&app, get("/healthz", None)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (_, _, body) = send(&app, get("/healthz", Some(&named))).await;
+    assert_eq!(body["events"], 0, "{body}");
+    // Public endpoints need none.
+    for path in ["/v1/insights", "/v1/apps", "/v1/apps/demo/schema", "/", "/public/demo"] {
+        let (status, _, _) = send(&app, get(path, None)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    // Ingest needs none and is write-only: its answer says what became of the events sent.
+    let (status, _, body) = send(&app, json_post(&batch(vec![event(1, "command.run")]))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body.as_object().expect("object").keys().collect::<Vec<_>>(),
+        ["accepted", "dropped_props", "duplicate", "rejected", "results"]
+    );
+    // Revoked: refused from the next request on.
+    tokens.revoke("grafana").expect("revoke");
+    let (status, _, _) = send(&app, get("/metrics", Some(&named))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn insights_need_the_token_unless_public() {
     let store = Arc::new(MemoryStore::new());
     let app = collector(store.clone());
     let (status, _, body) = send(&app, json_post(&batch(vec![event(1, "command.run")]))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let get = |uri: &str, token: Option<&str>| {
-        let mut r = Request::get(uri);
-        if let Some(t) = token {
-            r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        r.body(Body::empty()).expect("req")
-    };
     let (status, _, _) = send(&app, get("/v1/insights/active?app=demo", None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _, _) = send(&app, get("/v1/insights/active?app=demo", Some("wrong"))).await;

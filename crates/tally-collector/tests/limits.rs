@@ -275,6 +275,68 @@ async fn slow_loris_connections_are_closed_after_the_body_timeout() {
     assert!(healthz(addr).await.starts_with("HTTP/1.1 200"));
 }
 
+/// Issue 11 (hardening): a body that missed the body read timeout was answered 413, which
+/// tells a client its batch is too large; it is a timeout.
+#[tokio::test]
+async fn a_body_read_timeout_is_answered_408_not_413() {
+    let limits = Limits { body_read_timeout: Duration::from_millis(300), ..Limits::default() };
+    let addr = serve(limits).await;
+    for path in ["/v1/batch", "/api/v2/track"] {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: collector\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut response))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(response.starts_with("HTTP/1.1 408"), "{path}: {response}");
+        assert!(response.contains("body_timeout"), "{path}: {response}");
+    }
+}
+
+/// A GET of /healthz from `local` (an address of 127.0.0.0/8): the status line and the
+/// `Retry-After` header, if any.
+async fn healthz_from(addr: std::net::SocketAddr, local: [u8; 4]) -> (String, Option<String>) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind((std::net::Ipv4Addr::from(local), 0).into()).expect("bind a loopback address");
+    let mut s = socket.connect(addr).await.expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n").await.expect("write");
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut response))
+        .await
+        .expect("in time")
+        .expect("read");
+    let status = response.lines().next().unwrap_or_default().to_string();
+    let retry = response
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after: ").map(|v| v.trim().to_string()));
+    (status, retry)
+}
+
+#[tokio::test]
+async fn one_client_over_its_rate_gets_429_with_retry_after_and_others_are_served() {
+    let limits = Limits { rate_limit_per_second: 1, rate_limit_burst: 3, ..Limits::default() };
+    let addr = serve(limits).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(healthz_from(addr, [127, 0, 0, 1]).await);
+    }
+    let ok = statuses.iter().filter(|(s, _)| s.starts_with("HTTP/1.1 200")).count();
+    let limited: Vec<_> = statuses.iter().filter(|(s, _)| s.starts_with("HTTP/1.1 429")).collect();
+    assert_eq!((ok, limited.len()), (3, 2), "{statuses:?}");
+    assert!(limited.iter().all(|(_, retry)| retry.as_deref() == Some("1")), "{statuses:?}");
+    // Another address is another client, with its own burst.
+    let (status, _) = healthz_from(addr, [127, 0, 0, 2]).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // Past the wait, the first client is served again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _) = healthz_from(addr, [127, 0, 0, 1]).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+}
+
 #[tokio::test]
 async fn slow_headers_are_closed_after_the_header_timeout() {
     let limits = Limits { header_read_timeout: Duration::from_millis(500), ..Limits::default() };

@@ -17,10 +17,11 @@ use tally_store::{
 use tower::ServiceExt;
 use uuid::Uuid;
 
+const TOKEN: &str = "test-admin-token";
 const PROJECT: &str = "0b7e2c1a-8f5e-4c1d-9b1a-3f2e4d5c6b7a";
 
 fn start(store: Arc<dyn EventStore>, dir: &std::path::Path, options: Options) -> Result<Collector, StoreError> {
-    start_with(store, dir, options, Settings::default())
+    start_with(store, dir, options, Settings { admin_token: Some(TOKEN.into()), ..Settings::default() })
 }
 
 fn start_with(
@@ -32,6 +33,11 @@ fn start_with(
     let log = Arc::new(Log::open(dir, options).expect("log opens"));
     let schemas = tally_collector::builtin::load(None).expect("schemas");
     Collector::with_log(store, log, schemas, ServerSecret::from_bytes([7; 32]), settings)
+}
+
+/// A GET with the admin token (`/healthz` shows its detail with one, `/metrics` needs one).
+fn admin_get(path: &str) -> Request<Body> {
+    Request::get(path).header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).body(Body::empty()).expect("req")
 }
 
 fn event(id: u128) -> Value {
@@ -85,7 +91,7 @@ async fn acknowledged_then_applied_then_duplicate() {
     let (_, _, body) = send(&app, batch([2, 3])).await;
     assert_eq!(statuses(&body), ["duplicate", "accepted"]);
     // /healthz waits (bounded) for the applier: it counts what was acknowledged.
-    let (status, _, health) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+    let (status, _, health) = send(&app, admin_get("/healthz")).await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["events"], 3);
     assert_eq!(health["applier"], "running");
@@ -94,8 +100,7 @@ async fn acknowledged_then_applied_then_duplicate() {
     applied(&c);
     assert_eq!(store.count_events().expect("count"), 3);
     assert!(store.applied_position().expect("position").is_some_and(|p| p > 0));
-    let (_, _, Value::String(text)) = send(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await
-    else {
+    let (_, _, Value::String(text)) = send(&app, admin_get("/metrics")).await else {
         panic!("metrics is text");
     };
     for needle in ["tally_log_appends_total 2", "tally_log_fsyncs", "tally_applied_position"] {
@@ -161,6 +166,8 @@ struct PickyStore {
     inner: MemoryStore,
     refused: Option<Uuid>,
     down: std::sync::atomic::AtomicBool,
+    /// Makes `apply` panic, as a bug in the write path would.
+    panics: std::sync::atomic::AtomicBool,
 }
 
 impl PickyStore {
@@ -168,6 +175,7 @@ impl PickyStore {
         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(StoreError::Unavailable("down".into()));
         }
+        assert!(!self.panics.load(std::sync::atomic::Ordering::Relaxed), "a bug in the store");
         if rows.iter().any(|r| Some(r.event_id) == self.refused) {
             return Err(StoreError::InvalidQuery("refused".into()));
         }
@@ -207,6 +215,35 @@ impl EventStore for PickyStore {
     }
 }
 
+/// Issue 11: a panic in the writer thread left `/healthz` saying ok while every write
+/// failed. With the ingest log the applier is that thread: once it has died, `/healthz`
+/// answers 503 `failing` (to a probe without a token too), and says the applier stopped.
+#[tokio::test]
+async fn a_panic_in_the_writer_thread_makes_healthz_fail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(PickyStore::default());
+    let c = start(store.clone(), dir.path(), Options::default()).expect("starts");
+    let app = c.router();
+    let (status, _, _) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+    assert_eq!(status, StatusCode::OK);
+    store.panics.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (status, _, body) = send(&app, batch([1])).await;
+    assert_eq!(status, StatusCode::OK, "acknowledged once in the log: {body}");
+    let mut health = (StatusCode::OK, Value::Null);
+    for _ in 0..50 {
+        let (status, _, body) = send(&app, admin_get("/healthz")).await;
+        health = (status, body);
+        if health.0 != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(health.0, StatusCode::SERVICE_UNAVAILABLE, "{}", health.1);
+    assert_eq!((&health.1["status"], &health.1["applier"]), (&json!("failing"), &json!("stopped")), "{}", health.1);
+    let (status, _, body) = send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+    assert_eq!((status, body), (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "failing"})));
+}
+
 #[tokio::test]
 async fn an_event_the_store_refuses_does_not_fail_its_neighbours() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -219,8 +256,7 @@ async fn an_event_the_store_refuses_does_not_fail_its_neighbours() {
     assert_eq!(status, StatusCode::OK);
     applied(&c);
     assert_eq!(store.count_events().expect("count"), 6);
-    let (_, _, Value::String(text)) = send(&app, Request::get("/metrics").body(Body::empty()).expect("req")).await
-    else {
+    let (_, _, Value::String(text)) = send(&app, admin_get("/metrics")).await else {
         panic!("metrics is text");
     };
     assert!(text.contains("tally_apply_dropped_total 1"), "{text}");
@@ -371,9 +407,7 @@ async fn the_retention_schedule_deletes_whole_days_past_the_apps_retention() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(store.count_events().expect("count"), 1, "the run at start deleted what is past 396 days");
-    let (_, _, Value::String(text)) =
-        send(&c.router(), Request::get("/metrics").body(Body::empty()).expect("req")).await
-    else {
+    let (_, _, Value::String(text)) = send(&c.router(), admin_get("/metrics")).await else {
         panic!("metrics is text");
     };
     assert!(text.contains("tally_retention_deleted_total 2"), "{text}");

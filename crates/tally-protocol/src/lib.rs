@@ -20,7 +20,7 @@ pub use validate::{
     AcceptedEvent, CheckedBatch, CheckedEvent, EventOutcome, EventResult, RejectReason, Rejection, check_batch,
     validate_batch,
 };
-pub use wire::{Batch, BatchResponse, Context, Env, ErrorBody, Event, PropValue, RawBatch};
+pub use wire::{Batch, BatchResponse, Context, Env, ErrorBody, Event, PropValue, RawBatch, RawEvents};
 
 /// The protocol version this crate speaks; it is the `v1` in `/v1/batch`.
 pub const PROTOCOL_VERSION: u32 = 1;

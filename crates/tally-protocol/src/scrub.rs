@@ -26,6 +26,10 @@ pub enum Finding {
     UrlWithSecrets,
     /// An API key, token, JWT or other secret-looking string.
     Secret,
+    /// A machine's name: a dotted name in a private zone (`alice-macbook.local`,
+    /// `db.internal`, `build-7.corp.example.com`) or a default desktop name
+    /// (`DESKTOP-4F2K9QX`, `Alices-MacBook-Pro`). Public domain names are not found.
+    Hostname,
 }
 
 /// Every pattern with what it finds. Compiled together into [`PATTERN_SET`] (what
@@ -57,6 +61,14 @@ const PATTERN_SOURCES: &[(Finding, &str)] = &[
             r"|(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key)\s*(=|:\s)\s*[^\s&]+",
         ),
     ),
+    (
+        Finding::Hostname,
+        concat!(
+            r"(?i)\b[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)*\.(local|lan|internal|intranet|corp|localdomain|home\.arpa)\b",
+            r"|\b(DESKTOP|LAPTOP)-[A-Z0-9]{5,}\b",
+            r"|(?i)\b[a-z0-9-]+-(macbook|imac|mac-mini|mbp)(-pro|-air)?\b",
+        ),
+    ),
     (Finding::HomePath, r"(?i)(/home/[^/\s]+|/Users/[^/\s]+|/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*"),
     (Finding::IpAddress, r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b"),
     (
@@ -76,10 +88,11 @@ static PATTERN_SET: LazyLock<RegexSet> =
 static CANDIDATE_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/=_-]{24,}").expect("token pattern compiles"));
 
-/// A cheap proof that no pattern can match: every pattern needs one of these bytes, three
-/// dots (IPv4), or at least 15 bytes (the shortest secret format, `xoxb-` and 10 more).
+/// A cheap proof that no pattern can match: every pattern needs one of these bytes, a dot
+/// (IPv4, hostnames), a `-` (desktop names), or at least 15 bytes (the shortest secret
+/// format, `xoxb-` and 10 more).
 fn obviously_clean(s: &str) -> bool {
-    s.len() < 15 && !s.bytes().any(|b| b"@/\\:~=".contains(&b)) && s.bytes().filter(|b| *b == b'.').count() < 3
+    s.len() < 15 && !s.bytes().any(|b| b"@/\\:~=.-".contains(&b))
 }
 
 /// The first kind of personal data found in `s`, if any.
@@ -241,5 +254,37 @@ mod tests {
             assert!(!obviously_clean(s), "{s:?}");
             assert!(is_sensitive(s), "{s:?}");
         }
+    }
+
+    /// Issue 11: a hostname sent as a plugin name or a string prop reached storage. Rust
+    /// only for now: the Node SDK's scrubber does not look for hostnames, so these are not
+    /// in the shared corpus.
+    #[test]
+    fn finds_hostnames() {
+        for host in [
+            "alice-macbook.local",
+            "db.internal",
+            "build-agent-42.corp.example.com",
+            "nas.home.arpa",
+            "DESKTOP-4F2K9QX",
+            "Alices-MacBook-Pro",
+        ] {
+            assert_eq!(find(host), Some(Finding::Hostname), "find({host:?})");
+            assert_ne!(scrub(host), host);
+        }
+        for ok in ["lodash.merge", "next.config.js", "5.0.0-rc.1", "better-sqlite3", "project.created"] {
+            assert_eq!(find(ok), None, "find({ok:?})");
+        }
+    }
+
+    /// Short strings with dots or dashes go through the patterns (they may be hostnames);
+    /// ordinary ones match none.
+    #[test]
+    fn short_dotted_strings_take_the_patterns() {
+        for s in ["20.11.1", "a.b.c", "xoxb-12345", "sk-123456789", "1.2.3-beta"] {
+            assert!(!obviously_clean(s), "{s:?}");
+            assert!(!is_sensitive(s), "{s:?}");
+        }
+        assert!(is_sensitive("pc.lan"));
     }
 }

@@ -186,19 +186,20 @@ pub struct ValidatedBatch {
 /// Fails as a whole (a `400`) only when the context is invalid or the batch has too many
 /// events; otherwise every event gets its own result.
 pub fn validate_batch(raw: RawBatch<'_>, now: DateTime<Utc>, max_age_ms: i64) -> Result<ValidatedBatch, Rejection> {
-    if raw.events.len() > MAX_EVENTS_PER_BATCH {
+    if raw.events.total > MAX_EVENTS_PER_BATCH {
         return Err(Rejection::new(
             RejectReason::TooManyEvents,
-            format!("{} events in one batch; the limit is {MAX_EVENTS_PER_BATCH}", raw.events.len()),
+            format!("{} events in one batch; the limit is {MAX_EVENTS_PER_BATCH}", raw.events.total),
         ));
     }
     validate_context(&raw.context)?;
     let skew_ms = (now - raw.sent_at).num_milliseconds();
     let shift_ms = if skew_ms.abs() > MAX_CLOCK_SKEW_MS { skew_ms } else { 0 };
     let now_ms = now.timestamp_millis();
-    let mut seen = HashSet::with_capacity(raw.events.len());
+    let mut seen = HashSet::with_capacity(raw.events.kept.len());
     let events = raw
         .events
+        .kept
         .iter()
         .map(|raw_event| {
             let event: Event = match serde_json::from_str(raw_event.get()) {

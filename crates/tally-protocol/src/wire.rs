@@ -29,7 +29,48 @@ pub struct RawBatch<'a> {
     pub context: Context,
     /// The events, not yet parsed.
     #[serde(borrow)]
-    pub events: Vec<&'a RawValue>,
+    pub events: RawEvents<'a>,
+}
+
+/// The events of a [`RawBatch`]: the first [`crate::limits::MAX_EVENTS_PER_BATCH`] kept as
+/// raw JSON, the rest only counted. Parsing stops keeping values at the limit, so that a
+/// small compressed body of millions of tiny events (`{"events":[0,0,…]}`) costs no memory
+/// beyond the limit before it is refused (issue 11).
+#[derive(Debug, Default)]
+pub struct RawEvents<'a> {
+    /// The first events, at most the limit.
+    pub kept: Vec<&'a RawValue>,
+    /// How many events the batch has, kept or not.
+    pub total: usize,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawEvents<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = RawEvents<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of events")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let limit = crate::limits::MAX_EVENTS_PER_BATCH;
+                let mut events = RawEvents { kept: Vec::new(), total: 0 };
+                while events.total < limit {
+                    match seq.next_element::<&'de RawValue>()? {
+                        Some(e) => events.kept.push(e),
+                        None => return Ok(events),
+                    }
+                    events.total += 1;
+                }
+                // Past the limit: the rest is only counted, building nothing.
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    events.total += 1;
+                }
+                Ok(events)
+            }
+        }
+        deserializer.deserialize_seq(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// Facts about the tool, project and machine, shared by all events of a batch.
@@ -227,10 +268,42 @@ pub struct ErrorBody {
 
 #[cfg(test)]
 mod tests {
-    use super::PropValue;
+    use super::*;
 
     fn check(json: &str, expected: Option<PropValue>) {
         assert_eq!(serde_json::from_str::<PropValue>(json).ok(), expected, "{json}");
+    }
+
+    /// Issue 11: about 8 KB of gzip (`{"events":[0,0,…]}`) decompress to 8 MiB, which were
+    /// parsed into millions of values before the 500-event check.
+    #[test]
+    fn a_gzip_bomb_of_tiny_events_is_refused_before_its_values_are_built() {
+        let n = 4_000_000;
+        let mut body = String::from(r#"{"events":["#);
+        body.push_str(&"0,".repeat(n - 1));
+        body.push_str(r#"0],"sent_at":"2026-01-01T00:00:00Z","context":{"app":"demo","app_version":"1","project":"0b7e2c1a-8f5e-4c1d-9b1a-3f2e4d5c6b7a","machine":"m","env":"production","os":"linux","os_version":"6","arch":"x86_64","runtime":"node","runtime_version":"20"}}"#);
+        assert!(body.len() <= crate::limits::MAX_DECOMPRESSED_BYTES, "within the decompression limit");
+        let raw: RawBatch<'_> = serde_json::from_str(&body).expect("parses");
+        assert_eq!(raw.events.kept.len(), crate::limits::MAX_EVENTS_PER_BATCH, "no value kept past the limit");
+        assert!(raw.events.kept.capacity() < 2 * crate::limits::MAX_EVENTS_PER_BATCH);
+        assert_eq!(raw.events.total, n);
+        let refused = crate::validate::validate_batch(raw, chrono::Utc::now(), crate::limits::MAX_EVENT_AGE_MS)
+            .expect_err("refused");
+        assert_eq!(refused.reason, crate::RejectReason::TooManyEvents);
+        assert_eq!(refused.detail, "4000000 events in one batch; the limit is 500");
+    }
+
+    #[test]
+    fn events_up_to_the_limit_are_all_kept() {
+        for n in [0, 1, 500, 501] {
+            let events = vec!["{}"; n].join(",");
+            let body = format!(r#"[{events}]"#);
+            let parsed: RawEvents<'_> = serde_json::from_str(&body).expect("parses");
+            assert_eq!((parsed.kept.len(), parsed.total), (n.min(500), n));
+        }
+        let broken = format!("[{}", "0,".repeat(600));
+        assert!(serde_json::from_str::<RawEvents<'_>>(&broken).is_err(), "a broken array past the limit still fails");
+        assert!(serde_json::from_str::<RawEvents<'_>>(r#"{"a":1}"#).is_err());
     }
 
     #[test]

@@ -164,10 +164,49 @@ impl DuckDbStore {
         self.writer().execute_batch(&format!("SET checkpoint_threshold = '{bytes}B'")).map_err(backend)
     }
 
+    /// Caps the memory DuckDB itself uses (buffer pool, query operators) at `bytes`; past it
+    /// a query spills to a temporary directory next to the database or fails with an
+    /// out-of-memory error, rather than take the machine's memory (DuckDB's default is 80 %
+    /// of RAM). The rollup is not DuckDB's and is not counted.
+    pub fn set_memory_limit(&self, bytes: u64) -> Result<(), StoreError> {
+        self.writer().execute_batch(&format!("SET memory_limit = '{bytes}B'")).map_err(backend)
+    }
+
+    /// DuckDB's memory limit in bytes, as it reports it.
+    pub fn memory_limit(&self) -> Result<u64, StoreError> {
+        self.writer()
+            .query_row("SELECT current_setting('memory_limit')", [], |r| r.get::<_, String>(0))
+            .map_err(backend)
+            .map(|text| parse_size(&text).unwrap_or(0))
+    }
+
     /// Writes the WAL into the database file (done by DuckDB on its own too).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.writer().execute_batch("CHECKPOINT").map_err(backend)
     }
+}
+
+/// Parses a size such as `2GiB`, `512 MiB`, `1.5GB` or `1000000` (bytes) into bytes: the
+/// form of `tally serve --duckdb-memory-limit` and of DuckDB's own `memory_limit` setting.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = number * factor;
+    (bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 fn open_error(path: &Path, e: duckdb::Error) -> StoreError {

@@ -36,9 +36,18 @@ impl Server {
     /// Starts `tally serve`, waits for its address and then, if given, for a stdout line
     /// starting with `wait_for`, which is returned.
     pub fn start_and_wait(data_dir: &Path, extra: &[&str], wait_for: Option<&str>) -> (Server, Option<String>) {
+        // Tests send from one address far faster than any client, with many distinct values:
+        // the per-client limits are off unless a test sets them (tests/overload.rs does).
+        let mut per_client = vec![];
+        for flag in ["--rate-limit-per-second", "--client-cap-share-percent"] {
+            if !extra.contains(&flag) {
+                per_client.extend([flag, "0"]);
+            }
+        }
         let mut child = tally()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(per_client)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -66,6 +75,22 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         (Server { child, url, data_dir: data_dir.to_path_buf() }, waited)
+    }
+
+    /// The admin token the collector made in its data dir.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin-token")).expect("admin token").trim().to_string()
+    }
+
+    /// GETs `path` with the admin token (`/metrics` needs one, `/healthz` shows its detail
+    /// with one); returns the status and the body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let mut resp = agent()
+            .get(&format!("{}{path}", self.url))
+            .header("Authorization", &format!("Bearer {}", self.admin_token()))
+            .call()
+            .expect("GET");
+        (resp.status().as_u16(), resp.body_mut().read_to_string().expect("body"))
     }
 
     /// `kill -9`.

@@ -46,7 +46,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use tally_protocol::{Batch, RejectReason, Rejection};
 use tower_http::cors::{Any, CorsLayer};
@@ -56,7 +56,7 @@ pub use normalise::{env_of, error_kind, os_version};
 pub use translate::{Translation, project_uuid, snake_case, translate};
 
 use crate::error::ApiError;
-use crate::{Shared, ingest};
+use crate::{ClientKey, Shared, ingest};
 
 /// The app name Strapi's events are stored under.
 pub const APP: &str = "strapi";
@@ -87,16 +87,32 @@ async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn track_v2(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    track(&s, "/api/v2/track", &headers, body).await
+async fn track_v2(
+    State(s): State<Arc<Shared>>,
+    client: Option<Extension<ClientKey>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    track(&s, "/api/v2/track", &headers, body, client.map(|Extension(c)| c)).await
 }
 
-async fn track_legacy(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    track(&s, "/track", &headers, body).await
+async fn track_legacy(
+    State(s): State<Arc<Shared>>,
+    client: Option<Extension<ClientKey>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    track(&s, "/track", &headers, body, client.map(|Extension(c)| c)).await
 }
 
-async fn track(s: &Shared, route: &'static str, headers: &HeaderMap, body: Body) -> Response {
-    let response = match receive(s, headers, body).await {
+async fn track(
+    s: &Shared,
+    route: &'static str,
+    headers: &HeaderMap,
+    body: Body,
+    client: Option<ClientKey>,
+) -> Response {
+    let response = match receive(s, headers, body, client).await {
         Ok((status, body)) => (status, Json(body)).into_response(),
         Err(e) => e.into_response(),
     };
@@ -104,10 +120,17 @@ async fn track(s: &Shared, route: &'static str, headers: &HeaderMap, body: Body)
     response
 }
 
-async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusCode, Value), ApiError> {
+async fn receive(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+    client: Option<ClientKey>,
+) -> Result<(StatusCode, Value), ApiError> {
     let too_large =
         || ApiError::too_large(format!("a Strapi event is at most {MAX_STRAPI_BODY_BYTES} bytes; this body is larger"));
-    let raw = axum::body::to_bytes(body, MAX_STRAPI_BODY_BYTES).await.map_err(|_| too_large())?;
+    let raw = axum::body::to_bytes(body, MAX_STRAPI_BODY_BYTES)
+        .await
+        .map_err(|e| if ingest::timed_out(&e) { ingest::body_timeout() } else { too_large() })?;
     let raw = ingest::decode(headers, raw)?;
     if raw.len() > MAX_STRAPI_BODY_BYTES {
         return Err(too_large());
@@ -134,7 +157,7 @@ async fn receive(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(StatusC
     // The same pipeline a native batch takes, on a batch of one.
     let batch = Batch { sent_at: now, context, events: vec![event] };
     let bytes = serde_json::to_vec(&batch).map_err(|e| ApiError::internal(format!("encoding the event: {e}")))?;
-    let response = ingest::check_and_store(s, &bytes, now).await?;
+    let response = ingest::check_and_store(s, &bytes, now, client).await?;
     let Some(result) = response.results.into_iter().next() else {
         return Err(ApiError::internal("a batch of one event had no result"));
     };
