@@ -14,8 +14,10 @@ use serde_json::Value;
 use tally_store_clickhouse::testing::{Cluster, Server as ClickHouse};
 use uuid::Uuid;
 
+/// `/healthz` with its detail (the event count needs a token; every server here has `t0ken`).
 fn health(url: &str) -> Value {
-    let mut resp = common::agent().get(&format!("{url}/healthz")).call().expect("healthz");
+    let mut resp =
+        common::agent().get(&format!("{url}/healthz")).header("Authorization", "Bearer t0ken").call().expect("healthz");
     serde_json::from_str(&resp.body_mut().read_to_string().expect("body")).expect("json")
 }
 
@@ -203,7 +205,7 @@ fn kill_9_of_a_collector_and_a_clickhouse_restart_keep_every_acknowledged_event_
     let mut all_acked = Vec::new();
     // Round 0 kills the collector; round 1 restarts ClickHouse while the collector runs.
     for round_no in 0..2 {
-        let server = Server::start(dir.path(), &["--store", &url]);
+        let server = Server::start(dir.path(), &["--store", &url, "--admin-token", "t0ken"]);
         let round = Mutex::new(Round::default());
         let stop = AtomicBool::new(false);
         let after = Duration::from_millis(rng.random_range(300..1200));
@@ -230,7 +232,7 @@ fn kill_9_of_a_collector_and_a_clickhouse_restart_keep_every_acknowledged_event_
         all_sent.extend(round.sent);
         all_acked.extend(round.acked);
     }
-    let server = Server::start(dir.path(), &["--store", &url]);
+    let server = Server::start(dir.path(), &["--store", &url, "--admin-token", "t0ken"]);
     let agent = common::agent();
     // Every acknowledged event is there: resending it is a duplicate. (More than the
     // acknowledged events may be stored: a batch made durable just before the kill, whose
