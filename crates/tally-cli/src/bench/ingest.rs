@@ -7,7 +7,9 @@
 //! from the demo's batches (its contexts, event mix, plugins and properties, event ids
 //! fresh per request), first to the no-op endpoint, then to the collector. After the
 //! collector's run the benchmark waits until `/healthz` reports no lag and checks that the
-//! store holds exactly the events acknowledged.
+//! store holds exactly the events acknowledged. The collector runs with its per-client
+//! limits off (`--rate-limit-per-second 0 --client-cap-share-percent 0`): the load
+//! generator is one client on loopback, where a real collector serves many.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -172,8 +174,16 @@ struct Lag {
     records: u64,
 }
 
+/// The admin token the benchmark starts the collector with (`/healthz` shows its counts
+/// only with a token).
+const TOKEN: &str = "bench-admin-token";
+
 fn health(agent: &ureq::Agent, addr: SocketAddr) -> anyhow::Result<Health> {
-    let mut resp = agent.get(format!("http://{addr}/healthz")).call().context("GET /healthz")?;
+    let mut resp = agent
+        .get(format!("http://{addr}/healthz"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .context("GET /healthz")?;
     Ok(serde_json::from_str(&resp.body_mut().read_to_string()?)?)
 }
 
@@ -246,8 +256,19 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let pool = crate::demo::recent_batches(0x1e57_b47c, 2_000, now_ms, 28);
     eprintln!("bench: {} demo batches as templates", pool.len());
     let noop = Server::start(&["bench".as_ref(), "noop".as_ref()], "listening on")?;
-    let serve_args =
-        ["serve".as_ref(), "--listen".as_ref(), "127.0.0.1:0".as_ref(), "--data-dir".as_ref(), data_dir.as_os_str()];
+    let serve_args = [
+        "serve".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "--admin-token".as_ref(),
+        TOKEN.as_ref(),
+        "--rate-limit-per-second".as_ref(),
+        "0".as_ref(),
+        "--client-cap-share-percent".as_ref(),
+        "0".as_ref(),
+    ];
     let tally = Server::start(&serve_args, "tally collector listening on")?;
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(60))).build().into();
     let stored_at_start = wait_applied(&agent, tally.addr)?.1;
