@@ -219,8 +219,14 @@ fn print_next_steps(addr: SocketAddr, data_dir: &Path, token: &str) {
     println!("The public page anyone may see: http://{addr}/public/demo");
     println!("\nTry, in another terminal:");
     println!("  cargo run --release -- insights list");
-    println!("  cargo run --release -- insights active{server}");
-    println!("  cargo run --release -- insights top-plugins --since 90d{server}");
+    // The CLI finds the token in ./tally-data by itself; from another data dir it is named.
+    let token_arg = if data_dir == Path::new(DEFAULT_DATA_DIR) {
+        String::new()
+    } else {
+        format!(" --token \"$(cat {}/{ADMIN_TOKEN_FILE})\"", data_dir.display())
+    };
+    println!("  cargo run --release -- insights active{server}{token_arg}");
+    println!("  cargo run --release -- insights top-plugins --since 90d{server}{token_arg}");
     println!("  cargo run --release -- insights env-split --public{server}");
     println!(
         "  curl -H \"Authorization: Bearer $(cat {}/{ADMIN_TOKEN_FILE})\" 'http://{addr}/v1/insights/os-split?app=demo'",
