@@ -185,8 +185,8 @@ fn split(node: &Node, q: &Query, dimension: Dimension) -> Result<Vec<Vec<Cell>>,
 }
 
 /// Each (runtime, version, project) once from the server; each project's newest version
-/// and the cumulative counts are put together here, in `compare_versions` order (18.16 has
-/// no window functions, and the order is tally's, not SQL's).
+/// and the cumulative counts are put together by [`tally_store::drop_support_rows`] (18.16
+/// has no window functions, and the order is tally's `compare_versions`, not SQL's).
 fn drop_support(node: &Node, q: &Query, dimension: Dimension) -> Result<Vec<Vec<Cell>>, StoreError> {
     let src = Source::for_dims(&[dimension]);
     let rows = node.rows(&format!(
@@ -196,40 +196,11 @@ fn drop_support(node: &Node, q: &Query, dimension: Dimension) -> Result<Vec<Vec<
         filters(q, Some((q.from_ms, q.to_ms))),
         src.conditions
     ))?;
-    let mut versions: std::collections::BTreeMap<String, HashSet<String>> = std::collections::BTreeMap::new();
-    let mut newest: HashMap<(String, String), String> = HashMap::new();
-    for r in &rows {
-        let (runtime, v, project) = (string(&r[0])?, string(&r[1])?, string(&r[2])?);
-        versions.entry(runtime.clone()).or_default().insert(v.clone());
-        newest
-            .entry((runtime, project))
-            .and_modify(|n| {
-                if tally_store::compare_versions(&v, n).is_gt() {
-                    *n = v.clone();
-                }
-            })
-            .or_insert(v);
-    }
-    let mut out = Vec::new();
-    for (runtime, seen) in versions {
-        let mut seen: Vec<String> = seen.into_iter().collect();
-        seen.sort_by(|a, b| tally_store::compare_versions(a, b));
-        let on_runtime: Vec<&String> = newest.iter().filter(|((rt, _), _)| *rt == runtime).map(|(_, v)| v).collect();
-        for v in seen {
-            let at = on_runtime.iter().filter(|n| ***n == v).count() as i64;
-            let left = on_runtime.iter().filter(|n| tally_store::compare_versions(n, &v).is_le()).count() as i64;
-            let total = on_runtime.len() as i64;
-            out.push(vec![
-                Cell::Text(runtime.clone()),
-                Cell::Text(v),
-                Cell::Int(at),
-                Cell::Int(left),
-                Cell::Int(total - left),
-                Cell::Int(total),
-            ]);
-        }
-    }
-    Ok(out)
+    let seen = rows
+        .iter()
+        .map(|r| Ok((string(&r[0])?, string(&r[1])?, string(&r[2])?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(tally_store::drop_support_rows(seen))
 }
 
 /// Each event counts for the `window_days` days starting with its own (`ARRAY JOIN

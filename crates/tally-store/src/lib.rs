@@ -20,7 +20,8 @@ pub use keys::SECRET_FILE;
 pub use keys::{Key16, MachineKey, ProjectKey, ServerSecret};
 pub use memory::MemoryStore;
 pub use query::{
-    Cell, Column, ColumnType, Dimension, Filters, Period, Query, QueryKind, Table, compare_versions, version_prefix,
+    Cell, Column, ColumnType, Dimension, Filters, Period, Query, QueryKind, Table, compare_versions, drop_support_rows,
+    version_prefix,
 };
 pub use rollup::Rollup;
 pub use row::{AppendStatus, ContextField, EventRow, KnownValues};

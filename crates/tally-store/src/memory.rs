@@ -8,7 +8,7 @@ use chrono::DateTime;
 use tally_protocol::PropValue;
 use uuid::Uuid;
 
-use crate::query::{Cell, Dimension, Filters, Period, Query, QueryKind, Table, compare_versions, version_prefix};
+use crate::query::{Cell, Dimension, Filters, Period, Query, QueryKind, Table, drop_support_rows, version_prefix};
 use crate::row::{AppendStatus, ContextField, EventRow, KnownValues};
 use crate::{DAY_MS, EventStore, Key16, ProjectKey, StoreError};
 
@@ -406,40 +406,7 @@ fn retention(selected: &[&EventRow], q: &Query, weeks: u32) -> Vec<Vec<Cell>> {
 }
 
 fn drop_support(rows: &[&EventRow], dimension: Dimension) -> Vec<Vec<Cell>> {
-    // Per runtime, every version seen and each project's newest one.
-    let mut versions: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
-    let mut newest: HashMap<(&str, Key16), String> = HashMap::new();
-    for r in rows {
-        let Some(v) = dimension_value(r, dimension) else { continue };
-        versions.entry(&r.runtime).or_default().insert(v.clone());
-        newest
-            .entry((&r.runtime, r.project))
-            .and_modify(|n| {
-                if compare_versions(&v, n).is_gt() {
-                    *n = v.clone();
-                }
-            })
-            .or_insert(v);
-    }
-    let mut out = Vec::new();
-    for (runtime, seen) in versions {
-        let mut seen: Vec<String> = seen.into_iter().collect();
-        seen.sort_by(|a, b| compare_versions(a, b));
-        let on_runtime: Vec<&String> = newest.iter().filter(|((rt, _), _)| *rt == runtime).map(|(_, v)| v).collect();
-        for v in seen {
-            let at = on_runtime.iter().filter(|n| **n == &v).count();
-            let left = on_runtime.iter().filter(|n| compare_versions(n, &v).is_le()).count();
-            out.push(vec![
-                Cell::Text(runtime.to_string()),
-                Cell::Text(v),
-                Cell::Int(at as i64),
-                Cell::Int(left as i64),
-                Cell::Int((on_runtime.len() - left) as i64),
-                Cell::Int(on_runtime.len() as i64),
-            ]);
-        }
-    }
-    out
+    drop_support_rows(rows.iter().filter_map(|r| Some((r.runtime.as_str(), dimension_value(r, dimension)?, r.project))))
 }
 
 fn grouped(groups: impl Iterator<Item = (String, Counts)>) -> Vec<Vec<Cell>> {

@@ -168,6 +168,55 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     version_key(a).cmp(&version_key(b)).then_with(|| a.cmp(b))
 }
 
+/// The rows of [`QueryKind::DropSupport`] from each (runtime, version, project) seen in
+/// range, in any order and repeats allowed: per runtime, every version in
+/// [`compare_versions`] order with the projects whose newest version it is, those left
+/// behind by dropping it and everything older, those kept, and the runtime's projects. The
+/// reference evaluator and backends that cannot rank versions in SQL share it.
+pub fn drop_support_rows<R, V, P>(seen: impl IntoIterator<Item = (R, V, P)>) -> Vec<Vec<Cell>>
+where
+    R: AsRef<str> + Ord,
+    V: AsRef<str>,
+    P: std::hash::Hash + Eq,
+{
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    // Per runtime, every version seen and each project's newest one.
+    let mut versions: BTreeMap<R, HashSet<String>> = BTreeMap::new();
+    let mut newest: BTreeMap<String, HashMap<P, String>> = BTreeMap::new();
+    for (runtime, v, project) in seen {
+        let v = v.as_ref();
+        let per = newest.entry(runtime.as_ref().to_string()).or_default();
+        per.entry(project)
+            .and_modify(|n| {
+                if compare_versions(v, n).is_gt() {
+                    *n = v.to_string();
+                }
+            })
+            .or_insert_with(|| v.to_string());
+        versions.entry(runtime).or_default().insert(v.to_string());
+    }
+    let mut out = Vec::new();
+    for (runtime, seen) in versions {
+        let mut seen: Vec<String> = seen.into_iter().collect();
+        seen.sort_by(|a, b| compare_versions(a, b));
+        let on_runtime: Vec<&String> = newest.get(runtime.as_ref()).map(|p| p.values().collect()).unwrap_or_default();
+        let total = on_runtime.len() as i64;
+        for v in seen {
+            let at = on_runtime.iter().filter(|n| ***n == v).count() as i64;
+            let left = on_runtime.iter().filter(|n| compare_versions(n, &v).is_le()).count() as i64;
+            out.push(vec![
+                Cell::Text(runtime.as_ref().to_string()),
+                Cell::Text(v),
+                Cell::Int(at),
+                Cell::Int(left),
+                Cell::Int(total - left),
+                Cell::Int(total),
+            ]);
+        }
+    }
+    out
+}
+
 /// One part of a version: (not numeric, number, text after the number).
 type VersionPart<'a> = (bool, u64, &'a str);
 
