@@ -45,7 +45,7 @@ pub struct InsightArgs {
 
 /// What a generated store holds.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Meta {
+struct Meta {
     events: u64,
     projects: u64,
     /// The exclusive end of the data: midnight UTC after its last day.
@@ -82,7 +82,7 @@ fn meta_path(dir: &Path) -> PathBuf {
 }
 
 /// Generates `n` events into `dir` unless a store of that size is already there.
-pub(crate) fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
+fn generate(dir: &Path, n: u64) -> anyhow::Result<Meta> {
     if let Ok(text) = std::fs::read_to_string(meta_path(dir)) {
         let meta: Meta = serde_json::from_str(&text)?;
         if meta.events >= n {
