@@ -12,10 +12,13 @@
 //!   writes.
 //!
 //! - **Rollups**: a [`Rollup`] of the events (one folded row per project, machine, context,
-//!   event, error kind and plugin set per day, dictionary-encoded) is built from the events
-//!   table when the store opens and kept up to date by every append, erase and retention
-//!   run. Queries over whole UTC days are answered from it; others, and stores opened
-//!   read-only, use plain SQL over the events table ([`DuckDbStore::query_sql`]).
+//!   event, error kind and plugin set per day, dictionary-encoded) is kept up to date by
+//!   every append, erase and retention run. Queries over whole UTC days are answered from
+//!   it; others, and stores opened read-only, use plain SQL over the events table
+//!   ([`DuckDbStore::query_sql`]). A store on disk saves its rollup in `rollup/` next to
+//!   the database ([`RollupFiles`]: the days changed, every [`SAVE_ROLLUP_EVERY`] and when
+//!   the store is dropped) and reads it back when it opens, folding from the events table
+//!   only the days whose files are missing or whose event count differs.
 //!
 //! This is the only crate that writes SQL for DuckDB. `append` owns the events table's
 //! schema and the two insert paths (Arrow record batches through the appender), `load`
@@ -27,10 +30,13 @@ mod load;
 mod sql;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use duckdb::{AccessMode, Config, Connection, params};
 use tally_protocol::PropValue;
+use tally_store::rollup::{RollupFiles, Saved};
 use tally_store::{
     AppendStatus, ContextField, DAY_MS, EventRow, EventStore, KnownValues, ProjectKey, Query, Rollup, StoreError, Table,
 };
@@ -38,12 +44,81 @@ use tally_store::{
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "tally.duckdb";
 
+/// The directory of the saved rollup inside the data directory.
+pub const ROLLUP_DIR: &str = "rollup";
+
+/// How often a store on disk saves the days of its rollup that changed. A store killed
+/// before a save folds those days from the events table when it opens again.
+pub const SAVE_ROLLUP_EVERY: Duration = Duration::from_secs(60);
+
 /// A DuckDB-backed [`EventStore`].
 pub struct DuckDbStore {
     path: Option<PathBuf>,
     writer: Mutex<Connection>,
     /// `None` when opened read-only.
-    rollup: Option<RwLock<Rollup>>,
+    rollup: Option<Arc<RwLock<Rollup>>>,
+    /// The saved rollup (a store on disk opened for writing).
+    files: Option<Arc<RollupFiles>>,
+    saver: Option<Saver>,
+    opened: Opened,
+}
+
+/// How the rollup was made when the store opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Opened {
+    /// Days read from the rollup's files.
+    pub days_from_files: usize,
+    /// Days folded from the events table (all of them when no file was usable).
+    pub days_folded: usize,
+    /// How long opening took, the rollup included.
+    pub took: Duration,
+}
+
+/// The thread saving the rollup every [`SAVE_ROLLUP_EVERY`], and once more when stopped.
+struct Saver {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    enabled: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Saver {
+    fn start(files: Arc<RollupFiles>, rollup: Arc<RwLock<Rollup>>) -> Saver {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let enabled = Arc::new(AtomicBool::new(true));
+        let (stop2, enabled2) = (stop.clone(), enabled.clone());
+        let thread = std::thread::Builder::new()
+            .name("tally-rollup-save".into())
+            .spawn(move || {
+                let (lock, wake) = &*stop2;
+                let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    // The files are a cache: a failed save (a full disk) costs folding those
+                    // days again at the next start, and the next round tries again.
+                    if enabled2.load(Ordering::Acquire) {
+                        drop(stopped);
+                        let _ = files.save(&rollup);
+                        stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    }
+                    if *stopped {
+                        return;
+                    }
+                    stopped = wake.wait_timeout(stopped, SAVE_ROLLUP_EVERY).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            })
+            .expect("spawn the rollup saver");
+        Saver { stop, enabled, thread: Some(thread) }
+    }
+}
+
+impl Drop for Saver {
+    fn drop(&mut self) {
+        let (lock, wake) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for DuckDbStore {
@@ -62,10 +137,12 @@ impl DuckDbStore {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Unavailable(format!("cannot create data dir {}: {e}", data_dir.display())))?;
         let path = data_dir.join(DB_FILE);
+        let started = Instant::now();
         let conn = Connection::open_with_flags(&path, Config::default()).map_err(|e| open_error(&path, e))?;
         conn.execute_batch(append::SCHEMA).map_err(backend)?;
         append::migrate(&conn)?;
-        Self::with_rollup(conn, Some(path))
+        let files = RollupFiles::new(data_dir.join(ROLLUP_DIR));
+        Self::with_rollup(conn, Some(path), Some(files), started)
     }
 
     /// Opens an existing `data_dir/tally.duckdb` read-only (for the CLI when no collector
@@ -82,20 +159,85 @@ impl DuckDbStore {
         let config = Config::default().access_mode(AccessMode::ReadOnly).map_err(backend)?;
         let conn = Connection::open_with_flags(&path, config).map_err(|e| open_error(&path, e))?;
         // One-shot readers answer from SQL: building the rollup would cost more than it saves.
-        Ok(DuckDbStore { path: Some(path), writer: Mutex::new(conn), rollup: None })
+        Ok(DuckDbStore {
+            path: Some(path),
+            writer: Mutex::new(conn),
+            rollup: None,
+            files: None,
+            saver: None,
+            opened: Opened::default(),
+        })
     }
 
     /// A store in memory (tests).
     pub fn open_in_memory() -> Result<DuckDbStore, StoreError> {
         let conn = Connection::open_in_memory().map_err(backend)?;
         conn.execute_batch(append::SCHEMA).map_err(backend)?;
-        Self::with_rollup(conn, None)
+        Self::with_rollup(conn, None, None, Instant::now())
     }
 
-    fn with_rollup(conn: Connection, path: Option<PathBuf>) -> Result<DuckDbStore, StoreError> {
-        let mut rollup = Rollup::new();
-        load::load_rollup(&conn, &mut rollup, None)?;
-        Ok(DuckDbStore { path, writer: Mutex::new(conn), rollup: Some(RwLock::new(rollup)) })
+    /// Makes the rollup: read from its files where they match the events table, folded
+    /// from the table for the rest.
+    fn with_rollup(
+        conn: Connection,
+        path: Option<PathBuf>,
+        files: Option<RollupFiles>,
+        started: Instant,
+    ) -> Result<DuckDbStore, StoreError> {
+        let mut opened = Opened::default();
+        let rollup = match &files {
+            Some(files) => {
+                let counts = load::day_counts(&conn)?;
+                let loaded = files.load(&counts);
+                opened.days_from_files = loaded.from_files;
+                opened.days_folded = loaded.missing.len();
+                let mut rollup = loaded.rollup;
+                if loaded.from_files == 0 {
+                    load::load_rollup(&conn, &mut rollup, None)?;
+                } else {
+                    load::load_days(&conn, &mut rollup, loaded.missing)?;
+                }
+                rollup.finish_load();
+                rollup
+            }
+            None => {
+                let mut rollup = Rollup::new();
+                load::load_rollup(&conn, &mut rollup, None)?;
+                rollup.finish_load();
+                rollup
+            }
+        };
+        let rollup = Arc::new(RwLock::new(rollup));
+        let files = files.map(Arc::new);
+        let saver = files.as_ref().map(|f| Saver::start(f.clone(), rollup.clone()));
+        opened.took = started.elapsed();
+        Ok(DuckDbStore { path, writer: Mutex::new(conn), rollup: Some(rollup), files, saver, opened })
+    }
+
+    /// How the rollup was made when the store opened.
+    pub fn opened(&self) -> Opened {
+        self.opened
+    }
+
+    /// Saves the days of the rollup changed since the last save now (a store on disk
+    /// does so every [`SAVE_ROLLUP_EVERY`] and when dropped).
+    pub fn save_rollup(&self) -> Result<Saved, StoreError> {
+        match (&self.files, &self.rollup) {
+            (Some(files), Some(rollup)) => files.save(rollup).map_err(|e| io_error(files, e)),
+            _ => Ok(Saved::default()),
+        }
+    }
+
+    /// Stops saving the rollup, also when dropped (tests: what a store killed before its
+    /// next save leaves).
+    pub fn stop_saving_rollup(&self) {
+        if let Some(s) = &self.saver {
+            s.enabled.store(false, Ordering::Release);
+        }
+    }
+
+    fn rollup_read(&self) -> Option<std::sync::RwLockReadGuard<'_, Rollup>> {
+        self.rollup.as_ref().map(|r| r.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn rollup_mut(&self) -> Option<std::sync::RwLockWriteGuard<'_, Rollup>> {
@@ -209,6 +351,10 @@ pub fn parse_size(text: &str) -> Option<u64> {
     (bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
+fn io_error(files: &RollupFiles, e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("the rollup's files in {}: {e}", files.dir().display()))
+}
+
 fn open_error(path: &Path, e: duckdb::Error) -> StoreError {
     let text = e.to_string();
     if text.contains("lock") {
@@ -273,6 +419,12 @@ impl EventStore for DuckDbStore {
 
     fn erase_project(&self, project: &ProjectKey) -> Result<u64, StoreError> {
         let conn = self.writer();
+        // The saved days holding the project go first (see RollupFiles), and no save runs
+        // until the rollup has lost its rows too.
+        let paused = self.files.as_ref().map(|f| f.pause());
+        if let (Some(paused), Some(rollup)) = (&paused, self.rollup_read()) {
+            paused.forget(&rollup.days_of_project(project)).map_err(|e| io_error(self.files.as_ref().unwrap(), e))?;
+        }
         let n = conn
             .execute("DELETE FROM events WHERE project = ?::UUID", params![project.as_uuid().to_string()])
             .map_err(backend)?;
@@ -284,12 +436,18 @@ impl EventStore for DuckDbStore {
 
     fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError> {
         let conn = self.writer();
+        let day = before_ms.div_euclid(DAY_MS);
+        let whole_days = before_ms.rem_euclid(DAY_MS) == 0;
+        let paused = self.files.as_ref().map(|f| f.pause());
+        if let (Some(paused), Some(rollup)) = (&paused, self.rollup_read()) {
+            let through = if whole_days { day - 1 } else { day };
+            paused.forget(&rollup.days_through(app, through)).map_err(|e| io_error(self.files.as_ref().unwrap(), e))?;
+        }
         let n = conn
             .execute("DELETE FROM events WHERE app = ? AND occurred_at < epoch_ms(?)", params![app, before_ms])
             .map_err(backend)?;
         if let Some(mut rollup) = self.rollup_mut() {
-            let day = before_ms.div_euclid(DAY_MS);
-            if before_ms.rem_euclid(DAY_MS) == 0 {
+            if whole_days {
                 // A cut at midnight: whole days go, nothing is folded again.
                 rollup.remove_days_through(app, day - 1);
                 rollup.finish_load();
@@ -297,8 +455,10 @@ impl EventStore for DuckDbStore {
                 // Drop the days up to the cut, then fold back what remains of the cut's day.
                 rollup.remove_days_through(app, day);
                 load::load_rollup(&conn, &mut rollup, Some((app, day * DAY_MS, (day + 1) * DAY_MS)))?;
+                rollup.finish_load();
             }
         }
+        drop(paused);
         Ok(n as u64)
     }
 

@@ -1,5 +1,7 @@
-//! Building the rollup from the events table: when the store opens, and for what
-//! retention keeps of the day it cuts.
+//! Building the rollup from the events table: when the store opens (all of it, or the days
+//! its saved files lack), and for what retention keeps of the day it cuts.
+
+use std::collections::HashMap;
 
 use duckdb::{Connection, params_from_iter};
 use tally_store::rollup::{Context, Group};
@@ -7,8 +9,9 @@ use tally_store::{DAY_MS, Key16, Rollup, StoreError};
 
 use crate::backend;
 
-/// Folds the events of `app` in `[from, to)` (all, without a range) into `rollup`: the
-/// rows are streamed as Arrow batches (no per-value allocation) and folded in memory.
+/// Adds the events of `app` in `[from, to)` (all, without a range) to `rollup` (the caller
+/// then calls [`Rollup::finish_load`]): the rows are streamed as Arrow batches (no
+/// per-value allocation) and folded in memory.
 pub(crate) fn load_rollup(
     conn: &Connection,
     rollup: &mut Rollup,
@@ -100,6 +103,42 @@ pub(crate) fn load_rollup(
             });
         }
     }
-    rollup.finish_load();
+    Ok(())
+}
+
+/// The number of events of every (app, UTC day) in the events table: what the rollup's
+/// files are checked against when the store opens.
+pub(crate) fn day_counts(conn: &Connection) -> Result<HashMap<(String, i64), u64>, StoreError> {
+    // floor() of a double is exact here: epoch milliseconds are far below 2^53.
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT app, floor(epoch_ms(occurred_at) / {DAY_MS}.0)::BIGINT AS day, count(*) FROM events GROUP BY ALL"
+        ))
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, i64>(1)?), r.get::<_, i64>(2)? as u64)))
+        .map_err(backend)?;
+    rows.map(|r| r.map_err(backend)).collect()
+}
+
+/// Adds the events of the (app, UTC day) pairs to `rollup`, consecutive days of an app in
+/// one range (the caller then calls [`Rollup::finish_load`]).
+pub(crate) fn load_days(
+    conn: &Connection,
+    rollup: &mut Rollup,
+    mut days: Vec<(String, i64)>,
+) -> Result<(), StoreError> {
+    days.sort();
+    let mut i = 0;
+    while i < days.len() {
+        let (app, first) = &days[i];
+        let mut last = *first;
+        while i + 1 < days.len() && days[i + 1].0 == *app && days[i + 1].1 == last + 1 {
+            i += 1;
+            last += 1;
+        }
+        load_rollup(conn, rollup, Some((app, first * DAY_MS, (last + 1) * DAY_MS)))?;
+        i += 1;
+    }
     Ok(())
 }

@@ -607,6 +607,20 @@ pub fn retention_cohorts(store: &dyn EventStore) {
 /// groupings: each answer must equal the reference semantics (the in-memory evaluator).
 /// This is what keeps a backend's rollups and its raw rows answering alike.
 pub fn matches_reference(store: &dyn EventStore) {
+    let (rows, shuffled) = reference_dataset();
+    // Out of order, in several appends, some ids sent twice.
+    for chunk in shuffled.chunks(700) {
+        let mut batch = chunk.to_vec();
+        batch.extend(chunk.iter().take(20).cloned());
+        store.append(&batch).expect("append");
+    }
+    store.append(&shuffled[..100]).expect("resend");
+    assert_eq!(store.count_events().expect("count"), rows.len() as u64);
+    answers_like_reference(store);
+}
+
+/// The rows of [`matches_reference`]'s dataset, and the same in the order it appends them.
+fn reference_dataset() -> (Vec<EventRow>, Vec<EventRow>) {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     let mut rng = StdRng::seed_from_u64(7);
@@ -645,18 +659,17 @@ pub fn matches_reference(store: &dyn EventStore) {
         }
         rows.push(r);
     }
-    // Out of order, in several appends, some ids sent twice.
     let mut shuffled = rows.clone();
     for i in (1..shuffled.len()).rev() {
         shuffled.swap(i, rng.random_range(0..=i));
     }
-    for chunk in shuffled.chunks(700) {
-        let mut batch = chunk.to_vec();
-        batch.extend(chunk.iter().take(20).cloned());
-        store.append(&batch).expect("append");
-    }
-    store.append(&shuffled[..100]).expect("resend");
-    assert_eq!(store.count_events().expect("count"), rows.len() as u64);
+    (rows, shuffled)
+}
+
+/// Asks a store holding exactly [`matches_reference`]'s dataset (a store reopened after
+/// it, say) every question of it and compares with the reference semantics.
+pub fn answers_like_reference(store: &dyn EventStore) {
+    let (rows, _) = reference_dataset();
     let dims = [
         Dimension::Env,
         Dimension::Os,

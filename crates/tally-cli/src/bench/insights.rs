@@ -193,16 +193,17 @@ fn measure(
     args: &InsightArgs,
 ) -> anyhow::Result<String> {
     let (runs, baseline_runs) = (args.runs, args.baseline_runs);
-    let started = Instant::now();
     let store = DuckDbStore::open(dir)?;
-    let open = started.elapsed();
+    let opened = store.opened();
     let mut out = format!(
-        "### {} events, {} projects (90 days)\n\nOpened in {:.1} s (rollups loaded from the events table). \
-         Median of {runs} runs (baseline: {baseline_runs}), in ms.\n\n\
+        "### {} events, {} projects (90 days)\n\nOpened in {:.1} s (rollup: {} days read from its files, {} folded \
+         from the events table). Median of {runs} runs (baseline: {baseline_runs}), in ms.\n\n\
          {}\n",
         meta.events,
         meta.projects,
-        open.as_secs_f64(),
+        opened.took.as_secs_f64(),
+        opened.days_from_files,
+        opened.days_folded,
         if clickhouse.is_some() {
             "| insight | 28 d | 28 d plain SQL | 28 d ClickHouse | 90 d | 90 d plain SQL | 90 d ClickHouse |\n|---|---:|---:|---:|---:|---:|---:|"
         } else {

@@ -3,6 +3,7 @@
 //! belongs to.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 
 use super::dict::Key;
 use super::index::DayIndex;
@@ -35,14 +36,14 @@ impl DayKey {
 }
 
 /// A folded row: events with the same key on the same day.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(super) struct Row {
     pub(super) key: Key,
     pub(super) events: u32,
 }
 
 /// The duration of one timed event.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(super) struct Timed {
     pub(super) key: Key,
     pub(super) duration: u64,
@@ -51,7 +52,7 @@ pub(super) struct Timed {
 /// Rows are folded again once this many arrived beyond twice the folded ones.
 const FOLD_AFTER: usize = 4096;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Day {
     /// Folded rows, then the rows added since the last fold.
     pub(super) rows: Vec<Row>,
@@ -62,6 +63,13 @@ pub(super) struct Day {
     /// The index of `rows[..index.rows]`, rebuilt by the rollup when the rows it does not
     /// cover are many; dropped when the rows are folded or deleted.
     pub(super) index: Option<DayIndex>,
+    /// Counts every change (rows added, folded or removed, index rebuilt), so that saving
+    /// writes only the days changed since it last wrote them (`persist`).
+    #[serde(skip)]
+    pub(super) changes: u64,
+    /// The value of `changes` the day's file holds (0 for a day read from its file).
+    #[serde(skip)]
+    pub(super) saved: AtomicU64,
 }
 
 impl Day {
@@ -69,6 +77,7 @@ impl Day {
     /// drops its index.
     pub(super) fn push(&mut self, key: Key, events: u32, durations: impl Iterator<Item = u64>) -> bool {
         self.rows.push(Row { key, events });
+        self.changes += 1;
         let mut durations = durations.peekable();
         if durations.peek().is_some() {
             self.timed.entry(key.name).or_default().extend(durations.map(|duration| Timed { key, duration }));
@@ -95,6 +104,18 @@ impl Day {
         self.rows = out;
         self.folded = self.rows.len();
         self.index = None;
+        self.changes += 1;
+    }
+
+    /// Its event count: what its file records, checked against the raw rows when the
+    /// file is read back.
+    pub(super) fn events(&self) -> u64 {
+        self.rows.iter().map(|r| u64::from(r.events)).sum()
+    }
+
+    /// Whether it changed since its file was written.
+    pub(super) fn unsaved(&self) -> bool {
+        self.saved.load(std::sync::atomic::Ordering::Acquire) != self.changes
     }
 
     /// The rows the index does not cover (all without an index).

@@ -50,6 +50,30 @@ impl std::hash::Hasher for KeyHasher {
 
 pub(super) type KeyInterner = Interner<Key16, std::hash::BuildHasherDefault<KeyHasher>>;
 
+/// Saved as its values in number order; the lookup table is rebuilt when read.
+impl<T: serde::Serialize, S> serde::Serialize for Interner<T, S> {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        self.values.serialize(serializer)
+    }
+}
+
+impl<'de, T, S> serde::Deserialize<'de> for Interner<T, S>
+where
+    T: serde::Deserialize<'de> + Hash + Eq + Clone,
+    S: std::hash::BuildHasher + Default,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let values = Vec::<T>::deserialize(deserializer)?;
+        let mut ids = HashMap::with_capacity_and_hasher(values.len(), S::default());
+        for (i, v) in values.iter().enumerate() {
+            if ids.insert(v.clone(), i as u32).is_some() {
+                return Err(serde::de::Error::custom("a dictionary holds a value twice"));
+            }
+        }
+        Ok(Interner { ids, values })
+    }
+}
+
 impl<T: Hash + Eq + Clone, S: std::hash::BuildHasher> Interner<T, S> {
     pub(super) fn id(&mut self, v: &T) -> u32 {
         if let Some(id) = self.ids.get(v) {
@@ -82,7 +106,7 @@ impl Interner<String> {
 
 /// The attributes an event shares with the rest of its batch (its context), less the ones
 /// no query reads (`os_version`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Context {
     /// The tool.
     pub app: String,
@@ -170,7 +194,7 @@ fn context_slot(d: Dimension) -> Option<usize> {
 }
 
 /// What a folded row is keyed by: the numbers of its values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub(super) struct Key {
     pub(super) pid: u32,
     pub(super) mid: u32,
@@ -182,8 +206,8 @@ pub(super) struct Key {
     pub(super) set: u32,
 }
 
-/// Every dictionary of a rollup.
-#[derive(Debug)]
+/// Every dictionary of a rollup (saved whole by `persist`, less the last context seen).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Dictionaries {
     pub(super) projects: KeyInterner,
     pub(super) machines: KeyInterner,
@@ -201,6 +225,7 @@ pub(super) struct Dictionaries {
     /// Plugin sets, each sorted plugin numbers.
     pub(super) sets: Interner<Box<[u32]>>,
     /// The context of the last row added, which the next row most likely shares.
+    #[serde(skip)]
     last_ctx: Option<u32>,
 }
 

@@ -13,7 +13,7 @@ use crate::query::Dimension;
 
 /// Distinct projects and machines and an event count, of one value over the days an
 /// index covers.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Slice {
     pub(super) projects: Set,
     pub(super) machines: Set,
@@ -61,7 +61,7 @@ impl SliceBuilder {
 }
 
 /// A plugin number and an env value number: "is feature X used in production?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub(super) struct PluginEnv {
     pub(super) plugin: u32,
     pub(super) env: u32,
@@ -69,7 +69,7 @@ pub(super) struct PluginEnv {
 
 /// Per value of every dimension, the distinct projects and machines of a day, a week or a
 /// block: what queries without filters read instead of the rows.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct DayIndex {
     /// How many of the day's rows it covers (0 for week and block indexes: queries read
     /// the rows each of their days' indexes does not cover).
@@ -186,7 +186,9 @@ impl Rollup {
         .flatten()
         .collect();
         for (k, index) in indexes {
-            self.days.get_mut(&k).expect("day present").index = Some(index);
+            let day = self.days.get_mut(&k).expect("day present");
+            day.index = Some(index);
+            day.changes += 1;
             self.weeks.remove(&k.week());
             self.blocks.remove(&k.block());
         }

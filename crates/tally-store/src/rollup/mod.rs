@@ -21,6 +21,7 @@ mod day;
 mod dict;
 mod eval;
 mod index;
+mod persist;
 mod sets;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -28,6 +29,7 @@ pub(crate) mod testing;
 use std::collections::BTreeMap;
 
 pub use dict::Context;
+pub use persist::{DayRef, Loaded, Paused, RollupFiles, Saved};
 
 use crate::query::{Query, QueryKind, Table};
 use crate::row::EventRow;
@@ -135,17 +137,21 @@ impl Rollup {
         self.push(g.day, key, g.events, g.durations.iter().copied());
     }
 
-    /// Folds and indexes every day (after a bulk load).
+    /// Folds and indexes every day with rows added since its last fold (after a bulk
+    /// load), and builds the week and block indexes missing.
     pub fn finish_load(&mut self) {
-        let mut days: Vec<&mut Day> = self.days.values_mut().collect();
+        let mut days: Vec<(&DayKey, &mut Day)> =
+            self.days.iter_mut().filter(|(_, d)| d.rows.len() != d.folded).collect();
+        for (k, _) in &days {
+            self.weeks.remove(&k.week());
+            self.blocks.remove(&k.block());
+        }
         let chunk = days.len().div_ceil(parallelism()).max(1);
         std::thread::scope(|scope| {
             for part in days.chunks_mut(chunk) {
-                scope.spawn(move || part.iter_mut().for_each(|d| d.fold()));
+                scope.spawn(move || part.iter_mut().for_each(|(_, d)| d.fold()));
             }
         });
-        self.weeks.clear();
-        self.blocks.clear();
         self.reindex(true);
     }
 
@@ -159,6 +165,7 @@ impl Rollup {
             d.folded = d.folded.min(d.rows.len());
             if d.rows.len() != before {
                 d.index = None;
+                d.changes += 1;
             }
         }
         self.days.retain(|_, d| !d.rows.is_empty());

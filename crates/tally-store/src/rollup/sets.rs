@@ -10,7 +10,7 @@ pub(super) struct Universe {
 }
 
 /// A set of dense numbers: a sorted list or a bitset, whichever is smaller.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) enum Set {
     List(Box<[u32]>),
     Dense(Box<[u64]>),
