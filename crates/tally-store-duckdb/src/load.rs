@@ -109,11 +109,12 @@ pub(crate) fn load_rollup(
 /// The number of events of every (app, UTC day) in the events table: what the rollup's
 /// files are checked against when the store opens.
 pub(crate) fn day_counts(conn: &Connection) -> Result<HashMap<(String, i64), u64>, StoreError> {
-    // floor() of a double is exact here: epoch milliseconds are far below 2^53.
+    // Grouping by the DATE is several times faster than by arithmetic on epoch_ms; the day
+    // number is taken once per group.
     let mut stmt = conn
-        .prepare(&format!(
-            "SELECT app, floor(epoch_ms(occurred_at) / {DAY_MS}.0)::BIGINT AS day, count(*) FROM events GROUP BY ALL"
-        ))
+        .prepare(
+            "SELECT app, d - DATE '1970-01-01', n FROM (SELECT app, occurred_at::DATE AS d, count(*) AS n FROM events GROUP BY ALL)",
+        )
         .map_err(backend)?;
     let rows = stmt
         .query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, i64>(1)?), r.get::<_, i64>(2)? as u64)))

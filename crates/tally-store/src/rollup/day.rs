@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::dict::Key;
 use super::index::DayIndex;
+use super::persist::raw::{Fixed, u32_at};
 use crate::DAY_MS;
 use crate::query::Period;
 
@@ -36,14 +37,14 @@ impl DayKey {
 }
 
 /// A folded row: events with the same key on the same day.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Row {
     pub(super) key: Key,
     pub(super) events: u32,
 }
 
 /// The duration of one timed event.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Timed {
     pub(super) key: Key,
     pub(super) duration: u64,
@@ -55,8 +56,10 @@ const FOLD_AFTER: usize = 4096;
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Day {
     /// Folded rows, then the rows added since the last fold.
+    #[serde(with = "super::persist::raw::vec")]
     pub(super) rows: Vec<Row>,
     /// Durations by event name number.
+    #[serde(with = "super::persist::raw::map")]
     pub(super) timed: HashMap<u32, Vec<Timed>>,
     /// Length of `rows` after the last fold.
     pub(super) folded: usize,
@@ -121,6 +124,47 @@ impl Day {
     /// The rows the index does not cover (all without an index).
     pub(super) fn tail(&self) -> &[Row] {
         &self.rows[self.index.as_ref().map_or(0, |i| i.rows)..]
+    }
+}
+
+impl Key {
+    fn put(&self, out: &mut Vec<u8>) {
+        for n in [self.pid, self.mid, self.ctx, self.name, self.error, self.set] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+
+    fn take(b: &[u8]) -> Key {
+        Key {
+            pid: u32_at(b, 0),
+            mid: u32_at(b, 1),
+            ctx: u32_at(b, 2),
+            name: u32_at(b, 3),
+            error: u32_at(b, 4),
+            set: u32_at(b, 5),
+        }
+    }
+}
+
+impl Fixed for Row {
+    const SIZE: usize = 28;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.key.put(out);
+        out.extend_from_slice(&self.events.to_le_bytes());
+    }
+    fn take(b: &[u8]) -> Row {
+        Row { key: Key::take(b), events: u32_at(b, 6) }
+    }
+}
+
+impl Fixed for Timed {
+    const SIZE: usize = 32;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.key.put(out);
+        out.extend_from_slice(&self.duration.to_le_bytes());
+    }
+    fn take(b: &[u8]) -> Timed {
+        Timed { key: Key::take(b), duration: u64::take(&b[24..]) }
     }
 }
 

@@ -194,7 +194,7 @@ fn context_slot(d: Dimension) -> Option<usize> {
 }
 
 /// What a folded row is keyed by: the numbers of its values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct Key {
     pub(super) pid: u32,
     pub(super) mid: u32,

@@ -197,7 +197,7 @@ impl Rollup {
 
     /// Builds the index of every week that has none and whose days all have one, then the
     /// blocks'.
-    fn rebuild_weeks(&mut self) {
+    pub(super) fn rebuild_weeks(&mut self) {
         let mut wanted: Vec<DayKey> = self.days.keys().map(|k| k.week()).collect();
         wanted.dedup();
         wanted.retain(|k| !self.weeks.contains_key(k));

@@ -153,6 +153,8 @@ impl Rollup {
             }
         });
         self.reindex(true);
+        // Days read back from files have their indexes, weeks and blocks not yet.
+        self.rebuild_weeks();
     }
 
     /// Removes every row of a project (its number stays in the dictionaries).

@@ -12,8 +12,8 @@ pub(super) struct Universe {
 /// A set of dense numbers: a sorted list or a bitset, whichever is smaller.
 #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) enum Set {
-    List(Box<[u32]>),
-    Dense(Box<[u64]>),
+    List(#[serde(with = "super::persist::raw::boxed")] Box<[u32]>),
+    Dense(#[serde(with = "super::persist::raw::boxed")] Box<[u64]>),
 }
 
 /// Whether `n` numbers below `words * 64` take less room as a bitset than as a list.
