@@ -11,7 +11,7 @@
 //!   `event_id` within the batch's `occurred_at` range (a resend carries its event's own
 //!   time, and the range lets DuckDB skip the row groups outside it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use duckdb::arrow::array::{
@@ -21,7 +21,7 @@ use duckdb::arrow::array::{
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, Transaction, params};
-use tally_store::{AppendStatus, EventRow, StoreError};
+use tally_store::{AppendStatus, DAY_MS, EventRow, StoreError};
 
 use crate::backend;
 
@@ -53,6 +53,15 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS log_position (
     id       INTEGER PRIMARY KEY,
     position BIGINT NOT NULL
+);
+-- Events per app and UTC day (days since 1970-01-01), kept in every transaction that adds or
+-- deletes events: what the rollup's files are checked against when the store opens, read
+-- without scanning the events table.
+CREATE TABLE IF NOT EXISTS day_counts (
+    app    VARCHAR NOT NULL,
+    day    BIGINT NOT NULL,
+    events BIGINT NOT NULL,
+    PRIMARY KEY (app, day)
 );
 ";
 
@@ -211,6 +220,45 @@ fn set_position(tx: &Transaction<'_>, through: Option<u64>) -> Result<(), StoreE
     Ok(())
 }
 
+/// Adds the rows to `day_counts` (inside the transaction that inserted them).
+fn count_days<'r>(tx: &Transaction<'_>, rows: impl Iterator<Item = &'r EventRow>) -> Result<(), StoreError> {
+    let mut per_day: HashMap<(&str, i64), i64> = HashMap::new();
+    for r in rows {
+        *per_day.entry((r.app.as_str(), r.occurred_at_ms.div_euclid(DAY_MS))).or_default() += 1;
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO day_counts VALUES (?, ?, ?) ON CONFLICT (app, day) DO UPDATE SET events = events + EXCLUDED.events",
+        )
+        .map_err(backend)?;
+    for ((app, day), n) in per_day {
+        stmt.execute(params![app, day, n]).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Counts the events table's rows of `app` on `day` (every app and day without them) into
+/// `day_counts` again, inside `tx`, replacing what it held for them.
+pub(crate) fn recount_days(tx: &Transaction<'_>, only: Option<(&str, i64)>) -> Result<(), StoreError> {
+    match only {
+        None => tx.execute_batch(
+            "DELETE FROM day_counts; INSERT INTO day_counts SELECT app, d - DATE '1970-01-01', n FROM \
+             (SELECT app, occurred_at::DATE AS d, count(*) AS n FROM events GROUP BY ALL)",
+        ),
+        Some((app, day)) => tx
+            .execute("DELETE FROM day_counts WHERE app = ? AND day = ?", params![app, day])
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT INTO day_counts SELECT app, ?, count(*) FROM events \
+                     WHERE app = ? AND occurred_at >= epoch_ms(?) AND occurred_at < epoch_ms(?) GROUP BY app",
+                    params![day, app, day * DAY_MS, (day + 1) * DAY_MS],
+                )
+            })
+            .map(drop),
+    }
+    .map_err(backend)
+}
+
 /// Appends rows known to be new, with the log position `through` when given, in one
 /// transaction; every row is reported inserted.
 pub(crate) fn insert_new(
@@ -224,6 +272,7 @@ pub(crate) fn insert_new(
         let mut app = tx.appender("events").map_err(backend)?;
         append_rows(&mut app, &rows.iter().collect::<Vec<_>>())?;
     }
+    count_days(&tx, rows.iter())?;
     tx.commit().map_err(backend)?;
     Ok(vec![AppendStatus::Inserted; rows.len()])
 }
@@ -260,6 +309,7 @@ pub(crate) fn insert_checked(conn: &mut Connection, rows: &[EventRow]) -> Result
             .collect::<Result<_, _>>()?
     };
     tx.execute_batch("DELETE FROM staging").map_err(backend)?;
+    count_days(&tx, candidates.iter().copied().filter(|r| inserted.contains(&r.event_id)))?;
     tx.commit().map_err(backend)?;
     Ok(rows
         .iter()

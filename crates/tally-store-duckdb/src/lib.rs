@@ -179,7 +179,7 @@ impl DuckDbStore {
     /// Makes the rollup: read from its files where they match the events table, folded
     /// from the table for the rest.
     fn with_rollup(
-        conn: Connection,
+        mut conn: Connection,
         path: Option<PathBuf>,
         files: Option<RollupFiles>,
         started: Instant,
@@ -187,7 +187,7 @@ impl DuckDbStore {
         let mut opened = Opened::default();
         let rollup = match &files {
             Some(files) => {
-                let counts = load::day_counts(&conn)?;
+                let counts = load::day_counts(&mut conn)?;
                 let loaded = files.load(&counts);
                 opened.days_from_files = loaded.from_files;
                 opened.days_folded = loaded.missing.len();
@@ -418,16 +418,23 @@ impl EventStore for DuckDbStore {
     }
 
     fn erase_project(&self, project: &ProjectKey) -> Result<u64, StoreError> {
-        let conn = self.writer();
+        let mut conn = self.writer();
         // The saved days holding the project go first (see RollupFiles), and no save runs
         // until the rollup has lost its rows too.
         let paused = self.files.as_ref().map(|f| f.pause());
         if let (Some(paused), Some(rollup)) = (&paused, self.rollup_read()) {
             paused.forget(&rollup.days_of_project(project)).map_err(|e| io_error(self.files.as_ref().unwrap(), e))?;
         }
-        let n = conn
+        // The counts per day are counted again whole: erasure is rare, and which days the
+        // project had is not worth a query of its own.
+        let tx = conn.transaction().map_err(backend)?;
+        let n = tx
             .execute("DELETE FROM events WHERE project = ?::UUID", params![project.as_uuid().to_string()])
             .map_err(backend)?;
+        if n > 0 {
+            append::recount_days(&tx, None)?;
+        }
+        tx.commit().map_err(backend)?;
         if let Some(mut rollup) = self.rollup_mut() {
             rollup.remove_project(project);
         }
@@ -435,7 +442,7 @@ impl EventStore for DuckDbStore {
     }
 
     fn apply_retention(&self, app: &str, before_ms: i64) -> Result<u64, StoreError> {
-        let conn = self.writer();
+        let mut conn = self.writer();
         let day = before_ms.div_euclid(DAY_MS);
         let whole_days = before_ms.rem_euclid(DAY_MS) == 0;
         let paused = self.files.as_ref().map(|f| f.pause());
@@ -443,9 +450,16 @@ impl EventStore for DuckDbStore {
             let through = if whole_days { day - 1 } else { day };
             paused.forget(&rollup.days_through(app, through)).map_err(|e| io_error(self.files.as_ref().unwrap(), e))?;
         }
-        let n = conn
+        let tx = conn.transaction().map_err(backend)?;
+        let n = tx
             .execute("DELETE FROM events WHERE app = ? AND occurred_at < epoch_ms(?)", params![app, before_ms])
             .map_err(backend)?;
+        tx.execute("DELETE FROM day_counts WHERE app = ? AND day < ?", params![app, day]).map_err(backend)?;
+        if !whole_days {
+            // The cut's own day keeps its rows after the cut.
+            append::recount_days(&tx, Some((app, day)))?;
+        }
+        tx.commit().map_err(backend)?;
         if let Some(mut rollup) = self.rollup_mut() {
             if whole_days {
                 // A cut at midnight: whole days go, nothing is folded again.

@@ -106,20 +106,26 @@ pub(crate) fn load_rollup(
     Ok(())
 }
 
-/// The number of events of every (app, UTC day) in the events table: what the rollup's
-/// files are checked against when the store opens.
-pub(crate) fn day_counts(conn: &Connection) -> Result<HashMap<(String, i64), u64>, StoreError> {
-    // Grouping by the DATE is several times faster than by arithmetic on epoch_ms; the day
-    // number is taken once per group.
-    let mut stmt = conn
-        .prepare(
-            "SELECT app, d - DATE '1970-01-01', n FROM (SELECT app, occurred_at::DATE AS d, count(*) AS n FROM events GROUP BY ALL)",
-        )
-        .map_err(backend)?;
-    let rows = stmt
-        .query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, i64>(1)?), r.get::<_, i64>(2)? as u64)))
-        .map_err(backend)?;
-    rows.map(|r| r.map_err(backend)).collect()
+/// The number of events of every (app, UTC day) in the events table, from `day_counts`;
+/// counted from the events table first when that does not add up to the table's size (a
+/// store made before `day_counts` existed).
+pub(crate) fn day_counts(conn: &mut Connection) -> Result<HashMap<(String, i64), u64>, StoreError> {
+    let read = |conn: &Connection| -> Result<HashMap<(String, i64), u64>, StoreError> {
+        let mut stmt = conn.prepare("SELECT app, day, events FROM day_counts").map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, i64>(1)?), r.get::<_, i64>(2)? as u64)))
+            .map_err(backend)?;
+        rows.map(|r| r.map_err(backend)).collect()
+    };
+    let counts = read(conn)?;
+    let stored: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).map_err(backend)?;
+    if counts.values().sum::<u64>() == stored as u64 {
+        return Ok(counts);
+    }
+    let tx = conn.transaction().map_err(backend)?;
+    crate::append::recount_days(&tx, None)?;
+    tx.commit().map_err(backend)?;
+    read(conn)
 }
 
 /// Adds the events of the (app, UTC day) pairs to `rollup`, consecutive days of an app in
