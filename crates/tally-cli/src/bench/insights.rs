@@ -167,10 +167,10 @@ fn generate_clickhouse(url: &str, size: &str, dir: &Path, meta: &Meta) -> anyhow
 }
 
 /// Requests the dashboard's panels make with options the catalog's defaults do not set
-/// (`pages.js`), timed as rows of their own after the catalog's (`--only` takes their
-/// insight's name).
+/// (`pages.js`; `top-plugins limit=20` is the catalog's default), timed as rows of their
+/// own after the catalog's (`--only` takes their insight's name).
 const VARIANTS: &[(&str, &str, fn(&mut Params))] = &[
-    ("top-plugins", "limit=20", |p| p.limit = 20),
+    ("co-usage", "limit=10", |p| p.limit = 10),
     ("plugin-adoption", "limit=8", |p| p.limit = 8),
     ("feature-env", "limit=12", |p| p.limit = 12),
     ("error-kinds", "group_by=os", |p| p.group_by = Some(Dimension::Os)),
