@@ -251,6 +251,24 @@ fn dashboard_in_a_real_browser() {
         "shares are shown as percentages"
     );
     assert!(report["dropSupport"]["url"].as_str().expect("url").contains("runtime=runtime_version"));
+
+    // Runtime versions against a baseline typed into the panel: in the URL and the request,
+    // each version's share, the baseline's and the difference, and Node 18 (in the
+    // baseline, run by no project) at 0 %.
+    let baseline = &report["baseline"];
+    assert!(baseline["url"].as_str().expect("url").contains("baseline=22%3A60%2C20%3A30%2C18%3A10"), "{baseline}");
+    assert!(baseline["src"].as_str().expect("src").contains("baseline="), "{baseline}");
+    let columns: Vec<String> = serde_json::from_value(baseline["columns"].clone()).expect("columns");
+    let at = |name: &str| columns.iter().position(|c| c == name).unwrap_or_else(|| panic!("no {name} in {columns:?}"));
+    let (version, share, base, diff) = (at("runtime_major"), at("share"), at("baseline_share"), at("difference"));
+    let shown: Vec<Vec<String>> = rows(&report, "/baseline/text")
+        .into_iter()
+        .map(|r| [version, share, base, diff].iter().map(|i| r[*i].clone()).collect())
+        .collect();
+    assert_eq!(
+        shown,
+        [["22", "50.0%", "60.0%", "−10.0 pp"], ["20", "50.0%", "30.0%", "+20.0 pp"], ["18", "0%", "10.0%", "−10.0 pp"]]
+    );
     let exact = rows(&report, "/dropSupport/rows");
     assert_eq!(firsts(&exact, 2), [["node", "20.10.0"], ["node", "22.11.0"]]);
     let csv = report["dropSupport"]["csv"].as_str().expect("csv");

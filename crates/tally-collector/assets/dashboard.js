@@ -309,18 +309,24 @@ const Tally = (() => {
   const hidden = { rows: 0, k: null };
 
   function optionControl(panel, opt) {
+    // A free-text option (a baseline distribution): applied on change, empty is none.
+    if (opt.text) {
+      return h('label', { class: 'opt' }, opt.label + ' ',
+        h('input', { type: 'text', name: opt.key, 'data-option': opt.key, value: state.q.get(opt.key) || '', placeholder: opt.placeholder, size: 18,
+          onchange: (e) => update({ [opt.key]: e.target.value.trim() }) }));
+    }
     const value = state.q.get(opt.key) || opt.values[0][0];
     return h('label', { class: 'opt' }, opt.label + ' ',
       h('select', { name: opt.key, 'data-option': opt.key, onchange: (e) => update({ [opt.key]: e.target.value === opt.values[0][0] ? '' : e.target.value }) },
         opt.values.map(([v, text]) => h('option', { value: v, selected: v === value }, text))));
   }
-  const optionValue = (opt) => state.q.get(opt.key) || opt.values[0][0];
+  const optionValue = (opt) => state.q.get(opt.key) || (opt.text ? '' : opt.values[0][0]);
 
   // A panel: one insight (plus, for some, the previous period), drawn by `spec.draw` or
   // by the default: chart (if any) and data table.
   function panel(spec) {
     const options = spec.options || [];
-    const opts = Object.fromEntries(options.map((o) => [o.param || o.key, optionValue(o)]));
+    const opts = Object.fromEntries(options.map((o) => [o.param || o.key, optionValue(o)]).filter(([, v]) => v !== ''));
     // `params` may be a function of the page's parameters (e.g. to ask a longer range).
     const params = typeof spec.params === 'function' ? { ...spec.params(baseParams()), ...opts } : { ...baseParams(), ...(spec.params || {}), ...opts };
     const src = insightUrl(spec.insight, params);

@@ -100,13 +100,15 @@
 
   // One granularity for the page's panels (the same URL key).
   const granularity = { key: 'runtime', param: 'group_by', label: 'Granularity', values: [['runtime_major', 'major'], ['runtime_minor', 'minor'], ['runtime_version', 'exact']] };
+  // A distribution to compare the shares with, as the API takes it (`20:41,22:35,18:24`).
+  const baseline = { key: 'baseline', label: 'Baseline', text: true, placeholder: '20:41,22:35,18:24' };
   const runtimes = {
     title: 'Runtimes',
     intro: 'Which runtime versions projects run, and what dropping one would cost.',
     panels: [
       { id: 'runtime-versions', insight: 'runtime-versions', title: 'Runtime versions', wide: true, bar: 'share',
-        options: [granularity],
-        question: 'Share of active projects per runtime version (a project may run several).' },
+        options: [granularity, baseline],
+        question: 'Share of active projects per runtime version (a project may run several), against a baseline distribution if one is given (version:share, e.g. the runtime\'s download shares).' },
       { id: 'drop-support', insight: 'drop-support', title: 'Dropping a version', wide: true, bar: 'share_left',
         options: [granularity],
         question: 'If support for a version and every older one ends, who is left behind: the projects none of whose machines ran a newer version, as a share of the projects on that runtime.' },

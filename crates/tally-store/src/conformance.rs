@@ -714,6 +714,20 @@ pub fn answers_like_reference(store: &dyn EventStore) {
         if d != Dimension::Plugin {
             kinds.push(QueryKind::Breakdown { period: None, dimensions: vec![Dimension::Plugin, d], limit: Some(5) });
         }
+        // Error kinds by a second dimension (the errors page), both orders: read from the
+        // error kind × context value indexes where `d` is a context dimension.
+        if d != Dimension::ErrorKind {
+            kinds.push(QueryKind::Breakdown {
+                period: None,
+                dimensions: vec![Dimension::ErrorKind, d],
+                limit: Some(3),
+            });
+            kinds.push(QueryKind::Breakdown {
+                period: Some(Period::Week),
+                dimensions: vec![d, Dimension::ErrorKind],
+                limit: None,
+            });
+        }
     }
     let twice = QueryKind::Breakdown { period: None, dimensions: vec![Dimension::Plugin; 2], limit: None };
     let refused = store.query(&Query { kind: twice, ..query(QueryKind::EventsPerDay) });

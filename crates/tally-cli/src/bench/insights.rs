@@ -1,9 +1,10 @@
 //! `tally bench insights`: the insight benchmark. Generates stores of N events with the demo's
-//! distributions (kept between runs), then times every catalog insight over the last 28
-//! and 90 days, answered from the rollups and, as the baseline, as plain SQL over the raw
-//! events table. Both answers are compared; a difference is reported as an error. With
-//! `--clickhouse URL`, the same events also go into a ClickHouse database (one per size,
-//! named `<database>_<size>`) and every insight is timed and compared there too.
+//! distributions (kept between runs), then times every catalog insight, and the dashboard's
+//! requests with other options ([`VARIANTS`]), over the last 28 and 90 days, answered from
+//! the rollups and, as the baseline, as plain SQL over the raw events table. Both answers
+//! are compared; a difference is reported as an error. With `--clickhouse URL`, the same
+//! events also go into a ClickHouse database (one per size, named `<database>_<size>`) and
+//! every insight is timed and compared there too.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 use tally_insights::{Audience, CATALOG, Params};
-use tally_store::{EventStore, ServerSecret, Table};
+use tally_store::{Dimension, EventStore, ServerSecret, Table};
 use tally_store_clickhouse::{ClickHouseStore, Config};
 use tally_store_duckdb::{DuckDbStore, PlainSql};
 
@@ -165,6 +166,19 @@ fn generate_clickhouse(url: &str, size: &str, dir: &Path, meta: &Meta) -> anyhow
     Ok(store)
 }
 
+/// Requests the dashboard's panels make with options the catalog's defaults do not set
+/// (`pages.js`; `top-plugins limit=20` is the catalog's default), timed as rows of their
+/// own after the catalog's (`--only` takes their insight's name).
+const VARIANTS: &[(&str, &str, fn(&mut Params))] = &[
+    ("co-usage", "limit=10", |p| p.limit = 10),
+    ("plugin-adoption", "limit=8", |p| p.limit = 8),
+    ("feature-env", "limit=12", |p| p.limit = 12),
+    ("error-kinds", "group_by=os", |p| p.group_by = Some(Dimension::Os)),
+    ("error-kinds", "group_by=app_version", |p| p.group_by = Some(Dimension::AppVersion)),
+    ("error-kinds", "group_by=runtime_major", |p| p.group_by = Some(Dimension::RuntimeMajor)),
+    ("setup-time", "group_by=app_version", |p| p.group_by = Some(Dimension::AppVersion)),
+];
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -211,12 +225,16 @@ fn measure(
         }
     );
     let mut mismatches = Vec::new();
-    for insight in CATALOG.iter().filter(|i| args.only.is_empty() || args.only.iter().any(|n| n == i.name)) {
+    let rows = CATALOG.iter().map(|i| (i.name, "", None)).chain(VARIANTS.iter().map(|(n, o, f)| (*n, *o, Some(*f))));
+    for (name, options, set) in rows.filter(|(name, ..)| args.only.is_empty() || args.only.iter().any(|n| n == name)) {
         let mut cells = Vec::new();
         for days in [28, 90] {
-            let params = Params::new("demo", meta.end_ms - days * DAY_MS, meta.end_ms);
+            let mut params = Params::new("demo", meta.end_ms - days * DAY_MS, meta.end_ms);
+            if let Some(set) = set {
+                set(&mut params);
+            }
             // One untimed run warms the caches.
-            let fast = tally_insights::answer(&store, insight.name, params.clone(), Audience::Private);
+            let fast = tally_insights::answer(&store, name, params.clone(), Audience::Private);
             if let Err(e) = fast {
                 cells.push(format!("error: {e}"));
                 cells.push(String::new());
@@ -225,28 +243,29 @@ fn measure(
                 }
                 continue;
             }
-            let (fast_time, fast_table) = time(&store, insight.name, &params, runs)?;
+            let (fast_time, fast_table) = time(&store, name, &params, runs)?;
             cells.push(ms(fast_time));
             if baseline_runs == 0 {
                 cells.push("–".into());
             } else {
-                let (slow_time, slow_table) = time(&PlainSql(&store), insight.name, &params, baseline_runs)?;
+                let (slow_time, slow_table) = time(&PlainSql(&store), name, &params, baseline_runs)?;
                 cells.push(ms(slow_time));
                 if fast_table != slow_table {
-                    mismatches.push(format!("{} over {days} days", insight.name));
+                    mismatches.push(format!("{name} {options} over {days} days"));
                 }
             }
             if let Some(ch) = clickhouse {
-                tally_insights::answer(ch, insight.name, params.clone(), Audience::Private)?;
-                let (ch_time, ch_table) = time(ch, insight.name, &params, baseline_runs.max(1))?;
+                tally_insights::answer(ch, name, params.clone(), Audience::Private)?;
+                let (ch_time, ch_table) = time(ch, name, &params, baseline_runs.max(1))?;
                 cells.push(ms(ch_time));
                 if ch_table != fast_table {
-                    mismatches.push(format!("{} over {days} days on clickhouse", insight.name));
+                    mismatches.push(format!("{name} {options} over {days} days on clickhouse"));
                 }
             }
         }
-        eprintln!("bench: {} {}", insight.name, cells.join(" | "));
-        out.push_str(&format!("| {} | {} |\n", insight.name, cells.join(" | ")));
+        let label = if options.is_empty() { name.to_string() } else { format!("{name} `{options}`") };
+        eprintln!("bench: {label} {}", cells.join(" | "));
+        out.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
     }
     if !mismatches.is_empty() {
         bail!("answers differ from the rollup's for: {}\n{out}", mismatches.join(", "));

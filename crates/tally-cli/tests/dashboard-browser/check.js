@@ -179,6 +179,18 @@ async function checkPage(page, url, name) {
     const [dropCsv] = await Promise.all([page.waitForEvent('download'), page.click('#panel-drop-support button.csv')]);
     report.dropSupport = { url: page.url(), rows: drop.rows, csv: fs.readFileSync(await dropCsv.path(), 'utf8') };
 
+    // Runtime versions against a baseline typed into the panel's option.
+    await page.goto(`${base}/runtimes?app=${app}&since=7d`);
+    await settled(page);
+    const typed = page.locator('#panel-runtime-versions input[data-option=baseline]');
+    await typed.fill('22:60,20:30,18:10');
+    await typed.dispatchEvent('change');
+    await page.waitForURL(/baseline=/);
+    await settled(page);
+    const against = (await tables(page)).find((t) => t.panel === 'panel-runtime-versions');
+    sameAsApi(against);
+    report.baseline = { url: page.url(), columns: against.columns, rows: against.rows, text: against.text, src: against.src };
+
     // The public page, in a tab without the token.
     const pub = await browser.newPage();
     watch(pub, 'public');

@@ -189,7 +189,7 @@ pub(super) const CONTEXT_DIMS: [Dimension; 10] = [
 ];
 
 /// The position of a context dimension in [`CONTEXT_DIMS`].
-fn context_slot(d: Dimension) -> Option<usize> {
+pub(super) fn context_slot(d: Dimension) -> Option<usize> {
     CONTEXT_DIMS.iter().position(|x| *x == d)
 }
 

@@ -1,4 +1,5 @@
-//! Index building: per value of every dimension (and every plugin × env pair), the
+//! Index building: per value of every dimension (and every plugin × env pair, and every
+//! error kind × value of a context dimension), the
 //! distinct projects and machines and the event count of a day ([`DayIndex::build`]), of
 //! a Monday-to-Sunday week (the union of its day indexes) and of a 28-day block (the union
 //! of its week indexes); and when the rollup rebuilds them.
@@ -67,6 +68,14 @@ pub(super) struct PluginEnv {
     pub(super) env: u32,
 }
 
+/// An error kind number and a value number of one context dimension: "which errors hit
+/// macOS?", "which versions raise EACCES?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct ErrorValue {
+    pub(super) error: u32,
+    pub(super) value: u32,
+}
+
 /// Per value of every dimension, the distinct projects and machines of a day, a week or a
 /// block: what queries without filters read instead of the rows.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -79,6 +88,10 @@ pub(super) struct DayIndex {
     pub(super) by: Vec<Vec<(u32, Slice)>>,
     /// Per (plugin, env value) pair, ascending.
     pub(super) plugin_env: Vec<(PluginEnv, Slice)>,
+    /// Per context dimension (in [`CONTEXT_DIMS`] order), per (error kind, value) pair,
+    /// ascending: the rows with an error kind, which are few, so that a breakdown of error
+    /// kinds by a second dimension reads slices rather than every row.
+    pub(super) error_by: Vec<Vec<(ErrorValue, Slice)>>,
 }
 
 /// A slot per [`Dimension::ALL`] entry.
@@ -101,6 +114,8 @@ impl DayIndex {
         let mut all = SliceBuilder::default();
         let mut by: Vec<Vec<SliceBuilder>> = Dimension::ALL.iter().map(|_| Vec::new()).collect();
         let mut plugin_env: HashMap<PluginEnv, SliceBuilder> = HashMap::new();
+        let mut error_by: Vec<HashMap<ErrorValue, SliceBuilder>> =
+            CONTEXT_DIMS.iter().map(|_| HashMap::new()).collect();
         let (event, error, plugin) = (slot(Dimension::Event), slot(Dimension::ErrorKind), slot(Dimension::Plugin));
         let ctx_slots: Vec<usize> = CONTEXT_DIMS.iter().map(|d| slot(*d)).collect();
         for row in rows {
@@ -112,6 +127,9 @@ impl DayIndex {
             add_at(&mut by[event], row.key.name, row);
             if row.key.error != NONE {
                 add_at(&mut by[error], row.key.error, row);
+                for (pairs, value) in error_by.iter_mut().zip(values) {
+                    pairs.entry(ErrorValue { error: row.key.error, value: *value }).or_default().add(row);
+                }
             }
             for p in dict.sets.values[row.key.set as usize].iter() {
                 add_at(&mut by[plugin], *p, row);
@@ -126,7 +144,15 @@ impl DayIndex {
             .collect();
         let mut plugin_env: Vec<(PluginEnv, Slice)> = plugin_env.into_iter().map(|(k, b)| (k, b.build())).collect();
         plugin_env.sort_by_key(|(k, _)| *k);
-        DayIndex { rows: rows.len(), all: all.build(), by, plugin_env }
+        let error_by = error_by
+            .into_iter()
+            .map(|pairs| {
+                let mut pairs: Vec<(ErrorValue, Slice)> = pairs.into_iter().map(|(k, b)| (k, b.build())).collect();
+                pairs.sort_by_key(|(k, _)| *k);
+                pairs
+            })
+            .collect();
+        DayIndex { rows: rows.len(), all: all.build(), by, plugin_env, error_by }
     }
 
     /// The index of the union of the days (or weeks) `parts` index.
@@ -143,19 +169,26 @@ impl DayIndex {
                 values.into_iter().map(|(v, slices)| (v, Slice::union_of(&slices, universe))).collect()
             })
             .collect();
-        let mut pairs: BTreeMap<PluginEnv, Vec<&Slice>> = BTreeMap::new();
-        for d in parts {
-            for (k, slice) in &d.plugin_env {
-                pairs.entry(*k).or_default().push(slice);
-            }
-        }
-        DayIndex {
-            rows: 0,
-            all: Slice::union_of(&all, universe),
-            by,
-            plugin_env: pairs.into_iter().map(|(k, slices)| (k, Slice::union_of(&slices, universe))).collect(),
+        let plugin_env = union_pairs(parts.iter().map(|d| d.plugin_env.as_slice()), universe);
+        let error_by = (0..CONTEXT_DIMS.len())
+            .map(|i| union_pairs(parts.iter().map(|d| d.error_by[i].as_slice()), universe))
+            .collect();
+        DayIndex { rows: 0, all: Slice::union_of(&all, universe), by, plugin_env, error_by }
+    }
+}
+
+/// The union of pair-keyed slices (by pair, ascending).
+fn union_pairs<'s, K: Ord + Copy + 's>(
+    parts: impl Iterator<Item = &'s [(K, Slice)]>,
+    universe: Universe,
+) -> Vec<(K, Slice)> {
+    let mut pairs: BTreeMap<K, Vec<&Slice>> = BTreeMap::new();
+    for part in parts {
+        for (k, slice) in part {
+            pairs.entry(*k).or_default().push(slice);
         }
     }
+    pairs.into_iter().map(|(k, slices)| (k, Slice::union_of(&slices, universe))).collect()
 }
 
 impl Rollup {

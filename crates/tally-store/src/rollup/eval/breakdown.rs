@@ -1,6 +1,6 @@
 //! [`QueryKind::Breakdown`](crate::QueryKind::Breakdown): groups by an optional period
 //! and up to two dimensions, read from index slices when the dimensions are ones an index
-//! holds (none, one, or plugin × env), with each period's distinct projects for shares and,
+//! holds (none, one, plugin × env, or error kind and a context dimension), with each period's distinct projects for shares and,
 //! with a limit, the top tuples over the whole range.
 
 use std::collections::{HashMap, HashSet};
@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use super::{DayView, Eval, GroupTotals, Groups, Span, Totals, date_cell};
 use crate::DAY_MS;
 use crate::query::{Cell, Dimension, Period};
-use crate::rollup::dict::{Dictionaries, Dim, Key};
+use crate::rollup::dict::{Dictionaries, Dim, Key, context_slot};
 use crate::rollup::in_parts;
 use crate::rollup::index::{DayIndex, Slice, slot};
 use crate::rollup::sets::Bits;
@@ -31,7 +31,11 @@ struct Layout<'q> {
 impl Layout<'_> {
     /// Whether the indexes hold slices of these tuples.
     fn indexed(&self) -> bool {
-        matches!(self.dimensions, [] | [_] | [Dimension::Plugin, Dimension::Env])
+        match self.dimensions {
+            [] | [_] | [Dimension::Plugin, Dimension::Env] => true,
+            [Dimension::ErrorKind, d] | [d, Dimension::ErrorKind] => context_slot(*d).is_some(),
+            _ => false,
+        }
     }
 
     /// The index's slices, by tuple number (only for [`Layout::indexed`] dimensions).
@@ -42,6 +46,14 @@ impl Layout<'_> {
             [Dimension::Plugin, Dimension::Env] => {
                 ix.plugin_env.iter().map(|(k, s)| (k.plugin as usize + k.env as usize * self.n1, s)).collect()
             }
+            [Dimension::ErrorKind, d] => ix.error_by[context_slot(*d).expect("a context dimension")]
+                .iter()
+                .map(|(k, s)| (k.error as usize + k.value as usize * self.n1, s))
+                .collect(),
+            [d, Dimension::ErrorKind] => ix.error_by[context_slot(*d).expect("a context dimension")]
+                .iter()
+                .map(|(k, s)| (k.value as usize + k.error as usize * self.n1, s))
+                .collect(),
             _ => unreachable!("views of breakdowns the indexes do not hold carry no index"),
         }
     }
