@@ -70,7 +70,7 @@ pub(super) struct PluginEnv {
 
 /// An error kind number and a value number of one context dimension: "which errors hit
 /// macOS?", "which versions raise EACCES?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub(super) struct ErrorValue {
     pub(super) error: u32,
     pub(super) value: u32,
