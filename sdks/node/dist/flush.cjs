@@ -53,7 +53,7 @@ if (config)
 },
 "./flusher.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.FLUSH_CONFIG_VAR = exports.LOCK_STALE_MS = exports.FLUSH_BACKOFF = exports.FLUSH_LOCK = void 0;
+exports.FLUSH_CONFIG_VAR = exports.LOCK_STALE_MS = exports.DEFAULT_FLUSH_GAP_MS = exports.FLUSH_STARTED = exports.FLUSH_BACKOFF = exports.FLUSH_LOCK = void 0;
 exports.backoff = backoff;
 exports.drainOutbox = drainOutbox;
 exports.readBackoff = readBackoff;
@@ -68,6 +68,8 @@ const outbox_js_1 = require("./outbox.js");
 const protocol_js_1 = require("./protocol.js");
 exports.FLUSH_LOCK = "flush.lock";
 exports.FLUSH_BACKOFF = "flush-backoff.json";
+exports.FLUSH_STARTED = "flush-started";
+exports.DEFAULT_FLUSH_GAP_MS = 60_000;
 exports.LOCK_STALE_MS = 5 * 60 * 1000;
 exports.FLUSH_CONFIG_VAR = "TALLY_FLUSH_CONFIG";
 const BASE_BACKOFF_MS = 500;
@@ -183,11 +185,20 @@ function flushScript() {
     }
     return null;
 }
-function spawnFlusher(config) {
+function spawnFlusher(config, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
     try {
         const backoff = readBackoff(config.dir);
         if (backoff && Date.now() < backoff.until)
             return null;
+        const started = path.join(config.dir, exports.FLUSH_STARTED);
+        if (gapMs > 0) {
+            try {
+                if (Date.now() - fs.statSync(started).mtimeMs < gapMs)
+                    return null;
+            }
+            catch {
+            }
+        }
         const script = flushScript();
         if (!script || !takeLock(config.dir, process.pid))
             return null;
@@ -207,8 +218,10 @@ function spawnFlusher(config) {
             pid = child.pid;
         }
         finally {
-            if (pid)
+            if (pid) {
                 fs.writeFileSync(path.join(config.dir, exports.FLUSH_LOCK), String(pid));
+                fs.writeFileSync(started, "");
+            }
             else
                 releaseLock(config.dir, process.pid);
         }

@@ -522,7 +522,10 @@ class Recorder {
     if (!endpoint) return;
     const vars: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.r.vars)) if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k)) vars[k] = v;
-    spawnFlusher({ dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars });
+    spawnFlusher(
+      { dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars },
+      this.options.flushGapMs,
+    );
   }
 
   private printDebug(events: WireEvent[]): void {

@@ -35,6 +35,8 @@ function assertStoredOnce(home) {
   assert.equal(new Set(ids).size, ids.length, "no event sent twice");
 }
 
+// A flusher every run (the default is one per 60 s), so that each run's flusher can be waited for.
+const GAP0 = { NODECLI_FLUSH_GAP_MS: "0" };
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 const backoffOf = (home) => {
   try {
@@ -48,7 +50,7 @@ const backoffOf = (home) => {
 async function laterRun(home) {
   const b = backoffOf(home);
   if (b) await sleep(Math.max(0, b.until - Date.now() + 50));
-  const r = home.run(["build"], { NODECLI_ENDPOINT: collector.url, NODECLI_RESEND_AFTER_MS: "0" });
+  const r = home.run(["build"], { ...GAP0, NODECLI_ENDPOINT: collector.url, NODECLI_RESEND_AFTER_MS: "0" });
   assert.equal(r.status, 0, r.stderr);
   await flusherDone(home.dataDir);
   assert.deepEqual(outboxIds(home), [], "the outbox is empty");
@@ -63,7 +65,7 @@ function refusedPort() {
 test("collector: events arrive once, and a later run sends only its own", async () => {
   const home = new Home();
   try {
-    const r = home.run(["build", "--events", "3", "--flush-ms", "10000"], { NODECLI_ENDPOINT: collector.url });
+    const r = home.run(["build", "--events", "3", "--flush-ms", "10000"], { ...GAP0, NODECLI_ENDPOINT: collector.url });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(sentIds(home).length, 5);
     assert.deepEqual(outboxIds(home), []);
@@ -80,14 +82,39 @@ test("collector: a short command hands its events to a detached flusher, which d
   const home = new Home();
   try {
     for (let run = 1; run <= 3; run++) {
-      const r = home.run(["build", "--events", "3"], { NODECLI_ENDPOINT: collector.url });
+      const r = home.run(["build", "--events", "3"], { ...GAP0, NODECLI_ENDPOINT: collector.url });
       assert.equal(r.status, 0, r.stderr);
       await flusherDone(home.dataDir);
       assert.equal(sentIds(home).length, 5 * run, `run ${run}: every event of the run delivered by its flusher`);
       assert.deepEqual(outboxIds(home), []);
     }
     assertStoredOnce(home);
-    assert.deepEqual(fs.readdirSync(home.dataDir).sort(), ["sent.jsonl"], "no lock, claim or outbox file left");
+    assert.deepEqual(fs.readdirSync(home.dataDir).sort(), ["flush-started", "sent.jsonl"], "no lock, claim or outbox file left");
+  } finally {
+    home.remove();
+  }
+});
+
+test("collector: within the flush gap a run starts no flusher; its events wait and the first run after the gap delivers them once", async () => {
+  const home = new Home();
+  try {
+    const env = { NODECLI_ENDPOINT: collector.url, NODECLI_FLUSH_GAP_MS: "1500" };
+    assert.equal(home.run(["build"], env).status, 0);
+    await flusherDone(home.dataDir);
+    assert.equal(sentIds(home).length, 2, "the first run starts a flusher");
+    const started = Date.now();
+    assert.equal(home.run(["build"], env).status, 0);
+    await flusherDone(home.dataDir);
+    if (Date.now() - started < 1000) {
+      assert.equal(sentIds(home).length, 2, "no flusher within the gap");
+      assert.equal(outboxIds(home).length, 2, "the run's events wait in the outbox");
+    }
+    await sleep(Math.max(0, started + 1600 - Date.now()));
+    assert.equal(home.run(["build"], env).status, 0);
+    await flusherDone(home.dataDir);
+    assert.equal(sentIds(home).length, 6);
+    assert.deepEqual(outboxIds(home), []);
+    assertStoredOnce(home);
   } finally {
     home.remove();
   }
@@ -97,7 +124,7 @@ test("collector: a refused port keeps the events in the outbox, backs off, and a
   const home = new Home();
   try {
     const endpoint = refusedPort();
-    const r = home.run(["build", "--events", "120"], { NODECLI_ENDPOINT: endpoint });
+    const r = home.run(["build", "--events", "120"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
     assert.equal(r.status, 0, r.stderr);
     await flusherDone(home.dataDir);
     const waiting = outboxIds(home);
@@ -106,7 +133,7 @@ test("collector: a refused port keeps the events in the outbox, backs off, and a
     assert.equal(b?.failures, 1, "the failed flush left a backoff");
     // Within the backoff a run starts no flusher: the failure count stays.
     if (Date.now() < b.until - 200) {
-      home.run(["build"], { NODECLI_ENDPOINT: endpoint });
+      home.run(["build"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
       await flusherDone(home.dataDir);
       assert.equal(backoffOf(home)?.failures, 1);
     }
@@ -126,7 +153,7 @@ test("collector: a port that never answers does not hold the host; the events wa
   await new Promise((ok) => silent.listen(0, "127.0.0.1", ok));
   try {
     const endpoint = `http://127.0.0.1:${silent.address().port}`;
-    const r = await home.start(["build", "--events", "120"], { NODECLI_ENDPOINT: endpoint });
+    const r = await home.start(["build", "--events", "120"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
     assert.equal(r.status, 0, r.stderr);
     // The host has exited; its flusher's post reaches the silent server and stays unanswered.
     const deadline = Date.now() + 20000;
@@ -156,11 +183,11 @@ test("collector: a batch in flight at a long run's exit is marked posted, and no
   try {
     const endpoint = `http://127.0.0.1:${silent.address().port}`;
     // Longer than one flush interval: the full batch is posted by the host itself.
-    await home.start(["build", "--events", "120", "--work-ms", "1500"], { NODECLI_ENDPOINT: endpoint });
+    await home.start(["build", "--events", "120", "--work-ms", "1500"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
     assert.ok(held.length >= 1, "the host posted");
     // Five more short runs: their flushers post what is due, never the batch posted unanswered.
     for (let i = 0; i < 5; i++) {
-      await home.start(["build"], { NODECLI_ENDPOINT: endpoint });
+      await home.start(["build"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
       for (const s of held) s.destroy();
       await flusherDone(home.dataDir);
       const b = backoffOf(home);

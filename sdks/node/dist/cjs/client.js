@@ -539,7 +539,7 @@ class Recorder {
         for (const [k, v] of Object.entries(this.r.vars))
             if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k))
                 vars[k] = v;
-        (0, flusher_js_1.spawnFlusher)({ dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars });
+        (0, flusher_js_1.spawnFlusher)({ dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars }, this.options.flushGapMs);
     }
     printDebug(events) {
         if (events.length === 0)

@@ -17,6 +17,12 @@
  * run does. A failed post (refused, timed out, 5xx, 429) leaves `flush-backoff.json`
  * with the time before which no host spawns again: exponential from 500 ms, or the
  * collector's `Retry-After` when longer, the same rule as the in-process sender's.
+ *
+ * And at most one flusher per `flushGapMs` (default 60 s, `flush-started`'s mtime): starting
+ * one costs the host 5-15 ms and 2.5 MB (loading `node:child_process`, forking), which a
+ * burst of commands pays once, not per command. What a run leaves within the gap waits in
+ * the outbox for the running flusher (it drains until nothing new is due) or for the first
+ * run after the gap.
  */
 import { Outbox } from "./outbox.js";
 import { Context, WireEvent } from "./protocol.js";
@@ -25,6 +31,10 @@ import type { Delivery, Timeouts, Transport } from "./transport.js";
 export declare const FLUSH_LOCK = "flush.lock";
 /** When no flusher may start before a time (a failed post's backoff). */
 export declare const FLUSH_BACKOFF = "flush-backoff.json";
+/** Touched each time a flusher is started: its mtime is when the last one was. */
+export declare const FLUSH_STARTED = "flush-started";
+/** Default least time between two flushers of an outbox: 60 s. */
+export declare const DEFAULT_FLUSH_GAP_MS = 60000;
 /** A lock older than this is taken over, whatever its pid (which may have been reused). */
 export declare const LOCK_STALE_MS: number;
 /** The environment variable the flusher reads its settings from. */
@@ -78,5 +88,5 @@ export declare function releaseLock(dir: string, pid: number): void;
  * Starts the detached flusher of `config.dir` unless one runs or a failed flush asked to
  * wait. Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
  */
-export declare function spawnFlusher(config: FlushConfig): number | null;
+export declare function spawnFlusher(config: FlushConfig, gapMs?: number): number | null;
 export {};
