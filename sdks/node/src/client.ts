@@ -23,11 +23,10 @@ import { Decision, loadUserConfig, Mode, saveUserConfig, describeSource } from "
 import { Event, EventFields, Sanitizer } from "./event.js";
 import { detectEnv, Facts, gatherFacts } from "./facts.js";
 import { LocalIdentity, loadIdentity, loadOrCreateIdentity, machineId, randomIdentity, saltBytes } from "./identity.js";
-import { drainOutbox, DrainState, spawnFlusher } from "./flusher.js";
+import { backoff, drainOutbox, DrainState, spawnFlusher } from "./flusher.js";
 import { DEFAULT_RESEND_AFTER_MS, Outbox } from "./outbox.js";
 import { createProjectId as writeProjectId, ManifestKind } from "./project.js";
 import { Context, MAX_EVENTS_PER_BATCH, MAX_NAME_LEN, MAX_PROPS, PropValue, WireEvent } from "./protocol.js";
-import { backoff } from "./flusher.js";
 import { Delivery, HttpTransport, Transport } from "./transport.js";
 import { resolve, Resolved, TelemetryOptions } from "./options.js";
 

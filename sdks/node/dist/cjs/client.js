@@ -30,13 +30,12 @@ const flusher_js_1 = require("./flusher.js");
 const outbox_js_1 = require("./outbox.js");
 const project_js_1 = require("./project.js");
 const protocol_js_1 = require("./protocol.js");
-const flusher_js_2 = require("./flusher.js");
 const transport_js_1 = require("./transport.js");
 const options_js_1 = require("./options.js");
 /** The SDK's version, sent in the User-Agent. */
 exports.SDK_VERSION = "0.1.0";
-var flusher_js_3 = require("./flusher.js");
-Object.defineProperty(exports, "backoff", { enumerable: true, get: function () { return flusher_js_3.backoff; } });
+var flusher_js_2 = require("./flusher.js");
+Object.defineProperty(exports, "backoff", { enumerable: true, get: function () { return flusher_js_2.backoff; } });
 /** `s` cut to what the protocol accepts in versions and names: `[A-Za-z0-9._:+-]`, 64 bytes. */
 function token(s, empty) {
     const t = String(s).replace(/[^A-Za-z0-9._:+-]/g, "").slice(0, protocol_js_1.MAX_NAME_LEN);
@@ -402,7 +401,7 @@ class Recorder {
     }
     failed(afterMs) {
         this.failures++;
-        const wait = (0, flusher_js_2.backoff)(this.failures, afterMs);
+        const wait = (0, flusher_js_1.backoff)(this.failures, afterMs);
         this.retryAt = Date.now() + wait;
         this.drainPending = this.transport !== null && this.outbox !== null;
         const t = setTimeout(() => void this.pump(), wait);
