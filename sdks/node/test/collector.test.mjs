@@ -80,16 +80,32 @@ test("collector: events arrive once, and a later run sends only its own", async 
 
 test("collector: a short command hands its events to a detached flusher, which delivers them exactly once", async () => {
   const home = new Home();
+  // Reports, after every exit listener, whether the host loaded Node's HTTP stack.
+  const probe = path.join(home.dir, "probe.cjs");
+  fs.writeFileSync(
+    probe,
+    `const emit = process.emit;
+process.emit = function (e, ...a) {
+  const r = emit.call(this, e, ...a);
+  if (e === "exit") process.stderr.write("http_loaded=" + process.moduleLoadList.some((m) => /^NativeModule (http|https|zlib)$/.test(m)) + "\\n");
+  return r;
+};
+`,
+  );
   try {
     for (let run = 1; run <= 3; run++) {
-      const r = home.run(["build", "--events", "3"], { ...GAP0, NODECLI_ENDPOINT: collector.url });
+      const r = home.run(["build", "--events", "3"], { ...GAP0, NODECLI_ENDPOINT: collector.url, NODE_OPTIONS: `--require ${probe}` });
       assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /http_loaded=false/, "the host never loads http, https or zlib");
       await flusherDone(home.dataDir);
       assert.equal(sentIds(home).length, 5 * run, `run ${run}: every event of the run delivered by its flusher`);
       assert.deepEqual(outboxIds(home), []);
     }
     assertStoredOnce(home);
     assert.deepEqual(fs.readdirSync(home.dataDir).sort(), ["flush-started", "sent.jsonl"], "no lock, claim or outbox file left");
+    // The same command that waits for delivery itself does load them (the probe sees them).
+    const r = home.run(["build", "--flush-ms", "10000"], { NODECLI_ENDPOINT: collector.url, NODE_OPTIONS: `--require ${probe}` });
+    assert.match(r.stderr, /http_loaded=true/);
   } finally {
     home.remove();
   }
