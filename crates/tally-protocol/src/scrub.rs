@@ -191,6 +191,7 @@ mod tests {
             "home_path" => Finding::HomePath,
             "url_with_secrets" => Finding::UrlWithSecrets,
             "secret" => Finding::Secret,
+            "hostname" => Finding::Hostname,
             other => panic!("unknown finding {other:?} in scrub-corpus.json"),
         }
     }
@@ -256,27 +257,6 @@ mod tests {
         }
     }
 
-    /// Issue 11: a hostname sent as a plugin name or a string prop reached storage. Rust
-    /// only for now: the Node SDK's scrubber does not look for hostnames, so these are not
-    /// in the shared corpus.
-    #[test]
-    fn finds_hostnames() {
-        for host in [
-            "alice-macbook.local",
-            "db.internal",
-            "build-agent-42.corp.example.com",
-            "nas.home.arpa",
-            "DESKTOP-4F2K9QX",
-            "Alices-MacBook-Pro",
-        ] {
-            assert_eq!(find(host), Some(Finding::Hostname), "find({host:?})");
-            assert_ne!(scrub(host), host);
-        }
-        for ok in ["lodash.merge", "next.config.js", "5.0.0-rc.1", "better-sqlite3", "project.created"] {
-            assert_eq!(find(ok), None, "find({ok:?})");
-        }
-    }
-
     /// Short strings with dots or dashes go through the patterns (they may be hostnames);
     /// ordinary ones match none.
     #[test]
@@ -285,6 +265,5 @@ mod tests {
             assert!(!obviously_clean(s), "{s:?}");
             assert!(!is_sensitive(s), "{s:?}");
         }
-        assert!(is_sensitive("pc.lan"));
     }
 }

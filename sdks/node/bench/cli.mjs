@@ -7,12 +7,14 @@
 //   TALLY_BIN=target/release/tally node sdks/node/bench/cli.mjs [RUNS]
 import { spawnSync } from "node:child_process";
 import * as net from "node:net";
+import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Collector, Home, nodecli } from "../test/helpers.mjs";
+import { Collector, flusherDone, Home, nodecli, sentLog } from "../test/helpers.mjs";
 
 const runs = Number(process.argv[2] ?? 30);
+console.log(`load average at start ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 const rss = path.join(path.dirname(fileURLToPath(import.meta.url)), "rss.cjs");
 
 const collector = await Collector.start();
@@ -32,12 +34,13 @@ const scenarios = [
   ["no SDK loaded", { NODECLI_OFF: "1" }],
   ["off (`DO_NOT_TRACK=1`)", { DO_NOT_TRACK: "1" }],
   ["on, endpoint up", { NODECLI_ENDPOINT: collector.url }],
+  ["on, endpoint up, a flusher every run", { NODECLI_ENDPOINT: collector.url, NODECLI_FLUSH_GAP_MS: "0" }],
   ["on, endpoint refused", { NODECLI_ENDPOINT: `http://127.0.0.1:${refusedPort}` }],
   ["on, endpoint never answers", { NODECLI_ENDPOINT: `http://127.0.0.1:${blackhole.address().port}` }],
   ["local (no endpoint)", {}],
 ];
 const homes = scenarios.map(() => new Home());
-const results = scenarios.map(() => ({ ms: [], kb: [] }));
+const results = scenarios.map(() => ({ ms: [], kb: [], cpu: [] }));
 
 function once(i) {
   const home = homes[i];
@@ -50,34 +53,45 @@ function once(i) {
   const ms = performance.now() - started;
   if (r.status !== 0) throw new Error(`${scenarios[i][0]}: ${r.stderr}`);
   const kb = Number(/maxrss_kb=(\d+)/.exec(r.stderr)[1]);
-  return { ms, kb };
+  const cpu = Number(/cpu_us=(\d+)/.exec(r.stderr)[1]) / 1000;
+  return { ms, kb, cpu };
 }
 
 // Warm-up: the first run of each home creates its identity and sends nothing old.
 for (let i = 0; i < scenarios.length; i++) once(i);
 for (let r = 0; r < runs; r++) {
   for (let i = 0; i < scenarios.length; i++) {
-    const { ms, kb } = once(i);
+    const { ms, kb, cpu } = once(i);
     results[i].ms.push(ms);
     results[i].kb.push(kb);
+    results[i].cpu.push(cpu);
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const p90 = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)];
-const none = { ms: median(results[0].ms), kb: median(results[0].kb) };
-const off = { ms: median(results[1].ms), kb: median(results[1].kb) };
+const none = { ms: median(results[0].ms), kb: median(results[0].kb), cpu: median(results[0].cpu) };
+const off = { ms: median(results[1].ms), kb: median(results[1].kb), cpu: median(results[1].cpu) };
 const signed = (x, digits) => `${x >= 0 ? "+" : ""}${x.toFixed(digits)}`;
 console.log(`example CLI \`nodecli build\`, ${runs} runs each, interleaved`);
-console.log("| scenario | median wall ms | p90 wall ms | vs off | vs no SDK | median peak RSS MB | vs off | vs no SDK |");
-console.log("|---|---|---|---|---|---|---|---|");
+console.log(
+  "| scenario | median wall ms | p90 wall ms | vs off | vs no SDK | median CPU ms | vs off | vs no SDK | median peak RSS MB | vs off | vs no SDK |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 scenarios.forEach(([name], i) => {
   const ms = median(results[i].ms);
   const kb = median(results[i].kb);
+  const cpu = median(results[i].cpu);
   console.log(
     `| ${name} | ${ms.toFixed(1)} | ${p90(results[i].ms).toFixed(1)} | ${signed(ms - off.ms, 1)} | ${signed(ms - none.ms, 1)} | ` +
+      `${cpu.toFixed(1)} | ${signed(cpu - off.cpu, 1)} | ${signed(cpu - none.cpu, 1)} | ` +
       `${(kb / 1024).toFixed(1)} | ${signed((kb - off.kb) / 1024, 1)} | ${signed((kb - none.kb) / 1024, 1)} |`,
   );
 });
+// Each run that sends hands its events to a detached flusher: wait for the last ones, and
+// check that the endpoint that is up got every event of every run.
+await Promise.all(homes.map((h) => flusherDone(h.dataDir)));
+const delivered = [2, 3].map((i) => sentLog(homes[i].dataDir).reduce((n, r) => n + r.events.length, 0));
+console.log(`\nendpoint up: ${delivered.join(" and ")} of ${2 * (runs + 1)} events delivered by the flushers by the end of the run (the rest wait in the outbox for the next run after the gap); load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 for (const s of held) s.destroy();
 blackhole.close();
 await collector.stop();

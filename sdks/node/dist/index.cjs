@@ -3,26 +3,21 @@
 const defs = {
 "./client.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.Telemetry = exports.SDK_VERSION = void 0;
-exports.backoff = backoff;
+exports.Telemetry = exports.backoff = exports.SDK_VERSION = void 0;
 exports.createTelemetry = createTelemetry;
 const consent_js_1 = require("./consent.js");
 const event_js_1 = require("./event.js");
 const facts_js_1 = require("./facts.js");
 const identity_js_1 = require("./identity.js");
+const flusher_js_1 = require("./flusher.js");
 const outbox_js_1 = require("./outbox.js");
 const project_js_1 = require("./project.js");
 const protocol_js_1 = require("./protocol.js");
 const transport_js_1 = require("./transport.js");
 const options_js_1 = require("./options.js");
 exports.SDK_VERSION = "0.1.0";
-const BASE_BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 300_000;
-const MAX_RETRY_AFTER_MS = 3_600_000;
-function backoff(failures, retryAfterMs) {
-    const exp = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(16, Math.max(0, failures - 1)));
-    return Math.max(exp, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
-}
+var flusher_js_2 = require("./flusher.js");
+Object.defineProperty(exports, "backoff", { enumerable: true, get: function () { return flusher_js_2.backoff; } });
 function token(s, empty) {
     const t = String(s).replace(/[^A-Za-z0-9._:+-]/g, "").slice(0, protocol_js_1.MAX_NAME_LEN);
     return t === "" ? empty : t;
@@ -172,8 +167,9 @@ class Recorder {
     makeContext;
     contextValue = null;
     inflight = null;
-    postingOld = [];
-    claimed = [];
+    draining = { claimed: [], postingOld: [] };
+    detached;
+    startedAt = Date.now();
     drainPending;
     busy = false;
     timer = null;
@@ -239,6 +235,7 @@ class Recorder {
             noticeRun(r.command, r.paths.userConfig, options.notice);
         const upload = r.decision.mode === "on" && !notice && !r.debug;
         this.transport = upload ? (options.transport ?? this.http()) : null;
+        this.detached = upload && !options.transport && this.transport !== null;
         this.drainPending = this.transport !== null && this.outbox !== null && this.outbox.hasWaiting();
         process.on("exit", this.onExit);
     }
@@ -246,11 +243,17 @@ class Recorder {
         if (!this.r.endpoint)
             return null;
         try {
-            return new transport_js_1.HttpTransport(this.r.endpoint, `tally-node/${exports.SDK_VERSION} ${this.r.app}/${token(this.options.version, "unknown")}`, { connectMs: this.options.connectTimeoutMs ?? 3000, totalMs: this.options.totalTimeoutMs ?? 10000 }, this.r.vars);
+            return new transport_js_1.HttpTransport(this.r.endpoint, this.userAgent(), this.timeouts(), this.r.vars);
         }
         catch {
             return null;
         }
+    }
+    userAgent() {
+        return `tally-node/${exports.SDK_VERSION} ${this.r.app}/${token(this.options.version, "unknown")}`;
+    }
+    timeouts() {
+        return { connectMs: this.options.connectTimeoutMs ?? 3000, totalMs: this.options.totalTimeoutMs ?? 10000 };
     }
     context() {
         if (!this.contextValue)
@@ -277,8 +280,9 @@ class Recorder {
         this.queue.push(wire);
         if (this.r.debug)
             return;
+        const wait = this.detached ? Math.max(0, this.startedAt + this.flushIntervalMs - Date.now()) : 0;
         if (this.queue.length >= this.batchSize || (this.drainPending && Date.now() >= this.retryAt))
-            this.kick(0);
+            this.kick(wait);
         else if (!this.timer)
             this.kick(this.flushIntervalMs);
     }
@@ -333,7 +337,7 @@ class Recorder {
     }
     failed(afterMs) {
         this.failures++;
-        const wait = backoff(this.failures, afterMs);
+        const wait = (0, flusher_js_1.backoff)(this.failures, afterMs);
         this.retryAt = Date.now() + wait;
         this.drainPending = this.transport !== null && this.outbox !== null;
         const t = setTimeout(() => void this.pump(), wait);
@@ -370,51 +374,10 @@ class Recorder {
         }
     }
     async drain() {
-        const outbox = this.outbox;
-        const transport = this.transport;
-        if (!outbox || !transport)
+        if (!this.outbox || !this.transport)
             return null;
-        this.claimed = outbox.claim();
-        if (this.claimed.length === 0)
-            return null;
-        const all = outbox.bound(outbox.read(this.claimed));
-        const now = Date.now();
-        const due = [];
-        for (const c of all.filter((x) => (0, outbox_js_1.isDue)(x, now, this.resendAfterMs))) {
-            const last = due[due.length - 1];
-            if (last && JSON.stringify(last.context) === JSON.stringify(c.context))
-                last.events.push(...c.events);
-            else
-                due.push({ context: c.context, events: [...c.events] });
-        }
-        const done = new Set();
-        const left = () => all.map((c) => ({ ...c, events: c.events.filter((e) => !done.has(e.event_id)) }));
-        let result = null;
-        for (const chunk of due) {
-            for (let i = 0; i < chunk.events.length && result === null; i += protocol_js_1.MAX_EVENTS_PER_BATCH) {
-                const piece = chunk.events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH);
-                this.postingOld = piece.map((e) => e.event_id);
-                const outcome = await transport.send({ sent_at: new Date().toISOString(), context: chunk.context, events: piece });
-                if (this.stopped)
-                    return null;
-                this.postingOld = [];
-                if (outcome.kind === "retry") {
-                    result = outcome.afterMs;
-                    break;
-                }
-                for (const e of piece)
-                    done.add(e.event_id);
-                if (outcome.kind === "delivered")
-                    this.logSent(chunk.context, piece, outcome);
-                this.claimed = outbox.reclaim(this.claimed, left());
-            }
-            if (result !== null)
-                break;
-        }
-        const claimed = this.claimed;
-        this.claimed = [];
-        outbox.release(claimed, left());
-        return result;
+        const drained = await (0, flusher_js_1.drainOutbox)(this.outbox, this.transport, this.resendAfterMs, this.draining, () => this.stopped, (c, e, d) => this.logSent(c, e, d));
+        return drained.retry;
     }
     logSent(context, events, d) {
         try {
@@ -479,16 +442,32 @@ class Recorder {
         if (this.inflight)
             (this.inflight.posting ? posted : queued).unshift(...this.inflight.events);
         this.inflight = null;
-        const any = queued.length + posted.length + this.postingOld.length + this.claimed.length > 0;
+        const { claimed, postingOld } = this.draining;
+        const any = queued.length + posted.length + postingOld.length + claimed.length > 0;
+        let filed = false;
         if (any && this.outbox) {
             try {
-                this.outbox.leaveAtExit(queued.length + posted.length > 0 ? this.context() : null, queued, posted, this.postingOld, this.claimed);
+                this.outbox.leaveAtExit(queued.length + posted.length > 0 ? this.context() : null, queued, posted, postingOld, claimed);
+                filed = true;
             }
             catch {
             }
         }
-        this.claimed = [];
+        this.draining.claimed = [];
+        this.draining.postingOld = [];
+        if (this.detached && this.outbox && (filed || this.drainPending))
+            this.handOver(this.outbox.dir);
         this.warnDropped();
+    }
+    handOver(dir) {
+        const endpoint = this.r.endpoint;
+        if (!endpoint)
+            return;
+        const vars = {};
+        for (const [k, v] of Object.entries(this.r.vars))
+            if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k))
+                vars[k] = v;
+        (0, flusher_js_1.spawnFlusher)({ dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars }, this.options.flushGapMs);
     }
     printDebug(events) {
         if (events.length === 0)
@@ -1244,6 +1223,187 @@ function detectEnv(vars, prefix) {
     return "development";
 }
 },
+"./flusher.js": function (exports, require, module) {
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.FLUSH_CONFIG_VAR = exports.LOCK_STALE_MS = exports.DEFAULT_FLUSH_GAP_MS = exports.FLUSH_STARTED = exports.FLUSH_BACKOFF = exports.FLUSH_LOCK = void 0;
+exports.backoff = backoff;
+exports.drainOutbox = drainOutbox;
+exports.readBackoff = readBackoff;
+exports.writeBackoff = writeBackoff;
+exports.takeLock = takeLock;
+exports.releaseLock = releaseLock;
+exports.spawnFlusher = spawnFlusher;
+const fs = require("node:fs");
+const path = require("node:path");
+const lazy_js_1 = require("./lazy.js");
+const outbox_js_1 = require("./outbox.js");
+const protocol_js_1 = require("./protocol.js");
+exports.FLUSH_LOCK = "flush.lock";
+exports.FLUSH_BACKOFF = "flush-backoff.json";
+exports.FLUSH_STARTED = "flush-started";
+exports.DEFAULT_FLUSH_GAP_MS = 60_000;
+exports.LOCK_STALE_MS = 5 * 60 * 1000;
+exports.FLUSH_CONFIG_VAR = "TALLY_FLUSH_CONFIG";
+const BASE_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 300_000;
+const MAX_RETRY_AFTER_MS = 3_600_000;
+function backoff(failures, retryAfterMs) {
+    const exp = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(16, Math.max(0, failures - 1)));
+    return Math.max(exp, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
+}
+async function drainOutbox(outbox, transport, resendAfterMs, state, stopped, logSent) {
+    state.claimed = outbox.claim();
+    if (state.claimed.length === 0)
+        return { retry: null, posted: 0 };
+    const all = outbox.bound(outbox.read(state.claimed));
+    const now = Date.now();
+    const due = [];
+    for (const c of all.filter((x) => (0, outbox_js_1.isDue)(x, now, resendAfterMs))) {
+        const last = due[due.length - 1];
+        if (last && JSON.stringify(last.context) === JSON.stringify(c.context))
+            last.events.push(...c.events);
+        else
+            due.push({ context: c.context, events: [...c.events] });
+    }
+    const done = new Set();
+    const left = () => all.map((c) => ({ ...c, events: c.events.filter((e) => !done.has(e.event_id)) }));
+    let retry = null;
+    let posted = 0;
+    for (const chunk of due) {
+        for (let i = 0; i < chunk.events.length && retry === null; i += protocol_js_1.MAX_EVENTS_PER_BATCH) {
+            const piece = chunk.events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH);
+            state.postingOld = piece.map((e) => e.event_id);
+            posted++;
+            const outcome = await transport.send({ sent_at: new Date().toISOString(), context: chunk.context, events: piece });
+            if (stopped())
+                return { retry: null, posted };
+            state.postingOld = [];
+            if (outcome.kind === "retry") {
+                retry = outcome.afterMs;
+                break;
+            }
+            for (const e of piece)
+                done.add(e.event_id);
+            if (outcome.kind === "delivered")
+                logSent(chunk.context, piece, outcome);
+            state.claimed = outbox.reclaim(state.claimed, left());
+        }
+        if (retry !== null)
+            break;
+    }
+    const claimed = state.claimed;
+    state.claimed = [];
+    outbox.release(claimed, left());
+    return { retry, posted };
+}
+function readBackoff(dir) {
+    try {
+        const b = JSON.parse(fs.readFileSync(path.join(dir, exports.FLUSH_BACKOFF), "utf8"));
+        return typeof b.until === "number" && typeof b.failures === "number" ? b : null;
+    }
+    catch {
+        return null;
+    }
+}
+function writeBackoff(dir, b) {
+    const file = path.join(dir, exports.FLUSH_BACKOFF);
+    if (!b) {
+        fs.rmSync(file, { force: true });
+        return;
+    }
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(b));
+    fs.renameSync(tmp, file);
+}
+function takeLock(dir, pid) {
+    const file = path.join(dir, exports.FLUSH_LOCK);
+    for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+            fs.writeFileSync(file, String(pid), { flag: "wx" });
+            return true;
+        }
+        catch (e) {
+            if (e.code !== "EEXIST")
+                return false;
+        }
+        let holder = NaN;
+        let age = 0;
+        try {
+            holder = Number(fs.readFileSync(file, "utf8"));
+            age = Date.now() - fs.statSync(file).mtimeMs;
+        }
+        catch {
+            continue;
+        }
+        if (Number.isInteger(holder) && holder > 0 && (0, outbox_js_1.alive)(holder) && age < exports.LOCK_STALE_MS)
+            return false;
+        fs.rmSync(file, { force: true });
+    }
+    return false;
+}
+function releaseLock(dir, pid) {
+    const file = path.join(dir, exports.FLUSH_LOCK);
+    try {
+        if (Number(fs.readFileSync(file, "utf8")) === pid)
+            fs.rmSync(file, { force: true });
+    }
+    catch {
+    }
+}
+function flushScript() {
+    for (const p of [path.join(__dirname, "flush.cjs"), path.join(__dirname, "..", "flush.cjs")]) {
+        if (fs.existsSync(p))
+            return p;
+    }
+    return null;
+}
+function spawnFlusher(config, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
+    try {
+        const backoff = readBackoff(config.dir);
+        if (backoff && Date.now() < backoff.until)
+            return null;
+        const started = path.join(config.dir, exports.FLUSH_STARTED);
+        if (gapMs > 0) {
+            try {
+                if (Date.now() - fs.statSync(started).mtimeMs < gapMs)
+                    return null;
+            }
+            catch {
+            }
+        }
+        const script = flushScript();
+        if (!script || !takeLock(config.dir, process.pid))
+            return null;
+        let pid;
+        try {
+            const env = { ...process.env, [exports.FLUSH_CONFIG_VAR]: JSON.stringify(config) };
+            if (process.versions.electron)
+                env.ELECTRON_RUN_AS_NODE = "1";
+            const child = (0, lazy_js_1.childProcess)().spawn(process.execPath, [script], {
+                detached: true,
+                stdio: "ignore",
+                windowsHide: true,
+                env,
+            });
+            child.on("error", () => { });
+            child.unref();
+            pid = child.pid;
+        }
+        finally {
+            if (pid) {
+                fs.writeFileSync(path.join(config.dir, exports.FLUSH_LOCK), String(pid));
+                fs.writeFileSync(started, "");
+            }
+            else
+                releaseLock(config.dir, process.pid);
+        }
+        return pid ?? null;
+    }
+    catch {
+        return null;
+    }
+}
+},
 "./identity.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.randomIdentity = randomIdentity;
@@ -1558,6 +1718,7 @@ function resolve(o) {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.Outbox = exports.DEFAULT_RESEND_AFTER_MS = exports.DEFAULT_MAX_AGE_MS = exports.DEFAULT_MAX_BYTES = void 0;
 exports.isDue = isDue;
+exports.alive = alive;
 const fs = require("node:fs");
 const path = require("node:path");
 const lazy_js_1 = require("./lazy.js");
@@ -2161,6 +2322,11 @@ const SECRET_CASED = [
     String.raw `-----BEGIN [A-Z ]*PRIVATE KEY-----`,
     String.raw `\b[0-9a-fA-F]{32,}\b`,
 ].join("|");
+const HOSTNAME = [
+    String.raw `\b[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)*\.(local|lan|internal|intranet|corp|localdomain|home\.arpa)\b`,
+    String.raw `\b(DESKTOP|LAPTOP)-[A-Z0-9]{5,}\b`,
+    String.raw `\b[a-z0-9-]+-(macbook|imac|mac-mini|mbp)(-pro|-air)?\b`,
+].join("|");
 const SECRET_UNCASED = [
     String.raw `\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`,
     String.raw `\bbearer\s+[A-Za-z0-9._~+/-]{8,}=*`,
@@ -2171,6 +2337,7 @@ const PATTERNS = [
     ["email", /[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}/gi],
     ["secret", new RegExp(SECRET_CASED, "g")],
     ["secret", new RegExp(SECRET_UNCASED, "gi")],
+    ["hostname", new RegExp(HOSTNAME, "gi")],
     ["home_path", /(\/home\/[^/\s]+|\/Users\/[^/\s]+|\/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*/gi],
     ["ip_address", /\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b/g],
     [
@@ -2186,15 +2353,12 @@ function test(re, s) {
 function obviouslyClean(s) {
     if (s.length >= 15 || Buffer.byteLength(s) >= 15)
         return false;
-    let dots = 0;
     for (let i = 0; i < s.length; i++) {
         const c = s.charCodeAt(i);
-        if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61)
+        if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61 || c === 46 || c === 45)
             return false;
-        if (c === 46)
-            dots++;
     }
-    return dots < 3;
+    return true;
 }
 function hasRandomToken(s) {
     CANDIDATE_TOKEN.lastIndex = 0;

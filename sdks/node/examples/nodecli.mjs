@@ -8,7 +8,7 @@
 //   nodecli fail                   record an error with a bounded kind, exit 1
 //   nodecli telemetry …            status [--json] | enable | disable | local | show [--json] | reset
 //
-// Environment: NODECLI_ENDPOINT (collector URL), NODECLI_RESEND_AFTER_MS, NODECLI_DEFAULT
+// Environment: NODECLI_ENDPOINT (collector URL), NODECLI_RESEND_AFTER_MS, NODECLI_FLUSH_GAP_MS, NODECLI_DEFAULT
 // (on, off for opt-in, local), NODECLI_OFF=1 (`build` without loading the SDK at all: the
 // benchmark's baseline); and the SDK's own variables (DO_NOT_TRACK,
 // NODECLI_TELEMETRY_DISABLED, NODECLI_TELEMETRY_DEBUG, NODECLI_ENV, TALLY_POLICY).
@@ -40,6 +40,7 @@ const options = {
   endpoint: process.env.NODECLI_ENDPOINT,
   defaultMode: (tally && parseMode(process.env.NODECLI_DEFAULT ?? "on")) ?? "on",
   resendAfterMs: process.env.NODECLI_RESEND_AFTER_MS ? Number(process.env.NODECLI_RESEND_AFTER_MS) : undefined,
+  flushGapMs: process.env.NODECLI_FLUSH_GAP_MS ? Number(process.env.NODECLI_FLUSH_GAP_MS) : undefined,
 };
 
 const [command, ...rest] = positionals;

@@ -6,13 +6,16 @@
  * socket. `record()` is synchronous and cheap: it scrubs and checks the event on the
  * caller's stack and pushes it onto a bounded queue; it never throws.
  *
- * The sender runs on the host's event loop without ever holding it: each batch goes out
- * on an unref'd socket after an unref'd timer (or at once when a batch is full), so a
- * tool whose work is done exits at once, whatever the network does. An outbox left by
- * earlier runs is sent first, once this run has recorded an event. On the process's
- * `exit` event, synchronously, whatever is still queued or in flight is filed in the
- * outbox for a later run: one file write, whatever the outbox holds. A batch in flight
- * there is marked posted, so later runs wait `resendAfter` before posting it again (the
+ * A short command posts nothing itself: on the process's `exit` event, synchronously,
+ * what is queued is filed in the outbox (one file write, whatever the outbox holds) and,
+ * with consent to upload, a detached flusher process is started on it (flusher.ts), so
+ * the host neither loads the HTTP stack nor waits for the network.
+ *
+ * A longer run (one `flushIntervalMs` and more, or a `flush()` call) sends from its own
+ * event loop without ever holding it: each batch goes out on an unref'd socket after an
+ * unref'd timer, so a tool whose work is done exits at once, whatever the network does;
+ * an outbox left by earlier runs is sent first. What is in flight at exit is filed in the
+ * outbox marked posted, so later senders wait `resendAfter` before posting it again (the
  * collector most likely has it).
  */
 
@@ -20,7 +23,8 @@ import { Decision, loadUserConfig, Mode, saveUserConfig, describeSource } from "
 import { Event, EventFields, Sanitizer } from "./event.js";
 import { detectEnv, Facts, gatherFacts } from "./facts.js";
 import { LocalIdentity, loadIdentity, loadOrCreateIdentity, machineId, randomIdentity, saltBytes } from "./identity.js";
-import { Chunk, DEFAULT_RESEND_AFTER_MS, isDue, Outbox } from "./outbox.js";
+import { backoff, drainOutbox, DrainState, spawnFlusher } from "./flusher.js";
+import { DEFAULT_RESEND_AFTER_MS, Outbox } from "./outbox.js";
 import { createProjectId as writeProjectId, ManifestKind } from "./project.js";
 import { Context, MAX_EVENTS_PER_BATCH, MAX_NAME_LEN, MAX_PROPS, PropValue, WireEvent } from "./protocol.js";
 import { Delivery, HttpTransport, Transport } from "./transport.js";
@@ -29,15 +33,7 @@ import { resolve, Resolved, TelemetryOptions } from "./options.js";
 /** The SDK's version, sent in the User-Agent. */
 export const SDK_VERSION = "0.1.0";
 
-const BASE_BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 300_000;
-const MAX_RETRY_AFTER_MS = 3_600_000;
-
-/** Exponential backoff from 500 ms, or the collector's `Retry-After` when longer. */
-export function backoff(failures: number, retryAfterMs?: number): number {
-  const exp = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(16, Math.max(0, failures - 1)));
-  return Math.max(exp, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
-}
+export { backoff } from "./flusher.js";
 
 /** `s` cut to what the protocol accepts in versions and names: `[A-Za-z0-9._:+-]`, 64 bytes. */
 function token(s: string, empty: string): string {
@@ -225,10 +221,12 @@ class Recorder {
   private readonly makeContext: () => Context;
   private contextValue: Context | null = null;
   private inflight: InFlight | null = null;
-  /** Ids of the outbox being posted now. */
-  private postingOld: string[] = [];
-  /** Outbox files this process holds while it sends them. */
-  private claimed: string[] = [];
+  /** The outbox files this process holds while it sends them, and the ids being posted. */
+  private readonly draining: DrainState = { claimed: [], postingOld: [] };
+  /** Whether this run hands what it leaves to a detached flusher at exit (flusher.ts). */
+  private readonly detached: boolean;
+  /** When the client started: nothing is posted from this process before one interval has passed. */
+  private readonly startedAt = Date.now();
   private drainPending: boolean;
   private busy = false;
   private timer: NodeJS.Timeout | null = null;
@@ -297,6 +295,8 @@ class Recorder {
       noticeRun(r.command, r.paths.userConfig, options.notice);
     const upload = r.decision.mode === "on" && !notice && !r.debug;
     this.transport = upload ? (options.transport ?? this.http()) : null;
+    // Our own HTTP transport (not a test sink) can be handed to another process.
+    this.detached = upload && !options.transport && this.transport !== null;
     this.drainPending = this.transport !== null && this.outbox !== null && this.outbox.hasWaiting();
     process.on("exit", this.onExit);
   }
@@ -304,15 +304,18 @@ class Recorder {
   private http(): Transport | null {
     if (!this.r.endpoint) return null;
     try {
-      return new HttpTransport(
-        this.r.endpoint,
-        `tally-node/${SDK_VERSION} ${this.r.app}/${token(this.options.version, "unknown")}`,
-        { connectMs: this.options.connectTimeoutMs ?? 3000, totalMs: this.options.totalTimeoutMs ?? 10000 },
-        this.r.vars,
-      );
+      return new HttpTransport(this.r.endpoint, this.userAgent(), this.timeouts(), this.r.vars);
     } catch {
       return null;
     }
+  }
+
+  private userAgent(): string {
+    return `tally-node/${SDK_VERSION} ${this.r.app}/${token(this.options.version, "unknown")}`;
+  }
+
+  private timeouts(): { connectMs: number; totalMs: number } {
+    return { connectMs: this.options.connectTimeoutMs ?? 3000, totalMs: this.options.totalTimeoutMs ?? 10000 };
   }
 
   /** The batch context, computed once (the machine id may take a file read). */
@@ -336,7 +339,10 @@ class Recorder {
     if (this.queue.length === 0) this.firstQueuedAt = Date.now();
     this.queue.push(wire);
     if (this.r.debug) return;
-    if (this.queue.length >= this.batchSize || (this.drainPending && Date.now() >= this.retryAt)) this.kick(0);
+    // Nothing is posted from here before the client is one interval old: a short command
+    // never loads the HTTP stack, it hands its events to the detached flusher at exit.
+    const wait = this.detached ? Math.max(0, this.startedAt + this.flushIntervalMs - Date.now()) : 0;
+    if (this.queue.length >= this.batchSize || (this.drainPending && Date.now() >= this.retryAt)) this.kick(wait);
     else if (!this.timer) this.kick(this.flushIntervalMs);
   }
 
@@ -421,48 +427,13 @@ class Recorder {
     }
   }
 
-  /** Sends what earlier runs left, one batch per context; `null` on success, else the Retry-After (ms) of the failure. */
+  /** Sends what earlier runs left (flusher.ts); `null` on success, else the Retry-After (ms) of the failure. */
   private async drain(): Promise<number | undefined | null> {
-    const outbox = this.outbox;
-    const transport = this.transport;
-    if (!outbox || !transport) return null;
-    this.claimed = outbox.claim();
-    if (this.claimed.length === 0) return null;
-    // The chunks as stored (bounded), which keep their posted marks; sent as one batch per
-    // context (of at most 500 events), not one per run that wrote them.
-    const all = outbox.bound(outbox.read(this.claimed));
-    const now = Date.now();
-    const due: Chunk[] = [];
-    for (const c of all.filter((x) => isDue(x, now, this.resendAfterMs))) {
-      const last = due[due.length - 1];
-      if (last && JSON.stringify(last.context) === JSON.stringify(c.context)) last.events.push(...c.events);
-      else due.push({ context: c.context, events: [...c.events] });
-    }
-    const done = new Set<string>();
-    const left = () => all.map((c) => ({ ...c, events: c.events.filter((e) => !done.has(e.event_id)) }));
-    let result: number | undefined | null = null;
-    for (const chunk of due) {
-      for (let i = 0; i < chunk.events.length && result === null; i += MAX_EVENTS_PER_BATCH) {
-        const piece = chunk.events.slice(i, i + MAX_EVENTS_PER_BATCH);
-        this.postingOld = piece.map((e) => e.event_id);
-        const outcome = await transport.send({ sent_at: new Date().toISOString(), context: chunk.context, events: piece });
-        if (this.stopped) return null;
-        this.postingOld = [];
-        if (outcome.kind === "retry") {
-          result = outcome.afterMs;
-          break;
-        }
-        // Delivered, or refused for good: either way never sent again.
-        for (const e of piece) done.add(e.event_id);
-        if (outcome.kind === "delivered") this.logSent(chunk.context, piece, outcome);
-        this.claimed = outbox.reclaim(this.claimed, left());
-      }
-      if (result !== null) break;
-    }
-    const claimed = this.claimed;
-    this.claimed = [];
-    outbox.release(claimed, left());
-    return result;
+    if (!this.outbox || !this.transport) return null;
+    const drained = await drainOutbox(this.outbox, this.transport, this.resendAfterMs, this.draining, () => this.stopped, (c, e, d) =>
+      this.logSent(c, e, d),
+    );
+    return drained.retry;
   }
 
   private logSent(context: Context, events: WireEvent[], d: Extract<Delivery, { kind: "delivered" }>): void {
@@ -527,16 +498,33 @@ class Recorder {
     const posted: WireEvent[] = [];
     if (this.inflight) (this.inflight.posting ? posted : queued).unshift(...this.inflight.events);
     this.inflight = null;
-    const any = queued.length + posted.length + this.postingOld.length + this.claimed.length > 0;
+    const { claimed, postingOld } = this.draining;
+    const any = queued.length + posted.length + postingOld.length + claimed.length > 0;
+    let filed = false;
     if (any && this.outbox) {
       try {
-        this.outbox.leaveAtExit(queued.length + posted.length > 0 ? this.context() : null, queued, posted, this.postingOld, this.claimed);
+        this.outbox.leaveAtExit(queued.length + posted.length > 0 ? this.context() : null, queued, posted, postingOld, claimed);
+        filed = true;
       } catch {
         // nowhere to keep them: lost, as a crash would lose them
       }
     }
-    this.claimed = [];
+    this.draining.claimed = [];
+    this.draining.postingOld = [];
+    if (this.detached && this.outbox && (filed || this.drainPending)) this.handOver(this.outbox.dir);
     this.warnDropped();
+  }
+
+  /** Starts the detached flusher on what this run leaves (and what earlier runs left). */
+  private handOver(dir: string): void {
+    const endpoint = this.r.endpoint;
+    if (!endpoint) return;
+    const vars: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.r.vars)) if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k)) vars[k] = v;
+    spawnFlusher(
+      { dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars },
+      this.options.flushGapMs,
+    );
   }
 
   private printDebug(events: WireEvent[]): void {

@@ -47,6 +47,12 @@ export interface TelemetryOptions {
   flushIntervalMs?: number;
   /** How long a batch posted without an answer seen waits before it is posted again (default 10 min). */
   resendAfterMs?: number;
+  /**
+   * Least time between two detached flushers of this tool's outbox (default 60 s): a short
+   * command hands what it recorded to a flusher process at exit, unless one was started
+   * within this time; then it waits in the outbox for the next. `0` starts one every run.
+   */
+  flushGapMs?: number;
   /** Connect timeout of one request (default 3000 ms). */
   connectTimeoutMs?: number;
   /** Total timeout of one request (default 10000 ms). */

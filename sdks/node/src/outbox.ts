@@ -76,7 +76,8 @@ export function isDue(c: Chunk, nowMs: number, resendAfterMs: number): boolean {
 /** Orders the files one process writes within a millisecond. */
 let sequence = 0;
 
-function alive(pid: number): boolean {
+/** Whether process `pid` runs (or exists under another user). */
+export function alive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

@@ -1,19 +1,20 @@
 /**
  * Detection and removal of personal data in strings: the JavaScript form of
  * `tally_protocol::scrub`. Both scrubbers are checked against one corpus
- * (`crates/tally-protocol/scrub-corpus.json`), so they cannot drift apart.
+ * (`crates/tally-protocol/scrub-corpus.json`, hostnames included), so they cannot drift apart.
  *
  * The Rust patterns are kept in the same order with the same meaning. Rust's inline
  * `(?i)` inside the secret alternation applies to the alternatives after it; JavaScript has
  * no inline flags, so that pattern is two here (case-sensitive, then case-insensitive),
- * both reporting `secret`.
+ * both reporting `secret`. The hostname pattern starts with `(?i)`, which in Rust covers
+ * every alternative after it (to the end of the pattern), so here the whole of it is `i`.
  */
 
 /** What {@link scrub} puts in place of a removed piece. */
 export const REDACTED = "[redacted]";
 
 /** The kinds of personal data the scrubber finds (the Rust `Finding`, snake_case). */
-export type Finding = "email" | "ip_address" | "home_path" | "url_with_secrets" | "secret";
+export type Finding = "email" | "ip_address" | "home_path" | "url_with_secrets" | "secret" | "hostname";
 
 const SECRET_CASED = [
   String.raw`\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*`,
@@ -33,6 +34,13 @@ const SECRET_CASED = [
   String.raw`\b[0-9a-fA-F]{32,}\b`,
 ].join("|");
 
+/** A machine's name: a dotted name in a private zone, or a default desktop name. */
+const HOSTNAME = [
+  String.raw`\b[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)*\.(local|lan|internal|intranet|corp|localdomain|home\.arpa)\b`,
+  String.raw`\b(DESKTOP|LAPTOP)-[A-Z0-9]{5,}\b`,
+  String.raw`\b[a-z0-9-]+-(macbook|imac|mac-mini|mbp)(-pro|-air)?\b`,
+].join("|");
+
 const SECRET_UNCASED = [
   String.raw`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`,
   String.raw`\bbearer\s+[A-Za-z0-9._~+/-]{8,}=*`,
@@ -45,6 +53,7 @@ const PATTERNS: [Finding, RegExp][] = [
   ["email", /[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}/gi],
   ["secret", new RegExp(SECRET_CASED, "g")],
   ["secret", new RegExp(SECRET_UNCASED, "gi")],
+  ["hostname", new RegExp(HOSTNAME, "gi")],
   ["home_path", /(\/home\/[^/\s]+|\/Users\/[^/\s]+|\/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*/gi],
   ["ip_address", /\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b/g],
   [
@@ -61,19 +70,18 @@ function test(re: RegExp, s: string): boolean {
 }
 
 /**
- * A cheap proof that no pattern can match: every pattern needs one of these characters,
- * three dots (IPv4), or at least 15 bytes (the shortest secret format).
+ * A cheap proof that no pattern can match: every pattern needs one of these characters, a
+ * dot (IPv4, hostnames), a `-` (desktop names), or at least 15 bytes (the shortest secret
+ * format, `xoxb-` and 10 more).
  */
 function obviouslyClean(s: string): boolean {
   if (s.length >= 15 || Buffer.byteLength(s) >= 15) return false;
-  let dots = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    // @ / \ : ~ =
-    if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61) return false;
-    if (c === 46) dots++;
+    // @ / \ : ~ = . -
+    if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61 || c === 46 || c === 45) return false;
   }
-  return dots < 3;
+  return true;
 }
 
 function hasRandomToken(s: string): boolean {

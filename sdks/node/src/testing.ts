@@ -6,7 +6,9 @@
  *   environment, so a test's outcome does not depend on the developer's `DO_NOT_TRACK` or
  *   CI variables, and an assertion that a client created no file;
  * - {@link ConnectionTrap}: a loopback listener that counts connection attempts, to assert
- *   that a disabled client opened no socket.
+ *   that a disabled client opened no socket;
+ * - {@link assertLeavesNoTrace}: all of it at once, and that no process was started (a
+ *   client that uploads hands its events to a detached flusher process at exit).
  *
  * ```js
  * const sandbox = new Sandbox();
@@ -23,6 +25,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 
+import { childProcess } from "./lazy.js";
 import type { TelemetryOptions } from "./options.js";
 import type { Batch, WireEvent } from "./protocol.js";
 import type { Delivery, Transport } from "./transport.js";
@@ -165,8 +168,10 @@ export class ConnectionTrap {
 
 /**
  * Runs `use` with a client built from the sandbox's options pointed at a connection trap,
- * lets every timer and socket it might start run, and throws when it created a file or
- * opened a socket: what a disabled client must never do.
+ * lets every timer and socket it might start run, and throws when it created a file,
+ * opened a socket or started a process: what a disabled client must never do. Processes
+ * are counted by wrapping `child_process`'s functions while `use` and the settling run
+ * (then they are restored); the SDK's own calls go through them.
  */
 export async function assertLeavesNoTrace(
   sandbox: Sandbox,
@@ -174,13 +179,25 @@ export async function assertLeavesNoTrace(
   settleMs = 50,
 ): Promise<void> {
   const trap = await ConnectionTrap.open();
+  const cp = childProcess() as unknown as Record<string, unknown>;
+  const names = ["spawn", "spawnSync", "execFile", "execFileSync", "exec", "execSync", "fork"];
+  const originals = names.map((n) => cp[n]);
+  const started: string[] = [];
+  names.forEach((n, i) => {
+    const f = originals[i] as (...a: unknown[]) => unknown;
+    cp[n] = (...a: unknown[]) => {
+      started.push(`${n}(${String(a[0])})`);
+      return f(...a);
+    };
+  });
   try {
     await use(trap.endpoint);
     await new Promise((ok) => setTimeout(ok, settleMs));
     sandbox.assertNoFiles();
+    if (started.length > 0) throw new Error(`a process was started: ${started.join(", ")}`);
     if (trap.connections > 0) throw new Error(`${trap.connections} connection(s) were opened`);
   } finally {
+    names.forEach((n, i) => (cp[n] = originals[i]));
     await trap.close();
   }
 }
-

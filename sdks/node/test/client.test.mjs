@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import * as esm from "../dist/index.mjs";
 import { createTelemetry, Event, runTelemetryCommand, addTelemetryCommand, isSensitive } from "../dist/index.mjs";
 import { MemorySink, Sandbox, assertLeavesNoTrace } from "../dist/testing.mjs";
+import { flusherDone } from "./helpers.mjs";
 import { hashSensitive } from "../dist/cjs/identity.js";
 
 const require = createRequire(import.meta.url);
@@ -115,6 +116,18 @@ test("off: the helper does catch a client that writes or connects", async (t) =>
     }),
     /connection\(s\) were opened/,
   );
+  // Files elsewhere and no flush: the flusher it starts at exit gives it away.
+  const s3 = withSandbox(t);
+  const away3 = withSandbox(t).options("demo", "1.0.0");
+  await assert.rejects(
+    assertLeavesNoTrace(s3, (endpoint) => {
+      const tel = createTelemetry({ ...s3.options("demo", "1.0.0"), endpoint, dataDir: away3.dataDir, configDir: away3.configDir });
+      tel.record(Event.commandRun("build"));
+      tel.shutdown();
+    }),
+    /a process was started: spawn\(/,
+  );
+  await flusherDone(away3.dataDir);
 });
 
 test("debug: payloads are printed, nothing is sent, no identity is created", async (t) => {

@@ -1,13 +1,17 @@
-// Against a real `tally serve` on loopback (TALLY_BIN): events arrive once; a refused port
-// and a port that accepts and never answers leave the host's exit unheld and the events
-// in the outbox, delivered by a later run.
+// Against a real `tally serve` on loopback (TALLY_BIN): events arrive once, sent by the
+// host (flush()) or by the detached flusher a short command hands them to at exit; a
+// refused port and a port that accepts and never answers leave the host's exit unheld and
+// the events in the outbox, delivered by a later run.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as net from "node:net";
 
 import { Outbox } from "../dist/cjs/outbox.js";
-import { Collector, Home, sentLog } from "./helpers.mjs";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+import { Collector, flusherDone, Home, sentLog } from "./helpers.mjs";
 
 let collector;
 before(async () => {
@@ -31,11 +35,26 @@ function assertStoredOnce(home) {
   assert.equal(new Set(ids).size, ids.length, "no event sent twice");
 }
 
-/** A later run against the collector: delivers what waits, and its own. */
-function laterRun(home) {
-  const r = home.run(["build", "--flush-ms", "10000"], { NODECLI_ENDPOINT: collector.url, NODECLI_RESEND_AFTER_MS: "0" });
+// A flusher every run (the default is one per 60 s), so that each run's flusher can be waited for.
+const GAP0 = { NODECLI_FLUSH_GAP_MS: "0" };
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+const backoffOf = (home) => {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(home.dataDir, "flush-backoff.json"), "utf8"));
+  } catch {
+    return null;
+  }
+};
+
+/** A later short run against the collector, once the backoff has passed: its flusher delivers what waits, and its own. */
+async function laterRun(home) {
+  const b = backoffOf(home);
+  if (b) await sleep(Math.max(0, b.until - Date.now() + 50));
+  const r = home.run(["build"], { ...GAP0, NODECLI_ENDPOINT: collector.url, NODECLI_RESEND_AFTER_MS: "0" });
   assert.equal(r.status, 0, r.stderr);
+  await flusherDone(home.dataDir);
   assert.deepEqual(outboxIds(home), [], "the outbox is empty");
+  assert.equal(backoffOf(home), null, "a delivered flush clears the backoff");
 }
 
 function refusedPort() {
@@ -43,14 +62,15 @@ function refusedPort() {
   return `http://127.0.0.1:${out.stdout.trim()}`;
 }
 
-test("collector: events arrive once, and a later run sends only its own", () => {
+test("collector: events arrive once, and a later run sends only its own", async () => {
   const home = new Home();
   try {
-    const r = home.run(["build", "--events", "3", "--flush-ms", "10000"], { NODECLI_ENDPOINT: collector.url });
+    const r = home.run(["build", "--events", "3", "--flush-ms", "10000"], { ...GAP0, NODECLI_ENDPOINT: collector.url });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(sentIds(home).length, 5);
     assert.deepEqual(outboxIds(home), []);
-    laterRun(home);
+    await flusherDone(home.dataDir);
+    await laterRun(home);
     assert.equal(sentIds(home).length, 7);
     assertStoredOnce(home);
   } finally {
@@ -58,15 +78,82 @@ test("collector: events arrive once, and a later run sends only its own", () => 
   }
 });
 
-test("collector: a refused port keeps the events in the outbox; a later run delivers them once", () => {
+test("collector: a short command hands its events to a detached flusher, which delivers them exactly once", async () => {
+  const home = new Home();
+  // Reports, after every exit listener, whether the host loaded Node's HTTP stack.
+  const probe = path.join(home.dir, "probe.cjs");
+  fs.writeFileSync(
+    probe,
+    `const emit = process.emit;
+process.emit = function (e, ...a) {
+  const r = emit.call(this, e, ...a);
+  if (e === "exit") process.stderr.write("http_loaded=" + process.moduleLoadList.some((m) => /^NativeModule (http|https|zlib)$/.test(m)) + "\\n");
+  return r;
+};
+`,
+  );
+  try {
+    for (let run = 1; run <= 3; run++) {
+      const r = home.run(["build", "--events", "3"], { ...GAP0, NODECLI_ENDPOINT: collector.url, NODE_OPTIONS: `--require ${probe}` });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /http_loaded=false/, "the host never loads http, https or zlib");
+      await flusherDone(home.dataDir);
+      assert.equal(sentIds(home).length, 5 * run, `run ${run}: every event of the run delivered by its flusher`);
+      assert.deepEqual(outboxIds(home), []);
+    }
+    assertStoredOnce(home);
+    assert.deepEqual(fs.readdirSync(home.dataDir).sort(), ["flush-started", "sent.jsonl"], "no lock, claim or outbox file left");
+    // The same command that waits for delivery itself does load them (the probe sees them).
+    const r = home.run(["build", "--flush-ms", "10000"], { NODECLI_ENDPOINT: collector.url, NODE_OPTIONS: `--require ${probe}` });
+    assert.match(r.stderr, /http_loaded=true/);
+  } finally {
+    home.remove();
+  }
+});
+
+test("collector: within the flush gap a run starts no flusher; its events wait and the first run after the gap delivers them once", async () => {
   const home = new Home();
   try {
-    // 120 events fill a batch, so it is posted during the run (and refused).
-    const r = home.run(["build", "--events", "120"], { NODECLI_ENDPOINT: refusedPort() });
+    const env = { NODECLI_ENDPOINT: collector.url, NODECLI_FLUSH_GAP_MS: "1500" };
+    assert.equal(home.run(["build"], env).status, 0);
+    await flusherDone(home.dataDir);
+    assert.equal(sentIds(home).length, 2, "the first run starts a flusher");
+    const started = Date.now();
+    assert.equal(home.run(["build"], env).status, 0);
+    await flusherDone(home.dataDir);
+    if (Date.now() - started < 1000) {
+      assert.equal(sentIds(home).length, 2, "no flusher within the gap");
+      assert.equal(outboxIds(home).length, 2, "the run's events wait in the outbox");
+    }
+    await sleep(Math.max(0, started + 1600 - Date.now()));
+    assert.equal(home.run(["build"], env).status, 0);
+    await flusherDone(home.dataDir);
+    assert.equal(sentIds(home).length, 6);
+    assert.deepEqual(outboxIds(home), []);
+    assertStoredOnce(home);
+  } finally {
+    home.remove();
+  }
+});
+
+test("collector: a refused port keeps the events in the outbox, backs off, and a later run delivers them once", async () => {
+  const home = new Home();
+  try {
+    const endpoint = refusedPort();
+    const r = home.run(["build", "--events", "120"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
     assert.equal(r.status, 0, r.stderr);
+    await flusherDone(home.dataDir);
     const waiting = outboxIds(home);
     assert.equal(waiting.length, 122, "every event kept");
-    laterRun(home);
+    const b = backoffOf(home);
+    assert.equal(b?.failures, 1, "the failed flush left a backoff");
+    // Within the backoff a run starts no flusher: the failure count stays.
+    if (Date.now() < b.until - 200) {
+      home.run(["build"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
+      await flusherDone(home.dataDir);
+      assert.equal(backoffOf(home)?.failures, 1);
+    }
+    await laterRun(home);
     const sent = new Set(sentIds(home));
     for (const id of waiting) assert.ok(sent.has(id), `${id} not delivered`);
     assertStoredOnce(home);
@@ -82,16 +169,18 @@ test("collector: a port that never answers does not hold the host; the events wa
   await new Promise((ok) => silent.listen(0, "127.0.0.1", ok));
   try {
     const endpoint = `http://127.0.0.1:${silent.address().port}`;
-    const r = await home.start(["build", "--events", "120"], { NODECLI_ENDPOINT: endpoint });
+    const r = await home.start(["build", "--events", "120"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
     assert.equal(r.status, 0, r.stderr);
-    // The host exited while its post was still open: the request's 10 s timeout did not hold it.
-    assert.ok(held.length >= 1, "a post was in flight");
-    assert.ok(held.every((s) => !s.destroyed), "and still unanswered when the host had exited");
-    const chunks = new Outbox(home.dataDir).chunks();
-    assert.equal(chunks.reduce((n, c) => n + c.events.length, 0), 122, "every event kept");
-    assert.ok(chunks.some((c) => c.posts === 1 && c.posted_at), "the batch in flight is marked posted");
+    // The host has exited; its flusher's post reaches the silent server and stays unanswered.
+    const deadline = Date.now() + 20000;
+    while (held.length === 0 && Date.now() < deadline) await sleep(20);
+    assert.ok(held.length >= 1, "the flusher posted");
+    assert.equal(new Outbox(home.dataDir).chunks().reduce((n, c) => n + c.events.length, 0), 122, "every event kept meanwhile");
+    for (const s of held) s.destroy();
+    await flusherDone(home.dataDir);
     const waiting = outboxIds(home);
-    laterRun(home);
+    assert.equal(waiting.length, 122, "a post that failed keeps its events");
+    await laterRun(home);
     const sent = new Set(sentIds(home));
     for (const id of waiting) assert.ok(sent.has(id), `${id} not delivered`);
     assertStoredOnce(home);
@@ -102,16 +191,24 @@ test("collector: a port that never answers does not hold the host; the events wa
   }
 });
 
-test("collector: a short command with a posted, unanswered batch does not post it again before resendAfter", async () => {
+test("collector: a batch in flight at a long run's exit is marked posted, and not posted again before resendAfter", async () => {
   const home = new Home();
   const held = [];
   const silent = net.createServer((s) => held.push(s));
   await new Promise((ok) => silent.listen(0, "127.0.0.1", ok));
   try {
     const endpoint = `http://127.0.0.1:${silent.address().port}`;
-    await home.start(["build", "--events", "120"], { NODECLI_ENDPOINT: endpoint });
-    // Five more short runs: each posts what the run before left unposted, never what was posted.
-    for (let i = 0; i < 5; i++) await home.start(["build"], { NODECLI_ENDPOINT: endpoint });
+    // Longer than one flush interval: the full batch is posted by the host itself.
+    await home.start(["build", "--events", "120", "--work-ms", "1500"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
+    assert.ok(held.length >= 1, "the host posted");
+    // Five more short runs: their flushers post what is due, never the batch posted unanswered.
+    for (let i = 0; i < 5; i++) {
+      await home.start(["build"], { ...GAP0, NODECLI_ENDPOINT: endpoint });
+      for (const s of held) s.destroy();
+      await flusherDone(home.dataDir);
+      const b = backoffOf(home);
+      if (b) await sleep(Math.max(0, b.until - Date.now() + 20));
+    }
     const chunks = new Outbox(home.dataDir).chunks();
     assert.equal(chunks.reduce((n, c) => n + c.events.length, 0), 122 + 10);
     for (const c of chunks) assert.ok((c.posts ?? 0) <= 1, `posted ${c.posts} times: ${c.events.length} events`);
@@ -119,6 +216,7 @@ test("collector: a short command with a posted, unanswered batch does not post i
   } finally {
     for (const s of held) s.destroy();
     silent.close();
+    await flusherDone(home.dataDir);
     home.remove();
   }
 });

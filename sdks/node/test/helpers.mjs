@@ -11,6 +11,25 @@ export const repo = path.resolve(root, "..", "..");
 export const nodecli = path.join(root, "examples", "nodecli.mjs");
 export const PROJECT_ID = "7b581c0d-89b7-479e-b379-a76ab90b8754";
 
+/**
+ * Waits until the detached flusher of `dataDir` (if any) has exited: its lock is gone and
+ * nothing is claimed. Throws after `timeoutMs`.
+ */
+export async function flusherDone(dataDir, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  const busy = () => {
+    try {
+      return fs.readdirSync(dataDir).some((n) => n === "flush.lock" || n.startsWith("claimed-"));
+    } catch {
+      return false;
+    }
+  };
+  while (busy()) {
+    if (Date.now() > deadline) throw new Error(`the flusher of ${dataDir} is still running after ${timeoutMs} ms`);
+    await new Promise((ok) => setTimeout(ok, 20));
+  }
+}
+
 /** A temporary home with a project (package.json with a nodecli id) and an allow-all policy. */
 export class Home {
   constructor({ project = true, noticeSeen = true } = {}) {

@@ -6,13 +6,16 @@
  * socket. `record()` is synchronous and cheap: it scrubs and checks the event on the
  * caller's stack and pushes it onto a bounded queue; it never throws.
  *
- * The sender runs on the host's event loop without ever holding it: each batch goes out
- * on an unref'd socket after an unref'd timer (or at once when a batch is full), so a
- * tool whose work is done exits at once, whatever the network does. An outbox left by
- * earlier runs is sent first, once this run has recorded an event. On the process's
- * `exit` event, synchronously, whatever is still queued or in flight is filed in the
- * outbox for a later run: one file write, whatever the outbox holds. A batch in flight
- * there is marked posted, so later runs wait `resendAfter` before posting it again (the
+ * A short command posts nothing itself: on the process's `exit` event, synchronously,
+ * what is queued is filed in the outbox (one file write, whatever the outbox holds) and,
+ * with consent to upload, a detached flusher process is started on it (flusher.ts), so
+ * the host neither loads the HTTP stack nor waits for the network.
+ *
+ * A longer run (one `flushIntervalMs` and more, or a `flush()` call) sends from its own
+ * event loop without ever holding it: each batch goes out on an unref'd socket after an
+ * unref'd timer, so a tool whose work is done exits at once, whatever the network does;
+ * an outbox left by earlier runs is sent first. What is in flight at exit is filed in the
+ * outbox marked posted, so later senders wait `resendAfter` before posting it again (the
  * collector most likely has it).
  */
 import { Decision, Mode } from "./consent.js";
@@ -22,8 +25,7 @@ import { ManifestKind } from "./project.js";
 import { TelemetryOptions } from "./options.js";
 /** The SDK's version, sent in the User-Agent. */
 export declare const SDK_VERSION = "0.1.0";
-/** Exponential backoff from 500 ms, or the collector's `Retry-After` when longer. */
-export declare function backoff(failures: number, retryAfterMs?: number): number;
+export { backoff } from "./flusher.js";
 /** The client. Every method is safe to call in every mode and never throws. */
 export declare class Telemetry {
     private readonly options;

@@ -7,23 +7,26 @@
  * socket. `record()` is synchronous and cheap: it scrubs and checks the event on the
  * caller's stack and pushes it onto a bounded queue; it never throws.
  *
- * The sender runs on the host's event loop without ever holding it: each batch goes out
- * on an unref'd socket after an unref'd timer (or at once when a batch is full), so a
- * tool whose work is done exits at once, whatever the network does. An outbox left by
- * earlier runs is sent first, once this run has recorded an event. On the process's
- * `exit` event, synchronously, whatever is still queued or in flight is filed in the
- * outbox for a later run: one file write, whatever the outbox holds. A batch in flight
- * there is marked posted, so later runs wait `resendAfter` before posting it again (the
+ * A short command posts nothing itself: on the process's `exit` event, synchronously,
+ * what is queued is filed in the outbox (one file write, whatever the outbox holds) and,
+ * with consent to upload, a detached flusher process is started on it (flusher.ts), so
+ * the host neither loads the HTTP stack nor waits for the network.
+ *
+ * A longer run (one `flushIntervalMs` and more, or a `flush()` call) sends from its own
+ * event loop without ever holding it: each batch goes out on an unref'd socket after an
+ * unref'd timer, so a tool whose work is done exits at once, whatever the network does;
+ * an outbox left by earlier runs is sent first. What is in flight at exit is filed in the
+ * outbox marked posted, so later senders wait `resendAfter` before posting it again (the
  * collector most likely has it).
  */
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.Telemetry = exports.SDK_VERSION = void 0;
-exports.backoff = backoff;
+exports.Telemetry = exports.backoff = exports.SDK_VERSION = void 0;
 exports.createTelemetry = createTelemetry;
 const consent_js_1 = require("./consent.js");
 const event_js_1 = require("./event.js");
 const facts_js_1 = require("./facts.js");
 const identity_js_1 = require("./identity.js");
+const flusher_js_1 = require("./flusher.js");
 const outbox_js_1 = require("./outbox.js");
 const project_js_1 = require("./project.js");
 const protocol_js_1 = require("./protocol.js");
@@ -31,14 +34,8 @@ const transport_js_1 = require("./transport.js");
 const options_js_1 = require("./options.js");
 /** The SDK's version, sent in the User-Agent. */
 exports.SDK_VERSION = "0.1.0";
-const BASE_BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 300_000;
-const MAX_RETRY_AFTER_MS = 3_600_000;
-/** Exponential backoff from 500 ms, or the collector's `Retry-After` when longer. */
-function backoff(failures, retryAfterMs) {
-    const exp = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(16, Math.max(0, failures - 1)));
-    return Math.max(exp, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
-}
+var flusher_js_2 = require("./flusher.js");
+Object.defineProperty(exports, "backoff", { enumerable: true, get: function () { return flusher_js_2.backoff; } });
 /** `s` cut to what the protocol accepts in versions and names: `[A-Za-z0-9._:+-]`, 64 bytes. */
 function token(s, empty) {
     const t = String(s).replace(/[^A-Za-z0-9._:+-]/g, "").slice(0, protocol_js_1.MAX_NAME_LEN);
@@ -220,10 +217,12 @@ class Recorder {
     makeContext;
     contextValue = null;
     inflight = null;
-    /** Ids of the outbox being posted now. */
-    postingOld = [];
-    /** Outbox files this process holds while it sends them. */
-    claimed = [];
+    /** The outbox files this process holds while it sends them, and the ids being posted. */
+    draining = { claimed: [], postingOld: [] };
+    /** Whether this run hands what it leaves to a detached flusher at exit (flusher.ts). */
+    detached;
+    /** When the client started: nothing is posted from this process before one interval has passed. */
+    startedAt = Date.now();
     drainPending;
     busy = false;
     timer = null;
@@ -292,6 +291,8 @@ class Recorder {
             noticeRun(r.command, r.paths.userConfig, options.notice);
         const upload = r.decision.mode === "on" && !notice && !r.debug;
         this.transport = upload ? (options.transport ?? this.http()) : null;
+        // Our own HTTP transport (not a test sink) can be handed to another process.
+        this.detached = upload && !options.transport && this.transport !== null;
         this.drainPending = this.transport !== null && this.outbox !== null && this.outbox.hasWaiting();
         process.on("exit", this.onExit);
     }
@@ -299,11 +300,17 @@ class Recorder {
         if (!this.r.endpoint)
             return null;
         try {
-            return new transport_js_1.HttpTransport(this.r.endpoint, `tally-node/${exports.SDK_VERSION} ${this.r.app}/${token(this.options.version, "unknown")}`, { connectMs: this.options.connectTimeoutMs ?? 3000, totalMs: this.options.totalTimeoutMs ?? 10000 }, this.r.vars);
+            return new transport_js_1.HttpTransport(this.r.endpoint, this.userAgent(), this.timeouts(), this.r.vars);
         }
         catch {
             return null;
         }
+    }
+    userAgent() {
+        return `tally-node/${exports.SDK_VERSION} ${this.r.app}/${token(this.options.version, "unknown")}`;
+    }
+    timeouts() {
+        return { connectMs: this.options.connectTimeoutMs ?? 3000, totalMs: this.options.totalTimeoutMs ?? 10000 };
     }
     /** The batch context, computed once (the machine id may take a file read). */
     context() {
@@ -331,8 +338,11 @@ class Recorder {
         this.queue.push(wire);
         if (this.r.debug)
             return;
+        // Nothing is posted from here before the client is one interval old: a short command
+        // never loads the HTTP stack, it hands its events to the detached flusher at exit.
+        const wait = this.detached ? Math.max(0, this.startedAt + this.flushIntervalMs - Date.now()) : 0;
         if (this.queue.length >= this.batchSize || (this.drainPending && Date.now() >= this.retryAt))
-            this.kick(0);
+            this.kick(wait);
         else if (!this.timer)
             this.kick(this.flushIntervalMs);
     }
@@ -391,7 +401,7 @@ class Recorder {
     }
     failed(afterMs) {
         this.failures++;
-        const wait = backoff(this.failures, afterMs);
+        const wait = (0, flusher_js_1.backoff)(this.failures, afterMs);
         this.retryAt = Date.now() + wait;
         this.drainPending = this.transport !== null && this.outbox !== null;
         const t = setTimeout(() => void this.pump(), wait);
@@ -428,56 +438,12 @@ class Recorder {
                 throw new Error("nowhere to keep the events");
         }
     }
-    /** Sends what earlier runs left, one batch per context; `null` on success, else the Retry-After (ms) of the failure. */
+    /** Sends what earlier runs left (flusher.ts); `null` on success, else the Retry-After (ms) of the failure. */
     async drain() {
-        const outbox = this.outbox;
-        const transport = this.transport;
-        if (!outbox || !transport)
+        if (!this.outbox || !this.transport)
             return null;
-        this.claimed = outbox.claim();
-        if (this.claimed.length === 0)
-            return null;
-        // The chunks as stored (bounded), which keep their posted marks; sent as one batch per
-        // context (of at most 500 events), not one per run that wrote them.
-        const all = outbox.bound(outbox.read(this.claimed));
-        const now = Date.now();
-        const due = [];
-        for (const c of all.filter((x) => (0, outbox_js_1.isDue)(x, now, this.resendAfterMs))) {
-            const last = due[due.length - 1];
-            if (last && JSON.stringify(last.context) === JSON.stringify(c.context))
-                last.events.push(...c.events);
-            else
-                due.push({ context: c.context, events: [...c.events] });
-        }
-        const done = new Set();
-        const left = () => all.map((c) => ({ ...c, events: c.events.filter((e) => !done.has(e.event_id)) }));
-        let result = null;
-        for (const chunk of due) {
-            for (let i = 0; i < chunk.events.length && result === null; i += protocol_js_1.MAX_EVENTS_PER_BATCH) {
-                const piece = chunk.events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH);
-                this.postingOld = piece.map((e) => e.event_id);
-                const outcome = await transport.send({ sent_at: new Date().toISOString(), context: chunk.context, events: piece });
-                if (this.stopped)
-                    return null;
-                this.postingOld = [];
-                if (outcome.kind === "retry") {
-                    result = outcome.afterMs;
-                    break;
-                }
-                // Delivered, or refused for good: either way never sent again.
-                for (const e of piece)
-                    done.add(e.event_id);
-                if (outcome.kind === "delivered")
-                    this.logSent(chunk.context, piece, outcome);
-                this.claimed = outbox.reclaim(this.claimed, left());
-            }
-            if (result !== null)
-                break;
-        }
-        const claimed = this.claimed;
-        this.claimed = [];
-        outbox.release(claimed, left());
-        return result;
+        const drained = await (0, flusher_js_1.drainOutbox)(this.outbox, this.transport, this.resendAfterMs, this.draining, () => this.stopped, (c, e, d) => this.logSent(c, e, d));
+        return drained.retry;
     }
     logSent(context, events, d) {
         try {
@@ -545,17 +511,34 @@ class Recorder {
         if (this.inflight)
             (this.inflight.posting ? posted : queued).unshift(...this.inflight.events);
         this.inflight = null;
-        const any = queued.length + posted.length + this.postingOld.length + this.claimed.length > 0;
+        const { claimed, postingOld } = this.draining;
+        const any = queued.length + posted.length + postingOld.length + claimed.length > 0;
+        let filed = false;
         if (any && this.outbox) {
             try {
-                this.outbox.leaveAtExit(queued.length + posted.length > 0 ? this.context() : null, queued, posted, this.postingOld, this.claimed);
+                this.outbox.leaveAtExit(queued.length + posted.length > 0 ? this.context() : null, queued, posted, postingOld, claimed);
+                filed = true;
             }
             catch {
                 // nowhere to keep them: lost, as a crash would lose them
             }
         }
-        this.claimed = [];
+        this.draining.claimed = [];
+        this.draining.postingOld = [];
+        if (this.detached && this.outbox && (filed || this.drainPending))
+            this.handOver(this.outbox.dir);
         this.warnDropped();
+    }
+    /** Starts the detached flusher on what this run leaves (and what earlier runs left). */
+    handOver(dir) {
+        const endpoint = this.r.endpoint;
+        if (!endpoint)
+            return;
+        const vars = {};
+        for (const [k, v] of Object.entries(this.r.vars))
+            if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k))
+                vars[k] = v;
+        (0, flusher_js_1.spawnFlusher)({ dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars }, this.options.flushGapMs);
     }
     printDebug(events) {
         if (events.length === 0)

@@ -51,6 +51,8 @@ export interface SentRecord {
 }
 /** Whether a sender may post these events now (see the module docs). */
 export declare function isDue(c: Chunk, nowMs: number, resendAfterMs: number): boolean;
+/** Whether process `pid` runs (or exists under another user). */
+export declare function alive(pid: number): boolean;
 /** The outbox and sent-log of one tool, in one directory. Nothing is touched until it is used. */
 export declare class Outbox {
     readonly dir: string;

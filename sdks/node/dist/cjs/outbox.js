@@ -27,6 +27,7 @@
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.Outbox = exports.DEFAULT_RESEND_AFTER_MS = exports.DEFAULT_MAX_AGE_MS = exports.DEFAULT_MAX_BYTES = void 0;
 exports.isDue = isDue;
+exports.alive = alive;
 const fs = require("node:fs");
 const path = require("node:path");
 const lazy_js_1 = require("./lazy.js");
@@ -48,6 +49,7 @@ function isDue(c, nowMs, resendAfterMs) {
 }
 /** Orders the files one process writes within a millisecond. */
 let sequence = 0;
+/** Whether process `pid` runs (or exists under another user). */
 function alive(pid) {
     if (pid === process.pid)
         return true;

@@ -2,12 +2,13 @@
 /**
  * Detection and removal of personal data in strings: the JavaScript form of
  * `tally_protocol::scrub`. Both scrubbers are checked against one corpus
- * (`crates/tally-protocol/scrub-corpus.json`), so they cannot drift apart.
+ * (`crates/tally-protocol/scrub-corpus.json`, hostnames included), so they cannot drift apart.
  *
  * The Rust patterns are kept in the same order with the same meaning. Rust's inline
  * `(?i)` inside the secret alternation applies to the alternatives after it; JavaScript has
  * no inline flags, so that pattern is two here (case-sensitive, then case-insensitive),
- * both reporting `secret`.
+ * both reporting `secret`. The hostname pattern starts with `(?i)`, which in Rust covers
+ * every alternative after it (to the end of the pattern), so here the whole of it is `i`.
  */
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.REDACTED = void 0;
@@ -33,6 +34,12 @@ const SECRET_CASED = [
     String.raw `-----BEGIN [A-Z ]*PRIVATE KEY-----`,
     String.raw `\b[0-9a-fA-F]{32,}\b`,
 ].join("|");
+/** A machine's name: a dotted name in a private zone, or a default desktop name. */
+const HOSTNAME = [
+    String.raw `\b[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)*\.(local|lan|internal|intranet|corp|localdomain|home\.arpa)\b`,
+    String.raw `\b(DESKTOP|LAPTOP)-[A-Z0-9]{5,}\b`,
+    String.raw `\b[a-z0-9-]+-(macbook|imac|mac-mini|mbp)(-pro|-air)?\b`,
+].join("|");
 const SECRET_UNCASED = [
     String.raw `\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`,
     String.raw `\bbearer\s+[A-Za-z0-9._~+/-]{8,}=*`,
@@ -44,6 +51,7 @@ const PATTERNS = [
     ["email", /[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}/gi],
     ["secret", new RegExp(SECRET_CASED, "g")],
     ["secret", new RegExp(SECRET_UNCASED, "gi")],
+    ["hostname", new RegExp(HOSTNAME, "gi")],
     ["home_path", /(\/home\/[^/\s]+|\/Users\/[^/\s]+|\/root\b|[a-z]:[\\/]Users[\\/][^\\/\s]+|~[/\\])[^\s]*/gi],
     ["ip_address", /\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b/g],
     [
@@ -57,22 +65,20 @@ function test(re, s) {
     return re.test(s);
 }
 /**
- * A cheap proof that no pattern can match: every pattern needs one of these characters,
- * three dots (IPv4), or at least 15 bytes (the shortest secret format).
+ * A cheap proof that no pattern can match: every pattern needs one of these characters, a
+ * dot (IPv4, hostnames), a `-` (desktop names), or at least 15 bytes (the shortest secret
+ * format, `xoxb-` and 10 more).
  */
 function obviouslyClean(s) {
     if (s.length >= 15 || Buffer.byteLength(s) >= 15)
         return false;
-    let dots = 0;
     for (let i = 0; i < s.length; i++) {
         const c = s.charCodeAt(i);
-        // @ / \ : ~ =
-        if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61)
+        // @ / \ : ~ = . -
+        if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61 || c === 46 || c === 45)
             return false;
-        if (c === 46)
-            dots++;
     }
-    return dots < 3;
+    return true;
 }
 function hasRandomToken(s) {
     CANDIDATE_TOKEN.lastIndex = 0;

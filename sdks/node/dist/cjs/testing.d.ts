@@ -6,7 +6,9 @@
  *   environment, so a test's outcome does not depend on the developer's `DO_NOT_TRACK` or
  *   CI variables, and an assertion that a client created no file;
  * - {@link ConnectionTrap}: a loopback listener that counts connection attempts, to assert
- *   that a disabled client opened no socket.
+ *   that a disabled client opened no socket;
+ * - {@link assertLeavesNoTrace}: all of it at once, and that no process was started (a
+ *   client that uploads hands its events to a detached flusher process at exit).
  *
  * ```js
  * const sandbox = new Sandbox();
@@ -67,7 +69,9 @@ export declare class ConnectionTrap {
 }
 /**
  * Runs `use` with a client built from the sandbox's options pointed at a connection trap,
- * lets every timer and socket it might start run, and throws when it created a file or
- * opened a socket: what a disabled client must never do.
+ * lets every timer and socket it might start run, and throws when it created a file,
+ * opened a socket or started a process: what a disabled client must never do. Processes
+ * are counted by wrapping `child_process`'s functions while `use` and the settling run
+ * (then they are restored); the SDK's own calls go through them.
  */
 export declare function assertLeavesNoTrace(sandbox: Sandbox, use: (endpoint: string) => void | Promise<void>, settleMs?: number): Promise<void>;

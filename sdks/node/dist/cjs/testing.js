@@ -7,7 +7,9 @@
  *   environment, so a test's outcome does not depend on the developer's `DO_NOT_TRACK` or
  *   CI variables, and an assertion that a client created no file;
  * - {@link ConnectionTrap}: a loopback listener that counts connection attempts, to assert
- *   that a disabled client opened no socket.
+ *   that a disabled client opened no socket;
+ * - {@link assertLeavesNoTrace}: all of it at once, and that no process was started (a
+ *   client that uploads hands its events to a detached flusher process at exit).
  *
  * ```js
  * const sandbox = new Sandbox();
@@ -25,6 +27,7 @@ const fs = require("node:fs");
 const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
+const lazy_js_1 = require("./lazy.js");
 /** Batches delivered in memory. */
 class MemorySink {
     batches = [];
@@ -153,19 +156,35 @@ class ConnectionTrap {
 exports.ConnectionTrap = ConnectionTrap;
 /**
  * Runs `use` with a client built from the sandbox's options pointed at a connection trap,
- * lets every timer and socket it might start run, and throws when it created a file or
- * opened a socket: what a disabled client must never do.
+ * lets every timer and socket it might start run, and throws when it created a file,
+ * opened a socket or started a process: what a disabled client must never do. Processes
+ * are counted by wrapping `child_process`'s functions while `use` and the settling run
+ * (then they are restored); the SDK's own calls go through them.
  */
 async function assertLeavesNoTrace(sandbox, use, settleMs = 50) {
     const trap = await ConnectionTrap.open();
+    const cp = (0, lazy_js_1.childProcess)();
+    const names = ["spawn", "spawnSync", "execFile", "execFileSync", "exec", "execSync", "fork"];
+    const originals = names.map((n) => cp[n]);
+    const started = [];
+    names.forEach((n, i) => {
+        const f = originals[i];
+        cp[n] = (...a) => {
+            started.push(`${n}(${String(a[0])})`);
+            return f(...a);
+        };
+    });
     try {
         await use(trap.endpoint);
         await new Promise((ok) => setTimeout(ok, settleMs));
         sandbox.assertNoFiles();
+        if (started.length > 0)
+            throw new Error(`a process was started: ${started.join(", ")}`);
         if (trap.connections > 0)
             throw new Error(`${trap.connections} connection(s) were opened`);
     }
     finally {
+        names.forEach((n, i) => (cp[n] = originals[i]));
         await trap.close();
     }
 }
