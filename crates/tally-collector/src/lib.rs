@@ -449,8 +449,14 @@ async fn insight(
         return Err(ApiError::unauthorized());
     }
     let limits = &s.settings.limits;
+    // A public range reaches no further back than the app's retention keeps events (its
+    // days and today): anything longer costs work and answers nothing more.
+    let mut bounds = limits.query_bounds;
+    if let Some(schema) = s.schemas.get(&request.app) {
+        bounds.public.max_range_days = bounds.public.max_range_days.min(schema.retention_days.saturating_add(1));
+    }
     let Resolved { params, audience } =
-        request.resolve(s.settings.clock.now_ms(), s.settings.k, &limits.query_bounds).map_err(insight_error)?;
+        request.resolve(s.settings.clock.now_ms(), s.settings.k, &bounds).map_err(insight_error)?;
     // A public query holds its slot until its blocking work ends, even past the budget:
     // the slots count the queries actually running.
     let slot = match audience {

@@ -88,7 +88,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     path = "/api/v2/track",
     tag = "strapi",
     summary = "CORS preflight of Strapi's admin panel",
-    responses((status = 204, description = "no content (a preflight gets the CORS headers)")),
+    responses(
+        (status = 200, description = "the CORS layer answers every OPTIONS request with the CORS headers"),
+        (status = 204, description = "no content"),
+    ),
 )]
 async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
