@@ -5,7 +5,7 @@
 //! handlers read and write (`tally_protocol::Batch`, `BatchResponse`, `ErrorBody`,
 //! `tally_insights::InsightRequest`, `Answer`); the dashboard's pages and assets are added
 //! from the tables that mount them (`dashboard::PAGES`, `ASSETS`), and the insight names
-//! from the catalog. The tests check that every route of [`crate::Collector::router`] is
+//! from the catalog; the example batch is `collect::example`'s. The tests check that every route of [`crate::Collector::router`] is
 //! described and every path described is routed, so the two cannot drift apart.
 
 use std::sync::OnceLock;
@@ -74,6 +74,21 @@ impl utoipa::Modify for Generated {
                             .into(),
                     );
                 }
+            }
+        }
+        // An example batch the built-in demo schema accepts, dated when the document is
+        // built, so that generated requests start from one that is stored.
+        if let Some(op) = paths.get_mut("/v1/batch").and_then(|item| item.post.as_mut())
+            && let Some(demo) = crate::builtin::load(None).ok().and_then(|schemas| schemas.get("demo").cloned())
+        {
+            let mut batch = crate::collect::example(&demo);
+            let now = chrono::Utc::now();
+            batch.sent_at = now;
+            for event in &mut batch.events {
+                event.occurred_at = now;
+            }
+            for content in op.request_body.iter_mut().flat_map(|body| body.content.values_mut()) {
+                content.example = serde_json::to_value(&batch).ok();
             }
         }
         let preflight = paths.get("/api/v2/track").and_then(|item| item.options.clone());
@@ -207,6 +222,22 @@ mod tests {
                 assert_eq!(routed, described, "{method} {path}: answered {status}, described: {described}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn the_documented_example_batch_is_accepted() {
+        let op = openapi().paths.paths["/v1/batch"].post.as_ref().expect("POST /v1/batch");
+        let body = op.request_body.as_ref().expect("a body");
+        let example = body.content["application/json"].example.as_ref().expect("an example");
+        let request = Request::post("/v1/batch")
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(example).expect("json")))
+            .expect("request");
+        let response = collector().router().oneshot(request).await.expect("answer");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(answer["accepted"], 1, "{answer}");
     }
 
     #[tokio::test]
