@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("dashboard-bench") => dashboard_bench(),
         Some("fuzz") => fuzz_command(&args[1..]),
-        Some("node") => setup_node("crates/tally/tests/setup-node.sh").and_then(|m| node_sdk(&m)),
+        Some("node") => setup("crates/tally/tests/setup-node.sh").and_then(|m| node_sdk(&m)),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  test        fmt check, clippy -D warnings, invariants, unused dependencies, every test (what CI runs)\n  invariants  check the architecture invariants of ARCHITECTURE.md\n  fuzz [S]    seed, build and run every fuzz target for S seconds each (default 600; docs/fuzzing.md)\n  node        the Node SDK's checks and tests (sdks/node; needs the release build of tally and hostcli)\n  bench       the insight benchmark at 10M and 100M events (`tally bench insights`; extra arguments are passed on)\n  dashboard-bench  the dashboard in chromium against the 10M store (generated once, as `bench` does)"
@@ -56,7 +56,7 @@ fn dashboard_bench() -> Result<(), String> {
             .args(["run", "--release", "--", "bench", "insights", "--events=10M", "--generate-only", "--data-dir"])
             .arg(&dir),
     )?;
-    let modules = setup_node("crates/tally-cli/tests/dashboard-browser/setup.sh")?;
+    let modules = setup("crates/tally-cli/tests/dashboard-browser/setup.sh")?;
     run(
         "dashboard-bench",
         cargo()
@@ -125,9 +125,9 @@ fn output(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Runs a setup script that installs npm packages the tests need and prints their
-/// node_modules directory on its last line.
-fn setup_node(script: &str) -> Result<PathBuf, String> {
+/// Runs a setup script that installs what tests need (npm packages, a Python venv) and
+/// prints the path the tests read (a node_modules directory, an executable) on its last line.
+fn setup(script: &str) -> Result<PathBuf, String> {
     let script = root().join(script);
     if !script.exists() {
         return Err(format!("{} is missing", script.display()));
@@ -135,7 +135,7 @@ fn setup_node(script: &str) -> Result<PathBuf, String> {
     let out = output(Command::new("bash").arg(&script))?;
     let dir = out.lines().last().unwrap_or_default().trim().to_string();
     if dir.is_empty() || !Path::new(&dir).exists() {
-        return Err(format!("{} printed no node_modules dir (got {out:?})", script.display()));
+        return Err(format!("{} printed no existing path on its last line (got {out:?})", script.display()));
     }
     Ok(PathBuf::from(dir))
 }
@@ -151,17 +151,21 @@ fn test(extra: &[String]) -> Result<(), String> {
     unused_dependencies()?;
     fuzz(CI_FUZZ_SECONDS)?;
     // node-machine-id, against which the SDK's `node_machine_id()` is checked.
-    let node_modules = setup_node("crates/tally/tests/setup-node.sh")?;
+    let node_modules = setup("crates/tally/tests/setup-node.sh")?;
     eprintln!("xtask: node-machine-id installed in {}", node_modules.display());
     // Strapi's own published telemetry sender, pointed at the collector.
-    let strapi_modules = setup_node("crates/tally-collector/tests/strapi-node/setup.sh")?;
+    let strapi_modules = setup("crates/tally-collector/tests/strapi-node/setup.sh")?;
     eprintln!("xtask: strapi packages installed in {}", strapi_modules.display());
     // Debian's chromium and playwright-core, which drive the dashboard in a real browser.
-    let dashboard_modules = setup_node("crates/tally-cli/tests/dashboard-browser/setup.sh")?;
+    let dashboard_modules = setup("crates/tally-cli/tests/dashboard-browser/setup.sh")?;
     eprintln!("xtask: playwright-core installed in {}", dashboard_modules.display());
     // Debian's clickhouse-server (18.16), which the ClickHouse backend's tests start on
     // loopback with their own config and data dir (crates/tally-store-clickhouse/src/testing.rs).
     run("clickhouse-server", Command::new("sh").arg(root().join("crates/tally-store-clickhouse/tests/setup.sh")))?;
+    // schemathesis (PyPI, pinned in requirements.txt) in a venv under ~/.cache/tally, which
+    // tests/api.rs runs against a live collector (about 50 s to install, 40 s to run).
+    let schemathesis = setup("crates/tally-cli/tests/api-schemathesis/setup.sh")?;
+    eprintln!("xtask: schemathesis installed at {}", schemathesis.display());
     run(
         "tests",
         cargo()
@@ -169,7 +173,8 @@ fn test(extra: &[String]) -> Result<(), String> {
             .args(extra)
             .env("TALLY_NODE_MODULES", &node_modules)
             .env("TALLY_STRAPI_NODE_MODULES", &strapi_modules)
-            .env("TALLY_DASHBOARD_NODE_MODULES", &dashboard_modules),
+            .env("TALLY_DASHBOARD_NODE_MODULES", &dashboard_modules)
+            .env("TALLY_SCHEMATHESIS", &schemathesis),
     )?;
     // After the workspace's tests, which built the `tally` binary and the `hostcli` example.
     node_sdk(&node_modules)?;

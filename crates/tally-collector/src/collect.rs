@@ -284,6 +284,21 @@ pub(crate) fn describe(schema: &AppSchema, max_event_age_days: i64) -> Value {
     })
 }
 
+/// `GET /v1/apps/{app}/schema`.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/schema",
+    tag = "apps",
+    summary = "What an app collects and why",
+    description = "Every event, property and field of the app's schema with its type, allowed values, \
+        why it is collected and the insights that read it; an example payload; what is never \
+        collected; how long it is kept; how to opt out. No token.",
+    params(("app" = String, Path, description = "the app's name (GET /v1/apps lists them)")),
+    responses(
+        (status = 200, description = "the app's schema, described", body = Object, content_type = "application/json"),
+        (status = 404, description = "no schema for this app", body = tally_protocol::ErrorBody),
+    )
+)]
 pub(crate) async fn schema(State(s): State<Arc<Shared>>, Path(app): Path<String>) -> Response {
     let Some(schema) = s.schemas.get(&app) else {
         return ApiError::not_found(format!("no schema for app {app:?}; GET /v1/apps lists them")).into_response();

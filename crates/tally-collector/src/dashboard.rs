@@ -24,12 +24,15 @@ use axum::routing::get;
 use crate::Shared;
 
 /// The private pages; each is the same shell, which draws the page its path names.
-const PAGES: &[&str] = &["/", "/plugins", "/errors", "/runtimes", "/setup-time", "/releases", "/retention"];
+pub(crate) const PAGES: &[&str] = &["/", "/plugins", "/errors", "/runtimes", "/setup-time", "/releases", "/retention"];
+
+/// The public pages of one app (no token).
+pub(crate) const APP_PAGES: &[&str] = &["/public/{app}", "/collect/{app}"];
 
 const SHELL: &str = include_str!("../assets/index.html");
 
 /// `(path, content type, body)` of every asset.
-const ASSETS: &[(&str, &str, &[u8])] = &[
+pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/assets/dashboard.css", "text/css; charset=utf-8", include_bytes!("../assets/dashboard.css")),
     ("/assets/dashboard.js", "text/javascript; charset=utf-8", include_bytes!("../assets/dashboard.js")),
     ("/assets/pages.js", "text/javascript; charset=utf-8", include_bytes!("../assets/pages.js")),
@@ -53,11 +56,22 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     for page in PAGES {
         router = router.route(page, get(shell));
     }
-    router = router.route("/public/{app}", get(shell)).route("/collect/{app}", get(shell));
+    for page in APP_PAGES {
+        router = router.route(page, get(shell));
+    }
     for &(path, content_type, body) in ASSETS {
         router = router.route(path, get(move || async move { asset(content_type, body) }));
     }
     router
+}
+
+/// One entry of `GET /v1/apps`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct AppEntry {
+    /// The app's name, as clients send it in `context.app`.
+    app: String,
+    /// What the app is, from its schema.
+    description: String,
 }
 
 async fn shell() -> Response {
@@ -84,11 +98,19 @@ fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
         .into_response()
 }
 
-async fn apps(State(s): State<Arc<Shared>>) -> Response {
+/// `GET /v1/apps`.
+#[utoipa::path(
+    get,
+    path = "/v1/apps",
+    tag = "apps",
+    summary = "The apps whose schemas the collector enforces",
+    responses((status = 200, description = "each app's name and description", body = Vec<AppEntry>)),
+)]
+pub(crate) async fn apps(State(s): State<Arc<Shared>>) -> Response {
     let apps: Vec<_> = s
         .schemas
         .iter()
-        .map(|schema| serde_json::json!({"app": schema.app, "description": schema.description}))
+        .map(|schema| AppEntry { app: schema.app.clone(), description: schema.description.clone() })
         .collect();
     Json(apps).into_response()
 }

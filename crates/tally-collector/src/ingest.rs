@@ -35,6 +35,27 @@ use crate::metrics::Metrics;
 use crate::{Shared, Sink, context};
 
 /// `POST /v1/batch`.
+#[utoipa::path(
+    post,
+    path = "/v1/batch",
+    tag = "ingest",
+    summary = "Ingest a batch of events",
+    description = "A batch of at most 500 events sharing one context (docs/protocol.md). The body is \
+        JSON, sent as is or with `Content-Encoding: gzip` or `zstd`; at most 1 MiB as sent and 8 MiB \
+        decompressed. Write-only: the answer says what became of each event sent, nothing stored.",
+    request_body(content = tally_protocol::Batch, content_type = "application/json"),
+    params(("Content-Encoding" = Option<String>, Header, description = "identity, gzip or zstd")),
+    responses(
+        (status = 200, description = "every event has a result; a 2xx means the accepted ones are durable", body = tally_protocol::BatchResponse),
+        (status = 422, description = "some or all events rejected (see their results), or the app is unknown", body = tally_protocol::BatchResponse),
+        (status = 400, description = "not a batch (malformed JSON, too many events, a bad context)", body = tally_protocol::ErrorBody),
+        (status = 408, description = "the body was not sent within the body read timeout", body = tally_protocol::ErrorBody),
+        (status = 413, description = "larger than 1 MiB, or than 8 MiB decompressed", body = tally_protocol::ErrorBody),
+        (status = 415, description = "an unknown Content-Encoding", body = tally_protocol::ErrorBody),
+        (status = 429, description = "this client sends faster than its rate; retry after Retry-After", body = tally_protocol::ErrorBody),
+        (status = 503, description = "busy, or the ingest log is full or failing; retry after Retry-After", body = tally_protocol::ErrorBody),
+    )
+)]
 pub(crate) async fn post_batch(
     State(s): State<Arc<Shared>>,
     client: Option<Extension<ClientKey>>,

@@ -7,6 +7,7 @@
 //! - `GET /v1/insights/{name}`: one insight; admin token, or `?public=true` for
 //!   k-anonymous output.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
+//! - `GET /v1/openapi.json`: the OpenAPI document of every route (`openapi.rs`).
 //! - `POST /api/v2/track`, `POST /track`: Strapi's own telemetry client ([`strapi`]).
 //! - `GET /`, the dashboard's pages, `GET /public/{app}` and `GET /v1/apps`: the web
 //!   dashboard (`dashboard.rs`, assets embedded in the binary).
@@ -39,6 +40,7 @@ mod error;
 pub mod ingest;
 mod limits;
 mod metrics;
+mod openapi;
 mod record;
 mod retention;
 mod serve;
@@ -265,6 +267,7 @@ impl Collector {
             .route("/v1/insights/{name}", get(get_insight))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
+            .route("/v1/openapi.json", get(openapi::document))
             .merge(strapi::routes())
             .merge(dashboard::routes())
             .with_state(self.shared.clone())
@@ -282,6 +285,19 @@ impl Shared {
 
 /// `GET /healthz`: anyone gets the status (for load balancers and probes); the counts,
 /// the applier's position and the lag need an admin token.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Whether the collector can store events",
+    description = "Without a token `{\"status\":\"ok\"}` (for probes); with an admin token also the \
+        events stored, the applier's state and position and the lag behind the ingest log.",
+    security((), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "healthy", body = Object, content_type = "application/json"),
+        (status = 503, description = "the applier stopped or the store has failed for 10 s", body = Object, content_type = "application/json"),
+    )
+)]
 async fn healthz(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let healthy = match &s.sink {
         Sink::Store(_) => true,
@@ -338,6 +354,17 @@ async fn healthz(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /metrics`: needs an admin token (the counters tell how much each app sends).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "no admin token, or a wrong one", body = tally_protocol::ErrorBody),
+    )
+)]
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if !s.access.allows(&headers) {
         return ApiError::unauthorized().into_response();
@@ -353,14 +380,52 @@ async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render()).into_response()
 }
 
+/// One entry of `GET /v1/insights`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct CatalogEntry {
+    /// The name in `/v1/insights/{name}`.
+    name: &'static str,
+    /// A short title.
+    title: &'static str,
+    /// The question it answers.
+    question: &'static str,
+    /// The optional parameters it reads besides app, range, filters and limit.
+    options: &'static str,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/insights",
+    tag = "insights",
+    summary = "The insight catalog",
+    responses((status = 200, description = "every insight", body = Vec<CatalogEntry>)),
+)]
 async fn list_insights() -> Response {
     let list: Vec<_> = tally_insights::CATALOG
         .iter()
-        .map(|i| serde_json::json!({"name": i.name, "title": i.title, "question": i.question, "options": i.options}))
+        .map(|i| CatalogEntry { name: i.name, title: i.title, question: i.question, options: i.options })
         .collect();
     Json(list).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/insights/{name}",
+    tag = "insights",
+    summary = "Answer one insight",
+    description = "Private answers need an admin token; `public=true` answers without one, with every \
+        row behind fewer than k distinct projects hidden (k never below the collector's). Requests \
+        are bounded (docs/limits.md): beyond a bound, 400 `invalid_params`.",
+    params(("name" = String, Path, description = "an insight of the catalog (GET /v1/insights)"), InsightRequest),
+    security((), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "the answer", body = tally_insights::Answer),
+        (status = 400, description = "a parameter that does not parse, or a request beyond a bound", body = tally_protocol::ErrorBody),
+        (status = 401, description = "a private request without an admin token", body = tally_protocol::ErrorBody),
+        (status = 404, description = "no insight of this name", body = tally_protocol::ErrorBody),
+        (status = 503, description = "too many public queries, over the time budget, or the store is failing; retry after Retry-After", body = tally_protocol::ErrorBody),
+    )
+)]
 async fn get_insight(
     State(s): State<Arc<Shared>>,
     Path(name): Path<String>,
@@ -384,8 +449,14 @@ async fn insight(
         return Err(ApiError::unauthorized());
     }
     let limits = &s.settings.limits;
+    // A public range reaches no further back than the app's retention keeps events (its
+    // days and today): anything longer costs work and answers nothing more.
+    let mut bounds = limits.query_bounds;
+    if let Some(schema) = s.schemas.get(&request.app) {
+        bounds.public.max_range_days = bounds.public.max_range_days.min(schema.retention_days.saturating_add(1));
+    }
     let Resolved { params, audience } =
-        request.resolve(s.settings.clock.now_ms(), s.settings.k, &limits.query_bounds).map_err(insight_error)?;
+        request.resolve(s.settings.clock.now_ms(), s.settings.k, &bounds).map_err(insight_error)?;
     // A public query holds its slot until its blocking work ends, even past the budget:
     // the slots count the queries actually running.
     let slot = match audience {

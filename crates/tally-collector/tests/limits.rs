@@ -39,13 +39,30 @@ fn get(uri: &str) -> Request<Body> {
 }
 
 #[tokio::test]
+async fn a_public_range_longer_than_the_apps_retention_is_a_400() {
+    // The demo schema keeps events 396 days: with today, 397 whole days hold all of them.
+    let app = collector(Arc::new(MemoryStore::new()), Limits::default()).router();
+    let retention = tally_collector::builtin::load(None).expect("schemas").get("demo").expect("demo").retention_days;
+    let (status, _, body) =
+        send(&app, get(&format!("/v1/insights/active?app=demo&public=true&since={}d", retention + 1))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) =
+        send(&app, get(&format!("/v1/insights/active?app=demo&public=true&since={}d", retention + 2))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains(&format!("at most {} days", retention + 1))), "{body}");
+    // Private requests keep their own bound.
+    let (status, _, body) = send(&app, get(&format!("/v1/insights/active?app=demo&since={}d", retention + 2))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
 async fn remote_panic_on_a_huge_since_is_a_400() {
     // Issue 11: this answered 500 "task panicked: time in range".
     let app = collector(Arc::new(MemoryStore::new()), Limits::default()).router();
     for (uri, message) in [
         ("/v1/insights/active-trend?app=nope&public=true&since=100000000000d", "between 1970-01-01 and 9999-12-31"),
         ("/v1/insights/active-trend?app=nope&since=100000000000d", "between 1970-01-01 and 9999-12-31"),
-        ("/v1/insights/active-trend?app=demo&public=true&since=500d", "ask for at most 400 days"),
+        ("/v1/insights/active-trend?app=nope&public=true&since=500d", "ask for at most 400 days"),
         ("/v1/insights/active-trend?app=demo&public=true&window_days=4000000000", "window_days is at most 90"),
         ("/v1/insights/retention?app=demo&public=true&weeks=1000", "weeks is at most 52"),
         ("/v1/insights/top-plugins?app=demo&public=true&limit=100000", "limit is at most 100"),

@@ -356,7 +356,7 @@ pub enum Audience {
 }
 
 /// What was hidden from a published answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Suppression {
     /// The threshold applied.
     pub k: usize,
@@ -365,15 +365,17 @@ pub struct Suppression {
 }
 
 /// An insight's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Answer {
     /// The insight's name.
     pub insight: String,
     /// Its title.
     pub title: String,
-    /// The parameters it was asked with.
+    /// The parameters it was asked with (range in ms since the epoch, filters, options).
+    #[schema(value_type = Object)]
     pub params: Params,
-    /// The table.
+    /// The table: its columns (docs/insights.md lists each insight's) and rows.
+    #[schema(value_type = Object)]
     pub table: Table,
     /// Present on published answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,8 +18,10 @@ use crate::{Audience, Bounds, DEFAULT_LIMIT, InsightError, Params};
 const DEFAULT_SINCE: &str = "30d";
 
 /// An insight request. The field names are the HTTP query parameters; the CLI flags are the
-/// same names in kebab case (`group_by` is `--group-by`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+/// same names in kebab case (`group_by` is `--group-by`). The OpenAPI document of the
+/// collector describes the parameters from this struct (`utoipa::IntoParams`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InsightRequest {
     /// The app (tool) whose events are counted.
     #[arg(long, default_value = "demo")]
@@ -37,6 +39,7 @@ pub struct InsightRequest {
     /// Only this environment (development, staging, production, test).
     #[arg(long)]
     #[serde(default, deserialize_with = "parsed")]
+    #[param(value_type = Option<String>)]
     pub env: Option<Env>,
     /// Only this OS family.
     #[arg(long)]
@@ -54,11 +57,13 @@ pub struct InsightRequest {
     /// Time bucket for insights over time: day or week.
     #[arg(long)]
     #[serde(default, deserialize_with = "parsed")]
+    #[param(value_type = Option<String>)]
     pub period: Option<Period>,
     /// A dimension to split by (env, os, arch, runtime, runtime_version, runtime_major,
     /// runtime_minor, app_version, ci, container, event, error_kind, plugin).
     #[arg(long)]
     #[serde(default, deserialize_with = "parsed")]
+    #[param(value_type = Option<String>)]
     pub group_by: Option<Dimension>,
     /// Rolling window of active-trend, in days.
     #[arg(long)]

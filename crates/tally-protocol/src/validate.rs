@@ -17,6 +17,7 @@ use crate::scrub;
 use crate::wire::{Context, Event, PropValue, RawBatch};
 
 /// Why an event (or a whole batch) was refused. The wire form is the snake_case name.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
@@ -128,6 +129,7 @@ impl fmt::Display for Rejection {
 }
 
 /// The outcome for one event of a batch, as reported in the response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventOutcome {
@@ -140,12 +142,14 @@ pub enum EventOutcome {
 }
 
 /// One entry of [`crate::BatchResponse::results`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventResult {
     /// Position of the event in the batch.
     pub index: usize,
     /// The event's id, when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = "uuid"))]
     pub event_id: Option<Uuid>,
     /// What happened to it.
     pub status: EventOutcome,

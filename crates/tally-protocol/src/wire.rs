@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// A batch as a client sends it: one shared context and the events it applies to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     /// When the client sent the batch, by its own clock; used to correct clock skew.
@@ -74,6 +75,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawEvents<'a> {
 }
 
 /// Facts about the tool, project and machine, shared by all events of a batch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Context {
     /// The tool's name as registered with the collector (its schema's `app`).
@@ -82,6 +84,7 @@ pub struct Context {
     pub app_version: String,
     /// The project's random UUID from its manifest. The collector stores only a keyed
     /// hash of it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
     pub project: Uuid,
     /// The machine id: already a per-tool keyed hash on the client, hashed again by the
     /// collector.
@@ -109,6 +112,7 @@ pub struct Context {
 }
 
 /// The environment a tool runs in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Env {
@@ -158,9 +162,11 @@ impl fmt::Display for Env {
 }
 
 /// One event.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// A client-generated UUID (v7 recommended); the collector's dedupe key.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
     pub event_id: Uuid,
     /// The event's name, declared in the app's schema, e.g. `project.created`.
     pub event: String,
@@ -182,6 +188,7 @@ pub struct Event {
 
 /// A typed property value. In JSON a bare bool, number or string; a whole number that
 /// does not fit an `i64` is a `Float`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum PropValue {
@@ -242,6 +249,7 @@ impl PropValue {
 }
 
 /// What the collector answers to a batch it parsed (status 200 or 422).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchResponse {
     /// Events stored by this request.
@@ -258,6 +266,7 @@ pub struct BatchResponse {
 }
 
 /// The body of every error response (`400`, `413`, `415`, `422`, `429`, `503`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// A stable machine-readable code, e.g. `body_too_large`.

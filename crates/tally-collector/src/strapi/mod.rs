@@ -83,10 +83,42 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 /// Answered only when a request is not a CORS preflight (the layer answers those).
+#[utoipa::path(
+    options,
+    path = "/api/v2/track",
+    tag = "strapi",
+    summary = "CORS preflight of Strapi's admin panel",
+    responses(
+        (status = 200, description = "the CORS layer answers every OPTIONS request with the CORS headers"),
+        (status = 204, description = "no content"),
+    ),
+)]
 async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/track",
+    tag = "strapi",
+    summary = "Strapi v4 and v5 telemetry (STRAPI_ANALYTICS_URL)",
+    request_body(content = Object, description = "one event of Strapi's telemetry client", content_type = "application/json"),
+    params(
+        ("Content-Encoding" = Option<String>, Header, description = "identity, gzip or zstd"),
+        ("X-Strapi-Event" = Option<String>, Header, description = "the event's name, when the body has none"),
+    ),
+    responses(
+        (status = 200, description = "stored", body = Object, content_type = "application/json"),
+        (status = 202, description = "dropped: an event tally does not keep (counted in the metrics)", body = Object, content_type = "application/json"),
+        (status = 400, description = "not JSON, or an event that cannot be translated or is rejected", body = tally_protocol::ErrorBody),
+        (status = 408, description = "the body was not sent within the body read timeout", body = tally_protocol::ErrorBody),
+        (status = 413, description = "larger than 64 KiB", body = tally_protocol::ErrorBody),
+        (status = 415, description = "an unknown Content-Encoding", body = tally_protocol::ErrorBody),
+        (status = 422, description = "the collector has no schema for app strapi", body = tally_protocol::ErrorBody),
+        (status = 429, description = "this client sends faster than its rate", body = tally_protocol::ErrorBody),
+        (status = 503, description = "busy, or the ingest log is full or failing", body = tally_protocol::ErrorBody),
+    )
+)]
 async fn track_v2(
     State(s): State<Arc<Shared>>,
     client: Option<Extension<ClientKey>>,
@@ -96,6 +128,28 @@ async fn track_v2(
     track(&s, "/api/v2/track", &headers, body, client.map(|Extension(c)| c)).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/track",
+    tag = "strapi",
+    summary = "Strapi v3 and early v4 telemetry",
+    request_body(content = Object, description = "one event of Strapi's telemetry client", content_type = "application/json"),
+    params(
+        ("Content-Encoding" = Option<String>, Header, description = "identity, gzip or zstd"),
+        ("X-Strapi-Event" = Option<String>, Header, description = "the event's name, when the body has none"),
+    ),
+    responses(
+        (status = 200, description = "stored", body = Object, content_type = "application/json"),
+        (status = 202, description = "dropped: an event tally does not keep (counted in the metrics)", body = Object, content_type = "application/json"),
+        (status = 400, description = "not JSON, or an event that cannot be translated or is rejected", body = tally_protocol::ErrorBody),
+        (status = 408, description = "the body was not sent within the body read timeout", body = tally_protocol::ErrorBody),
+        (status = 413, description = "larger than 64 KiB", body = tally_protocol::ErrorBody),
+        (status = 415, description = "an unknown Content-Encoding", body = tally_protocol::ErrorBody),
+        (status = 422, description = "the collector has no schema for app strapi", body = tally_protocol::ErrorBody),
+        (status = 429, description = "this client sends faster than its rate", body = tally_protocol::ErrorBody),
+        (status = 503, description = "busy, or the ingest log is full or failing", body = tally_protocol::ErrorBody),
+    )
+)]
 async fn track_legacy(
     State(s): State<Arc<Shared>>,
     client: Option<Extension<ClientKey>>,
