@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,6 +66,13 @@ fn earlier_batch(i: usize) -> Value {
 fn rows(report: &Value, pointer: &str) -> Vec<Vec<String>> {
     serde_json::from_value(report.pointer(pointer).unwrap_or_else(|| panic!("report has {pointer}")).clone())
         .unwrap_or_else(|e| panic!("{pointer} is a table ({e})"))
+}
+
+/// A page's charts (by panel) and the bands their uPlot holds, as check.js reports them.
+fn chart_bands(report: &Value, page: &str) -> BTreeMap<String, String> {
+    let pointer = format!("/pages/~1{page}/charts");
+    serde_json::from_value(report.pointer(&pointer).unwrap_or_else(|| panic!("report has {pointer}")).clone())
+        .expect("charts: panel to bands")
 }
 
 fn firsts(rows: &[Vec<String>], n: usize) -> Vec<Vec<&str>> {
@@ -179,6 +187,13 @@ fn dashboard_in_a_real_browser() {
     let setup = rows(&report, "/pages/~1setup-time/setup-week/text");
     assert_eq!(setup.len(), 1, "{setup:?}");
     assert_eq!(setup[0][1..], ["8", "8", "23.5 s", "27.5 s", "27.5 s"]);
+    // Both setup-time charts fill p50 to p90 and p90 to p99 (as uPlot was configured), and
+    // the lines of every other chart stay unfilled.
+    let charts = chart_bands(&report, "setup-time");
+    let bands = "p90>p50 p99>p90";
+    assert_eq!(charts, BTreeMap::from([("setup-week".into(), bands.into()), ("setup-version".into(), bands.into())]));
+    let overview = chart_bands(&report, "");
+    assert!(!overview.is_empty() && overview.values().all(String::is_empty), "{overview:?}");
 
     // Releases: 2.4.0 was first seen on 2026-10-05, 2.5.0 today; errors happened on 2.5.0
     // only (3 and 1 of its 4 projects); setup time per version.

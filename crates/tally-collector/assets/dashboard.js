@@ -225,10 +225,16 @@ const Tally = (() => {
   const charts = [];
   // A time series: `x` a date column; either `series` (columns drawn as they are) or `pivot`
   // ({key, value, top}: one line per key, the `top` keys with the most `value` in total).
+  // `bands`: [upper, lower, fill] triples of `series` columns, the area between them filled
+  // (percentiles: the spread reads at a glance, the lines alone do not).
   function lineChart(table, opts) {
     const xi = colIndex(table, opts.x);
     // `opts.days`: x is a whole number of days (e.g. since a release), not a date.
-    const xs = [...new Set(table.rows.map((r) => r[xi]))].sort(opts.days ? (a, b) => a - b : undefined);
+    // `opts.category`: x is a label (an app version), drawn at 0, 1, ... in the reverse of the
+    // rows' order: answers list versions newest first, a chart reads oldest to newest.
+    const xs = opts.category ? [...new Set(table.rows.map((r) => r[xi]))].reverse()
+      : [...new Set(table.rows.map((r) => r[xi]))].sort(opts.days ? (a, b) => a - b : undefined);
+    const xlabel = opts.category ? (i) => (xs[i] === undefined ? '' : xs[i] === '' ? '(none)' : String(xs[i])) : opts.days;
     let series;
     if (opts.pivot) {
       const ki = colIndex(table, opts.pivot.key);
@@ -256,20 +262,32 @@ const Tally = (() => {
     }
     const el = h('div', { class: 'chart', role: 'img', 'aria-label': opts.title + ': chart; the table next to it has the numbers' });
     const fmt = (v) => (v === null || v === undefined ? '—' : fmtCell(series[0].col, v));
-    const xsec = opts.days ? xs : xs.map((x) => dayMs(x) / 1000);
+    const xsec = opts.category ? xs.map((x, i) => i) : opts.days ? xs : xs.map((x) => dayMs(x) / 1000);
+    // uPlot's bands name series by index: 1 + the position of the column's own (undashed) line.
+    const seriesOf = (name) => 1 + series.findIndex((s) => s.col.name === name && !s.dash);
+    const bands = (opts.bands || []).map(([upper, lower, fill]) => ({ series: [seriesOf(upper), seriesOf(lower)], fill }));
     const make = () => new uPlot({
       width: Math.max(280, el.clientWidth || 560), height: 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       legend: { live: true },
-      series: [{ value: (u, v) => (v === null ? '—' : opts.days ? opts.days(v) : isoDay(v * 1000)) },
-        ...series.map((s) => ({ label: s.label, stroke: s.color, dash: s.dash, width: s.dash ? 1.5 : 2, spanGaps: false, value: (u, v) => fmt(v) }))],
+      series: [{ label: opts.category ? label(opts.x) : undefined, value: (u, v) => (v === null ? '—' : xlabel ? xlabel(v) : isoDay(v * 1000)) },
+        // A band's upper edge is a thin line: the fill below it carries the reading.
+        ...series.map((s, i) => ({ label: s.label, stroke: s.color, dash: s.dash, width: s.dash || bands.some((b) => b.series[0] === i + 1) ? 1.5 : 2, spanGaps: false, value: (u, v) => fmt(v) }))],
+      bands,
       // Ticks at round durations (10 s, 1 min, ...), printed without a trailing ".0".
-      axes: [opts.days ? { values: (u, vals) => vals.map((v) => opts.days(v)) } : {}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v).replace(/\.0(?=\D*$)/, '')),
-        incrs: DURATIONS.has(series[0].col.name) ? DURATION_TICKS : undefined }],
-      // The x axis spans the asked range, however few days have data.
-      scales: { x: opts.days ? { time: false } : { time: true, range: opts.span ? () => [Math.min(opts.span[0], xsec[0]), Math.max(opts.span[1], xsec[xsec.length - 1])] : undefined } },
+      axes: [xlabel ? { values: (u, vals) => vals.map((v) => xlabel(v)), splits: opts.category ? () => xsec : undefined } : {},
+        { size: 64, values: (u, vals) => vals.map((v) => fmt(v).replace(/\.0(?=\D*$)/, '')), incrs: DURATIONS.has(series[0].col.name) ? DURATION_TICKS : undefined }],
+      // The x axis spans the asked range, however few days have data; categories get half a
+      // step of room on each side.
+      scales: { x: opts.category ? { time: false, range: () => [-0.5, xsec.length - 0.5] } : opts.days ? { time: false }
+        : { time: true, range: opts.span ? () => [Math.min(opts.span[0], xsec[0]), Math.max(opts.span[1], xsec[xsec.length - 1])] : undefined } },
     }, [xsec, ...series.map((s) => s.values)], el);
-    requestAnimationFrame(() => charts.push({ el, plot: make() }));
+    requestAnimationFrame(() => {
+      const plot = make();
+      // What uPlot was given, for the browser test: "upper>lower" series labels per band.
+      el.dataset.bands = plot.bands.map((b) => plot.series[b.series[0]].label + '>' + plot.series[b.series[1]].label).join(' ');
+      charts.push({ el, plot });
+    });
     return el;
   }
   window.addEventListener('resize', () => {

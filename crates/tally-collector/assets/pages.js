@@ -115,12 +115,14 @@
     ],
   };
 
+  // p50 a line, p50 to p90 shaded, p90 to p99 shaded lighter (in the p90 and p99 colours).
+  const percentileBands = { series: ['p50', 'p90', 'p99'], bands: [['p90', 'p50', 'rgba(220, 38, 38, 0.18)'], ['p99', 'p90', 'rgba(22, 163, 74, 0.10)']] };
   const setupTime = {
     title: 'Setup time',
     intro: 'How long setup (dependency install at project creation) takes; is it getting slower?',
     panels: [
-      { id: 'setup-week', insight: 'setup-time', title: 'Per week', wide: true, question: 'p50, p90 and p99 of the install time, per week (nearest rank).', draw: chart({ x: 'period', series: ['p50', 'p90', 'p99'] }) },
-      { id: 'setup-version', insight: 'setup-time', title: 'Per app version', wide: true, bar: 'p90', params: { group_by: 'app_version' }, question: 'p50, p90 and p99 per version of the tool.' },
+      { id: 'setup-week', insight: 'setup-time', title: 'Per week', wide: true, question: 'p50, p90 and p99 of the install time, per week (nearest rank; shaded: p50 to p90, lighter p90 to p99).', draw: chart({ x: 'period', ...percentileBands }) },
+      { id: 'setup-version', insight: 'setup-time', title: 'Per app version', wide: true, bar: 'p90', params: { group_by: 'app_version' }, question: 'p50, p90 and p99 per version of the tool (shaded as above).', draw: chart({ x: 'app_version', category: true, ...percentileBands }) },
     ],
   };
 

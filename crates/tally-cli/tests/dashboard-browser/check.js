@@ -60,6 +60,7 @@ async function accessibility(page) {
 
 function sameAsApi(t) {
   const want = t.answer.table;
+  if (!want) fail(`${t.panel}: ${t.src} answers ${JSON.stringify(t.answer)}`);
   const cols = want.columns.map((c) => c.name);
   if (JSON.stringify(cols) !== JSON.stringify(t.columns)) fail(`${t.panel}: columns ${t.columns} but the API answers ${cols}`);
   const rows = want.rows.map((r) => r.map((v) => (v === null ? '' : String(v))));
@@ -78,7 +79,9 @@ async function checkPage(page, url, name) {
     await page.screenshot({ path: path.join(shots, name + '.png'), fullPage: true });
     report.axe[url] = await accessibility(page);
   }
-  const out = { panels };
+  // Each chart's bands as uPlot holds them ("upper>lower" series labels), by panel.
+  const charts = await page.$$eval('.panel .chart', (cs) => cs.map((c) => [c.closest('.panel').id.replace(/^panel-/, ''), c.dataset.bands]));
+  const out = { panels, charts: Object.fromEntries(charts) };
   for (const t of ts) out[t.panel.replace(/^panel-/, '')] = { columns: t.columns, rows: t.rows, text: t.text, derived: t.derived, suppression: t.answer.suppression || null, src: t.src };
   return out;
 }
