@@ -92,17 +92,22 @@ impl Saver {
                 let (lock, wake) = &*stop2;
                 let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
+                    // Read before saving: a stop that comes during a save gets one more
+                    // save after it, of what changed meanwhile.
+                    let last = *stopped;
+                    drop(stopped);
                     // The files are a cache: a failed save (a full disk) costs folding those
                     // days again at the next start, and the next round tries again.
                     if enabled2.load(Ordering::Acquire) {
-                        drop(stopped);
                         let _ = files.save(&rollup);
-                        stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
                     }
-                    if *stopped {
+                    if last {
                         return;
                     }
-                    stopped = wake.wait_timeout(stopped, SAVE_ROLLUP_EVERY).unwrap_or_else(|e| e.into_inner()).0;
+                    stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    if !*stopped {
+                        stopped = wake.wait_timeout(stopped, SAVE_ROLLUP_EVERY).unwrap_or_else(|e| e.into_inner()).0;
+                    }
                 }
             })
             .expect("spawn the rollup saver");
