@@ -54,14 +54,16 @@ CREATE TABLE IF NOT EXISTS log_position (
     id       INTEGER PRIMARY KEY,
     position BIGINT NOT NULL
 );
--- Events per app and UTC day (days since 1970-01-01), kept in every transaction that adds or
+-- Events per app and UTC day (days since 1970-01-01), added in every transaction that adds or
 -- deletes events: what the rollup's files are checked against when the store opens, read
--- without scanning the events table.
-CREATE TABLE IF NOT EXISTS day_counts (
+-- without scanning the events table. Rows are deltas summed when read, compacted to one per
+-- (app, day) when the store opens and at each retention run; no key, so no index (and no
+-- upsert) on the write path.
+DROP TABLE IF EXISTS day_counts;
+CREATE TABLE IF NOT EXISTS day_events (
     app    VARCHAR NOT NULL,
     day    BIGINT NOT NULL,
-    events BIGINT NOT NULL,
-    PRIMARY KEY (app, day)
+    events BIGINT NOT NULL
 );
 ";
 
@@ -220,7 +222,7 @@ fn set_position(tx: &Transaction<'_>, through: Option<u64>) -> Result<(), StoreE
     Ok(())
 }
 
-/// Adds the rows to `day_counts` (inside the transaction that inserted them).
+/// Adds the rows to `day_events` (inside the transaction that inserted them).
 fn count_days<'r>(tx: &Transaction<'_>, rows: impl Iterator<Item = &'r EventRow>) -> Result<(), StoreError> {
     let mut per_day: HashMap<(&str, i64), i64> = HashMap::new();
     for r in rows {
@@ -234,35 +236,40 @@ fn count_days<'r>(tx: &Transaction<'_>, rows: impl Iterator<Item = &'r EventRow>
     let values = vec!["(?, ?, ?)"; per_day.len()].join(", ");
     let args: Vec<duckdb::types::Value> =
         per_day.into_iter().flat_map(|((app, day), n)| [app.to_string().into(), day.into(), n.into()]).collect();
-    tx.execute(
-        &format!(
-            "INSERT INTO day_counts VALUES {values} ON CONFLICT (app, day) DO UPDATE SET events = events + EXCLUDED.events"
-        ),
-        duckdb::params_from_iter(args.iter()),
-    )
-    .map_err(backend)?;
+    tx.execute(&format!("INSERT INTO day_events VALUES {values}"), duckdb::params_from_iter(args.iter()))
+        .map_err(backend)?;
     Ok(())
 }
 
 /// Counts the events table's rows of `app` on `day` (every app and day without them) into
-/// `day_counts` again, inside `tx`, replacing what it held for them.
+/// `day_events` again, inside `tx`, replacing what it held for them.
 pub(crate) fn recount_days(tx: &Transaction<'_>, only: Option<(&str, i64)>) -> Result<(), StoreError> {
     match only {
         None => tx.execute_batch(
-            "DELETE FROM day_counts; INSERT INTO day_counts SELECT app, d - DATE '1970-01-01', n FROM \
+            "DELETE FROM day_events; INSERT INTO day_events SELECT app, d - DATE '1970-01-01', n FROM \
              (SELECT app, occurred_at::DATE AS d, count(*) AS n FROM events GROUP BY ALL)",
         ),
         Some((app, day)) => tx
-            .execute("DELETE FROM day_counts WHERE app = ? AND day = ?", params![app, day])
+            .execute("DELETE FROM day_events WHERE app = ? AND day = ?", params![app, day])
             .and_then(|_| {
                 tx.execute(
-                    "INSERT INTO day_counts SELECT app, ?, count(*) FROM events \
+                    "INSERT INTO day_events SELECT app, ?, count(*) FROM events \
                      WHERE app = ? AND occurred_at >= epoch_ms(?) AND occurred_at < epoch_ms(?) GROUP BY app",
                     params![day, app, day * DAY_MS, (day + 1) * DAY_MS],
                 )
             })
             .map(drop),
     }
+    .map_err(backend)
+}
+
+/// Sums `day_events` into one row per (app, day), inside `tx`.
+pub(crate) fn compact_days(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE day_events_sum AS SELECT app, day, sum(events)::BIGINT AS events \
+         FROM day_events GROUP BY ALL; DELETE FROM day_events; INSERT INTO day_events SELECT * FROM day_events_sum; \
+         DROP TABLE day_events_sum;",
+    )
     .map_err(backend)
 }
 

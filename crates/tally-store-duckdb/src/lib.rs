@@ -459,11 +459,13 @@ impl EventStore for DuckDbStore {
         let n = tx
             .execute("DELETE FROM events WHERE app = ? AND occurred_at < epoch_ms(?)", params![app, before_ms])
             .map_err(backend)?;
-        tx.execute("DELETE FROM day_counts WHERE app = ? AND day < ?", params![app, day]).map_err(backend)?;
+        tx.execute("DELETE FROM day_events WHERE app = ? AND day < ?", params![app, day]).map_err(backend)?;
         if !whole_days {
             // The cut's own day keeps its rows after the cut.
             append::recount_days(&tx, Some((app, day)))?;
         }
+        // Retention runs every hour: the deltas of that hour become one row per day.
+        append::compact_days(&tx)?;
         tx.commit().map_err(backend)?;
         if let Some(mut rollup) = self.rollup_mut() {
             if whole_days {

@@ -106,12 +106,13 @@ pub(crate) fn load_rollup(
     Ok(())
 }
 
-/// The number of events of every (app, UTC day) in the events table, from `day_counts`;
-/// counted from the events table first when that does not add up to the table's size (a
-/// store made before `day_counts` existed).
+/// The number of events of every (app, UTC day) in the events table, from `day_events`
+/// (compacted on the way); counted from the events table first when that does not add up
+/// to the table's size (a store made before `day_events` existed).
 pub(crate) fn day_counts(conn: &mut Connection) -> Result<HashMap<(String, i64), u64>, StoreError> {
     let read = |conn: &Connection| -> Result<HashMap<(String, i64), u64>, StoreError> {
-        let mut stmt = conn.prepare("SELECT app, day, events FROM day_counts").map_err(backend)?;
+        let mut stmt =
+            conn.prepare("SELECT app, day, sum(events)::BIGINT FROM day_events GROUP BY ALL").map_err(backend)?;
         let rows = stmt
             .query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, i64>(1)?), r.get::<_, i64>(2)? as u64)))
             .map_err(backend)?;
@@ -119,10 +120,12 @@ pub(crate) fn day_counts(conn: &mut Connection) -> Result<HashMap<(String, i64),
     };
     let counts = read(conn)?;
     let stored: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).map_err(backend)?;
+    let tx = conn.transaction().map_err(backend)?;
     if counts.values().sum::<u64>() == stored as u64 {
+        crate::append::compact_days(&tx)?;
+        tx.commit().map_err(backend)?;
         return Ok(counts);
     }
-    let tx = conn.transaction().map_err(backend)?;
     crate::append::recount_days(&tx, None)?;
     tx.commit().map_err(backend)?;
     read(conn)
