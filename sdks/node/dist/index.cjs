@@ -899,7 +899,7 @@ class Controls {
         }
         const id = this.resolved.paths.identity;
         if (id && fs.existsSync(id)) {
-            fs.rmSync(id);
+            fs.unlinkSync(id);
             choice.deletedIdentity = id;
         }
         return choice;
@@ -925,7 +925,7 @@ exports.Sanitizer = exports.Event = void 0;
 exports.clean = clean;
 exports.isoTime = isoTime;
 exports.uuidV7 = uuidV7;
-const lazy_js_1 = require("./lazy.js");
+const random_js_1 = require("./random.js");
 const identity_js_1 = require("./identity.js");
 const protocol_js_1 = require("./protocol.js");
 const scrub_js_1 = require("./scrub.js");
@@ -1074,7 +1074,7 @@ let poolAt = pool.length;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 function uuidV7(ms) {
     if (poolAt === pool.length) {
-        (0, lazy_js_1.crypto)().randomFillSync(pool);
+        (0, random_js_1.randomFill)(pool);
         poolAt = 0;
     }
     const r = poolAt;
@@ -1223,6 +1223,20 @@ function detectEnv(vars, prefix) {
     return "development";
 }
 },
+"./files.js": function (exports, require, module) {
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.removeFile = removeFile;
+const fs = require("node:fs");
+function removeFile(file) {
+    try {
+        fs.unlinkSync(file);
+    }
+    catch (e) {
+        if (e.code !== "ENOENT")
+            throw e;
+    }
+}
+},
 "./flusher.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.FLUSH_CONFIG_VAR = exports.LOCK_STALE_MS = exports.DEFAULT_FLUSH_GAP_MS = exports.FLUSH_STARTED = exports.FLUSH_BACKOFF = exports.FLUSH_LOCK = void 0;
@@ -1235,6 +1249,7 @@ exports.releaseLock = releaseLock;
 exports.spawnFlusher = spawnFlusher;
 const fs = require("node:fs");
 const path = require("node:path");
+const files_js_1 = require("./files.js");
 const lazy_js_1 = require("./lazy.js");
 const outbox_js_1 = require("./outbox.js");
 const protocol_js_1 = require("./protocol.js");
@@ -1308,7 +1323,7 @@ function readBackoff(dir) {
 function writeBackoff(dir, b) {
     const file = path.join(dir, exports.FLUSH_BACKOFF);
     if (!b) {
-        fs.rmSync(file, { force: true });
+        (0, files_js_1.removeFile)(file);
         return;
     }
     const tmp = `${file}.${process.pid}.tmp`;
@@ -1337,7 +1352,7 @@ function takeLock(dir, pid) {
         }
         if (Number.isInteger(holder) && holder > 0 && (0, outbox_js_1.alive)(holder) && age < exports.LOCK_STALE_MS)
             return false;
-        fs.rmSync(file, { force: true });
+        (0, files_js_1.removeFile)(file);
     }
     return false;
 }
@@ -1345,7 +1360,7 @@ function releaseLock(dir, pid) {
     const file = path.join(dir, exports.FLUSH_LOCK);
     try {
         if (Number(fs.readFileSync(file, "utf8")) === pid)
-            fs.rmSync(file, { force: true });
+            (0, files_js_1.removeFile)(file);
     }
     catch {
     }
@@ -1420,12 +1435,15 @@ exports.nodeMachineIdOriginal = nodeMachineIdOriginal;
 const lazy_js_1 = require("./lazy.js");
 const fs = require("node:fs");
 const path = require("node:path");
+const files_js_1 = require("./files.js");
 const project_js_1 = require("./project.js");
+const random_js_1 = require("./random.js");
+const sha256_js_1 = require("./sha256.js");
 const toml_js_1 = require("./toml.js");
 function randomIdentity(reset) {
-    const id = { install_id: (0, lazy_js_1.crypto)().randomUUID(), salt: (0, lazy_js_1.crypto)().randomBytes(32).toString("hex") };
+    const id = { install_id: (0, random_js_1.randomUuid)(), salt: (0, random_js_1.randomBytes)(32).toString("hex") };
     if (reset)
-        id.reset = (0, lazy_js_1.crypto)().randomUUID();
+        id.reset = (0, random_js_1.randomUuid)();
     return id;
 }
 function loadIdentity(file) {
@@ -1448,7 +1466,7 @@ function writeIdentity(file, id, replace) {
     text += `install_id = ${(0, toml_js_1.tomlString)(id.install_id)}\nsalt = ${(0, toml_js_1.tomlString)(id.salt)}\n`;
     if (id.reset)
         text += `reset = ${(0, toml_js_1.tomlString)(id.reset)}\n`;
-    const tmp = `${file}.${process.pid}.${(0, lazy_js_1.crypto)().randomUUID()}.tmp`;
+    const tmp = `${file}.${process.pid}.${(0, random_js_1.randomUuid)()}.tmp`;
     fs.writeFileSync(tmp, text);
     try {
         if (replace)
@@ -1457,7 +1475,7 @@ function writeIdentity(file, id, replace) {
             fs.linkSync(tmp, file);
     }
     finally {
-        fs.rmSync(tmp, { force: true });
+        (0, files_js_1.removeFile)(tmp);
     }
 }
 function loadOrCreateIdentity(file) {
@@ -1483,7 +1501,7 @@ function saltBytes(id) {
     return /^([0-9a-fA-F]{2})*$/.test(id.salt) ? Buffer.from(id.salt, "hex") : Buffer.from(id.salt, "utf8");
 }
 function hmacHex(key, message) {
-    return (0, lazy_js_1.crypto)().createHmac("sha256", key).update(message).digest("hex");
+    return (0, sha256_js_1.hex)((0, sha256_js_1.hmacSha256)(key, message));
 }
 function hashSensitive(salt, value) {
     return hmacHex(salt, value).slice(0, 16);
@@ -1498,7 +1516,7 @@ function machineId(app, ci, identity) {
         return { hash: hmacHex(key, `${os}${reset}`), kind: "os" };
     if (identity)
         return { hash: hmacHex(key, `install:${identity.install_id}`), kind: "install_id" };
-    return { hash: hmacHex(key, (0, lazy_js_1.crypto)().randomBytes(16)), kind: "ephemeral" };
+    return { hash: hmacHex(key, (0, random_js_1.randomBytes)(16)), kind: "ephemeral" };
 }
 function firstLine(text) {
     return text.split("\n")[0];
@@ -1551,7 +1569,7 @@ function macosPlatformUuid() {
 }
 function nodeMachineId() {
     const raw = nodeMachineIdOriginal();
-    return raw === null ? null : (0, lazy_js_1.crypto)().createHash("sha256").update(raw).digest("hex");
+    return raw === null ? null : (0, sha256_js_1.hex)((0, sha256_js_1.sha256)(raw));
 }
 function nodeMachineIdOriginal() {
     let raw;
@@ -1721,7 +1739,8 @@ exports.isDue = isDue;
 exports.alive = alive;
 const fs = require("node:fs");
 const path = require("node:path");
-const lazy_js_1 = require("./lazy.js");
+const files_js_1 = require("./files.js");
+const random_js_1 = require("./random.js");
 exports.DEFAULT_MAX_BYTES = 512 * 1024;
 exports.DEFAULT_MAX_AGE_MS = 14 * 24 * 60 * 60 * 1000;
 exports.DEFAULT_RESEND_AFTER_MS = 10 * 60 * 1000;
@@ -1783,7 +1802,7 @@ class Outbox {
     }
     freshName() {
         const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-        return `outbox-${stamp}-${process.pid}-${(0, lazy_js_1.crypto)().randomBytes(4).toString("hex")}.jsonl`;
+        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.randomBytes)(4).toString("hex")}.jsonl`;
     }
     addFile(text) {
         fs.mkdirSync(this.dir, { recursive: true });
@@ -1850,7 +1869,7 @@ class Outbox {
             fresh = [file];
         }
         for (const f of claimed)
-            fs.rmSync(f, { force: true });
+            (0, files_js_1.removeFile)(f);
         return fresh;
     }
     release(claimed, left) {
@@ -1858,7 +1877,7 @@ class Outbox {
         if (text !== "")
             this.addFile(text);
         for (const f of claimed)
-            fs.rmSync(f, { force: true });
+            (0, files_js_1.removeFile)(f);
     }
     read(files, nowMs = Date.now()) {
         let chunks = [];
@@ -1962,7 +1981,7 @@ class Outbox {
     clear() {
         for (const n of this.names()) {
             if (n.startsWith("outbox-") || n.startsWith("claimed-") || n === "sent.jsonl") {
-                fs.rmSync(path.join(this.dir, n), { force: true });
+                (0, files_js_1.removeFile)(path.join(this.dir, n));
             }
         }
     }
@@ -2030,7 +2049,8 @@ exports.findProject = findProject;
 exports.createProjectId = createProjectId;
 const fs = require("node:fs");
 const path = require("node:path");
-const lazy_js_1 = require("./lazy.js");
+const files_js_1 = require("./files.js");
+const random_js_1 = require("./random.js");
 const toml_js_1 = require("./toml.js");
 const KINDS = ["telemetry-toml", "cargo-toml", "package-json"];
 function manifestPath(kind, dir, app) {
@@ -2113,7 +2133,7 @@ function createProjectId(dir, app, kind = "package-json") {
     }
     catch {
     }
-    const id = (0, lazy_js_1.crypto)().randomUUID();
+    const id = (0, random_js_1.randomUuid)();
     let text;
     if (kind === "telemetry-toml") {
         fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -2146,7 +2166,7 @@ function createProjectId(dir, app, kind = "package-json") {
         ok = false;
     }
     if (!ok) {
-        fs.rmSync(tmp, { force: true });
+        (0, files_js_1.removeFile)(tmp);
         throw new Error(`could not add a ${app} uuid to ${file}; add it by hand`);
     }
     fs.renameSync(tmp, file);
@@ -2298,6 +2318,47 @@ function checkBatch(b) {
     return checkContext(b.context);
 }
 },
+"./random.js": function (exports, require, module) {
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.randomFill = randomFill;
+exports.randomBytes = randomBytes;
+exports.randomUuid = randomUuid;
+const fs = require("node:fs");
+const lazy_js_1 = require("./lazy.js");
+function randomFill(buf) {
+    if (process.platform !== "win32") {
+        let fd = null;
+        try {
+            fd = fs.openSync("/dev/urandom", "r");
+            let at = 0;
+            while (at < buf.length) {
+                const n = fs.readSync(fd, buf, at, buf.length - at, null);
+                if (n <= 0)
+                    throw new Error("/dev/urandom: short read");
+                at += n;
+            }
+            return buf;
+        }
+        catch {
+        }
+        finally {
+            if (fd !== null)
+                fs.closeSync(fd);
+        }
+    }
+    return (0, lazy_js_1.crypto)().randomFillSync(buf);
+}
+function randomBytes(n) {
+    return randomFill(Buffer.alloc(n));
+}
+function randomUuid() {
+    const b = randomBytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = b.toString("hex");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+},
 "./scrub.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.REDACTED = void 0;
@@ -2408,6 +2469,102 @@ function shannonEntropy(s) {
         h -= p * Math.log2(p);
     }
     return h;
+}
+},
+"./sha256.js": function (exports, require, module) {
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.sha256 = sha256;
+exports.hmacSha256 = hmacSha256;
+exports.hex = hex;
+const K = new Uint32Array([
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+    0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+    0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+    0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+    0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+    0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2,
+]);
+function bytes(data) {
+    return typeof data === "string" ? Buffer.from(data, "utf8") : data;
+}
+function sha256(data) {
+    const input = bytes(data);
+    const n = input.length;
+    const padded = new Uint8Array((((n + 8) >> 6) + 1) << 6);
+    padded.set(input);
+    padded[n] = 0x80;
+    const view = new DataView(padded.buffer);
+    view.setUint32(padded.length - 8, Math.floor(n / 0x20000000));
+    view.setUint32(padded.length - 4, (n << 3) >>> 0);
+    const h = new Uint32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+    const w = new Uint32Array(64);
+    for (let at = 0; at < padded.length; at += 64) {
+        for (let i = 0; i < 16; i++)
+            w[i] = view.getUint32(at + 4 * i);
+        for (let i = 16; i < 64; i++) {
+            const x = w[i - 15];
+            const y = w[i - 2];
+            const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+            const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+        }
+        let a = h[0];
+        let b = h[1];
+        let c = h[2];
+        let d = h[3];
+        let e = h[4];
+        let f = h[5];
+        let g = h[6];
+        let k = h[7];
+        for (let i = 0; i < 64; i++) {
+            const s1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+            const t1 = (k + s1 + ((e & f) ^ (~e & g)) + K[i] + w[i]) | 0;
+            const s0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+            const t2 = (s0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+            k = g;
+            g = f;
+            f = e;
+            e = (d + t1) | 0;
+            d = c;
+            c = b;
+            b = a;
+            a = (t1 + t2) | 0;
+        }
+        h[0] += a;
+        h[1] += b;
+        h[2] += c;
+        h[3] += d;
+        h[4] += e;
+        h[5] += f;
+        h[6] += g;
+        h[7] += k;
+    }
+    const out = new Uint8Array(32);
+    const o = new DataView(out.buffer);
+    for (let i = 0; i < 8; i++)
+        o.setUint32(4 * i, h[i]);
+    return out;
+}
+function hmacSha256(key, message) {
+    let k = bytes(key);
+    if (k.length > 64)
+        k = sha256(k);
+    const msg = bytes(message);
+    const inner = new Uint8Array(64 + msg.length);
+    const outer = new Uint8Array(64 + 32);
+    for (let i = 0; i < 64; i++) {
+        const b = i < k.length ? k[i] : 0;
+        inner[i] = b ^ 0x36;
+        outer[i] = b ^ 0x5c;
+    }
+    inner.set(msg, 64);
+    outer.set(sha256(inner), 64);
+    return sha256(outer);
+}
+function hex(data) {
+    return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex");
 }
 },
 "./toml.js": function (exports, require, module) {

@@ -42,7 +42,7 @@ function reachable(entry) {
     if (seen.has(name)) return;
     seen.add(name);
     const text = fs.readFileSync(path.join(bare, name), "utf8");
-    for (const m of text.matchAll(/require\("\.\/([a-z]+\.js)"\)/g)) visit(m[1]);
+    for (const m of text.matchAll(/require\("\.\/([a-z0-9]+\.js)"\)/g)) visit(m[1]);
   };
   visit(entry);
   return [...seen].sort();

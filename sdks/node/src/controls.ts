@@ -124,7 +124,7 @@ export class Controls {
     }
     const id = this.resolved.paths.identity;
     if (id && fs.existsSync(id)) {
-      fs.rmSync(id);
+      fs.unlinkSync(id);
       choice.deletedIdentity = id;
     }
     return choice;

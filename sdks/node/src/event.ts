@@ -7,7 +7,7 @@
  * cannot be fixed), so what is queued is already what would be sent.
  */
 
-import { crypto } from "./lazy.js";
+import { randomFill } from "./random.js";
 
 import { hashSensitive } from "./identity.js";
 import {
@@ -196,7 +196,7 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"
 /** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 export function uuidV7(ms: number): string {
   if (poolAt === pool.length) {
-    crypto().randomFillSync(pool);
+    randomFill(pool);
     poolAt = 0;
   }
   const r = poolAt;

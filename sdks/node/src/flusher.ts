@@ -27,6 +27,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { removeFile } from "./files.js";
 
 import { childProcess } from "./lazy.js";
 import { alive, Chunk, isDue, Outbox } from "./outbox.js";
@@ -155,7 +156,7 @@ export function readBackoff(dir: string): Backoff | null {
 export function writeBackoff(dir: string, b: Backoff | null): void {
   const file = path.join(dir, FLUSH_BACKOFF);
   if (!b) {
-    fs.rmSync(file, { force: true });
+    removeFile(file);
     return;
   }
   const tmp = `${file}.${process.pid}.tmp`;
@@ -182,7 +183,7 @@ export function takeLock(dir: string, pid: number): boolean {
       continue; // released meanwhile: try again
     }
     if (Number.isInteger(holder) && holder > 0 && alive(holder) && age < LOCK_STALE_MS) return false;
-    fs.rmSync(file, { force: true });
+    removeFile(file);
   }
   return false;
 }
@@ -191,7 +192,7 @@ export function takeLock(dir: string, pid: number): boolean {
 export function releaseLock(dir: string, pid: number): void {
   const file = path.join(dir, FLUSH_LOCK);
   try {
-    if (Number(fs.readFileSync(file, "utf8")) === pid) fs.rmSync(file, { force: true });
+    if (Number(fs.readFileSync(file, "utf8")) === pid) removeFile(file);
   } catch {
     // gone already
   }

@@ -12,11 +12,14 @@
  * takes its place. In CI every run of a vendor shares one id. The hostname is never used.
  */
 
-import { childProcess, crypto } from "./lazy.js";
+import { childProcess } from "./lazy.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { removeFile } from "./files.js";
 
 import { parseUuid } from "./project.js";
+import { randomBytes, randomUuid } from "./random.js";
+import { hex, hmacSha256, sha256 } from "./sha256.js";
 import { parseToml, tomlString } from "./toml.js";
 
 /** Where the machine hash comes from: `os`, `install_id`, `ci` or `ephemeral`. */
@@ -41,8 +44,8 @@ export interface LocalIdentity {
 }
 
 export function randomIdentity(reset: boolean): LocalIdentity {
-  const id: LocalIdentity = { install_id: crypto().randomUUID(), salt: crypto().randomBytes(32).toString("hex") };
-  if (reset) id.reset = crypto().randomUUID();
+  const id: LocalIdentity = { install_id: randomUuid(), salt: randomBytes(32).toString("hex") };
+  if (reset) id.reset = randomUuid();
   return id;
 }
 
@@ -70,13 +73,13 @@ export function writeIdentity(file: string, id: LocalIdentity, replace: boolean)
   let text = "# Random values for this tool's telemetry. The salt never leaves this machine.\n";
   text += `install_id = ${tomlString(id.install_id)}\nsalt = ${tomlString(id.salt)}\n`;
   if (id.reset) text += `reset = ${tomlString(id.reset)}\n`;
-  const tmp = `${file}.${process.pid}.${crypto().randomUUID()}.tmp`;
+  const tmp = `${file}.${process.pid}.${randomUuid()}.tmp`;
   fs.writeFileSync(tmp, text);
   try {
     if (replace) fs.renameSync(tmp, file);
     else fs.linkSync(tmp, file);
   } finally {
-    fs.rmSync(tmp, { force: true });
+    removeFile(tmp);
   }
 }
 
@@ -104,7 +107,7 @@ export function saltBytes(id: LocalIdentity): Buffer {
 
 /** HMAC-SHA256 of `message` keyed with `key`, hex. */
 export function hmacHex(key: Buffer | string, message: Buffer | string): string {
-  return crypto().createHmac("sha256", key).update(message).digest("hex");
+  return hex(hmacSha256(key, message));
 }
 
 /** The hash a sensitive value is replaced with: 16 hex digits of HMAC(salt, value). */
@@ -123,7 +126,7 @@ export function machineId(app: string, ci: string | null, identity: LocalIdentit
   const os = osMachineId();
   if (os !== null) return { hash: hmacHex(key, `${os}${reset}`), kind: "os" };
   if (identity) return { hash: hmacHex(key, `install:${identity.install_id}`), kind: "install_id" };
-  return { hash: hmacHex(key, crypto().randomBytes(16)), kind: "ephemeral" };
+  return { hash: hmacHex(key, randomBytes(16)), kind: "ephemeral" };
 }
 
 function firstLine(text: string): string {
@@ -192,7 +195,7 @@ function macosPlatformUuid(): string | null {
  */
 export function nodeMachineId(): string | null {
   const raw = nodeMachineIdOriginal();
-  return raw === null ? null : crypto().createHash("sha256").update(raw).digest("hex");
+  return raw === null ? null : hex(sha256(raw));
 }
 
 /** The value `node-machine-id` hashes (`machineIdSync(true)`). */

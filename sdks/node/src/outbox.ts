@@ -26,7 +26,8 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { crypto } from "./lazy.js";
+import { removeFile } from "./files.js";
+import { randomBytes } from "./random.js";
 
 import type { Context, WireEvent } from "./protocol.js";
 
@@ -131,7 +132,7 @@ export class Outbox {
   /** A new file name, unique across processes, sorting in the order this process wrote them. */
   private freshName(): string {
     const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-    return `outbox-${stamp}-${process.pid}-${crypto().randomBytes(4).toString("hex")}.jsonl`;
+    return `outbox-${stamp}-${process.pid}-${randomBytes(4).toString("hex")}.jsonl`;
   }
 
   /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */
@@ -212,7 +213,7 @@ export class Outbox {
       fs.renameSync(`${file}.tmp`, file);
       fresh = [file];
     }
-    for (const f of claimed) fs.rmSync(f, { force: true });
+    for (const f of claimed) removeFile(f);
     return fresh;
   }
 
@@ -220,7 +221,7 @@ export class Outbox {
   release(claimed: string[], left: Chunk[]): void {
     const text = left.filter((c) => c.events.length > 0).map(lineOf).join("");
     if (text !== "") this.addFile(text);
-    for (const f of claimed) fs.rmSync(f, { force: true });
+    for (const f of claimed) removeFile(f);
   }
 
   /**
@@ -337,7 +338,7 @@ export class Outbox {
   clear(): void {
     for (const n of this.names()) {
       if (n.startsWith("outbox-") || n.startsWith("claimed-") || n === "sent.jsonl") {
-        fs.rmSync(path.join(this.dir, n), { force: true });
+        removeFile(path.join(this.dir, n));
       }
     }
   }

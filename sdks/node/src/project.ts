@@ -18,7 +18,8 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { crypto } from "./lazy.js";
+import { removeFile } from "./files.js";
+import { randomUuid } from "./random.js";
 
 import { parseToml, readTomlTable } from "./toml.js";
 
@@ -133,7 +134,7 @@ export function createProjectId(dir: string, app: string, kind: ManifestKind = "
   } catch {
     // missing or malformed: handled below
   }
-  const id = crypto().randomUUID();
+  const id = randomUuid();
   let text: string;
   if (kind === "telemetry-toml") {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -164,7 +165,7 @@ export function createProjectId(dir: string, app: string, kind: ManifestKind = "
     ok = false;
   }
   if (!ok) {
-    fs.rmSync(tmp, { force: true });
+    removeFile(tmp);
     throw new Error(`could not add a ${app} uuid to ${file}; add it by hand`);
   }
   fs.renameSync(tmp, file);

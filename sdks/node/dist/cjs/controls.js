@@ -94,7 +94,7 @@ class Controls {
         }
         const id = this.resolved.paths.identity;
         if (id && fs.existsSync(id)) {
-            fs.rmSync(id);
+            fs.unlinkSync(id);
             choice.deletedIdentity = id;
         }
         return choice;

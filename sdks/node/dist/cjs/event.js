@@ -12,7 +12,7 @@ exports.Sanitizer = exports.Event = void 0;
 exports.clean = clean;
 exports.isoTime = isoTime;
 exports.uuidV7 = uuidV7;
-const lazy_js_1 = require("./lazy.js");
+const random_js_1 = require("./random.js");
 const identity_js_1 = require("./identity.js");
 const protocol_js_1 = require("./protocol.js");
 const scrub_js_1 = require("./scrub.js");
@@ -180,7 +180,7 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"
 /** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 function uuidV7(ms) {
     if (poolAt === pool.length) {
-        (0, lazy_js_1.crypto)().randomFillSync(pool);
+        (0, random_js_1.randomFill)(pool);
         poolAt = 0;
     }
     const r = poolAt;

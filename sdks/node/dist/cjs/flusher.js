@@ -36,6 +36,7 @@ exports.releaseLock = releaseLock;
 exports.spawnFlusher = spawnFlusher;
 const fs = require("node:fs");
 const path = require("node:path");
+const files_js_1 = require("./files.js");
 const lazy_js_1 = require("./lazy.js");
 const outbox_js_1 = require("./outbox.js");
 const protocol_js_1 = require("./protocol.js");
@@ -125,7 +126,7 @@ function readBackoff(dir) {
 function writeBackoff(dir, b) {
     const file = path.join(dir, exports.FLUSH_BACKOFF);
     if (!b) {
-        fs.rmSync(file, { force: true });
+        (0, files_js_1.removeFile)(file);
         return;
     }
     const tmp = `${file}.${process.pid}.tmp`;
@@ -155,7 +156,7 @@ function takeLock(dir, pid) {
         }
         if (Number.isInteger(holder) && holder > 0 && (0, outbox_js_1.alive)(holder) && age < exports.LOCK_STALE_MS)
             return false;
-        fs.rmSync(file, { force: true });
+        (0, files_js_1.removeFile)(file);
     }
     return false;
 }
@@ -164,7 +165,7 @@ function releaseLock(dir, pid) {
     const file = path.join(dir, exports.FLUSH_LOCK);
     try {
         if (Number(fs.readFileSync(file, "utf8")) === pid)
-            fs.rmSync(file, { force: true });
+            (0, files_js_1.removeFile)(file);
     }
     catch {
         // gone already

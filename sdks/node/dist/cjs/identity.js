@@ -27,12 +27,15 @@ exports.nodeMachineIdOriginal = nodeMachineIdOriginal;
 const lazy_js_1 = require("./lazy.js");
 const fs = require("node:fs");
 const path = require("node:path");
+const files_js_1 = require("./files.js");
 const project_js_1 = require("./project.js");
+const random_js_1 = require("./random.js");
+const sha256_js_1 = require("./sha256.js");
 const toml_js_1 = require("./toml.js");
 function randomIdentity(reset) {
-    const id = { install_id: (0, lazy_js_1.crypto)().randomUUID(), salt: (0, lazy_js_1.crypto)().randomBytes(32).toString("hex") };
+    const id = { install_id: (0, random_js_1.randomUuid)(), salt: (0, random_js_1.randomBytes)(32).toString("hex") };
     if (reset)
-        id.reset = (0, lazy_js_1.crypto)().randomUUID();
+        id.reset = (0, random_js_1.randomUuid)();
     return id;
 }
 /** Reads the identity file; throws when missing (`ENOENT`) or malformed. */
@@ -61,7 +64,7 @@ function writeIdentity(file, id, replace) {
     text += `install_id = ${(0, toml_js_1.tomlString)(id.install_id)}\nsalt = ${(0, toml_js_1.tomlString)(id.salt)}\n`;
     if (id.reset)
         text += `reset = ${(0, toml_js_1.tomlString)(id.reset)}\n`;
-    const tmp = `${file}.${process.pid}.${(0, lazy_js_1.crypto)().randomUUID()}.tmp`;
+    const tmp = `${file}.${process.pid}.${(0, random_js_1.randomUuid)()}.tmp`;
     fs.writeFileSync(tmp, text);
     try {
         if (replace)
@@ -70,7 +73,7 @@ function writeIdentity(file, id, replace) {
             fs.linkSync(tmp, file);
     }
     finally {
-        fs.rmSync(tmp, { force: true });
+        (0, files_js_1.removeFile)(tmp);
     }
 }
 /** Reads the identity file, creating it when missing; two processes creating it at once agree on one. */
@@ -99,7 +102,7 @@ function saltBytes(id) {
 }
 /** HMAC-SHA256 of `message` keyed with `key`, hex. */
 function hmacHex(key, message) {
-    return (0, lazy_js_1.crypto)().createHmac("sha256", key).update(message).digest("hex");
+    return (0, sha256_js_1.hex)((0, sha256_js_1.hmacSha256)(key, message));
 }
 /** The hash a sensitive value is replaced with: 16 hex digits of HMAC(salt, value). */
 function hashSensitive(salt, value) {
@@ -119,7 +122,7 @@ function machineId(app, ci, identity) {
         return { hash: hmacHex(key, `${os}${reset}`), kind: "os" };
     if (identity)
         return { hash: hmacHex(key, `install:${identity.install_id}`), kind: "install_id" };
-    return { hash: hmacHex(key, (0, lazy_js_1.crypto)().randomBytes(16)), kind: "ephemeral" };
+    return { hash: hmacHex(key, (0, random_js_1.randomBytes)(16)), kind: "ephemeral" };
 }
 function firstLine(text) {
     return text.split("\n")[0];
@@ -185,7 +188,7 @@ function macosPlatformUuid() {
  */
 function nodeMachineId() {
     const raw = nodeMachineIdOriginal();
-    return raw === null ? null : (0, lazy_js_1.crypto)().createHash("sha256").update(raw).digest("hex");
+    return raw === null ? null : (0, sha256_js_1.hex)((0, sha256_js_1.sha256)(raw));
 }
 /** The value `node-machine-id` hashes (`machineIdSync(true)`). */
 function nodeMachineIdOriginal() {

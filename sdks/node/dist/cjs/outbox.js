@@ -30,7 +30,8 @@ exports.isDue = isDue;
 exports.alive = alive;
 const fs = require("node:fs");
 const path = require("node:path");
-const lazy_js_1 = require("./lazy.js");
+const files_js_1 = require("./files.js");
+const random_js_1 = require("./random.js");
 /** Default bound of the outbox, in bytes. */
 exports.DEFAULT_MAX_BYTES = 512 * 1024;
 /** Default age after which unsent events are dropped: 14 days. */
@@ -104,7 +105,7 @@ class Outbox {
     /** A new file name, unique across processes, sorting in the order this process wrote them. */
     freshName() {
         const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-        return `outbox-${stamp}-${process.pid}-${(0, lazy_js_1.crypto)().randomBytes(4).toString("hex")}.jsonl`;
+        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.randomBytes)(4).toString("hex")}.jsonl`;
     }
     /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */
     addFile(text) {
@@ -189,7 +190,7 @@ class Outbox {
             fresh = [file];
         }
         for (const f of claimed)
-            fs.rmSync(f, { force: true });
+            (0, files_js_1.removeFile)(f);
         return fresh;
     }
     /** Ends a claim: what is left is written as a new file, then the claimed files are deleted. */
@@ -198,7 +199,7 @@ class Outbox {
         if (text !== "")
             this.addFile(text);
         for (const f of claimed)
-            fs.rmSync(f, { force: true });
+            (0, files_js_1.removeFile)(f);
     }
     /**
      * Reads files: chunks in order, marks applied, repeated ids and expired events dropped.
@@ -317,7 +318,7 @@ class Outbox {
     clear() {
         for (const n of this.names()) {
             if (n.startsWith("outbox-") || n.startsWith("claimed-") || n === "sent.jsonl") {
-                fs.rmSync(path.join(this.dir, n), { force: true });
+                (0, files_js_1.removeFile)(path.join(this.dir, n));
             }
         }
     }

@@ -24,7 +24,8 @@ exports.findProject = findProject;
 exports.createProjectId = createProjectId;
 const fs = require("node:fs");
 const path = require("node:path");
-const lazy_js_1 = require("./lazy.js");
+const files_js_1 = require("./files.js");
+const random_js_1 = require("./random.js");
 const toml_js_1 = require("./toml.js");
 const KINDS = ["telemetry-toml", "cargo-toml", "package-json"];
 /** The manifest's path inside a project directory. */
@@ -124,7 +125,7 @@ function createProjectId(dir, app, kind = "package-json") {
     catch {
         // missing or malformed: handled below
     }
-    const id = (0, lazy_js_1.crypto)().randomUUID();
+    const id = (0, random_js_1.randomUuid)();
     let text;
     if (kind === "telemetry-toml") {
         fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -159,7 +160,7 @@ function createProjectId(dir, app, kind = "package-json") {
         ok = false;
     }
     if (!ok) {
-        fs.rmSync(tmp, { force: true });
+        (0, files_js_1.removeFile)(tmp);
         throw new Error(`could not add a ${app} uuid to ${file}; add it by hand`);
     }
     fs.renameSync(tmp, file);

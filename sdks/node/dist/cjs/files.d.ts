@@ -1,0 +1,7 @@
+/**
+ * Removes a file; a missing one is not an error. `fs.unlinkSync` rather than
+ * `fs.rmSync(f, { force: true })`, which loads Node's recursive-removal module on every
+ * first call: a run with telemetry on loads no built-in module that one with it off does not
+ * (test/random.test.mjs).
+ */
+export declare function removeFile(file: string): void;
