@@ -61,6 +61,11 @@ pub struct ServeArgs {
     /// machine's memory (DuckDB's own default is 80 % of RAM).
     #[arg(long, default_value = DEFAULT_DUCKDB_MEMORY_LIMIT, value_parser = parse_memory_limit, env = "TALLY_DUCKDB_MEMORY_LIMIT")]
     duckdb_memory_limit: u64,
+    /// The size at which the ingest log closes a segment file and starts the next
+    /// (docs/ingest-log.md); applied segments are deleted whole, so smaller segments give
+    /// disk space back sooner at the cost of more files and syncs.
+    #[arg(long, default_value_t = tally_log::Options::default().segment_bytes, value_parser = clap::value_parser!(u64).range(4096..), env = "TALLY_LOG_SEGMENT_BYTES")]
+    log_segment_bytes: u64,
     #[command(flatten)]
     limits: crate::limits::LimitFlags,
 }
@@ -125,7 +130,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let store = opened.store.clone();
     let existing = store.count_events()?;
-    let log = Arc::new(open_log(&args.data_dir)?);
+    let log = Arc::new(open_log_with(&args.data_dir, args.log_segment_bytes)?);
     let clock = args.fixed_now.map_or(Clock::System, Clock::Fixed);
     let mut settings = Settings {
         admin_token: Some(admin_token.clone()),
@@ -192,7 +197,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// Opens `<data_dir>/log`, reporting what recovery found (a torn tail is expected after a
 /// crash; corruption means acknowledged events may be lost).
 pub fn open_log(data_dir: &Path) -> anyhow::Result<tally_log::Log> {
-    let log = tally_log::Log::open(data_dir, tally_log::Options::default())
+    open_log_with(data_dir, tally_log::Options::default().segment_bytes)
+}
+
+/// [`open_log`] with segments of `segment_bytes`.
+fn open_log_with(data_dir: &Path, segment_bytes: u64) -> anyhow::Result<tally_log::Log> {
+    let mut options = tally_log::Options::default();
+    options.segment_bytes = segment_bytes;
+    let log = tally_log::Log::open(data_dir, options)
         .with_context(|| format!("while opening the ingest log in {}", data_dir.display()))?;
     for problem in &log.recovery().problems {
         let level = if problem.kind == tally_log::ProblemKind::TornTail { "warning" } else { "error" };

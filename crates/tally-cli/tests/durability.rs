@@ -5,7 +5,8 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::{Server, batch, post};
+use common::{Server, batch, batch_at, post};
+use tally_store::DAY_MS;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -62,6 +63,18 @@ struct Round {
 /// Posts batches of 20 from 4 threads until `stop`; a failed connection (the collector was
 /// killed) ends a thread.
 fn load_until(url: &str, stop: &std::sync::atomic::AtomicBool, round: &Mutex<Round>) {
+    load_batches_until(url, stop, round, &|t, b, events| {
+        batch(Uuid::new_v4(), &format!("machine-{t}-{b}"), "production", events)
+    })
+}
+
+/// [`load_until`] with the batches `make` builds from (thread, batch number, events).
+fn load_batches_until(
+    url: &str,
+    stop: &std::sync::atomic::AtomicBool,
+    round: &Mutex<Round>,
+    make: &(dyn Fn(usize, usize, &[(Uuid, &str, &[&str])]) -> Value + Sync),
+) {
     std::thread::scope(|s| {
         for t in 0..4 {
             s.spawn(move || {
@@ -71,7 +84,7 @@ fn load_until(url: &str, stop: &std::sync::atomic::AtomicBool, round: &Mutex<Rou
                     b += 1;
                     let events: Vec<(Uuid, &str, &[&str])> =
                         (0..20).map(|_| (Uuid::now_v7(), "command.run", &["graphql"][..])).collect();
-                    let body = batch(Uuid::new_v4(), &format!("machine-{t}-{b}"), "production", &events);
+                    let body = make(t, b, &events);
                     round.lock().expect("lock").sent.push(body.clone());
                     let answer = agent
                         .post(&format!("{url}/v1/batch"))
@@ -109,15 +122,38 @@ fn last_segment(data_dir: &std::path::Path) -> std::path::PathBuf {
 /// event exactly once (the applied position survives restarts: nothing is applied twice).
 #[test]
 fn kill_9_during_load_keeps_every_acknowledged_event_exactly_once() {
-    use rand::Rng as _;
     let dir = tempfile::tempdir().expect("tempdir");
+    kill_rounds(dir.path(), &[]);
+}
+
+/// The same with segments of 8 KiB, so that the log starts a new segment every record or
+/// two (and the applier releases old ones as often): the kills land during segment
+/// switches and releases, and every acknowledged event is still there exactly once.
+#[test]
+fn kill_9_during_segment_switches_keeps_every_acknowledged_event_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    kill_rounds(dir.path(), &["--log-segment-bytes", "8192"]);
+    // Positions are byte offsets and segment files are named by their first one: the log
+    // went through hundreds of segments.
+    let first: u64 = last_segment(dir.path())
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+        .expect("a segment named by its first position");
+    eprintln!("segment switches: at least {}", first / 8192);
+    assert!(first / 8192 >= 100, "the log switched segments only about {} times", first / 8192);
+}
+
+/// Kill rounds on `dir` with `extra` flags for `tally serve` (see the tests above).
+fn kill_rounds(dir: &std::path::Path, extra: &[&str]) {
+    use rand::Rng as _;
     let mut all_sent = Vec::new();
     let mut rng = rand::rng();
     // CI runs 4 rounds; the full run 20 (TALLY_CRASH_ROUNDS=20, docs/hardening.md).
     let rounds: usize = std::env::var("TALLY_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(4);
     let mut acked_total = 0;
     for round_no in 0..rounds {
-        let server = Server::start(dir.path(), &[]);
+        let server = Server::start(dir, extra);
         let round = Mutex::new(Round::default());
         let stop = std::sync::atomic::AtomicBool::new(false);
         let kill_after = std::time::Duration::from_millis(rng.random_range(300..1200));
@@ -135,10 +171,10 @@ fn kill_9_during_load_keeps_every_acknowledged_event_exactly_once() {
         if round_no == 1 {
             // A torn record at the tail, as a crash mid-write leaves it.
             use std::io::Write as _;
-            let mut f = std::fs::OpenOptions::new().append(true).open(last_segment(dir.path())).expect("open");
+            let mut f = std::fs::OpenOptions::new().append(true).open(last_segment(dir)).expect("open");
             f.write_all(&[200, 0, 0, 0, 1, 2, 3]).expect("tear");
         }
-        let server = Server::start(dir.path(), &[]);
+        let server = Server::start(dir, extra);
         let agent = common::agent();
         for body in &round.acked {
             let (status, answer) = post(&agent, &server.url, body);
@@ -153,13 +189,132 @@ fn kill_9_during_load_keeps_every_acknowledged_event_exactly_once() {
         "crash rounds: {rounds} survived, {acked_total} acknowledged events checked, {} sent",
         all_sent.len() * 20
     );
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start(dir, extra);
     let agent = common::agent();
     for body in &all_sent {
         assert_eq!(post(&agent, &server.url, body).0, 200);
     }
     assert_eq!(health(&server)["events"].as_u64(), Some(all_sent.len() as u64 * 20), "each event once");
     server.stop();
+}
+
+/// `kill -9` while the retention schedule drops old days, under load. 30 days of events
+/// are stored; then, with the collector's clock moved on so that the cut falls in the
+/// middle of them, rounds of: start (the schedule runs at start), load, `kill -9` at a
+/// random moment while it runs. Every acknowledged event is a duplicate when resent; once a
+/// collector has run to the end, the days before the cut are gone from the events table and
+/// from every day of the rollup, the days after it are all there, and nothing is counted
+/// twice.
+#[test]
+fn kill_9_during_retention_keeps_every_event_it_should_and_none_it_should_not() {
+    use rand::Rng as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = chrono::Utc::now();
+    let server = Server::start(dir.path(), &[]);
+    let agent = common::agent();
+    let per_day = 4_000;
+    let mut stored_at = Vec::new();
+    for day in 1..=30 {
+        let at = now - chrono::Duration::days(day);
+        for b in 0..per_day / 500 {
+            let events: Vec<(Uuid, &str, &[&str])> =
+                (0..500).map(|_| (Uuid::now_v7(), "command.run", &["graphql"][..])).collect();
+            let body = batch_at(Uuid::new_v4(), &format!("old-{day}-{b}"), at, &events);
+            let (status, answer) = post(&agent, &server.url, &body);
+            assert_eq!((status, answer["accepted"].as_u64()), (200, Some(500)), "{answer}");
+        }
+        stored_at.push(at);
+    }
+    // A clean stop: everything applied and the rollup's days saved to files.
+    server.stop();
+    // The clock of the rounds: the default retention (396 days) now cuts 15 days back.
+    let later = now + chrono::Duration::days(396 - 15);
+    let cut = (later - chrono::Duration::days(396)).timestamp_millis().div_euclid(DAY_MS) * DAY_MS;
+    let kept_old = stored_at.iter().filter(|at| at.timestamp_millis() >= cut).count() as u64 * per_day;
+    assert!(kept_old > 0 && kept_old < 30 * per_day, "the cut falls among the stored days");
+    let later_arg = later.to_rfc3339();
+    let flags = ["--fixed-now", later_arg.as_str()];
+    let old_day_files = || day_files_before(dir.path(), cut.div_euclid(DAY_MS));
+    assert!(old_day_files() > 0, "the days before the cut were saved");
+
+    let rounds: usize = std::env::var("TALLY_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(4);
+    let mut rng = rand::rng();
+    let mut all_sent = Vec::new();
+    let mut killed_with_old_files = 0;
+    for round_no in 0..rounds {
+        let server = Server::start(dir.path(), &flags);
+        let round = Mutex::new(Round::default());
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        // The schedule's first run starts as the collector does and takes a few hundred ms
+        // here; the first round is killed at once, the others at random moments.
+        let kill_after =
+            std::time::Duration::from_millis(if round_no == 0 { 0 } else { rng.random_range(0..400) });
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                load_batches_until(&server.url, &stop, &round, &|t, b, events| {
+                    batch_at(Uuid::new_v4(), &format!("new-{round_no}-{t}-{b}"), later, events)
+                })
+            });
+            std::thread::sleep(kill_after);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let pid = server.child.id().to_string();
+            std::process::Command::new("kill").args(["-KILL", &pid]).status().expect("kill -9");
+        });
+        server.kill9();
+        if old_day_files() > 0 {
+            killed_with_old_files += 1;
+        }
+        let round = round.into_inner().expect("lock");
+        let server = Server::start(dir.path(), &flags);
+        for body in &round.acked {
+            let (status, answer) = post(&agent, &server.url, body);
+            assert_eq!(status, 200);
+            assert_eq!(answer["duplicate"], 20, "round {round_no}: an acknowledged event is missing: {answer}");
+        }
+        server.kill9();
+        all_sent.extend(round.sent);
+    }
+    eprintln!(
+        "retention crash rounds: {rounds}, {killed_with_old_files} killed before retention had removed the old days' files"
+    );
+    let server = Server::start(dir.path(), &flags);
+    for body in &all_sent {
+        assert_eq!(post(&agent, &server.url, body).0, 200);
+    }
+    let expected = kept_old + all_sent.len() as u64 * 20;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while health(&server)["events"].as_u64() != Some(expected) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(health(&server)["events"].as_u64(), Some(expected), "the kept days and every event sent, once");
+    assert_eq!(old_day_files(), 0, "no file of a day before the cut is left");
+    // The rollup, day by day over the stored days: nothing before the cut, every event after.
+    let from = (now - chrono::Duration::days(31)).format("%Y-%m-%d").to_string();
+    let to = now.format("%Y-%m-%d").to_string();
+    let answer: Value = serde_json::from_str(
+        &server.admin_get(&format!("/v1/insights/events-per-day?app=demo&from={from}&to={to}")).1,
+    )
+    .expect("json");
+    let mut total = 0;
+    for row in answer["table"]["rows"].as_array().expect("rows") {
+        let day = chrono::NaiveDate::parse_from_str(row[0].as_str().expect("day"), "%Y-%m-%d").expect("date");
+        let day_ms = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis();
+        let events = row[1].as_u64().expect("events");
+        assert!(day_ms >= cut || events == 0, "{day} is before the cut and still has {events} events");
+        total += events;
+    }
+    assert_eq!(total, kept_old, "every kept day whole: {answer}");
+    server.stop();
+}
+
+/// Saved rollup days (`rollup/a<app>-d<day>.day`) before `day`.
+fn day_files_before(data_dir: &std::path::Path, day: i64) -> usize {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("rollup")) else { return 0 };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".day")?.split_once("-d")?.1.parse::<i64>().ok())
+        .filter(|&d| d < day)
+        .count()
 }
 
 /// `tally erase` after a crash applies the unapplied log first: the erased project does

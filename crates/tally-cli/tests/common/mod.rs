@@ -178,3 +178,18 @@ macro_rules! assert_output_snapshot {
 }
 #[allow(unused_imports)] // not every test binary snapshots output
 pub use assert_output_snapshot;
+
+/// Like [`batch`], with every event (and the send) at `at`.
+pub fn batch_at(
+    project: Uuid,
+    machine: &str,
+    at: chrono::DateTime<Utc>,
+    events: &[(Uuid, &str, &[&str])],
+) -> Value {
+    let mut body = batch(project, machine, "production", events);
+    body["sent_at"] = json!(at);
+    for e in body["events"].as_array_mut().expect("events") {
+        e["occurred_at"] = json!(at);
+    }
+    body
+}
