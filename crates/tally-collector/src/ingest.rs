@@ -316,6 +316,10 @@ impl Caps {
     ) -> usize {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *state;
+        // The common case, every value already admitted, allocates nothing.
+        if state.apps.get(&schema.app).is_some_and(|known| admitted_already(known, schema, plugins, props)) {
+            return 0;
+        }
         let mut replaced = 0;
         for p in plugins.iter_mut() {
             let known = state.apps.entry(schema.app.clone()).or_default();
@@ -386,6 +390,22 @@ impl Caps {
     }
 }
 
+/// Whether every plugin and capped string prop of an event is among the values `known`.
+fn admitted_already(
+    known: &KnownValues,
+    schema: &AppSchema,
+    plugins: &[String],
+    props: &std::collections::BTreeMap<String, PropValue>,
+) -> bool {
+    plugins.iter().all(|p| known.plugins.contains(p.as_str()))
+        && props.iter().all(|(key, value)| match value {
+            PropValue::Str(s) if schema.props.contains_key(key) => {
+                known.props.get(key).is_some_and(|seen| seen.contains(s.as_str()))
+            }
+            _ => true,
+        })
+}
+
 /// Turns an accepted event into a stored row: ids become keyed hashes, values are capped
 /// and scrubbed.
 #[allow(clippy::too_many_arguments)]
@@ -418,12 +438,15 @@ fn to_row(
         }
     }
     // check_batch already removed repeated plugins.
-    for _ in 0..caps.apply(schema, &mut event.plugins, &mut event.props, client) {
+    let capped = caps.apply(schema, &mut event.plugins, &mut event.props, client);
+    for _ in 0..capped {
         metrics.replaced("cap");
     }
-    // Capping can map several plugins to `other`: keep one.
-    let mut seen = HashSet::new();
-    event.plugins.retain(|p| seen.insert(p.clone()));
+    if capped > 0 {
+        // Capping can map several plugins to `other`: keep one.
+        let mut seen = HashSet::new();
+        event.plugins.retain(|p| seen.insert(p.clone()));
+    }
     EventRow::new(ctx, event, occurred_at_ms, received_at_ms, project, machine)
 }
 
@@ -453,14 +476,8 @@ fn respond(
             Err(r) => (EventOutcome::Rejected, Some(r.reason), Some(r.detail.clone())),
         };
         match status {
-            EventOutcome::Accepted => {
-                response.accepted += 1;
-                metrics.event("accepted", "");
-            }
-            EventOutcome::Duplicate => {
-                response.duplicate += 1;
-                metrics.event("duplicate", "");
-            }
+            EventOutcome::Accepted => response.accepted += 1,
+            EventOutcome::Duplicate => response.duplicate += 1,
             EventOutcome::Rejected => {
                 response.rejected += 1;
                 metrics.event("rejected", reason.map_or("", |r| r.as_str()));
@@ -468,5 +485,7 @@ fn respond(
         }
         response.results.push(EventResult { index, event_id: *event_id, status, reason, detail });
     }
+    metrics.events_n("accepted", "", response.accepted as u64);
+    metrics.events_n("duplicate", "", response.duplicate as u64);
     response
 }

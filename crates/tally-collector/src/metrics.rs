@@ -142,7 +142,14 @@ impl Metrics {
 
     /// Counts one event outcome.
     pub fn event(&self, outcome: &'static str, reason: &'static str) {
-        self.events.get_or_create(&EventLabels { outcome, reason }).inc();
+        self.events_n(outcome, reason, 1);
+    }
+
+    /// Counts `n` events of one outcome (a batch's, at once).
+    pub fn events_n(&self, outcome: &'static str, reason: &'static str, n: u64) {
+        if n > 0 {
+            self.events.get_or_create(&EventLabels { outcome, reason }).inc_by(n);
+        }
     }
 
     /// Counts one request.
