@@ -6,8 +6,8 @@ mod common;
 use std::sync::Mutex;
 
 use common::{Server, batch, batch_at, post};
-use tally_store::DAY_MS;
 use serde_json::Value;
+use tally_store::DAY_MS;
 use uuid::Uuid;
 
 #[test]
@@ -199,12 +199,13 @@ fn kill_rounds(dir: &std::path::Path, extra: &[&str]) {
 }
 
 /// `kill -9` while the retention schedule drops old days, under load. 30 days of events
-/// are stored; then, with the collector's clock moved on so that the cut falls in the
-/// middle of them, rounds of: start (the schedule runs at start), load, `kill -9` at a
-/// random moment while it runs. Every acknowledged event is a duplicate when resent; once a
-/// collector has run to the end, the days before the cut are gone from the events table and
-/// from every day of the rollup, the days after it are all there, and nothing is counted
-/// twice.
+/// are stored; then rounds of: start with the collector's clock moved on so that the
+/// default retention (396 days) cuts 15 days back, and one day further each round (the
+/// schedule runs at start and drops that day), load, `kill -9` at a random moment of the
+/// first 30 ms, restart, resend. Every acknowledged event is a duplicate when resent, a
+/// day's rows never go before its saved rollup file does, and at the end the days before the
+/// last cut are gone from the events table and from every day of the rollup, the days after
+/// it are all there, and nothing is counted twice.
 #[test]
 fn kill_9_during_retention_keeps_every_event_it_should_and_none_it_should_not() {
     use rand::Rng as _;
@@ -219,7 +220,7 @@ fn kill_9_during_retention_keeps_every_event_it_should_and_none_it_should_not() 
         for b in 0..per_day / 500 {
             let events: Vec<(Uuid, &str, &[&str])> =
                 (0..500).map(|_| (Uuid::now_v7(), "command.run", &["graphql"][..])).collect();
-            let body = batch_at(Uuid::new_v4(), &format!("old-{day}-{b}"), at, &events);
+            let body = batch_at(Uuid::new_v4(), &format!("old-{day}-{b}"), at, chrono::Utc::now(), &events);
             let (status, answer) = post(&agent, &server.url, &body);
             assert_eq!((status, answer["accepted"].as_u64()), (200, Some(500)), "{answer}");
         }
@@ -227,32 +228,36 @@ fn kill_9_during_retention_keeps_every_event_it_should_and_none_it_should_not() 
     }
     // A clean stop: everything applied and the rollup's days saved to files.
     server.stop();
-    // The clock of the rounds: the default retention (396 days) now cuts 15 days back.
-    let later = now + chrono::Duration::days(396 - 15);
-    let cut = (later - chrono::Duration::days(396)).timestamp_millis().div_euclid(DAY_MS) * DAY_MS;
-    let kept_old = stored_at.iter().filter(|at| at.timestamp_millis() >= cut).count() as u64 * per_day;
-    assert!(kept_old > 0 && kept_old < 30 * per_day, "the cut falls among the stored days");
-    let later_arg = later.to_rfc3339();
-    let flags = ["--fixed-now", later_arg.as_str()];
-    let old_day_files = || day_files_before(dir.path(), cut.div_euclid(DAY_MS));
-    assert!(old_day_files() > 0, "the days before the cut were saved");
+    let day_files = |cut: i64| day_files_before(dir.path(), cut.div_euclid(DAY_MS));
+    let kept = |cut: i64| stored_at.iter().filter(|at| at.timestamp_millis() >= cut).count() as u64 * per_day;
+    // Round r's clock, and the cut its schedule makes.
+    let clock = |r: usize| now + chrono::Duration::days(396 - 15 + r as i64);
+    let cut_of = |r: usize| (clock(r) - chrono::Duration::days(396)).timestamp_millis().div_euclid(DAY_MS) * DAY_MS;
+    assert!(day_files(cut_of(0)) > 0, "the days before the cut were saved");
+    assert_eq!(old_rows(dir.path(), now, cut_of(0)), 30 * per_day - kept(cut_of(0)), "they are stored");
 
-    let rounds: usize = std::env::var("TALLY_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(4);
+    // CI runs 4 rounds; the full run 14 (the stored days after the first cut).
+    let rounds: usize = std::env::var("TALLY_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(4).min(14);
     let mut rng = rand::rng();
     let mut all_sent = Vec::new();
-    let mut killed_with_old_files = 0;
+    // Kills before, during and after the schedule's run.
+    let mut landed = [0; 3];
     for round_no in 0..rounds {
+        let (at, cut) = (clock(round_no), cut_of(round_no));
+        let at_arg = at.to_rfc3339();
+        let flags = ["--fixed-now", at_arg.as_str()];
+        let files_before = day_files(cut);
+        assert!(files_before > 0, "round {round_no} has a day to drop");
         let server = Server::start(dir.path(), &flags);
         let round = Mutex::new(Round::default());
         let stop = std::sync::atomic::AtomicBool::new(false);
-        // The schedule's first run starts as the collector does and takes a few hundred ms
-        // here; the first round is killed at once, the others at random moments.
-        let kill_after =
-            std::time::Duration::from_millis(if round_no == 0 { 0 } else { rng.random_range(0..400) });
+        // The schedule's run starts with the collector and is often done by the time it
+        // listens: the first round is killed at once, the others within 30 ms.
+        let kill_after = std::time::Duration::from_millis(if round_no == 0 { 0 } else { rng.random_range(0..30) });
         std::thread::scope(|s| {
             s.spawn(|| {
                 load_batches_until(&server.url, &stop, &round, &|t, b, events| {
-                    batch_at(Uuid::new_v4(), &format!("new-{round_no}-{t}-{b}"), later, events)
+                    batch_at(Uuid::new_v4(), &format!("new-{round_no}-{t}-{b}"), at, at, events)
                 })
             });
             std::thread::sleep(kill_after);
@@ -261,9 +266,17 @@ fn kill_9_during_retention_keeps_every_event_it_should_and_none_it_should_not() 
             std::process::Command::new("kill").args(["-KILL", &pid]).status().expect("kill -9");
         });
         server.kill9();
-        if old_day_files() > 0 {
-            killed_with_old_files += 1;
-        }
+        // Where the kill landed: before the schedule's run (the dropped days' files and rows
+        // still there), during it (files forgotten, rows not yet deleted) or after (neither).
+        let (files, rows) = (day_files(cut), old_rows(dir.path(), now, cut));
+        assert!(rows > 0 || files == 0, "round {round_no}: rows deleted while {files} of their days' files remain");
+        landed[if rows == 0 {
+            2
+        } else if files < files_before {
+            1
+        } else {
+            0
+        }] += 1;
         let round = round.into_inner().expect("lock");
         let server = Server::start(dir.path(), &flags);
         for body in &round.acked {
@@ -275,26 +288,28 @@ fn kill_9_during_retention_keeps_every_event_it_should_and_none_it_should_not() 
         all_sent.extend(round.sent);
     }
     eprintln!(
-        "retention crash rounds: {rounds}, {killed_with_old_files} killed before retention had removed the old days' files"
+        "retention crash rounds: {rounds}; killed before the schedule's run {}, during it {}, after it {}",
+        landed[0], landed[1], landed[2]
     );
-    let server = Server::start(dir.path(), &flags);
+    let last = rounds - 1;
+    let (last_arg, cut) = (clock(last).to_rfc3339(), cut_of(last));
+    let server = Server::start(dir.path(), &["--fixed-now", last_arg.as_str()]);
     for body in &all_sent {
         assert_eq!(post(&agent, &server.url, body).0, 200);
     }
-    let expected = kept_old + all_sent.len() as u64 * 20;
+    let expected = kept(cut) + all_sent.len() as u64 * 20;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while health(&server)["events"].as_u64() != Some(expected) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(health(&server)["events"].as_u64(), Some(expected), "the kept days and every event sent, once");
-    assert_eq!(old_day_files(), 0, "no file of a day before the cut is left");
+    assert_eq!(day_files(cut), 0, "no file of a day before the cut is left");
     // The rollup, day by day over the stored days: nothing before the cut, every event after.
     let from = (now - chrono::Duration::days(31)).format("%Y-%m-%d").to_string();
     let to = now.format("%Y-%m-%d").to_string();
-    let answer: Value = serde_json::from_str(
-        &server.admin_get(&format!("/v1/insights/events-per-day?app=demo&from={from}&to={to}")).1,
-    )
-    .expect("json");
+    let answer: Value =
+        serde_json::from_str(&server.admin_get(&format!("/v1/insights/events-per-day?app=demo&from={from}&to={to}")).1)
+            .expect("json");
     let mut total = 0;
     for row in answer["table"]["rows"].as_array().expect("rows") {
         let day = chrono::NaiveDate::parse_from_str(row[0].as_str().expect("day"), "%Y-%m-%d").expect("date");
@@ -303,8 +318,18 @@ fn kill_9_during_retention_keeps_every_event_it_should_and_none_it_should_not() 
         assert!(day_ms >= cut || events == 0, "{day} is before the cut and still has {events} events");
         total += events;
     }
-    assert_eq!(total, kept_old, "every kept day whole: {answer}");
+    assert_eq!(total, kept(cut), "every kept day whole: {answer}");
     server.stop();
+}
+
+/// The stored events before `cut` of the 31 days before `now`, read by the CLI from the
+/// data dir (no collector running).
+fn old_rows(data_dir: &std::path::Path, now: chrono::DateTime<chrono::Utc>, cut: i64) -> u64 {
+    let from = (now - chrono::Duration::days(31)).format("%Y-%m-%d").to_string();
+    let to = chrono::DateTime::from_timestamp_millis(cut).expect("cut").format("%Y-%m-%d").to_string();
+    let dir = data_dir.to_str().expect("utf-8 path");
+    let answer = common::insight("events-per-day", &["--data-dir", dir, "--from", &from, "--to", &to]);
+    answer["table"]["rows"].as_array().expect("rows").iter().map(|r| r[1].as_u64().expect("events")).sum()
 }
 
 /// Saved rollup days (`rollup/a<app>-d<day>.day`) before `day`.

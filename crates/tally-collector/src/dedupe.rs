@@ -3,9 +3,13 @@
 //!
 //! The index holds the id of every event stored or acknowledged whose `occurred_at` is
 //! within the acceptance window (the protocol's maximum event age: an older event is
-//! rejected as `too_old` before it gets here), in one set per UTC day so that a day past
-//! the window is dropped whole. It is seeded at start from the store
-//! ([`EventStore::event_ids_since`]) and from the log records the store has not applied.
+//! rejected as `too_old` before it gets here). An id is looked up in the whole window, not
+//! only on its event's day: a resend can carry another `occurred_at` than the first send
+//! (the collector moves event times by the sender's clock skew, measured anew for every
+//! request), and it is still the same event. The ids are kept in one set per span of
+//! [`SPAN_DAYS`] days of `occurred_at`, so that a span wholly past the window is dropped at
+//! once; a lookup probes the five or six sets the window spans. It is seeded at start from the
+//! store ([`EventStore::event_ids_since`]) and from the log records the store has not applied.
 //!
 //! A request *reserves* its new ids before its log append: a concurrent request holding
 //! one of them waits until the reservation is settled (the append is durable, or failed
@@ -13,7 +17,9 @@
 //! and an event is never reported duplicate of one that was not acknowledged. Memory:
 //! a `HashSet<Uuid>` slot is 17 bytes and the table is at most 7/8 full after growing
 //! by doubling, so 19–39 bytes per id by how full it is (measured by `memory_per_id`: 22,
-//! 30 and 36 bytes at 0.1, 0.3 and 1 M ids), about 30 on average.
+//! 30 and 36 bytes at 0.1, 0.3 and 1 M ids), about 30 on average; a span is dropped only
+//! once all of it is past the window, so the index holds up to [`SPAN_DAYS`] days more
+//! than the window (39 days for the 31-day window, at most 1.26× its ids).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +28,11 @@ use tally_store::{AppendStatus, DAY_MS, EventRow};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// The ids accepted within the window, by day of `occurred_at`.
+/// Days of `occurred_at` per set of ids: a lookup probes `window / SPAN_DAYS + 2` sets, and
+/// the index keeps up to this many days past the window.
+pub(crate) const SPAN_DAYS: i64 = 8;
+
+/// The ids accepted within the window, by span of days of `occurred_at`.
 pub(crate) struct Seen {
     inner: Mutex<Inner>,
     /// Bumped whenever a reservation is settled; waiters re-check then.
@@ -32,7 +42,8 @@ pub(crate) struct Seen {
 
 #[derive(Default)]
 struct Inner {
-    days: BTreeMap<i64, HashSet<Uuid>>,
+    /// By span number ([`span`]).
+    spans: BTreeMap<i64, HashSet<Uuid>>,
     /// Ids reserved by a request whose log append is not settled yet.
     pending: HashSet<Uuid>,
 }
@@ -63,12 +74,12 @@ impl Seen {
 
     /// Adds an id known to be stored or acknowledged (seeding).
     pub(crate) fn insert(&self, id: Uuid, occurred_at_ms: i64) {
-        self.lock().days.entry(day(occurred_at_ms)).or_default().insert(id);
+        self.lock().spans.entry(span(occurred_at_ms)).or_default().insert(id);
     }
 
     /// How many ids the index holds.
     pub(crate) fn len(&self) -> usize {
-        self.lock().days.values().map(HashSet::len).sum()
+        self.lock().spans.values().map(HashSet::len).sum()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -82,28 +93,27 @@ impl Seen {
         if rows.iter().any(|r| inner.pending.contains(&r.event_id)) {
             return Check::Busy(self.settled.subscribe());
         }
-        // A day wholly before the window cannot hold an id that is still accepted.
-        let oldest = day(now_ms - self.window_ms) - 1;
-        while inner.days.first_key_value().is_some_and(|(d, _)| *d < oldest) {
-            inner.days.pop_first();
+        // A span wholly before the window cannot hold an id that is still accepted.
+        let oldest = span((now_ms - self.window_ms).div_euclid(DAY_MS) * DAY_MS - DAY_MS);
+        while inner.spans.first_key_value().is_some_and(|(s, _)| *s < oldest) {
+            inner.spans.pop_first();
         }
-        let mut ids = Vec::new();
+        let mut ids: Vec<(Uuid, i64)> = Vec::new();
         let statuses = rows
             .iter()
             .map(|r| {
-                let d = day(r.occurred_at_ms);
-                let seen = inner.days.get(&d).is_some_and(|s| s.contains(&r.event_id))
+                let seen = inner.spans.values().any(|s| s.contains(&r.event_id))
                     || ids.iter().any(|(id, _)| *id == r.event_id);
                 if seen {
                     AppendStatus::Duplicate
                 } else {
-                    ids.push((r.event_id, d));
+                    ids.push((r.event_id, span(r.occurred_at_ms)));
                     AppendStatus::Inserted
                 }
             })
             .collect();
-        for (id, d) in &ids {
-            inner.days.entry(*d).or_default().insert(*id);
+        for (id, s) in &ids {
+            inner.spans.entry(*s).or_default().insert(*id);
             inner.pending.insert(*id);
         }
         Check::Ready(statuses, Reservation { seen: self.clone(), ids, committed: false })
@@ -123,10 +133,10 @@ impl Drop for Reservation {
             return;
         }
         let mut inner = self.seen.lock();
-        for (id, d) in &self.ids {
+        for (id, s) in &self.ids {
             inner.pending.remove(id);
             if !self.committed
-                && let Some(set) = inner.days.get_mut(d)
+                && let Some(set) = inner.spans.get_mut(s)
             {
                 set.remove(id);
             }
@@ -136,8 +146,9 @@ impl Drop for Reservation {
     }
 }
 
-fn day(ms: i64) -> i64 {
-    ms.div_euclid(DAY_MS)
+/// The span of days `ms` falls in.
+fn span(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS * SPAN_DAYS)
 }
 
 #[cfg(test)]
@@ -172,12 +183,35 @@ mod tests {
     }
 
     #[test]
-    fn days_past_the_window_are_dropped() {
+    fn spans_past_the_window_are_dropped() {
         let seen = Arc::new(Seen::new(31 * DAY_MS));
         seen.insert(row(1, 0, 0, 1, 1).event_id, T0);
         seen.insert(row(2, 20, 0, 1, 1).event_id, T0 + 20 * DAY_MS);
-        let _ = ready(seen.reserve(&[], T0 + 40 * DAY_MS));
+        // 31 + SPAN_DAYS + 1 days later the first span is wholly past the window.
+        let _ = ready(seen.reserve(&[], T0 + (32 + SPAN_DAYS) * DAY_MS));
         assert_eq!(seen.len(), 1);
+        // Within the window an id stays, whatever its span.
+        let seen = Arc::new(Seen::new(31 * DAY_MS));
+        seen.insert(row(1, 0, 0, 1, 1).event_id, T0);
+        let (s, _r) = ready(seen.reserve(&[row(1, 0, 0, 1, 1)], T0 + 31 * DAY_MS));
+        assert_eq!(s, [AppendStatus::Duplicate]);
+    }
+
+    /// A resend whose `occurred_at` moved (the sender's clock skew is measured again for each
+    /// request) to another day, or another span, is still the same event.
+    #[test]
+    fn a_resend_with_another_occurred_at_is_a_duplicate() {
+        let seen = Arc::new(Seen::new(31 * DAY_MS));
+        let now = T0 + 30 * DAY_MS;
+        let (s, r) = ready(seen.reserve(&[row(1, 0, 0, 1, 1)], now));
+        assert_eq!(s, [AppendStatus::Inserted]);
+        r.commit();
+        for days in [1, SPAN_DAYS, 20, 29] {
+            let mut moved = row(1, 0, 0, 1, 1);
+            moved.occurred_at_ms += days * DAY_MS;
+            let (s, _r) = ready(seen.reserve(&[moved], now));
+            assert_eq!(s, [AppendStatus::Duplicate], "moved by {days} days");
+        }
     }
 
     /// Measures the memory per id stated in the module doc and docs/ingest-log.md.

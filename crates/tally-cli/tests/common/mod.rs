@@ -179,17 +179,19 @@ macro_rules! assert_output_snapshot {
 #[allow(unused_imports)] // not every test binary snapshots output
 pub use assert_output_snapshot;
 
-/// Like [`batch`], with every event (and the send) at `at`.
+/// Like [`batch`], with every event at `occurred` and the batch sent at `sent` (the
+/// collector moves event times by the sender's clock skew: `sent` is the sender's "now").
 pub fn batch_at(
     project: Uuid,
     machine: &str,
-    at: chrono::DateTime<Utc>,
+    occurred: chrono::DateTime<Utc>,
+    sent: chrono::DateTime<Utc>,
     events: &[(Uuid, &str, &[&str])],
 ) -> Value {
     let mut body = batch(project, machine, "production", events);
-    body["sent_at"] = json!(at);
+    body["sent_at"] = json!(sent);
     for e in body["events"].as_array_mut().expect("events") {
-        e["occurred_at"] = json!(at);
+        e["occurred_at"] = json!(occurred);
     }
     body
 }
