@@ -316,21 +316,24 @@ impl Caps {
     ) -> usize {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *state;
-        // The common case, every value already admitted, allocates nothing.
-        if state.apps.get(&schema.app).is_some_and(|known| admitted_already(known, schema, plugins, props)) {
-            return 0;
+        if !state.apps.contains_key(&schema.app) {
+            state.apps.insert(schema.app.clone(), KnownValues::default());
+        }
+        // Values already admitted (the common case) are looked up without allocating.
+        fn known<'s>(state: &'s CapState, app: &str) -> &'s KnownValues {
+            state.apps.get(app).expect("inserted above")
         }
         let mut replaced = 0;
         for p in plugins.iter_mut() {
-            let known = state.apps.entry(schema.app.clone()).or_default();
-            if known.plugins.contains(p.as_str()) {
+            let admitted = &known(state, &schema.app).plugins;
+            if admitted.contains(p.as_str()) {
                 continue;
             }
-            let room = known.plugins.len() < schema.max_plugins;
+            let room = admitted.len() < schema.max_plugins;
             if room
                 && state.client_may_admit(client, &schema.app, CapSlot::Plugins, schema.max_plugins, self.share_percent)
             {
-                state.apps.get_mut(&schema.app).expect("entry made above").plugins.insert(p.clone());
+                state.apps.get_mut(&schema.app).expect("inserted above").plugins.insert(p.clone());
             } else {
                 *p = OTHER.to_string();
                 replaced += 1;
@@ -341,25 +344,25 @@ impl Caps {
             let Some(spec) = schema.props.get(key) else {
                 continue;
             };
-            let known = state.apps.entry(schema.app.clone()).or_default();
-            let seen = known.props.entry(key.clone()).or_default();
-            if !seen.contains(s.as_str()) {
-                let room = seen.len() < spec.max_distinct;
-                if room
-                    && state.client_may_admit(
-                        client,
-                        &schema.app,
-                        CapSlot::Prop(key.clone()),
-                        spec.max_distinct,
-                        self.share_percent,
-                    )
-                {
-                    let known = state.apps.get_mut(&schema.app).expect("entry made above");
-                    known.props.entry(key.clone()).or_default().insert(s.clone());
-                } else {
-                    *s = OTHER.to_string();
-                    replaced += 1;
-                }
+            let seen = known(state, &schema.app).props.get(key);
+            if seen.is_some_and(|seen| seen.contains(s.as_str())) {
+                continue;
+            }
+            let room = seen.map_or(0, |seen| seen.len()) < spec.max_distinct;
+            if room
+                && state.client_may_admit(
+                    client,
+                    &schema.app,
+                    CapSlot::Prop(key.clone()),
+                    spec.max_distinct,
+                    self.share_percent,
+                )
+            {
+                let known = state.apps.get_mut(&schema.app).expect("inserted above");
+                known.props.entry(key.clone()).or_default().insert(s.clone());
+            } else {
+                *s = OTHER.to_string();
+                replaced += 1;
             }
         }
         replaced
@@ -388,22 +391,6 @@ impl Caps {
         *value = OTHER.to_string();
         true
     }
-}
-
-/// Whether every plugin and capped string prop of an event is among the values `known`.
-fn admitted_already(
-    known: &KnownValues,
-    schema: &AppSchema,
-    plugins: &[String],
-    props: &std::collections::BTreeMap<String, PropValue>,
-) -> bool {
-    plugins.iter().all(|p| known.plugins.contains(p.as_str()))
-        && props.iter().all(|(key, value)| match value {
-            PropValue::Str(s) if schema.props.contains_key(key) => {
-                known.props.get(key).is_some_and(|seen| seen.contains(s.as_str()))
-            }
-            _ => true,
-        })
 }
 
 /// Turns an accepted event into a stored row: ids become keyed hashes, values are capped
