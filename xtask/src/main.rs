@@ -162,6 +162,11 @@ fn test(extra: &[String]) -> Result<(), String> {
     // Debian's clickhouse-server (18.16), which the ClickHouse backend's tests start on
     // loopback with their own config and data dir (crates/tally-store-clickhouse/src/testing.rs).
     run("clickhouse-server", Command::new("sh").arg(root().join("crates/tally-store-clickhouse/tests/setup.sh")))?;
+    // A current ClickHouse release (chDB: ClickHouse 26.9's engine, PyPI, pinned) in a venv
+    // under ~/.cache/tally, which the conformance suite also runs on behind
+    // tests/current/server.py (25 s and 890 MB to install, 37 s to run).
+    let clickhouse_current = setup("crates/tally-store-clickhouse/tests/current/setup.sh")?;
+    eprintln!("xtask: chdb installed for {}", clickhouse_current.display());
     // schemathesis (PyPI, pinned in requirements.txt) in a venv under ~/.cache/tally, which
     // tests/api.rs runs against a live collector (about 50 s to install, 40 s to run).
     let schemathesis = setup("crates/tally-cli/tests/api-schemathesis/setup.sh")?;
@@ -174,7 +179,8 @@ fn test(extra: &[String]) -> Result<(), String> {
             .env("TALLY_NODE_MODULES", &node_modules)
             .env("TALLY_STRAPI_NODE_MODULES", &strapi_modules)
             .env("TALLY_DASHBOARD_NODE_MODULES", &dashboard_modules)
-            .env("TALLY_SCHEMATHESIS", &schemathesis),
+            .env("TALLY_SCHEMATHESIS", &schemathesis)
+            .env("TALLY_CLICKHOUSE_CURRENT_PYTHON", &clickhouse_current),
     )?;
     // After the workspace's tests, which built the `tally` binary and the `hostcli` example.
     node_sdk(&node_modules)?;

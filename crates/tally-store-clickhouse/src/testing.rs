@@ -1,6 +1,7 @@
 //! Throwaway `clickhouse-server` processes for tests: each on loopback, on free ports,
 //! with its own configuration and data directory in a temporary folder, stopped when
-//! dropped. [`Cluster`] starts several as the shards of one cluster.
+//! dropped. [`Cluster`] starts several as the shards of one cluster. [`CurrentServer`] is a
+//! current ClickHouse release (the engine of chDB) behind the same HTTP interface.
 //!
 //! The server binary is `$TALLY_CLICKHOUSE_SERVER`, else `clickhouse-server` on `PATH` or
 //! in `/usr/sbin`; `crates/tally-store-clickhouse/tests/setup.sh` installs Debian's
@@ -205,4 +206,78 @@ impl Cluster {
 fn fresh_database() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("tally_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A current ClickHouse release for tests: chDB (PyPI `chdb-core`, ClickHouse 26.9's engine
+/// as a library) behind the part of ClickHouse's HTTP interface tally uses
+/// (`tests/current/server.py`), on a free loopback port with its data in a temporary
+/// folder, stopped when dropped. The Python is `$TALLY_CLICKHOUSE_CURRENT_PYTHON`, which
+/// `crates/tally-store-clickhouse/tests/current/setup.sh` installs and prints (`cargo xtask
+/// test` runs it). One server, no cluster: chDB has no `Distributed` tables over servers.
+pub struct CurrentServer {
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    /// `127.0.0.1:<port>`.
+    pub http: String,
+}
+
+impl CurrentServer {
+    /// Starts it and waits until it answers (at most a minute).
+    pub fn start() -> CurrentServer {
+        let python = std::env::var_os("TALLY_CLICKHOUSE_CURRENT_PYTHON").unwrap_or_else(|| {
+            panic!(
+                "TALLY_CLICKHOUSE_CURRENT_PYTHON is not set: run \
+                 crates/tally-store-clickhouse/tests/current/setup.sh and set it to the python it prints \
+                 (cargo xtask test does both)"
+            )
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/current/server.py");
+        // Under a shell that waits on its stdin, as `Server` is: the end of input (the test
+        // process exiting, even without dropping it) kills the server.
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" "$1" --port "$2" --path "$3/data" & pid=$!; read cmd; kill -9 $pid; wait $pid"#)
+            .arg(&python)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("err.log")).expect("err.log"))
+            .spawn()
+            .expect("start the current ClickHouse (python)");
+        let server = CurrentServer { child: Some(child), http: format!("127.0.0.1:{port}"), _dir: dir };
+        let started = Instant::now();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
+        while started.elapsed() < Duration::from_secs(60) {
+            if agent.get(format!("http://{}/ping", server.http)).call().is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the current ClickHouse did not answer within a minute; see {}",
+            server._dir.path().join("err.log").display()
+        );
+    }
+
+    /// A `clickhouse://` URL of a fresh database on it.
+    pub fn url(&self) -> String {
+        format!("clickhouse://{}/{}", self.http, fresh_database())
+    }
+}
+
+impl Drop for CurrentServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(mut stdin) = child.stdin.take() {
+                use std::io::Write;
+                let _ = stdin.write_all(b"\n");
+            }
+            let _ = child.wait();
+        }
+    }
 }
