@@ -10,12 +10,15 @@ answers and errors go back as the real server sends them (the body, `Code: N` in
 texts, the HTTP status). Statements run one at a time (one session, one lock).
 
     python server.py --port PORT --path DIR
+
+With TALLY_CHDB_TIMES=FILE in its environment, it appends each statement's engine time
+and its first 150 characters to FILE (how the 40 ms Nagle stall below was found).
 """
 
 import argparse
+import os
 import re
 import socket
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
