@@ -10,25 +10,6 @@
 # ~/.cache/tally/schemathesis), so that a fresh checkout reuses it. A fresh install takes
 # about 50 s and 95 MB. Needs CPython 3.9 or later with venv and pip (python3.11 first).
 set -euo pipefail
-
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 dir="${TALLY_SCHEMATHESIS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tally/schemathesis}"
-
-python=""
-for candidate in python3.11 python3; do
-  if command -v "$candidate" >/dev/null; then python="$(command -v "$candidate")"; break; fi
-done
-[[ -n "$python" ]] || { echo "setup.sh: python3 is not installed (CPython 3.11 is what requirements.txt was made with)" >&2; exit 1; }
-
-stamp="$dir/.tally-stamp"
-want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)-$("$python" --version 2>&1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$dir/bin/schemathesis" ]]; then
-  echo "setup.sh: schemathesis already installed in $dir" >&2
-else
-  echo "setup.sh: installing schemathesis into $dir (about 50 s, 95 MB)" >&2
-  rm -rf "$dir"
-  "$python" -m venv "$dir" >&2
-  "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$here/requirements.txt" >&2
-  echo "$want" > "$stamp"
-fi
-echo "$dir/bin/schemathesis"
+exec bash "$here/../../../../xtask/venv.sh" "$dir" "$here/requirements.txt" bin/schemathesis "schemathesis (about 50 s, 95 MB)"
