@@ -243,6 +243,8 @@ impl CurrentServer {
             .arg(&script)
             .arg(port.to_string())
             .arg(dir.path())
+            // chDB reads a config.xml from its working directory, as clickhouse-local does.
+            .current_dir(dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("err.log")).expect("err.log"))
