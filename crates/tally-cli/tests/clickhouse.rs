@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Server, batch, post};
 use serde_json::Value;
-use tally_store_clickhouse::testing::{Cluster, Server as ClickHouse};
+use tally_store_clickhouse::testing::{Cluster, CurrentServer, Server as ClickHouse};
 use uuid::Uuid;
 
 /// `/healthz` with its detail (the event count needs a token; every server here has `t0ken`).
@@ -280,7 +280,18 @@ fn an_unknown_store_url_is_refused() {
 #[test]
 fn a_duckdb_store_migrated_to_clickhouse_answers_the_same() {
     let clickhouse = ClickHouse::start();
-    let url = clickhouse.url();
+    migrated_answers_the_same(&clickhouse.url());
+}
+
+/// The same on a current release (ClickHouse 26.9's engine, `CurrentServer`): `tally
+/// migrate`, then the collector ingesting into it and answering every insight.
+#[test]
+fn a_duckdb_store_migrated_to_a_current_clickhouse_answers_the_same() {
+    let clickhouse = CurrentServer::start();
+    migrated_answers_the_same(&clickhouse.url());
+}
+
+fn migrated_answers_the_same(url: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path(), &["--admin-token", "t0ken"]);
     let agent = common::agent();
@@ -292,7 +303,7 @@ fn a_duckdb_store_migrated_to_clickhouse_answers_the_same() {
     server.stop();
     let migrate = || {
         let out = common::tally()
-            .args(["migrate", "--to", &url, "--data-dir"])
+            .args(["migrate", "--to", url, "--data-dir"])
             .arg(dir.path())
             .output()
             .expect("run tally migrate");
@@ -301,7 +312,7 @@ fn a_duckdb_store_migrated_to_clickhouse_answers_the_same() {
     };
     assert!(migrate().starts_with("copied 300 events to clickhouse (0 were there already)"));
     assert!(migrate().starts_with("copied 0 events to clickhouse (300 were there already)"));
-    let server = Server::start(dir.path(), &["--admin-token", "t0ken", "--store", &url]);
+    let server = Server::start(dir.path(), &["--admin-token", "t0ken", "--store", url]);
     assert_eq!(wait_for_events(&server.url, 300), 300);
     for (insight, want) in tally_insights::CATALOG.iter().zip(before) {
         assert_eq!(insight_table(&server.url, "t0ken", insight.name), want, "{}", insight.name);
