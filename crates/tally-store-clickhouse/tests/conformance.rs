@@ -12,7 +12,7 @@ fn open(url: String) -> Box<ClickHouseStore> {
 }
 
 mod one_server {
-    fn server() -> &'static super::Server {
+    pub(super) fn server() -> &'static super::Server {
         static SERVER: super::OnceLock<super::Server> = super::OnceLock::new();
         SERVER.get_or_init(super::Server::start)
     }
@@ -28,9 +28,42 @@ mod two_shards {
 }
 
 mod current_release {
-    fn server() -> &'static super::CurrentServer {
+    pub(super) fn server() -> &'static super::CurrentServer {
         static SERVER: super::OnceLock<super::CurrentServer> = super::OnceLock::new();
         SERVER.get_or_init(super::CurrentServer::start)
     }
     tally_store::conformance_tests!(super::open(server().url()));
+}
+
+/// The events table's definition as the server holds it.
+fn engine_full(http: &str, url: &str) -> String {
+    let database = url.rsplit('/').next().expect("a database");
+    let sql = format!("SELECT engine_full FROM system.tables WHERE database = '{database}' AND name = 'events'");
+    let mut answer = ureq::post(format!("http://{http}/")).send(sql.as_bytes()).expect("query system.tables");
+    answer.body_mut().read_to_string().expect("an answer")
+}
+
+/// On a current release the events table `fsync`s every inserted part and its directory,
+/// also when the database was made before (every open sets it).
+#[test]
+fn a_current_release_fsyncs_inserted_parts() {
+    let server = current_release::server();
+    let url = server.url();
+    drop(open(url.clone()));
+    let definition = engine_full(&server.http, &url);
+    assert!(definition.contains("fsync_after_insert = 1"), "{definition}");
+    assert!(definition.contains("fsync_part_directory = 1"), "{definition}");
+    drop(open(url.clone()));
+    assert_eq!(engine_full(&server.http, &url), definition, "opening again changes nothing");
+}
+
+/// 18.16 has neither setting: the store opens without them.
+#[test]
+fn an_old_release_opens_without_the_fsync_settings() {
+    let server = one_server::server();
+    let url = server.url();
+    drop(open(url.clone()));
+    let definition = engine_full(&server.http, &url);
+    assert!(definition.contains("ReplacingMergeTree"), "{definition}");
+    assert!(!definition.contains("fsync_after_insert"), "{definition}");
 }
