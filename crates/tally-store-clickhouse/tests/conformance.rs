@@ -35,6 +35,13 @@ mod current_release {
     tally_store::conformance_tests!(super::open(server().url()));
 }
 
+/// The events table's definition as the server at `http` holds it after opening a fresh
+/// database there, and its URL.
+fn opened_definition(http: &str, fresh_url: String) -> (String, String) {
+    drop(open(fresh_url.clone()));
+    (engine_full(http, &fresh_url), fresh_url)
+}
+
 /// The events table's definition as the server holds it.
 fn engine_full(http: &str, url: &str) -> String {
     let database = url.rsplit('/').next().expect("a database");
@@ -48,9 +55,7 @@ fn engine_full(http: &str, url: &str) -> String {
 #[test]
 fn a_current_release_fsyncs_inserted_parts() {
     let server = current_release::server();
-    let url = server.url();
-    drop(open(url.clone()));
-    let definition = engine_full(&server.http, &url);
+    let (definition, url) = opened_definition(&server.http, server.url());
     assert!(definition.contains("fsync_after_insert = 1"), "{definition}");
     assert!(definition.contains("fsync_part_directory = 1"), "{definition}");
     drop(open(url.clone()));
@@ -61,9 +66,7 @@ fn a_current_release_fsyncs_inserted_parts() {
 #[test]
 fn an_old_release_opens_without_the_fsync_settings() {
     let server = one_server::server();
-    let url = server.url();
-    drop(open(url.clone()));
-    let definition = engine_full(&server.http, &url);
+    let (definition, _) = opened_definition(&server.http, server.url());
     assert!(definition.contains("ReplacingMergeTree"), "{definition}");
     assert!(!definition.contains("fsync_after_insert"), "{definition}");
 }
