@@ -94,13 +94,7 @@ impl Server {
     /// process dies without dropping the server (a `static` one, a panic), kills it and
     /// deletes its folder. So no server outlives the tests that started it.
     fn stop(&mut self, keep: bool) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(mut stdin) = child.stdin.take() {
-                use std::io::Write;
-                let _ = stdin.write_all(if keep { b"keep\n" } else { b"\n" });
-            }
-            let _ = child.wait();
-        }
+        stop_watched(&mut self.child, if keep { b"keep\n" } else { b"\n" });
     }
 
     /// Starts the process on this server's folder and ports, and waits until `/ping`
@@ -120,16 +114,12 @@ impl Server {
             .spawn()
             .expect("start clickhouse-server");
         self.child = Some(child);
-        let started = Instant::now();
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
-        while started.elapsed() < Duration::from_secs(60) {
-            if agent.get(format!("http://{}/ping", self.http)).call().is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !answers_ping(&self.http) {
+            panic!(
+                "clickhouse-server did not answer within a minute; see {}",
+                self.dir.path().join("err.log").display()
+            );
         }
-        panic!("clickhouse-server did not answer within a minute; see {}", self.dir.path().join("err.log").display());
     }
 
     fn write_config(&self) -> PathBuf {
@@ -251,19 +241,13 @@ impl CurrentServer {
             .spawn()
             .expect("start the current ClickHouse (python)");
         let server = CurrentServer { child: Some(child), http: format!("127.0.0.1:{port}"), _dir: dir };
-        let started = Instant::now();
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
-        while started.elapsed() < Duration::from_secs(60) {
-            if agent.get(format!("http://{}/ping", server.http)).call().is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !answers_ping(&server.http) {
+            panic!(
+                "the current ClickHouse did not answer within a minute; see {}",
+                server._dir.path().join("err.log").display()
+            );
         }
-        panic!(
-            "the current ClickHouse did not answer within a minute; see {}",
-            server._dir.path().join("err.log").display()
-        );
+        server
     }
 
     /// A `clickhouse://` URL of a fresh database on it.
@@ -274,12 +258,31 @@ impl CurrentServer {
 
 impl Drop for CurrentServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(mut stdin) = child.stdin.take() {
-                use std::io::Write;
-                let _ = stdin.write_all(b"\n");
-            }
-            let _ = child.wait();
-        }
+        stop_watched(&mut self.child, b"\n");
     }
+}
+
+/// Stops a server running under a shell that waits on its stdin: writes `line` to it and
+/// waits for the shell to exit.
+fn stop_watched(child: &mut Option<Child>, line: &[u8]) {
+    if let Some(mut child) = child.take() {
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(line);
+        }
+        let _ = child.wait();
+    }
+}
+
+/// Whether `http://<address>/ping` answers within a minute.
+fn answers_ping(address: &str) -> bool {
+    let started = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
+    while started.elapsed() < Duration::from_secs(60) {
+        if agent.get(format!("http://{address}/ping")).call().is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
