@@ -18,6 +18,7 @@ function removeFile(file) {
 "./flush.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
 const flusher_js_1 = require("./flusher.js");
+const time_js_1 = require("./time.js");
 const outbox_js_1 = require("./outbox.js");
 const transport_js_1 = require("./transport.js");
 const MAX_ROUNDS = 8;
@@ -32,7 +33,7 @@ async function main(config) {
             const state = { claimed: [], postingOld: [] };
             const drained = await (0, flusher_js_1.drainOutbox)(outbox, transport, config.resendAfterMs, state, () => false, (context, events, d) => {
                 try {
-                    outbox.logSent({ sent_at: new Date().toISOString(), context, events, ...pick(d) });
+                    outbox.logSent({ sent_at: (0, time_js_1.isoTime)(Date.now()), context, events, ...pick(d) });
                 }
                 catch {
                 }
@@ -76,6 +77,7 @@ exports.takeLock = takeLock;
 exports.releaseLock = releaseLock;
 exports.spawnFlusher = spawnFlusher;
 const fs = require("node:fs");
+const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const lazy_js_1 = require("./lazy.js");
@@ -117,7 +119,7 @@ async function drainOutbox(outbox, transport, resendAfterMs, state, stopped, log
             const piece = chunk.events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH);
             state.postingOld = piece.map((e) => e.event_id);
             posted++;
-            const outcome = await transport.send({ sent_at: new Date().toISOString(), context: chunk.context, events: piece });
+            const outcome = await transport.send({ sent_at: (0, time_js_1.isoTime)(Date.now()), context: chunk.context, events: piece });
             if (stopped())
                 return { retry: null, posted };
             state.postingOld = [];
@@ -200,12 +202,9 @@ function flushScript() {
     }
     return null;
 }
-function spawnFlusher(config, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
+function spawnFlusher(dir, configOf, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
     try {
-        const backoff = readBackoff(config.dir);
-        if (backoff && Date.now() < backoff.until)
-            return null;
-        const started = path.join(config.dir, exports.FLUSH_STARTED);
+        const started = path.join(dir, exports.FLUSH_STARTED);
         if (gapMs > 0) {
             try {
                 if (Date.now() - fs.statSync(started).mtimeMs < gapMs)
@@ -214,6 +213,10 @@ function spawnFlusher(config, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
             catch {
             }
         }
+        const backoff = readBackoff(dir);
+        if (backoff && Date.now() < backoff.until)
+            return null;
+        const config = configOf();
         const script = flushScript();
         if (!script || !takeLock(config.dir, process.pid))
             return null;
@@ -268,6 +271,7 @@ exports.Outbox = exports.DEFAULT_RESEND_AFTER_MS = exports.DEFAULT_MAX_AGE_MS = 
 exports.isDue = isDue;
 exports.alive = alive;
 const fs = require("node:fs");
+const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const random_js_1 = require("./random.js");
@@ -328,17 +332,24 @@ class Outbox {
             .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
     }
     hasWaiting() {
-        return this.allFiles().length > 0;
+        return this.names().some((n) => (n.startsWith("outbox-") || n.startsWith("claimed-")) && n.endsWith(".jsonl"));
     }
     freshName() {
         const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.randomBytes)(4).toString("hex")}.jsonl`;
+        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.pooledHex)(4)}.jsonl`;
     }
     addFile(text) {
-        fs.mkdirSync(this.dir, { recursive: true });
         const name = this.freshName();
         const tmp = path.join(this.dir, `${name}.tmp`);
-        fs.writeFileSync(tmp, text);
+        try {
+            fs.writeFileSync(tmp, text);
+        }
+        catch (e) {
+            if (e.code !== "ENOENT")
+                throw e;
+            fs.mkdirSync(this.dir, { recursive: true });
+            fs.writeFileSync(tmp, text);
+        }
         fs.renameSync(tmp, path.join(this.dir, name));
     }
     append(context, events, nowMs = Date.now()) {
@@ -349,7 +360,7 @@ class Outbox {
         return fresh.length;
     }
     leaveAtExit(context, queued, posted, postedOld, claimed) {
-        const now = new Date().toISOString();
+        const now = posted.length + postedOld.length > 0 ? (0, time_js_1.isoTime)(Date.now()) : "";
         let text = "";
         if (context && queued.length > 0)
             text += lineOf({ context, events: queued });
@@ -676,7 +687,10 @@ function checkBatch(b) {
 },
 "./random.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
+exports.HEX = exports.RANDOM_POOL = void 0;
 exports.randomFill = randomFill;
+exports.pooledRandom = pooledRandom;
+exports.pooledHex = pooledHex;
 exports.randomBytes = randomBytes;
 exports.randomUuid = randomUuid;
 const fs = require("node:fs");
@@ -703,6 +717,25 @@ function randomFill(buf) {
         }
     }
     return (0, lazy_js_1.crypto)().randomFillSync(buf);
+}
+exports.RANDOM_POOL = Buffer.alloc(16);
+function pooledRandom(n) {
+    for (let i = 0; i < n; i += 4) {
+        const r = (Math.random() * 0x100000000) >>> 0;
+        exports.RANDOM_POOL[i] = r;
+        exports.RANDOM_POOL[i + 1] = r >>> 8;
+        exports.RANDOM_POOL[i + 2] = r >>> 16;
+        exports.RANDOM_POOL[i + 3] = r >>> 24;
+    }
+    return 0;
+}
+exports.HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+function pooledHex(n) {
+    const at = pooledRandom(n);
+    let out = "";
+    for (let i = at; i < at + n; i++)
+        out += exports.HEX[exports.RANDOM_POOL[i]];
+    return out;
 }
 function randomBytes(n) {
     return randomFill(Buffer.alloc(n));
@@ -825,6 +858,40 @@ function shannonEntropy(s) {
         h -= p * Math.log2(p);
     }
     return h;
+}
+},
+"./time.js": function (exports, require, module) {
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.isoTime = isoTime;
+let isoSecond = -1;
+let isoPrefix = "";
+const pad2 = (n) => (n < 10 ? `0${n}` : String(n));
+function isoSecondText(second) {
+    const days = Math.floor(second / 86400);
+    const inDay = second - days * 86400;
+    const z = days + 719468;
+    const era = Math.floor(z / 146097);
+    const doe = z - era * 146097;
+    const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+    const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+    const mp = Math.floor((5 * doy + 2) / 153);
+    const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+    const month = mp < 10 ? mp + 3 : mp - 9;
+    const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+    if (year < 0 || year > 9999)
+        return new Date(second * 1000).toISOString().slice(0, -5);
+    const h = Math.floor(inDay / 3600);
+    const m = Math.floor((inDay - h * 3600) / 60);
+    const s = inDay - h * 3600 - m * 60;
+    return `${String(year).padStart(4, "0")}-${pad2(month)}-${pad2(day)}T${pad2(h)}:${pad2(m)}:${pad2(s)}`;
+}
+function isoTime(ms) {
+    const second = Math.floor(ms / 1000);
+    if (second !== isoSecond) {
+        isoSecond = second;
+        isoPrefix = isoSecondText(second);
+    }
+    return `${isoPrefix}.${String(ms - second * 1000).padStart(3, "0")}Z`;
 }
 },
 "./transport.js": function (exports, require, module) {

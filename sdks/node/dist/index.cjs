@@ -7,6 +7,7 @@ exports.Telemetry = exports.backoff = exports.SDK_VERSION = void 0;
 exports.createTelemetry = createTelemetry;
 const consent_js_1 = require("./consent.js");
 const event_js_1 = require("./event.js");
+const time_js_1 = require("./time.js");
 const facts_js_1 = require("./facts.js");
 const identity_js_1 = require("./identity.js");
 const flusher_js_1 = require("./flusher.js");
@@ -122,19 +123,21 @@ function offResolved(o) {
         endpoint: null,
         project: null,
         projectId: null,
-        paths: { userConfig: null, identity: null, data: null },
+        paths: { userConfig: null, identity: null, machineCache: null, data: null },
         ci: null,
         vars: {},
     };
 }
-function noticeRun(command, userConfig, custom) {
+function noticeRun(command, userConfig, read, custom) {
     if (!userConfig)
         return true;
-    let config = { notice_shown: false };
-    try {
-        config = (0, consent_js_1.loadUserConfig)(userConfig);
-    }
-    catch {
+    let config = read ?? { notice_shown: false };
+    if (read === undefined) {
+        try {
+            config = (0, consent_js_1.loadUserConfig)(userConfig);
+        }
+        catch {
+        }
     }
     if (config.notice_shown)
         return false;
@@ -195,7 +198,7 @@ class Recorder {
             }
         }
         const known = options.knownPlugins ? new Set(options.knownPlugins) : null;
-        this.sanitizer = new event_js_1.Sanitizer((0, identity_js_1.saltBytes)(identity ?? (0, identity_js_1.randomIdentity)(false)), known);
+        this.sanitizer = new event_js_1.Sanitizer(() => (0, identity_js_1.saltBytes)(identity ?? (0, identity_js_1.randomIdentity)(false)), known);
         const facts = (0, facts_js_1.gatherFacts)(vars, options.hostFacts === true);
         this.hostProps = [];
         if (options.hostFacts) {
@@ -210,7 +213,7 @@ class Recorder {
                 app: r.app,
                 app_version: token(options.version, "unknown"),
                 project: projectId,
-                machine: (0, identity_js_1.machineId)(r.app, facts.ci, identity).hash,
+                machine: (0, identity_js_1.machineId)(r.app, facts.ci, identity, r.debug ? null : r.paths.machineCache).hash,
                 env,
                 os: token(facts.os, "unknown"),
                 os_version: token(facts.osVersion, ""),
@@ -232,7 +235,7 @@ class Recorder {
             !r.debug &&
             r.decision.source.key === "author_default" &&
             r.ci === null &&
-            noticeRun(r.command, r.paths.userConfig, options.notice);
+            noticeRun(r.command, r.paths.userConfig, r.userConfig, options.notice);
         const upload = r.decision.mode === "on" && !notice && !r.debug;
         this.transport = upload ? (options.transport ?? this.http()) : null;
         this.detached = upload && !options.transport && this.transport !== null;
@@ -349,7 +352,7 @@ class Recorder {
         this.inflight = { events, posting: post };
         let outcome = { kind: "retry" };
         if (post && this.transport)
-            outcome = await this.transport.send({ sent_at: new Date().toISOString(), context, events });
+            outcome = await this.transport.send({ sent_at: (0, time_js_1.isoTime)(Date.now()), context, events });
         if (this.stopped)
             return;
         this.inflight = null;
@@ -382,7 +385,7 @@ class Recorder {
     logSent(context, events, d) {
         try {
             this.outbox?.logSent({
-                sent_at: new Date().toISOString(),
+                sent_at: (0, time_js_1.isoTime)(Date.now()),
                 context,
                 events,
                 accepted: d.accepted,
@@ -463,18 +466,20 @@ class Recorder {
         const endpoint = this.r.endpoint;
         if (!endpoint)
             return;
-        const vars = {};
-        for (const [k, v] of Object.entries(this.r.vars))
-            if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k))
-                vars[k] = v;
-        (0, flusher_js_1.spawnFlusher)({ dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars }, this.options.flushGapMs);
+        (0, flusher_js_1.spawnFlusher)(dir, () => {
+            const vars = {};
+            for (const [k, v] of Object.entries(this.r.vars))
+                if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k))
+                    vars[k] = v;
+            return { dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars };
+        }, this.options.flushGapMs);
     }
     printDebug(events) {
         if (events.length === 0)
             return;
         const { app, decision } = this.r;
         for (let i = 0; i < events.length; i += protocol_js_1.MAX_EVENTS_PER_BATCH) {
-            const batch = { sent_at: new Date().toISOString(), context: this.context(), events: events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH) };
+            const batch = { sent_at: (0, time_js_1.isoTime)(Date.now()), context: this.context(), events: events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH) };
             process.stderr.write(`[${app} telemetry debug] mode ${decision.mode} (${(0, consent_js_1.describeSource)(decision.source)}); this payload would be ${decision.mode === "on" ? "sent" : "kept locally"}; nothing was sent:\n${JSON.stringify(batch, null, 2)}\n`);
         }
     }
@@ -752,6 +757,7 @@ function resolveConsent(i) {
     if (i.userConfig) {
         try {
             const c = loadUserConfig(i.userConfig);
+            i.onUserConfig?.(c);
             if (c.telemetry)
                 return { mode: c.telemetry, source: { key: "user_config", path: i.userConfig } };
         }
@@ -759,6 +765,7 @@ function resolveConsent(i) {
             if (e.code !== "ENOENT") {
                 return { mode: "off", source: { key: "user_config_unreadable", path: i.userConfig } };
             }
+            i.onUserConfig?.(null);
         }
     }
     return { mode: i.default, source: { key: "author_default" } };
@@ -830,6 +837,7 @@ exports.Controls = void 0;
 exports.telemetryControls = telemetryControls;
 const fs = require("node:fs");
 const consent_js_1 = require("./consent.js");
+const files_js_1 = require("./files.js");
 const identity_js_1 = require("./identity.js");
 const options_js_1 = require("./options.js");
 const outbox_js_1 = require("./outbox.js");
@@ -902,6 +910,8 @@ class Controls {
             fs.unlinkSync(id);
             choice.deletedIdentity = id;
         }
+        if (this.resolved.paths.machineCache)
+            (0, files_js_1.removeFile)(this.resolved.paths.machineCache);
         return choice;
     }
     reset() {
@@ -909,6 +919,8 @@ class Controls {
         if (!file)
             throw noHome();
         (0, identity_js_1.writeIdentity)(file, (0, identity_js_1.randomIdentity)(true), true);
+        if (this.resolved.paths.machineCache)
+            (0, files_js_1.removeFile)(this.resolved.paths.machineCache);
         const outbox = this.outbox();
         if (outbox && fs.existsSync(outbox.dir))
             outbox.clear();
@@ -921,14 +933,16 @@ function telemetryControls(options) {
 },
 "./event.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.Sanitizer = exports.Event = void 0;
+exports.Sanitizer = exports.Event = exports.isoTime = void 0;
 exports.clean = clean;
-exports.isoTime = isoTime;
 exports.uuidV7 = uuidV7;
 const random_js_1 = require("./random.js");
+const time_js_1 = require("./time.js");
 const identity_js_1 = require("./identity.js");
 const protocol_js_1 = require("./protocol.js");
 const scrub_js_1 = require("./scrub.js");
+var time_js_2 = require("./time.js");
+Object.defineProperty(exports, "isoTime", { enumerable: true, get: function () { return time_js_2.isoTime; } });
 class Event {
     name;
     plugins = [];
@@ -983,17 +997,23 @@ class Event {
 }
 exports.Event = Event;
 class Sanitizer {
-    salt;
+    saltOf;
     knownPlugins;
-    constructor(salt, knownPlugins) {
-        this.salt = salt;
+    saltValue = null;
+    constructor(saltOf, knownPlugins) {
+        this.saltOf = saltOf;
         this.knownPlugins = knownPlugins;
+    }
+    get salt() {
+        if (!this.saltValue)
+            this.saltValue = this.saltOf();
+        return this.saltValue;
     }
     wire(e) {
         if (typeof e.name !== "string" || !(0, protocol_js_1.isName)(e.name))
             return null;
         const now = Date.now();
-        const w = { event_id: uuidV7(now), event: e.name, occurred_at: isoTime(now) };
+        const w = { event_id: uuidV7(now), event: e.name, occurred_at: (0, time_js_1.isoTime)(now) };
         const plugins = [];
         for (const raw of e.plugins) {
             if (plugins.length === protocol_js_1.MAX_PLUGINS)
@@ -1057,39 +1077,21 @@ function clean(s) {
         end--;
     return bytes.subarray(0, end).toString("utf8");
 }
-let isoSecond = -1;
-let isoPrefix = "";
-function isoTime(ms) {
-    const second = Math.floor(ms / 1000);
-    if (second !== isoSecond) {
-        isoSecond = second;
-        isoPrefix = new Date(second * 1000).toISOString().slice(0, 19);
-    }
-    return `${isoPrefix}.${String(ms - second * 1000).padStart(3, "0")}Z`;
-}
 let uuidMs = -1;
 let uuidTime = "";
-const pool = Buffer.alloc(10 * 256);
-let poolAt = pool.length;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 function uuidV7(ms) {
-    if (poolAt === pool.length) {
-        (0, random_js_1.randomFill)(pool);
-        poolAt = 0;
-    }
-    const r = poolAt;
-    poolAt += 10;
+    const r = (0, random_js_1.pooledRandom)(10);
     const t = Math.floor(ms);
     if (t !== uuidMs) {
         uuidMs = t;
         const hex = t.toString(16).padStart(12, "0").slice(-12);
         uuidTime = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-`;
     }
-    const p = pool;
+    const p = random_js_1.RANDOM_POOL;
     return (uuidTime +
-        `7${HEX[p[r] & 0x0f][1]}${HEX[p[r + 1]]}-` +
-        `${HEX[0x80 | (p[r + 2] & 0x3f)]}${HEX[p[r + 3]]}-` +
-        `${HEX[p[r + 4]]}${HEX[p[r + 5]]}${HEX[p[r + 6]]}${HEX[p[r + 7]]}${HEX[p[r + 8]]}${HEX[p[r + 9]]}`);
+        `7${random_js_1.HEX[p[r] & 0x0f][1]}${random_js_1.HEX[p[r + 1]]}-` +
+        `${random_js_1.HEX[0x80 | (p[r + 2] & 0x3f)]}${random_js_1.HEX[p[r + 3]]}-` +
+        `${random_js_1.HEX[p[r + 4]]}${random_js_1.HEX[p[r + 5]]}${random_js_1.HEX[p[r + 6]]}${random_js_1.HEX[p[r + 7]]}${random_js_1.HEX[p[r + 8]]}${random_js_1.HEX[p[r + 9]]}`);
 }
 },
 "./facts.js": function (exports, require, module) {
@@ -1188,8 +1190,17 @@ function osVersion() {
     return "";
 }
 function majorMinor(release) {
-    const head = release.trim().split(/[^0-9.]/)[0];
-    return head.split(".").slice(0, 2).join(".");
+    const t = release.trim();
+    let end = 0;
+    let dots = 0;
+    for (; end < t.length; end++) {
+        const c = t.charCodeAt(end);
+        if (c === 46 && ++dots === 2)
+            break;
+        if (c !== 46 && (c < 48 || c > 57))
+            break;
+    }
+    return t.slice(0, end);
 }
 function parseEnv(s) {
     switch (s.trim().toLowerCase()) {
@@ -1248,6 +1259,7 @@ exports.takeLock = takeLock;
 exports.releaseLock = releaseLock;
 exports.spawnFlusher = spawnFlusher;
 const fs = require("node:fs");
+const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const lazy_js_1 = require("./lazy.js");
@@ -1289,7 +1301,7 @@ async function drainOutbox(outbox, transport, resendAfterMs, state, stopped, log
             const piece = chunk.events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH);
             state.postingOld = piece.map((e) => e.event_id);
             posted++;
-            const outcome = await transport.send({ sent_at: new Date().toISOString(), context: chunk.context, events: piece });
+            const outcome = await transport.send({ sent_at: (0, time_js_1.isoTime)(Date.now()), context: chunk.context, events: piece });
             if (stopped())
                 return { retry: null, posted };
             state.postingOld = [];
@@ -1372,12 +1384,9 @@ function flushScript() {
     }
     return null;
 }
-function spawnFlusher(config, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
+function spawnFlusher(dir, configOf, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
     try {
-        const backoff = readBackoff(config.dir);
-        if (backoff && Date.now() < backoff.until)
-            return null;
-        const started = path.join(config.dir, exports.FLUSH_STARTED);
+        const started = path.join(dir, exports.FLUSH_STARTED);
         if (gapMs > 0) {
             try {
                 if (Date.now() - fs.statSync(started).mtimeMs < gapMs)
@@ -1386,6 +1395,10 @@ function spawnFlusher(config, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
             catch {
             }
         }
+        const backoff = readBackoff(dir);
+        if (backoff && Date.now() < backoff.until)
+            return null;
+        const config = configOf();
         const script = flushScript();
         if (!script || !takeLock(config.dir, process.pid))
             return null;
@@ -1506,17 +1519,55 @@ function hmacHex(key, message) {
 function hashSensitive(salt, value) {
     return hmacHex(salt, value).slice(0, 16);
 }
-function machineId(app, ci, identity) {
-    const key = Buffer.from(app, "utf8");
+function machineId(app, ci, identity, cache = null) {
     if (ci)
-        return { hash: hmacHex(key, `ci:${ci}`), kind: "ci", vendor: ci };
+        return { hash: hmacHex(app, `ci:${ci}`), kind: "ci", vendor: ci };
     const reset = identity?.reset ? `\nreset:${identity.reset}` : "";
     const os = osMachineId();
     if (os !== null)
-        return { hash: hmacHex(key, `${os}${reset}`), kind: "os" };
+        return { hash: cachedHash(cache, app, `${os}${reset}`), kind: "os" };
     if (identity)
-        return { hash: hmacHex(key, `install:${identity.install_id}`), kind: "install_id" };
-    return { hash: hmacHex(key, (0, random_js_1.randomBytes)(16)), kind: "ephemeral" };
+        return { hash: cachedHash(cache, app, `install:${identity.install_id}`), kind: "install_id" };
+    return { hash: hmacHex(app, (0, random_js_1.randomBytes)(16)), kind: "ephemeral" };
+}
+function check(message) {
+    let fnv = 0x811c9dc5;
+    let djb = 5381;
+    for (let i = 0; i < message.length; i++) {
+        const c = message.charCodeAt(i);
+        fnv = Math.imul(fnv ^ c, 0x01000193);
+        djb = (Math.imul(djb, 33) + c) | 0;
+    }
+    return (fnv >>> 0).toString(16).padStart(8, "0") + (djb >>> 0).toString(16).padStart(8, "0");
+}
+function cachedHash(cache, app, message) {
+    if (!cache)
+        return hmacHex(app, message);
+    const want = check(message);
+    const line = readText(cache);
+    if (line !== null && line.length >= 81 && line.startsWith(`${want} `)) {
+        const hash = line.slice(17, 81);
+        if (/^[0-9a-f]{64}$/.test(hash))
+            return hash;
+    }
+    const hash = hmacHex(app, message);
+    try {
+        writeAtomically(cache, `${want} ${hash}\n`);
+    }
+    catch {
+    }
+    return hash;
+}
+function writeAtomically(file, text) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+        fs.writeFileSync(tmp, text);
+        fs.renameSync(tmp, file);
+    }
+    catch (e) {
+        (0, files_js_1.removeFile)(tmp);
+        throw e;
+    }
 }
 function firstLine(text) {
     return text.split("\n")[0];
@@ -1685,6 +1736,7 @@ function paths(o, vars) {
     return {
         userConfig: config ? path.join(config, "config.toml") : null,
         identity: config ? path.join(config, "identity.toml") : null,
+        machineCache: config ? path.join(config, "machine.cache") : null,
         data,
     };
 }
@@ -1706,6 +1758,7 @@ function resolve(o) {
         }
         project = start === undefined ? null : (0, project_js_1.findProject)(start, o.app);
     }
+    let userConfig;
     const decision = typeof o.app === "string" && (0, protocol_js_1.isName)(o.app)
         ? (0, consent_js_1.resolveConsent)({
             app: o.app,
@@ -1715,6 +1768,7 @@ function resolve(o) {
             project: givenId ? { given: true } : project ? { found: project } : null,
             userConfig: p.userConfig ?? undefined,
             default: o.defaultMode ?? "on",
+            onUserConfig: (c) => (userConfig = c),
         })
         : { mode: "off", source: { key: "author_default" } };
     return {
@@ -1729,6 +1783,7 @@ function resolve(o) {
         paths: p,
         ci: (0, facts_js_1.ciVendor)(vars),
         vars,
+        userConfig,
     };
 }
 },
@@ -1738,6 +1793,7 @@ exports.Outbox = exports.DEFAULT_RESEND_AFTER_MS = exports.DEFAULT_MAX_AGE_MS = 
 exports.isDue = isDue;
 exports.alive = alive;
 const fs = require("node:fs");
+const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const random_js_1 = require("./random.js");
@@ -1798,17 +1854,24 @@ class Outbox {
             .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
     }
     hasWaiting() {
-        return this.allFiles().length > 0;
+        return this.names().some((n) => (n.startsWith("outbox-") || n.startsWith("claimed-")) && n.endsWith(".jsonl"));
     }
     freshName() {
         const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.randomBytes)(4).toString("hex")}.jsonl`;
+        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.pooledHex)(4)}.jsonl`;
     }
     addFile(text) {
-        fs.mkdirSync(this.dir, { recursive: true });
         const name = this.freshName();
         const tmp = path.join(this.dir, `${name}.tmp`);
-        fs.writeFileSync(tmp, text);
+        try {
+            fs.writeFileSync(tmp, text);
+        }
+        catch (e) {
+            if (e.code !== "ENOENT")
+                throw e;
+            fs.mkdirSync(this.dir, { recursive: true });
+            fs.writeFileSync(tmp, text);
+        }
         fs.renameSync(tmp, path.join(this.dir, name));
     }
     append(context, events, nowMs = Date.now()) {
@@ -1819,7 +1882,7 @@ class Outbox {
         return fresh.length;
     }
     leaveAtExit(context, queued, posted, postedOld, claimed) {
-        const now = new Date().toISOString();
+        const now = posted.length + postedOld.length > 0 ? (0, time_js_1.isoTime)(Date.now()) : "";
         let text = "";
         if (context && queued.length > 0)
             text += lineOf({ context, events: queued });
@@ -2320,7 +2383,10 @@ function checkBatch(b) {
 },
 "./random.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
+exports.HEX = exports.RANDOM_POOL = void 0;
 exports.randomFill = randomFill;
+exports.pooledRandom = pooledRandom;
+exports.pooledHex = pooledHex;
 exports.randomBytes = randomBytes;
 exports.randomUuid = randomUuid;
 const fs = require("node:fs");
@@ -2347,6 +2413,25 @@ function randomFill(buf) {
         }
     }
     return (0, lazy_js_1.crypto)().randomFillSync(buf);
+}
+exports.RANDOM_POOL = Buffer.alloc(16);
+function pooledRandom(n) {
+    for (let i = 0; i < n; i += 4) {
+        const r = (Math.random() * 0x100000000) >>> 0;
+        exports.RANDOM_POOL[i] = r;
+        exports.RANDOM_POOL[i + 1] = r >>> 8;
+        exports.RANDOM_POOL[i + 2] = r >>> 16;
+        exports.RANDOM_POOL[i + 3] = r >>> 24;
+    }
+    return 0;
+}
+exports.HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+function pooledHex(n) {
+    const at = pooledRandom(n);
+    let out = "";
+    for (let i = at; i < at + n; i++)
+        out += exports.HEX[exports.RANDOM_POOL[i]];
+    return out;
 }
 function randomBytes(n) {
     return randomFill(Buffer.alloc(n));
@@ -2563,8 +2648,46 @@ function hmacSha256(key, message) {
     outer.set(sha256(inner), 64);
     return sha256(outer);
 }
+const HEX_DIGITS = "0123456789abcdef";
 function hex(data) {
-    return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex");
+    let out = "";
+    for (let i = 0; i < data.length; i++)
+        out += HEX_DIGITS[data[i] >> 4] + HEX_DIGITS[data[i] & 15];
+    return out;
+}
+},
+"./time.js": function (exports, require, module) {
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.isoTime = isoTime;
+let isoSecond = -1;
+let isoPrefix = "";
+const pad2 = (n) => (n < 10 ? `0${n}` : String(n));
+function isoSecondText(second) {
+    const days = Math.floor(second / 86400);
+    const inDay = second - days * 86400;
+    const z = days + 719468;
+    const era = Math.floor(z / 146097);
+    const doe = z - era * 146097;
+    const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+    const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+    const mp = Math.floor((5 * doy + 2) / 153);
+    const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+    const month = mp < 10 ? mp + 3 : mp - 9;
+    const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+    if (year < 0 || year > 9999)
+        return new Date(second * 1000).toISOString().slice(0, -5);
+    const h = Math.floor(inDay / 3600);
+    const m = Math.floor((inDay - h * 3600) / 60);
+    const s = inDay - h * 3600 - m * 60;
+    return `${String(year).padStart(4, "0")}-${pad2(month)}-${pad2(day)}T${pad2(h)}:${pad2(m)}:${pad2(s)}`;
+}
+function isoTime(ms) {
+    const second = Math.floor(ms / 1000);
+    if (second !== isoSecond) {
+        isoSecond = second;
+        isoPrefix = isoSecondText(second);
+    }
+    return `${isoPrefix}.${String(ms - second * 1000).padStart(3, "0")}Z`;
 }
 },
 "./toml.js": function (exports, require, module) {

@@ -19,8 +19,9 @@
  * collector most likely has it).
  */
 
-import { Decision, loadUserConfig, Mode, saveUserConfig, describeSource } from "./consent.js";
+import { Decision, loadUserConfig, Mode, saveUserConfig, describeSource, UserConfig } from "./consent.js";
 import { Event, EventFields, Sanitizer } from "./event.js";
+import { isoTime } from "./time.js";
 import { detectEnv, Facts, gatherFacts } from "./facts.js";
 import { LocalIdentity, loadIdentity, loadOrCreateIdentity, machineId, randomIdentity, saltBytes } from "./identity.js";
 import { backoff, drainOutbox, DrainState, spawnFlusher } from "./flusher.js";
@@ -165,7 +166,7 @@ function offResolved(o: TelemetryOptions): Resolved {
     endpoint: null,
     project: null,
     projectId: null,
-    paths: { userConfig: null, identity: null, data: null },
+    paths: { userConfig: null, identity: null, machineCache: null, data: null },
     ci: null,
     vars: {},
   };
@@ -176,13 +177,15 @@ function offResolved(o: TelemetryOptions): Resolved {
  * machine prints the notice. The notice is printed only once it is remembered: when the
  * config cannot be written no notice is printed and no run uploads.
  */
-function noticeRun(command: string, userConfig: string | null, custom: string | undefined): boolean {
+function noticeRun(command: string, userConfig: string | null, read: UserConfig | null | undefined, custom: string | undefined): boolean {
   if (!userConfig) return true;
-  let config = { notice_shown: false } as ReturnType<typeof loadUserConfig>;
-  try {
-    config = loadUserConfig(userConfig);
-  } catch {
-    // missing or unreadable: the notice has not been seen
+  let config: UserConfig = read ?? { notice_shown: false };
+  if (read === undefined) {
+    try {
+      config = loadUserConfig(userConfig);
+    } catch {
+      // missing or unreadable: the notice has not been seen
+    }
   }
   if (config.notice_shown) return false;
   try {
@@ -257,7 +260,7 @@ class Recorder {
       }
     }
     const known = options.knownPlugins ? new Set(options.knownPlugins) : null;
-    this.sanitizer = new Sanitizer(saltBytes(identity ?? randomIdentity(false)), known);
+    this.sanitizer = new Sanitizer(() => saltBytes(identity ?? randomIdentity(false)), known);
     const facts: Facts = gatherFacts(vars, options.hostFacts === true);
     this.hostProps = [];
     if (options.hostFacts) {
@@ -270,7 +273,7 @@ class Recorder {
         app: r.app,
         app_version: token(options.version, "unknown"),
         project: projectId,
-        machine: machineId(r.app, facts.ci, identity).hash,
+        machine: machineId(r.app, facts.ci, identity, r.debug ? null : r.paths.machineCache).hash,
         env,
         os: token(facts.os, "unknown"),
         os_version: token(facts.osVersion, ""),
@@ -292,7 +295,7 @@ class Recorder {
       !r.debug &&
       r.decision.source.key === "author_default" &&
       r.ci === null &&
-      noticeRun(r.command, r.paths.userConfig, options.notice);
+      noticeRun(r.command, r.paths.userConfig, r.userConfig, options.notice);
     const upload = r.decision.mode === "on" && !notice && !r.debug;
     this.transport = upload ? (options.transport ?? this.http()) : null;
     // Our own HTTP transport (not a test sink) can be handed to another process.
@@ -408,7 +411,7 @@ class Recorder {
     const post = this.transport !== null && Date.now() >= this.retryAt;
     this.inflight = { events, posting: post };
     let outcome: Delivery = { kind: "retry" };
-    if (post && this.transport) outcome = await this.transport.send({ sent_at: new Date().toISOString(), context, events });
+    if (post && this.transport) outcome = await this.transport.send({ sent_at: isoTime(Date.now()), context, events });
     if (this.stopped) return;
     this.inflight = null;
     if (outcome.kind === "delivered") {
@@ -439,7 +442,7 @@ class Recorder {
   private logSent(context: Context, events: WireEvent[], d: Extract<Delivery, { kind: "delivered" }>): void {
     try {
       this.outbox?.logSent({
-        sent_at: new Date().toISOString(),
+        sent_at: isoTime(Date.now()),
         context,
         events,
         accepted: d.accepted,
@@ -519,10 +522,13 @@ class Recorder {
   private handOver(dir: string): void {
     const endpoint = this.r.endpoint;
     if (!endpoint) return;
-    const vars: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.r.vars)) if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k)) vars[k] = v;
     spawnFlusher(
-      { dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars },
+      dir,
+      () => {
+        const vars: Record<string, string> = {};
+        for (const [k, v] of Object.entries(this.r.vars)) if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k)) vars[k] = v;
+        return { dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars };
+      },
       this.options.flushGapMs,
     );
   }
@@ -531,7 +537,7 @@ class Recorder {
     if (events.length === 0) return;
     const { app, decision } = this.r;
     for (let i = 0; i < events.length; i += MAX_EVENTS_PER_BATCH) {
-      const batch = { sent_at: new Date().toISOString(), context: this.context(), events: events.slice(i, i + MAX_EVENTS_PER_BATCH) };
+      const batch = { sent_at: isoTime(Date.now()), context: this.context(), events: events.slice(i, i + MAX_EVENTS_PER_BATCH) };
       process.stderr.write(
         `[${app} telemetry debug] mode ${decision.mode} (${describeSource(decision.source)}); this payload would be ${
           decision.mode === "on" ? "sent" : "kept locally"

@@ -133,6 +133,8 @@ export interface ConsentInputs {
   project: ProjectInput;
   userConfig?: string;
   default: Mode;
+  /** Told what the user config held when consent read it (`null`: there is none), so that the caller need not read it again. */
+  onUserConfig?: (config: UserConfig | null) => void;
 }
 
 /** Resolves consent, first match wins (see the module docs). Reads files, writes none. */
@@ -152,12 +154,14 @@ export function resolveConsent(i: ConsentInputs): Decision {
   if (i.userConfig) {
     try {
       const c = loadUserConfig(i.userConfig);
+      i.onUserConfig?.(c);
       if (c.telemetry) return { mode: c.telemetry, source: { key: "user_config", path: i.userConfig } };
     } catch (e) {
       // A config file we cannot read may hold a "disable": fail closed.
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
         return { mode: "off", source: { key: "user_config_unreadable", path: i.userConfig } };
       }
+      i.onUserConfig?.(null);
     }
   }
   return { mode: i.default, source: { key: "author_default" } };

@@ -12,6 +12,7 @@
 import * as fs from "node:fs";
 
 import { Decision, loadUserConfig, Mode, saveUserConfig, UserConfig } from "./consent.js";
+import { removeFile } from "./files.js";
 import { loadIdentity, MachineId, machineId, osMachineId, randomIdentity, writeIdentity } from "./identity.js";
 import { resolve, Resolved, TelemetryOptions } from "./options.js";
 import { Outbox } from "./outbox.js";
@@ -127,6 +128,7 @@ export class Controls {
       fs.unlinkSync(id);
       choice.deletedIdentity = id;
     }
+    if (this.resolved.paths.machineCache) removeFile(this.resolved.paths.machineCache);
     return choice;
   }
 
@@ -135,6 +137,7 @@ export class Controls {
     const file = this.resolved.paths.identity;
     if (!file) throw noHome();
     writeIdentity(file, randomIdentity(true), true);
+    if (this.resolved.paths.machineCache) removeFile(this.resolved.paths.machineCache);
     const outbox = this.outbox();
     if (outbox && fs.existsSync(outbox.dir)) outbox.clear();
   }

@@ -7,7 +7,8 @@
  * cannot be fixed), so what is queued is already what would be sent.
  */
 
-import { randomFill } from "./random.js";
+import { HEX, pooledRandom, RANDOM_POOL } from "./random.js";
+import { isoTime } from "./time.js";
 
 import { hashSensitive } from "./identity.js";
 import {
@@ -23,6 +24,8 @@ import {
   WireEvent,
 } from "./protocol.js";
 import { isSensitive, scrub } from "./scrub.js";
+
+export { isoTime } from "./time.js";
 
 /** A property value as a tool gives it. */
 export type Value = string | number | bigint | boolean;
@@ -109,10 +112,19 @@ export class Event {
 
 /** What turns an {@link Event} into a wire event: the salt and the plugin allowlist. */
 export class Sanitizer {
+  private saltValue: Buffer | null = null;
+
+  /** `salt` is called once, when a first value is hashed: most runs hash none. */
   constructor(
-    readonly salt: Buffer,
+    private readonly saltOf: () => Buffer,
     readonly knownPlugins: ReadonlySet<string> | null,
   ) {}
+
+  /** The key of the salted hashes. */
+  get salt(): Buffer {
+    if (!this.saltValue) this.saltValue = this.saltOf();
+    return this.saltValue;
+  }
 
   /** The wire event, or `null` when the event's name is invalid. Never throws on any input. */
   wire(e: Event): WireEvent | null {
@@ -170,44 +182,21 @@ export function clean(s: string): string {
   return bytes.subarray(0, end).toString("utf8");
 }
 
-/** The formatted second of the last timestamp: `toISOString()` costs more than the rest of the event id and time together. */
-let isoSecond = -1;
-let isoPrefix = "";
-
-/** `new Date(ms).toISOString()`, with the date and time to the second reused within a second. */
-export function isoTime(ms: number): string {
-  const second = Math.floor(ms / 1000);
-  if (second !== isoSecond) {
-    isoSecond = second;
-    isoPrefix = new Date(second * 1000).toISOString().slice(0, 19);
-  }
-  return `${isoPrefix}.${String(ms - second * 1000).padStart(3, "0")}Z`;
-}
-
 /** The time part of the last event id, reused within a millisecond. */
 let uuidMs = -1;
 let uuidTime = "";
 
-/** Random bytes for event ids, drawn from a pool: one OS call per 256 ids, not per id. */
-const pool = Buffer.alloc(10 * 256);
-let poolAt = pool.length;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 export function uuidV7(ms: number): string {
-  if (poolAt === pool.length) {
-    randomFill(pool);
-    poolAt = 0;
-  }
-  const r = poolAt;
-  poolAt += 10;
+  const r = pooledRandom(10);
   const t = Math.floor(ms);
   if (t !== uuidMs) {
     uuidMs = t;
     const hex = t.toString(16).padStart(12, "0").slice(-12);
     uuidTime = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-`;
   }
-  const p = pool;
+  const p = RANDOM_POOL;
   return (
     uuidTime +
     `7${HEX[p[r] & 0x0f][1]}${HEX[p[r + 1]]}-` +

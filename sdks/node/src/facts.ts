@@ -119,8 +119,15 @@ function osVersion(): string {
 
 /** `6.8.0-45-generic` -> `6.8`. */
 export function majorMinor(release: string): string {
-  const head = release.trim().split(/[^0-9.]/)[0];
-  return head.split(".").slice(0, 2).join(".");
+  const t = release.trim();
+  let end = 0;
+  let dots = 0;
+  for (; end < t.length; end++) {
+    const c = t.charCodeAt(end);
+    if (c === 46 && ++dots === 2) break;
+    if (c !== 46 && (c < 48 || c > 57)) break;
+  }
+  return t.slice(0, end);
 }
 
 /** Maps the usual spellings of an environment name; `null` for anything else. */

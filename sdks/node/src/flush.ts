@@ -9,6 +9,7 @@
  */
 
 import { backoff, drainOutbox, FLUSH_CONFIG_VAR, FlushConfig, readBackoff, releaseLock, writeBackoff } from "./flusher.js";
+import { isoTime } from "./time.js";
 import { Outbox } from "./outbox.js";
 import { HttpTransport } from "./transport.js";
 
@@ -24,7 +25,7 @@ async function main(config: FlushConfig): Promise<void> {
       const state = { claimed: [], postingOld: [] };
       const drained = await drainOutbox(outbox, transport, config.resendAfterMs, state, () => false, (context, events, d) => {
         try {
-          outbox.logSent({ sent_at: new Date().toISOString(), context, events, ...pick(d) });
+          outbox.logSent({ sent_at: isoTime(Date.now()), context, events, ...pick(d) });
         } catch {
           // the sent-log is for the user's eyes; losing a line loses no event
         }

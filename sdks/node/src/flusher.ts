@@ -26,6 +26,7 @@
  */
 
 import * as fs from "node:fs";
+import { isoTime } from "./time.js";
 import * as path from "node:path";
 import { removeFile } from "./files.js";
 
@@ -117,7 +118,7 @@ export async function drainOutbox(
       const piece = chunk.events.slice(i, i + MAX_EVENTS_PER_BATCH);
       state.postingOld = piece.map((e) => e.event_id);
       posted++;
-      const outcome = await transport.send({ sent_at: new Date().toISOString(), context: chunk.context, events: piece });
+      const outcome = await transport.send({ sent_at: isoTime(Date.now()), context: chunk.context, events: piece });
       if (stopped()) return { retry: null, posted };
       state.postingOld = [];
       if (outcome.kind === "retry") {
@@ -207,14 +208,13 @@ function flushScript(): string | null {
 }
 
 /**
- * Starts the detached flusher of `config.dir` unless one runs or a failed flush asked to
- * wait. Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
+ * Starts the detached flusher of `dir` (its config built by `configOf` only when it starts)
+ * unless one started within `gapMs`, one runs, or a failed flush asked to wait. Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
  */
-export function spawnFlusher(config: FlushConfig, gapMs = DEFAULT_FLUSH_GAP_MS): number | null {
+export function spawnFlusher(dir: string, configOf: () => FlushConfig, gapMs = DEFAULT_FLUSH_GAP_MS): number | null {
   try {
-    const backoff = readBackoff(config.dir);
-    if (backoff && Date.now() < backoff.until) return null;
-    const started = path.join(config.dir, FLUSH_STARTED);
+    // The gap first: within it (most runs of a busy tool) nothing else is read.
+    const started = path.join(dir, FLUSH_STARTED);
     if (gapMs > 0) {
       try {
         if (Date.now() - fs.statSync(started).mtimeMs < gapMs) return null;
@@ -222,6 +222,9 @@ export function spawnFlusher(config: FlushConfig, gapMs = DEFAULT_FLUSH_GAP_MS):
         // never started: start one
       }
     }
+    const backoff = readBackoff(dir);
+    if (backoff && Date.now() < backoff.until) return null;
+    const config = configOf();
     const script = flushScript();
     if (!script || !takeLock(config.dir, process.pid)) return null;
     let pid: number | undefined;

@@ -8,7 +8,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { Decision, Mode, resolveConsent } from "./consent.js";
+import { Decision, Mode, resolveConsent, UserConfig } from "./consent.js";
 import { ciVendor, Env } from "./facts.js";
 import { findProject, parseUuid, Project } from "./project.js";
 import { isName } from "./protocol.js";
@@ -75,6 +75,8 @@ export interface TelemetryOptions {
 export interface Paths {
   userConfig: string | null;
   identity: string | null;
+  /** The machine hash kept between runs (identity.ts). */
+  machineCache: string | null;
   data: string | null;
 }
 
@@ -92,6 +94,8 @@ export interface Resolved {
   paths: Paths;
   ci: string | null;
   vars: Vars;
+  /** The user config as consent read it (`null`: missing); absent when consent decided before reading it. */
+  userConfig?: UserConfig | null;
 }
 
 /** The platform's config and local data directories, as the Rust `dirs` crate finds them. */
@@ -127,6 +131,7 @@ export function paths(o: TelemetryOptions, vars: Vars): Paths {
   return {
     userConfig: config ? path.join(config, "config.toml") : null,
     identity: config ? path.join(config, "identity.toml") : null,
+    machineCache: config ? path.join(config, "machine.cache") : null,
     data,
   };
 }
@@ -149,6 +154,7 @@ export function resolve(o: TelemetryOptions): Resolved {
     }
     project = start === undefined ? null : findProject(start, o.app);
   }
+  let userConfig: UserConfig | null | undefined;
   const decision: Decision =
     typeof o.app === "string" && isName(o.app)
       ? resolveConsent({
@@ -159,6 +165,7 @@ export function resolve(o: TelemetryOptions): Resolved {
           project: givenId ? { given: true } : project ? { found: project } : null,
           userConfig: p.userConfig ?? undefined,
           default: o.defaultMode ?? "on",
+          onUserConfig: (c) => (userConfig = c),
         })
       : { mode: "off", source: { key: "author_default" } };
   return {
@@ -173,5 +180,6 @@ export function resolve(o: TelemetryOptions): Resolved {
     paths: p,
     ci: ciVendor(vars),
     vars,
+    userConfig,
   };
 }

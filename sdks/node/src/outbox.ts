@@ -25,9 +25,10 @@
  */
 
 import * as fs from "node:fs";
+import { isoTime } from "./time.js";
 import * as path from "node:path";
 import { removeFile } from "./files.js";
-import { randomBytes } from "./random.js";
+import { pooledHex } from "./random.js";
 
 import type { Context, WireEvent } from "./protocol.js";
 
@@ -126,21 +127,27 @@ export class Outbox {
 
   /** Whether any file holds events. */
   hasWaiting(): boolean {
-    return this.allFiles().length > 0;
+    return this.names().some((n) => (n.startsWith("outbox-") || n.startsWith("claimed-")) && n.endsWith(".jsonl"));
   }
 
   /** A new file name, unique across processes, sorting in the order this process wrote them. */
   private freshName(): string {
     const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-    return `outbox-${stamp}-${process.pid}-${randomBytes(4).toString("hex")}.jsonl`;
+    return `outbox-${stamp}-${process.pid}-${pooledHex(4)}.jsonl`;
   }
 
   /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */
   private addFile(text: string): void {
-    fs.mkdirSync(this.dir, { recursive: true });
     const name = this.freshName();
     const tmp = path.join(this.dir, `${name}.tmp`);
-    fs.writeFileSync(tmp, text);
+    try {
+      fs.writeFileSync(tmp, text);
+    } catch (e) {
+      // The directory is made on the first write that needs it, not checked on every one.
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      fs.mkdirSync(this.dir, { recursive: true });
+      fs.writeFileSync(tmp, text);
+    }
     fs.renameSync(tmp, path.join(this.dir, name));
   }
 
@@ -158,7 +165,7 @@ export class Outbox {
    * files this process had claimed, handed back. One file written, one rename per claim.
    */
   leaveAtExit(context: Context | null, queued: WireEvent[], posted: WireEvent[], postedOld: string[], claimed: string[]): void {
-    const now = new Date().toISOString();
+    const now = posted.length + postedOld.length > 0 ? isoTime(Date.now()) : "";
     let text = "";
     if (context && queued.length > 0) text += lineOf({ context, events: queued });
     if (context && posted.length > 0) text += lineOf({ context, events: posted, posted_at: now, posts: 1 });

@@ -100,7 +100,11 @@ export function hmacSha256(key: Uint8Array | string, message: Uint8Array | strin
   return sha256(outer);
 }
 
-/** Lower-case hex of `data`. */
+const HEX_DIGITS = "0123456789abcdef";
+
+/** Lower-case hex of `data` (a loop: a process's first `Buffer` hex encoding costs about 0.2 ms). */
 export function hex(data: Uint8Array): string {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex");
+  let out = "";
+  for (let i = 0; i < data.length; i++) out += HEX_DIGITS[data[i] >> 4] + HEX_DIGITS[data[i] & 15];
+  return out;
 }

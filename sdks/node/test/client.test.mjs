@@ -230,13 +230,18 @@ test("command: status, local, show, disable deletes what is kept, enable, reset;
   tel.shutdown();
   assert.match(run(["show"]).out, /^1 event waiting in /);
   assert.equal(JSON.parse(run(["show", "--json"]).out).queued[0].events[0].event, "command.run");
+  const cache = path.join(s.root, "config", "machine.cache");
+  assert.ok(fs.existsSync(cache), "the run kept its machine hash");
   const off = run(["disable"]).out;
   assert.match(off, /deleted the outbox: 1 unsent event, which will never be sent/);
   assert.match(off, /deleted the install id and salt/);
   assert.equal(fs.existsSync(path.join(s.root, "config", "identity.toml")), false);
+  assert.equal(fs.existsSync(cache), false, "disable deletes the kept machine hash");
   assert.equal(JSON.parse(run(["status", "--json"]).out).mode, "off");
   assert.match(run(["enable"]).out, /enabled: anonymous usage data is sent/);
+  fs.writeFileSync(cache, "stale");
   assert.equal(run(["reset"]).code, 0);
+  assert.equal(fs.existsSync(cache), false, "reset deletes the kept machine hash");
   assert.match(fs.readFileSync(path.join(s.root, "config", "identity.toml"), "utf8"), /reset = "/);
   const bad = run(["frobnicate"]);
   assert.equal(bad.code, 2);
@@ -284,6 +289,12 @@ test("entry points: ESM and CommonJS export the same API, with types", () => {
   assert.equal(require("tally-telemetry").createTelemetry, cjs.createTelemetry);
 });
 
+test("facts: the kernel's major.minor version", () => {
+  const { majorMinor } = require("../dist/cjs/facts.js");
+  const cases = { "6.8.0-45-generic\n": "6.8", "6.18.44-fc-v1098": "6.18", "5.15": "5.15", 6: "6", "4.19.0+": "4.19", "": "", "x1.2": "", "10..1": "10." };
+  for (const [release, want] of Object.entries(cases)) assert.equal(majorMinor(release), want, release);
+});
+
 test("record: the cached time formatting equals toISOString, and ids carry their millisecond", async () => {
   const { isoTime, uuidV7 } = require("../dist/cjs/event.js");
   const start = Date.parse("2026-12-31T23:59:58.990Z");
@@ -292,6 +303,14 @@ test("record: the cached time formatting equals toISOString, and ids carry their
     const id = uuidV7(ms);
     assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.equal(parseInt(id.replace(/-/g, "").slice(0, 12), 16), ms);
+  }
+  // The date is computed without Date: every kind of day, leap years and the range's ends.
+  const edges = ["1970-01-01T00:00:00.000Z", "1969-12-31T23:59:59.999Z", "0000-03-01T00:00:00.000Z", "1900-02-28T12:00:00.000Z",
+    "2000-02-29T23:59:59.999Z", "2100-03-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z", "+010000-01-01T00:00:00.000Z", "-000001-12-31T00:00:00.000Z"];
+  for (const e of edges) assert.equal(isoTime(Date.parse(e)), e);
+  for (let i = 0; i < 20000; i++) {
+    const ms = Math.floor((Math.random() - 0.3) * 2 ** 45);
+    assert.equal(isoTime(ms), new Date(ms).toISOString());
   }
   const ids = new Set(Array.from({ length: 5000 }, () => uuidV7(start)));
   assert.equal(ids.size, 5000, "unique within one millisecond");

@@ -109,6 +109,41 @@ test("identity: without an OS id the install id stands in, and the id never cont
   assert.deepEqual(machineId("demo", null, id), m, "stable");
 });
 
+test("identity: the machine hash is kept between runs, and hashed again when what it hashes changes", () => {
+  const dir = tmp();
+  try {
+    const cache = path.join(dir, "machine.cache");
+    const identity = randomIdentity(false);
+    const want = machineId("demo", null, identity).hash;
+    assert.equal(machineId("demo", null, identity, cache).hash, want, "the first run hashes and keeps it");
+    const line = fs.readFileSync(cache, "utf8");
+    assert.match(line, /^[0-9a-f]{16} [0-9a-f]{64}\n$/);
+    assert.equal(line.slice(17, 81), want);
+    assert.ok(!line.includes(osMachineId() ?? identity.install_id), "the raw id is not kept");
+    // A later run takes the kept hash without hashing (shown with a planted one).
+    const planted = "ab".repeat(32);
+    fs.writeFileSync(cache, `${line.slice(0, 16)} ${planted}\n`);
+    assert.equal(machineId("demo", null, identity, cache).hash, planted);
+    // A changed id (here: a reset mixed in) fails the check: hashed again and kept.
+    const reset = { ...identity, reset: randomIdentity(false).install_id };
+    const after = machineId("demo", null, reset).hash;
+    assert.equal(machineId("demo", null, reset, cache).hash, after);
+    assert.equal(fs.readFileSync(cache, "utf8").slice(17, 81), after);
+    // Garbage, a cut line or an unwritable cache never fail the caller.
+    for (const junk of ["", "x", `${line.slice(0, 16)} ${"zz".repeat(32)}\n`, line.slice(0, 40)]) {
+      fs.writeFileSync(cache, junk);
+      assert.equal(machineId("demo", null, reset, cache).hash, after, JSON.stringify(junk));
+    }
+    assert.equal(machineId("demo", null, reset, path.join(dir, "missing", "dir", "machine.cache")).hash, after);
+    // CI ids are not kept (every CI run starts from a fresh home).
+    fs.rmSync(cache);
+    machineId("demo", "github_actions", identity, cache);
+    assert.equal(fs.existsSync(cache), false);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("identity: the file is created once, also by processes racing", () => {
   const dir = tmp();
   try {

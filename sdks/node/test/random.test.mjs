@@ -4,6 +4,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 
 import { hex, hmacSha256, sha256 } from "../dist/cjs/sha256.js";
 import { randomBytes, randomFill, randomUuid } from "../dist/cjs/random.js";
@@ -80,4 +83,38 @@ test("a run with telemetry on loads no built-in module that a run with it off do
     const extraModules = [...modules(extra)].filter((m) => !off.has(m));
     assert.deepEqual(extraModules, [], `${name}: loaded ${extraModules.join(", ")}`);
   }
+});
+
+test("a second run with telemetry on reads each file once, opens no /dev/urandom and makes no directory", () => {
+  // Every file call of the example CLI's run, recorded by a preload that wraps node:fs.
+  const probe = `const fs = require("node:fs"); const calls = [];
+for (const f of ["openSync", "readFileSync", "writeFileSync", "mkdirSync", "readdirSync", "renameSync"]) {
+  const orig = fs[f]; fs[f] = function (p, ...rest) { calls.push(f + " " + p); return orig.call(this, p, ...rest); };
+}
+// Reported after every exit listener has run: the SDK writes the outbox in its own.
+const emit = process.emit;
+process.emit = function (event, ...args) {
+  const result = emit.call(this, event, ...args);
+  if (event === "exit") process.stderr.write("\\ncalls=" + JSON.stringify(calls) + "\\n");
+  return result;
+};`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tally-node-probe-"));
+  const preload = path.join(dir, "probe.cjs");
+  fs.writeFileSync(preload, probe);
+  const home = new Home();
+  const run = () => {
+    const r = spawnSync(process.execPath, ["-r", preload, nodecli, "-C", home.project, "build"], { cwd: home.project, env: home.env(), encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(/calls=(.*)/.exec(r.stderr)[1]).filter((c) => !c.includes("node_modules") && !c.includes(path.join("sdks", "node")));
+  };
+  const first = run();
+  assert.ok(first.some((c) => c.includes("/dev/urandom")), "the first run draws the salt and install id from the OS");
+  const second = run();
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.deepEqual(second.filter((c) => c.includes("/dev/urandom")), [], "event ids and file names need no OS randomness");
+  assert.deepEqual(second.filter((c) => c.startsWith("mkdirSync")), [], "the directories exist");
+  const reads = second.filter((c) => c.startsWith("readFileSync")).map((c) => c.slice(13));
+  assert.equal(reads.length, new Set(reads).size, `a file read twice: ${reads.join(", ")}`);
+  assert.ok(reads.some((r) => r.endsWith("machine.cache")), "the machine hash is taken from the cache");
+  assert.deepEqual(second.filter((c) => c.startsWith("writeFileSync")).length, 1, "one file written: the outbox's");
 });

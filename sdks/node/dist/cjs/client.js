@@ -24,6 +24,7 @@ exports.Telemetry = exports.backoff = exports.SDK_VERSION = void 0;
 exports.createTelemetry = createTelemetry;
 const consent_js_1 = require("./consent.js");
 const event_js_1 = require("./event.js");
+const time_js_1 = require("./time.js");
 const facts_js_1 = require("./facts.js");
 const identity_js_1 = require("./identity.js");
 const flusher_js_1 = require("./flusher.js");
@@ -165,7 +166,7 @@ function offResolved(o) {
         endpoint: null,
         project: null,
         projectId: null,
-        paths: { userConfig: null, identity: null, data: null },
+        paths: { userConfig: null, identity: null, machineCache: null, data: null },
         ci: null,
         vars: {},
     };
@@ -175,15 +176,17 @@ function offResolved(o) {
  * machine prints the notice. The notice is printed only once it is remembered: when the
  * config cannot be written no notice is printed and no run uploads.
  */
-function noticeRun(command, userConfig, custom) {
+function noticeRun(command, userConfig, read, custom) {
     if (!userConfig)
         return true;
-    let config = { notice_shown: false };
-    try {
-        config = (0, consent_js_1.loadUserConfig)(userConfig);
-    }
-    catch {
-        // missing or unreadable: the notice has not been seen
+    let config = read ?? { notice_shown: false };
+    if (read === undefined) {
+        try {
+            config = (0, consent_js_1.loadUserConfig)(userConfig);
+        }
+        catch {
+            // missing or unreadable: the notice has not been seen
+        }
     }
     if (config.notice_shown)
         return false;
@@ -251,7 +254,7 @@ class Recorder {
             }
         }
         const known = options.knownPlugins ? new Set(options.knownPlugins) : null;
-        this.sanitizer = new event_js_1.Sanitizer((0, identity_js_1.saltBytes)(identity ?? (0, identity_js_1.randomIdentity)(false)), known);
+        this.sanitizer = new event_js_1.Sanitizer(() => (0, identity_js_1.saltBytes)(identity ?? (0, identity_js_1.randomIdentity)(false)), known);
         const facts = (0, facts_js_1.gatherFacts)(vars, options.hostFacts === true);
         this.hostProps = [];
         if (options.hostFacts) {
@@ -266,7 +269,7 @@ class Recorder {
                 app: r.app,
                 app_version: token(options.version, "unknown"),
                 project: projectId,
-                machine: (0, identity_js_1.machineId)(r.app, facts.ci, identity).hash,
+                machine: (0, identity_js_1.machineId)(r.app, facts.ci, identity, r.debug ? null : r.paths.machineCache).hash,
                 env,
                 os: token(facts.os, "unknown"),
                 os_version: token(facts.osVersion, ""),
@@ -288,7 +291,7 @@ class Recorder {
             !r.debug &&
             r.decision.source.key === "author_default" &&
             r.ci === null &&
-            noticeRun(r.command, r.paths.userConfig, options.notice);
+            noticeRun(r.command, r.paths.userConfig, r.userConfig, options.notice);
         const upload = r.decision.mode === "on" && !notice && !r.debug;
         this.transport = upload ? (options.transport ?? this.http()) : null;
         // Our own HTTP transport (not a test sink) can be handed to another process.
@@ -414,7 +417,7 @@ class Recorder {
         this.inflight = { events, posting: post };
         let outcome = { kind: "retry" };
         if (post && this.transport)
-            outcome = await this.transport.send({ sent_at: new Date().toISOString(), context, events });
+            outcome = await this.transport.send({ sent_at: (0, time_js_1.isoTime)(Date.now()), context, events });
         if (this.stopped)
             return;
         this.inflight = null;
@@ -448,7 +451,7 @@ class Recorder {
     logSent(context, events, d) {
         try {
             this.outbox?.logSent({
-                sent_at: new Date().toISOString(),
+                sent_at: (0, time_js_1.isoTime)(Date.now()),
                 context,
                 events,
                 accepted: d.accepted,
@@ -534,18 +537,20 @@ class Recorder {
         const endpoint = this.r.endpoint;
         if (!endpoint)
             return;
-        const vars = {};
-        for (const [k, v] of Object.entries(this.r.vars))
-            if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k))
-                vars[k] = v;
-        (0, flusher_js_1.spawnFlusher)({ dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars }, this.options.flushGapMs);
+        (0, flusher_js_1.spawnFlusher)(dir, () => {
+            const vars = {};
+            for (const [k, v] of Object.entries(this.r.vars))
+                if (v !== undefined && /^(https?|all|no)_proxy$/i.test(k))
+                    vars[k] = v;
+            return { dir, endpoint, userAgent: this.userAgent(), timeouts: this.timeouts(), resendAfterMs: this.resendAfterMs, vars };
+        }, this.options.flushGapMs);
     }
     printDebug(events) {
         if (events.length === 0)
             return;
         const { app, decision } = this.r;
         for (let i = 0; i < events.length; i += protocol_js_1.MAX_EVENTS_PER_BATCH) {
-            const batch = { sent_at: new Date().toISOString(), context: this.context(), events: events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH) };
+            const batch = { sent_at: (0, time_js_1.isoTime)(Date.now()), context: this.context(), events: events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH) };
             process.stderr.write(`[${app} telemetry debug] mode ${decision.mode} (${(0, consent_js_1.describeSource)(decision.source)}); this payload would be ${decision.mode === "on" ? "sent" : "kept locally"}; nothing was sent:\n${JSON.stringify(batch, null, 2)}\n`);
         }
     }

@@ -77,6 +77,8 @@ export interface ConsentInputs {
     project: ProjectInput;
     userConfig?: string;
     default: Mode;
+    /** Told what the user config held when consent read it (`null`: there is none), so that the caller need not read it again. */
+    onUserConfig?: (config: UserConfig | null) => void;
 }
 /** Resolves consent, first match wins (see the module docs). Reads files, writes none. */
 export declare function resolveConsent(i: ConsentInputs): Decision;

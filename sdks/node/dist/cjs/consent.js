@@ -114,6 +114,7 @@ function resolveConsent(i) {
     if (i.userConfig) {
         try {
             const c = loadUserConfig(i.userConfig);
+            i.onUserConfig?.(c);
             if (c.telemetry)
                 return { mode: c.telemetry, source: { key: "user_config", path: i.userConfig } };
         }
@@ -122,6 +123,7 @@ function resolveConsent(i) {
             if (e.code !== "ENOENT") {
                 return { mode: "off", source: { key: "user_config_unreadable", path: i.userConfig } };
             }
+            i.onUserConfig?.(null);
         }
     }
     return { mode: i.default, source: { key: "author_default" } };

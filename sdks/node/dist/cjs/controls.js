@@ -14,6 +14,7 @@ exports.Controls = void 0;
 exports.telemetryControls = telemetryControls;
 const fs = require("node:fs");
 const consent_js_1 = require("./consent.js");
+const files_js_1 = require("./files.js");
 const identity_js_1 = require("./identity.js");
 const options_js_1 = require("./options.js");
 const outbox_js_1 = require("./outbox.js");
@@ -97,6 +98,8 @@ class Controls {
             fs.unlinkSync(id);
             choice.deletedIdentity = id;
         }
+        if (this.resolved.paths.machineCache)
+            (0, files_js_1.removeFile)(this.resolved.paths.machineCache);
         return choice;
     }
     /** A new identity (install id, salt, machine hash); the outbox and sent-log emptied. */
@@ -105,6 +108,8 @@ class Controls {
         if (!file)
             throw noHome();
         (0, identity_js_1.writeIdentity)(file, (0, identity_js_1.randomIdentity)(true), true);
+        if (this.resolved.paths.machineCache)
+            (0, files_js_1.removeFile)(this.resolved.paths.machineCache);
         const outbox = this.outbox();
         if (outbox && fs.existsSync(outbox.dir))
             outbox.clear();

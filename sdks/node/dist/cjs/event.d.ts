@@ -7,6 +7,7 @@
  * cannot be fixed), so what is queued is already what would be sent.
  */
 import { WireEvent } from "./protocol.js";
+export { isoTime } from "./time.js";
 /** A property value as a tool gives it. */
 export type Value = string | number | bigint | boolean;
 /** The fields of an event besides its name, for `record(name, fields)`. */
@@ -49,15 +50,17 @@ export declare class Event {
 }
 /** What turns an {@link Event} into a wire event: the salt and the plugin allowlist. */
 export declare class Sanitizer {
-    readonly salt: Buffer;
+    private readonly saltOf;
     readonly knownPlugins: ReadonlySet<string> | null;
-    constructor(salt: Buffer, knownPlugins: ReadonlySet<string> | null);
+    private saltValue;
+    /** `salt` is called once, when a first value is hashed: most runs hash none. */
+    constructor(saltOf: () => Buffer, knownPlugins: ReadonlySet<string> | null);
+    /** The key of the salted hashes. */
+    get salt(): Buffer;
     /** The wire event, or `null` when the event's name is invalid. Never throws on any input. */
     wire(e: Event): WireEvent | null;
 }
 /** Scrubbed and cut to {@link MAX_STRING_LEN} bytes on a character boundary. */
 export declare function clean(s: string): string;
-/** `new Date(ms).toISOString()`, with the date and time to the second reused within a second. */
-export declare function isoTime(ms: number): string;
 /** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 export declare function uuidV7(ms: number): string;

@@ -8,14 +8,16 @@
  * cannot be fixed), so what is queued is already what would be sent.
  */
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.Sanitizer = exports.Event = void 0;
+exports.Sanitizer = exports.Event = exports.isoTime = void 0;
 exports.clean = clean;
-exports.isoTime = isoTime;
 exports.uuidV7 = uuidV7;
 const random_js_1 = require("./random.js");
+const time_js_1 = require("./time.js");
 const identity_js_1 = require("./identity.js");
 const protocol_js_1 = require("./protocol.js");
 const scrub_js_1 = require("./scrub.js");
+var time_js_2 = require("./time.js");
+Object.defineProperty(exports, "isoTime", { enumerable: true, get: function () { return time_js_2.isoTime; } });
 /** One event to record, e.g. `new Event("build.finished").duration(ms).prop("files", 412)`. */
 class Event {
     name;
@@ -80,18 +82,26 @@ class Event {
 exports.Event = Event;
 /** What turns an {@link Event} into a wire event: the salt and the plugin allowlist. */
 class Sanitizer {
-    salt;
+    saltOf;
     knownPlugins;
-    constructor(salt, knownPlugins) {
-        this.salt = salt;
+    saltValue = null;
+    /** `salt` is called once, when a first value is hashed: most runs hash none. */
+    constructor(saltOf, knownPlugins) {
+        this.saltOf = saltOf;
         this.knownPlugins = knownPlugins;
+    }
+    /** The key of the salted hashes. */
+    get salt() {
+        if (!this.saltValue)
+            this.saltValue = this.saltOf();
+        return this.saltValue;
     }
     /** The wire event, or `null` when the event's name is invalid. Never throws on any input. */
     wire(e) {
         if (typeof e.name !== "string" || !(0, protocol_js_1.isName)(e.name))
             return null;
         const now = Date.now();
-        const w = { event_id: uuidV7(now), event: e.name, occurred_at: isoTime(now) };
+        const w = { event_id: uuidV7(now), event: e.name, occurred_at: (0, time_js_1.isoTime)(now) };
         const plugins = [];
         for (const raw of e.plugins) {
             if (plugins.length === protocol_js_1.MAX_PLUGINS)
@@ -158,42 +168,21 @@ function clean(s) {
         end--;
     return bytes.subarray(0, end).toString("utf8");
 }
-/** The formatted second of the last timestamp: `toISOString()` costs more than the rest of the event id and time together. */
-let isoSecond = -1;
-let isoPrefix = "";
-/** `new Date(ms).toISOString()`, with the date and time to the second reused within a second. */
-function isoTime(ms) {
-    const second = Math.floor(ms / 1000);
-    if (second !== isoSecond) {
-        isoSecond = second;
-        isoPrefix = new Date(second * 1000).toISOString().slice(0, 19);
-    }
-    return `${isoPrefix}.${String(ms - second * 1000).padStart(3, "0")}Z`;
-}
 /** The time part of the last event id, reused within a millisecond. */
 let uuidMs = -1;
 let uuidTime = "";
-/** Random bytes for event ids, drawn from a pool: one OS call per 256 ids, not per id. */
-const pool = Buffer.alloc(10 * 256);
-let poolAt = pool.length;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 /** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 function uuidV7(ms) {
-    if (poolAt === pool.length) {
-        (0, random_js_1.randomFill)(pool);
-        poolAt = 0;
-    }
-    const r = poolAt;
-    poolAt += 10;
+    const r = (0, random_js_1.pooledRandom)(10);
     const t = Math.floor(ms);
     if (t !== uuidMs) {
         uuidMs = t;
         const hex = t.toString(16).padStart(12, "0").slice(-12);
         uuidTime = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-`;
     }
-    const p = pool;
+    const p = random_js_1.RANDOM_POOL;
     return (uuidTime +
-        `7${HEX[p[r] & 0x0f][1]}${HEX[p[r + 1]]}-` +
-        `${HEX[0x80 | (p[r + 2] & 0x3f)]}${HEX[p[r + 3]]}-` +
-        `${HEX[p[r + 4]]}${HEX[p[r + 5]]}${HEX[p[r + 6]]}${HEX[p[r + 7]]}${HEX[p[r + 8]]}${HEX[p[r + 9]]}`);
+        `7${random_js_1.HEX[p[r] & 0x0f][1]}${random_js_1.HEX[p[r + 1]]}-` +
+        `${random_js_1.HEX[0x80 | (p[r + 2] & 0x3f)]}${random_js_1.HEX[p[r + 3]]}-` +
+        `${random_js_1.HEX[p[r + 4]]}${random_js_1.HEX[p[r + 5]]}${random_js_1.HEX[p[r + 6]]}${random_js_1.HEX[p[r + 7]]}${random_js_1.HEX[p[r + 8]]}${random_js_1.HEX[p[r + 9]]}`);
 }

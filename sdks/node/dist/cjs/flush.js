@@ -10,6 +10,7 @@
  */
 Object.defineProperty(exports, "__esModule", { value: true });
 const flusher_js_1 = require("./flusher.js");
+const time_js_1 = require("./time.js");
 const outbox_js_1 = require("./outbox.js");
 const transport_js_1 = require("./transport.js");
 const MAX_ROUNDS = 8;
@@ -24,7 +25,7 @@ async function main(config) {
             const state = { claimed: [], postingOld: [] };
             const drained = await (0, flusher_js_1.drainOutbox)(outbox, transport, config.resendAfterMs, state, () => false, (context, events, d) => {
                 try {
-                    outbox.logSent({ sent_at: new Date().toISOString(), context, events, ...pick(d) });
+                    outbox.logSent({ sent_at: (0, time_js_1.isoTime)(Date.now()), context, events, ...pick(d) });
                 }
                 catch {
                     // the sent-log is for the user's eyes; losing a line loses no event

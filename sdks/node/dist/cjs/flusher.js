@@ -35,6 +35,7 @@ exports.takeLock = takeLock;
 exports.releaseLock = releaseLock;
 exports.spawnFlusher = spawnFlusher;
 const fs = require("node:fs");
+const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const lazy_js_1 = require("./lazy.js");
@@ -89,7 +90,7 @@ async function drainOutbox(outbox, transport, resendAfterMs, state, stopped, log
             const piece = chunk.events.slice(i, i + protocol_js_1.MAX_EVENTS_PER_BATCH);
             state.postingOld = piece.map((e) => e.event_id);
             posted++;
-            const outcome = await transport.send({ sent_at: new Date().toISOString(), context: chunk.context, events: piece });
+            const outcome = await transport.send({ sent_at: (0, time_js_1.isoTime)(Date.now()), context: chunk.context, events: piece });
             if (stopped())
                 return { retry: null, posted };
             state.postingOld = [];
@@ -180,15 +181,13 @@ function flushScript() {
     return null;
 }
 /**
- * Starts the detached flusher of `config.dir` unless one runs or a failed flush asked to
- * wait. Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
+ * Starts the detached flusher of `dir` (its config built by `configOf` only when it starts)
+ * unless one started within `gapMs`, one runs, or a failed flush asked to wait. Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
  */
-function spawnFlusher(config, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
+function spawnFlusher(dir, configOf, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
     try {
-        const backoff = readBackoff(config.dir);
-        if (backoff && Date.now() < backoff.until)
-            return null;
-        const started = path.join(config.dir, exports.FLUSH_STARTED);
+        // The gap first: within it (most runs of a busy tool) nothing else is read.
+        const started = path.join(dir, exports.FLUSH_STARTED);
         if (gapMs > 0) {
             try {
                 if (Date.now() - fs.statSync(started).mtimeMs < gapMs)
@@ -198,6 +197,10 @@ function spawnFlusher(config, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
                 // never started: start one
             }
         }
+        const backoff = readBackoff(dir);
+        if (backoff && Date.now() < backoff.until)
+            return null;
+        const config = configOf();
         const script = flushScript();
         if (!script || !takeLock(config.dir, process.pid))
             return null;

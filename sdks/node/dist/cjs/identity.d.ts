@@ -49,8 +49,11 @@ export declare function hashSensitive(salt: Buffer, value: string): string;
 /**
  * The machine id for `app`: the CI vendor's shared id, else the OS id, else the install id,
  * else (no identity could be stored) an ephemeral one.
+ *
+ * With `cache` (a file in the tool's config directory), the OS and install-id hashes are
+ * kept there and reused while the hashed value is unchanged (see {@link cachedHash}).
  */
-export declare function machineId(app: string, ci: string | null, identity: LocalIdentity | null): MachineId;
+export declare function machineId(app: string, ci: string | null, identity: LocalIdentity | null, cache?: string | null): MachineId;
 /** The raw OS machine id, trimmed; `null` when there is none (or only a blank/zero one). */
 export declare function osMachineId(): string | null;
 /**

@@ -111,18 +111,71 @@ function hashSensitive(salt, value) {
 /**
  * The machine id for `app`: the CI vendor's shared id, else the OS id, else the install id,
  * else (no identity could be stored) an ephemeral one.
+ *
+ * With `cache` (a file in the tool's config directory), the OS and install-id hashes are
+ * kept there and reused while the hashed value is unchanged (see {@link cachedHash}).
  */
-function machineId(app, ci, identity) {
-    const key = Buffer.from(app, "utf8");
+function machineId(app, ci, identity, cache = null) {
     if (ci)
-        return { hash: hmacHex(key, `ci:${ci}`), kind: "ci", vendor: ci };
+        return { hash: hmacHex(app, `ci:${ci}`), kind: "ci", vendor: ci };
     const reset = identity?.reset ? `\nreset:${identity.reset}` : "";
     const os = osMachineId();
     if (os !== null)
-        return { hash: hmacHex(key, `${os}${reset}`), kind: "os" };
+        return { hash: cachedHash(cache, app, `${os}${reset}`), kind: "os" };
     if (identity)
-        return { hash: hmacHex(key, `install:${identity.install_id}`), kind: "install_id" };
-    return { hash: hmacHex(key, (0, random_js_1.randomBytes)(16)), kind: "ephemeral" };
+        return { hash: cachedHash(cache, app, `install:${identity.install_id}`), kind: "install_id" };
+    return { hash: hmacHex(app, (0, random_js_1.randomBytes)(16)), kind: "ephemeral" };
+}
+/** Two 32-bit string hashes (FNV-1a and djb2 over UTF-16 units) as 16 hex digits: tells whether a cached hash is of this message. */
+function check(message) {
+    let fnv = 0x811c9dc5;
+    let djb = 5381;
+    for (let i = 0; i < message.length; i++) {
+        const c = message.charCodeAt(i);
+        fnv = Math.imul(fnv ^ c, 0x01000193);
+        djb = (Math.imul(djb, 33) + c) | 0;
+    }
+    return (fnv >>> 0).toString(16).padStart(8, "0") + (djb >>> 0).toString(16).padStart(8, "0");
+}
+/**
+ * `hmacHex(app, message)`, kept in `cache` as `<check> <hash>`. The SDK's SHA-256 is plain
+ * JavaScript (sha256.ts), and its first run in a process was the largest single cost of a
+ * short command's telemetry (about 0.85 ms, docs/benchmarks.md); reading a line costs a
+ * tenth of that. The check is a cheap non-cryptographic digest of the message (the raw OS
+ * id): it adds nothing to what the kept hash already tells, which anyone can test a guessed
+ * id against. A changed id (a home directory moved to another machine, `telemetry reset`)
+ * fails the check and is hashed again. Reading or writing the cache never fails the caller.
+ */
+function cachedHash(cache, app, message) {
+    if (!cache)
+        return hmacHex(app, message);
+    const want = check(message);
+    const line = readText(cache);
+    if (line !== null && line.length >= 81 && line.startsWith(`${want} `)) {
+        const hash = line.slice(17, 81);
+        if (/^[0-9a-f]{64}$/.test(hash))
+            return hash;
+    }
+    const hash = hmacHex(app, message);
+    try {
+        writeAtomically(cache, `${want} ${hash}\n`);
+    }
+    catch {
+        // a cache only: the next run hashes again
+    }
+    return hash;
+}
+/** Writes `file` whole or not at all (a temporary file renamed over it). */
+function writeAtomically(file, text) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+        fs.writeFileSync(tmp, text);
+        fs.renameSync(tmp, file);
+    }
+    catch (e) {
+        (0, files_js_1.removeFile)(tmp);
+        throw e;
+    }
 }
 function firstLine(text) {
     return text.split("\n")[0];

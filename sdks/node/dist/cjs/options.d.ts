@@ -4,7 +4,7 @@
  * consent decision. Reads files, writes none. The client, the `telemetry` command and the
  * controls all start here.
  */
-import { Decision, Mode } from "./consent.js";
+import { Decision, Mode, UserConfig } from "./consent.js";
 import { Env } from "./facts.js";
 import { Project } from "./project.js";
 import type { Transport } from "./transport.js";
@@ -68,6 +68,8 @@ export interface TelemetryOptions {
 export interface Paths {
     userConfig: string | null;
     identity: string | null;
+    /** The machine hash kept between runs (identity.ts). */
+    machineCache: string | null;
     data: string | null;
 }
 /** What a process knows about its tool's telemetry before anything is started. */
@@ -84,6 +86,8 @@ export interface Resolved {
     paths: Paths;
     ci: string | null;
     vars: Vars;
+    /** The user config as consent read it (`null`: missing); absent when consent decided before reading it. */
+    userConfig?: UserConfig | null;
 }
 /** The platform's config and local data directories, as the Rust `dirs` crate finds them. */
 export declare function platformDirs(vars: Vars): {

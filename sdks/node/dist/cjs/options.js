@@ -49,6 +49,7 @@ function paths(o, vars) {
     return {
         userConfig: config ? path.join(config, "config.toml") : null,
         identity: config ? path.join(config, "identity.toml") : null,
+        machineCache: config ? path.join(config, "machine.cache") : null,
         data,
     };
 }
@@ -71,6 +72,7 @@ function resolve(o) {
         }
         project = start === undefined ? null : (0, project_js_1.findProject)(start, o.app);
     }
+    let userConfig;
     const decision = typeof o.app === "string" && (0, protocol_js_1.isName)(o.app)
         ? (0, consent_js_1.resolveConsent)({
             app: o.app,
@@ -80,6 +82,7 @@ function resolve(o) {
             project: givenId ? { given: true } : project ? { found: project } : null,
             userConfig: p.userConfig ?? undefined,
             default: o.defaultMode ?? "on",
+            onUserConfig: (c) => (userConfig = c),
         })
         : { mode: "off", source: { key: "author_default" } };
     return {
@@ -94,5 +97,6 @@ function resolve(o) {
         paths: p,
         ci: (0, facts_js_1.ciVendor)(vars),
         vars,
+        userConfig,
     };
 }

@@ -29,6 +29,7 @@ exports.Outbox = exports.DEFAULT_RESEND_AFTER_MS = exports.DEFAULT_MAX_AGE_MS = 
 exports.isDue = isDue;
 exports.alive = alive;
 const fs = require("node:fs");
+const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const random_js_1 = require("./random.js");
@@ -100,19 +101,27 @@ class Outbox {
     }
     /** Whether any file holds events. */
     hasWaiting() {
-        return this.allFiles().length > 0;
+        return this.names().some((n) => (n.startsWith("outbox-") || n.startsWith("claimed-")) && n.endsWith(".jsonl"));
     }
     /** A new file name, unique across processes, sorting in the order this process wrote them. */
     freshName() {
         const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.randomBytes)(4).toString("hex")}.jsonl`;
+        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.pooledHex)(4)}.jsonl`;
     }
     /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */
     addFile(text) {
-        fs.mkdirSync(this.dir, { recursive: true });
         const name = this.freshName();
         const tmp = path.join(this.dir, `${name}.tmp`);
-        fs.writeFileSync(tmp, text);
+        try {
+            fs.writeFileSync(tmp, text);
+        }
+        catch (e) {
+            // The directory is made on the first write that needs it, not checked on every one.
+            if (e.code !== "ENOENT")
+                throw e;
+            fs.mkdirSync(this.dir, { recursive: true });
+            fs.writeFileSync(tmp, text);
+        }
         fs.renameSync(tmp, path.join(this.dir, name));
     }
     /** Adds events never posted. Returns how many were written (expired ones are not). */
@@ -129,7 +138,7 @@ class Outbox {
      * files this process had claimed, handed back. One file written, one rename per claim.
      */
     leaveAtExit(context, queued, posted, postedOld, claimed) {
-        const now = new Date().toISOString();
+        const now = posted.length + postedOld.length > 0 ? (0, time_js_1.isoTime)(Date.now()) : "";
         let text = "";
         if (context && queued.length > 0)
             text += lineOf({ context, events: queued });

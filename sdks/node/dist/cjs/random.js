@@ -4,9 +4,13 @@
  * CSPRNG that `crypto.randomFillSync` also draws from on Linux, macOS and the BSDs. Where it
  * cannot be opened (Windows, a chroot without `/dev`) `node:crypto` is loaded instead, so
  * the values are as random everywhere; only the start-up cost differs (docs/benchmarks.md).
+ * Values that need to be unique but not secret use {@link pooledRandom}, which reads no file.
  */
 Object.defineProperty(exports, "__esModule", { value: true });
+exports.HEX = exports.RANDOM_POOL = void 0;
 exports.randomFill = randomFill;
+exports.pooledRandom = pooledRandom;
+exports.pooledHex = pooledHex;
 exports.randomBytes = randomBytes;
 exports.randomUuid = randomUuid;
 const fs = require("node:fs");
@@ -35,6 +39,36 @@ function randomFill(buf) {
         }
     }
     return (0, lazy_js_1.crypto)().randomFillSync(buf);
+}
+/**
+ * Bytes for the values that must be unique but are not secret: event ids and outbox file
+ * names. They come from `Math.random` (V8's xorshift128+, seeded per process from the OS's
+ * entropy), which needs no file: a run that records opens no `/dev/urandom`, whose first
+ * open and read cost about 0.3 ms (docs/benchmarks.md). 74 such bits per id within one
+ * millisecond make a collision as unlikely as with OS randomness. Secrets (the salt, the
+ * install id) always come from {@link randomFill}.
+ */
+exports.RANDOM_POOL = Buffer.alloc(16);
+/** Puts `n` (at most 16) fresh unique-not-secret bytes in {@link RANDOM_POOL}; returns where they start (0). */
+function pooledRandom(n) {
+    for (let i = 0; i < n; i += 4) {
+        const r = (Math.random() * 0x100000000) >>> 0;
+        exports.RANDOM_POOL[i] = r;
+        exports.RANDOM_POOL[i + 1] = r >>> 8;
+        exports.RANDOM_POOL[i + 2] = r >>> 16;
+        exports.RANDOM_POOL[i + 3] = r >>> 24;
+    }
+    return 0;
+}
+/** The two hex digits of each byte value. */
+exports.HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+/** `n` fresh pooled random bytes as hex. */
+function pooledHex(n) {
+    const at = pooledRandom(n);
+    let out = "";
+    for (let i = at; i < at + n; i++)
+        out += exports.HEX[exports.RANDOM_POOL[i]];
+    return out;
 }
 /** `n` random bytes. */
 function randomBytes(n) {

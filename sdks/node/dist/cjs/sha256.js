@@ -103,7 +103,11 @@ function hmacSha256(key, message) {
     outer.set(sha256(inner), 64);
     return sha256(outer);
 }
-/** Lower-case hex of `data`. */
+const HEX_DIGITS = "0123456789abcdef";
+/** Lower-case hex of `data` (a loop: a process's first `Buffer` hex encoding costs about 0.2 ms). */
 function hex(data) {
-    return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex");
+    let out = "";
+    for (let i = 0; i < data.length; i++)
+        out += HEX_DIGITS[data[i] >> 4] + HEX_DIGITS[data[i] & 15];
+    return out;
 }
