@@ -143,6 +143,7 @@ impl Controls {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            remove_machine_cache(p);
         }
         Ok(choice)
     }
@@ -152,6 +153,7 @@ impl Controls {
     pub fn reset(&self) -> io::Result<()> {
         let path = self.resolved.paths.identity.clone().ok_or_else(no_home)?;
         LocalIdentity::random(true).write(&path, true)?;
+        remove_machine_cache(&path);
         if let Some(o) = self.outbox()
             && o.dir().exists()
         {
@@ -159,6 +161,14 @@ impl Controls {
         }
         Ok(())
     }
+}
+
+/// The Node.js SDK keeps the machine hash it sends in `machine.cache` beside the identity
+/// file (the directory is shared when a Rust and a Node tool have the same name): it goes
+/// with the identity. A missing file is the usual case; a failure leaves only a copy of a
+/// hash that was already sent.
+fn remove_machine_cache(identity: &std::path::Path) {
+    let _ = std::fs::remove_file(identity.with_file_name("machine.cache"));
 }
 
 fn no_home() -> io::Error {

@@ -32,18 +32,23 @@ fn show_disable_and_reset() {
     let machine = status["machine"].as_str().unwrap().to_string();
     assert_eq!(machine.len(), 64);
 
-    // reset: new identity, empty outbox.
+    // reset: new identity, empty outbox, and the Node SDK's copy of the machine hash gone.
+    let cache = home.config_dir().join("machine.cache");
+    std::fs::write(&cache, "0123456789abcdef 00\n").unwrap();
     home.ok(&["telemetry", "reset"], &[]);
     assert!(home.outbox_ids().is_empty());
+    assert!(!cache.exists(), "reset deletes machine.cache");
     let after = home.status(&[]);
     assert_ne!(after["machine"].as_str().unwrap(), machine, "reset changes the machine hash");
 
     // disable: off from the next run, and the outbox is deleted.
     home.ok(&["build"], &[("HOSTCLI_ENDPOINT", &refused)]);
     assert_eq!(home.outbox_ids().len(), 2);
+    std::fs::write(&cache, "0123456789abcdef 00\n").unwrap();
     let out = home.ok(&["telemetry", "disable"], &[]);
     assert!(out.contains("disabled"), "{out}");
     assert!(home.outbox_ids().is_empty());
+    assert!(!cache.exists(), "disable deletes machine.cache");
     let status = home.status(&[]);
     assert_eq!((status["mode"].as_str(), status["source"].as_str()), (Some("off"), Some("user_config")));
 }

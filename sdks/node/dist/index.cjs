@@ -2737,6 +2737,9 @@ function parseString(s) {
     }
     if (quote !== '"')
         return null;
+    const close = s.indexOf('"', 1);
+    if (close > 0 && s.lastIndexOf("\\", close) < 1)
+        return { value: s.slice(1, close), rest: s.slice(close + 1) };
     let out = "";
     for (let i = 1; i < s.length; i++) {
         const c = s[i];

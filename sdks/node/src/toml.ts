@@ -53,6 +53,9 @@ function parseString(s: string): { value: string; rest: string } | null {
     return { value: s.slice(1, end), rest: s.slice(end + 1) };
   }
   if (quote !== '"') return null;
+  // Most strings have no escape: one slice, not a string built character by character.
+  const close = s.indexOf('"', 1);
+  if (close > 0 && s.lastIndexOf("\\", close) < 1) return { value: s.slice(1, close), rest: s.slice(close + 1) };
   let out = "";
   for (let i = 1; i < s.length; i++) {
     const c = s[i];
