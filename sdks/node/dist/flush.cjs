@@ -583,7 +583,9 @@ function dedupe(chunks) {
 },
 "./protocol.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.BATCH_PATH = exports.MAX_DURATION_MS = exports.MAX_PROPS = exports.MAX_PLUGINS = exports.MAX_NAME_LEN = exports.MAX_STRING_LEN = exports.MAX_EVENTS_PER_BATCH = void 0;
+exports.TOKEN_CHARS = exports.BATCH_PATH = exports.MAX_DURATION_MS = exports.MAX_PROPS = exports.MAX_PLUGINS = exports.MAX_NAME_LEN = exports.MAX_STRING_LEN = exports.MAX_EVENTS_PER_BATCH = void 0;
+exports.asciiSet = asciiSet;
+exports.allIn = allIn;
 exports.isName = isName;
 exports.isPluginName = isPluginName;
 exports.isToken = isToken;
@@ -598,14 +600,32 @@ exports.MAX_PLUGINS = 128;
 exports.MAX_PROPS = 32;
 exports.MAX_DURATION_MS = 7 * 24 * 60 * 60 * 1000;
 exports.BATCH_PATH = "/v1/batch";
+function asciiSet(chars) {
+    const set = new Uint8Array(128);
+    for (let i = 0; i < chars.length; i++)
+        set[chars.charCodeAt(i)] = 1;
+    return set;
+}
+function allIn(s, set) {
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 127 || set[c] === 0)
+            return false;
+    }
+    return true;
+}
+const LOWER_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789";
+const NAME_CHARS = asciiSet(`${LOWER_DIGITS}._-`);
+const PLUGIN_CHARS = asciiSet(`${LOWER_DIGITS}@/._:-`);
+exports.TOKEN_CHARS = asciiSet(`${LOWER_DIGITS}ABCDEFGHIJKLMNOPQRSTUVWXYZ._:+-`);
 function isName(s) {
-    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && /^[a-z0-9._-]+$/.test(s);
+    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && allIn(s, NAME_CHARS);
 }
 function isPluginName(s) {
-    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && /^[a-z0-9@/._:-]+$/.test(s) && !(0, scrub_js_1.isSensitive)(s);
+    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && allIn(s, PLUGIN_CHARS) && !(0, scrub_js_1.isSensitive)(s);
 }
 function isToken(s, max) {
-    return s.length > 0 && s.length <= max && /^[A-Za-z0-9._:+-]+$/.test(s);
+    return s.length > 0 && s.length <= max && allIn(s, exports.TOKEN_CHARS);
 }
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NIL = "00000000-0000-0000-0000-000000000000";
@@ -751,6 +771,7 @@ function randomUuid() {
 "./scrub.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.REDACTED = void 0;
+exports.utf8Length = utf8Length;
 exports.find = find;
 exports.isSensitive = isSensitive;
 exports.scrub = scrub;
@@ -801,14 +822,31 @@ function test(re, s) {
     return re.test(s);
 }
 function obviouslyClean(s) {
-    if (s.length >= 15 || Buffer.byteLength(s) >= 15)
+    if (s.length >= 15)
         return false;
     for (let i = 0; i < s.length; i++) {
         const c = s.charCodeAt(i);
         if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61 || c === 46 || c === 45)
             return false;
     }
-    return true;
+    return utf8Length(s) < 15;
+}
+function utf8Length(s) {
+    let bytes = 0;
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c < 0x80)
+            bytes += 1;
+        else if (c < 0x800)
+            bytes += 2;
+        else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+            bytes += 4;
+            i++;
+        }
+        else
+            bytes += 3;
+    }
+    return bytes;
 }
 function hasRandomToken(s) {
     CANDIDATE_TOKEN.lastIndex = 0;

@@ -20,7 +20,17 @@ exports.SDK_VERSION = "0.1.0";
 var flusher_js_2 = require("./flusher.js");
 Object.defineProperty(exports, "backoff", { enumerable: true, get: function () { return flusher_js_2.backoff; } });
 function token(s, empty) {
-    const t = String(s).replace(/[^A-Za-z0-9._:+-]/g, "").slice(0, protocol_js_1.MAX_NAME_LEN);
+    const text = String(s);
+    let t = text;
+    if (!(0, protocol_js_1.allIn)(text, protocol_js_1.TOKEN_CHARS)) {
+        t = "";
+        for (let i = 0; i < text.length; i++) {
+            const c = text.charCodeAt(i);
+            if (c < 128 && protocol_js_1.TOKEN_CHARS[c] === 1)
+                t += text[i];
+        }
+    }
+    t = t.slice(0, protocol_js_1.MAX_NAME_LEN);
     return t === "" ? empty : t;
 }
 class Telemetry {
@@ -1450,6 +1460,7 @@ const fs = require("node:fs");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const project_js_1 = require("./project.js");
+const protocol_js_1 = require("./protocol.js");
 const random_js_1 = require("./random.js");
 const sha256_js_1 = require("./sha256.js");
 const toml_js_1 = require("./toml.js");
@@ -1530,6 +1541,7 @@ function machineId(app, ci, identity, cache = null) {
         return { hash: cachedHash(cache, app, `install:${identity.install_id}`), kind: "install_id" };
     return { hash: hmacHex(app, (0, random_js_1.randomBytes)(16)), kind: "ephemeral" };
 }
+const LOWER_HEX = (0, protocol_js_1.asciiSet)("0123456789abcdef");
 function check(message) {
     let fnv = 0x811c9dc5;
     let djb = 5381;
@@ -1547,7 +1559,7 @@ function cachedHash(cache, app, message) {
     const line = readText(cache);
     if (line !== null && line.length >= 81 && line.startsWith(`${want} `)) {
         const hash = line.slice(17, 81);
-        if (/^[0-9a-f]{64}$/.test(hash))
+        if ((0, protocol_js_1.allIn)(hash, LOWER_HEX))
             return hash;
     }
     const hash = hmacHex(app, message);
@@ -1574,7 +1586,12 @@ function firstLine(text) {
 }
 function usable(s) {
     const t = s.trim();
-    return t !== "" && /[A-Za-z1-9]/.test(t) ? t : null;
+    for (let i = 0; i < t.length; i++) {
+        const c = t.charCodeAt(i);
+        if ((c >= 49 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122))
+            return t;
+    }
+    return null;
 }
 function readText(file) {
     try {
@@ -2279,7 +2296,9 @@ function insertPackageJson(text, app, id, file) {
 },
 "./protocol.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.BATCH_PATH = exports.MAX_DURATION_MS = exports.MAX_PROPS = exports.MAX_PLUGINS = exports.MAX_NAME_LEN = exports.MAX_STRING_LEN = exports.MAX_EVENTS_PER_BATCH = void 0;
+exports.TOKEN_CHARS = exports.BATCH_PATH = exports.MAX_DURATION_MS = exports.MAX_PROPS = exports.MAX_PLUGINS = exports.MAX_NAME_LEN = exports.MAX_STRING_LEN = exports.MAX_EVENTS_PER_BATCH = void 0;
+exports.asciiSet = asciiSet;
+exports.allIn = allIn;
 exports.isName = isName;
 exports.isPluginName = isPluginName;
 exports.isToken = isToken;
@@ -2294,14 +2313,32 @@ exports.MAX_PLUGINS = 128;
 exports.MAX_PROPS = 32;
 exports.MAX_DURATION_MS = 7 * 24 * 60 * 60 * 1000;
 exports.BATCH_PATH = "/v1/batch";
+function asciiSet(chars) {
+    const set = new Uint8Array(128);
+    for (let i = 0; i < chars.length; i++)
+        set[chars.charCodeAt(i)] = 1;
+    return set;
+}
+function allIn(s, set) {
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 127 || set[c] === 0)
+            return false;
+    }
+    return true;
+}
+const LOWER_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789";
+const NAME_CHARS = asciiSet(`${LOWER_DIGITS}._-`);
+const PLUGIN_CHARS = asciiSet(`${LOWER_DIGITS}@/._:-`);
+exports.TOKEN_CHARS = asciiSet(`${LOWER_DIGITS}ABCDEFGHIJKLMNOPQRSTUVWXYZ._:+-`);
 function isName(s) {
-    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && /^[a-z0-9._-]+$/.test(s);
+    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && allIn(s, NAME_CHARS);
 }
 function isPluginName(s) {
-    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && /^[a-z0-9@/._:-]+$/.test(s) && !(0, scrub_js_1.isSensitive)(s);
+    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && allIn(s, PLUGIN_CHARS) && !(0, scrub_js_1.isSensitive)(s);
 }
 function isToken(s, max) {
-    return s.length > 0 && s.length <= max && /^[A-Za-z0-9._:+-]+$/.test(s);
+    return s.length > 0 && s.length <= max && allIn(s, exports.TOKEN_CHARS);
 }
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NIL = "00000000-0000-0000-0000-000000000000";
@@ -2447,6 +2484,7 @@ function randomUuid() {
 "./scrub.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.REDACTED = void 0;
+exports.utf8Length = utf8Length;
 exports.find = find;
 exports.isSensitive = isSensitive;
 exports.scrub = scrub;
@@ -2497,14 +2535,31 @@ function test(re, s) {
     return re.test(s);
 }
 function obviouslyClean(s) {
-    if (s.length >= 15 || Buffer.byteLength(s) >= 15)
+    if (s.length >= 15)
         return false;
     for (let i = 0; i < s.length; i++) {
         const c = s.charCodeAt(i);
         if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61 || c === 46 || c === 45)
             return false;
     }
-    return true;
+    return utf8Length(s) < 15;
+}
+function utf8Length(s) {
+    let bytes = 0;
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c < 0x80)
+            bytes += 1;
+        else if (c < 0x800)
+            bytes += 2;
+        else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+            bytes += 4;
+            i++;
+        }
+        else
+            bytes += 3;
+    }
+    return bytes;
 }
 function hasRandomToken(s) {
     CANDIDATE_TOKEN.lastIndex = 0;

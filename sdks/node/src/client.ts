@@ -27,7 +27,7 @@ import { LocalIdentity, loadIdentity, loadOrCreateIdentity, machineId, randomIde
 import { backoff, drainOutbox, DrainState, spawnFlusher } from "./flusher.js";
 import { DEFAULT_RESEND_AFTER_MS, Outbox } from "./outbox.js";
 import { createProjectId as writeProjectId, ManifestKind } from "./project.js";
-import { Context, MAX_EVENTS_PER_BATCH, MAX_NAME_LEN, MAX_PROPS, PropValue, WireEvent } from "./protocol.js";
+import { allIn, Context, MAX_EVENTS_PER_BATCH, MAX_NAME_LEN, MAX_PROPS, PropValue, TOKEN_CHARS, WireEvent } from "./protocol.js";
 import { Delivery, HttpTransport, Transport } from "./transport.js";
 import { resolve, Resolved, TelemetryOptions } from "./options.js";
 
@@ -38,7 +38,16 @@ export { backoff } from "./flusher.js";
 
 /** `s` cut to what the protocol accepts in versions and names: `[A-Za-z0-9._:+-]`, 64 bytes. */
 function token(s: string, empty: string): string {
-  const t = String(s).replace(/[^A-Za-z0-9._:+-]/g, "").slice(0, MAX_NAME_LEN);
+  const text = String(s);
+  let t = text;
+  if (!allIn(text, TOKEN_CHARS)) {
+    t = "";
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c < 128 && TOKEN_CHARS[c] === 1) t += text[i];
+    }
+  }
+  t = t.slice(0, MAX_NAME_LEN);
   return t === "" ? empty : t;
 }
 

@@ -18,6 +18,7 @@ import * as path from "node:path";
 import { removeFile } from "./files.js";
 
 import { parseUuid } from "./project.js";
+import { allIn, asciiSet } from "./protocol.js";
 import { randomBytes, randomUuid } from "./random.js";
 import { hex, hmacSha256, sha256 } from "./sha256.js";
 import { parseToml, tomlString } from "./toml.js";
@@ -131,6 +132,8 @@ export function machineId(app: string, ci: string | null, identity: LocalIdentit
   return { hash: hmacHex(app, randomBytes(16)), kind: "ephemeral" };
 }
 
+const LOWER_HEX = asciiSet("0123456789abcdef");
+
 /** Two 32-bit string hashes (FNV-1a and djb2 over UTF-16 units) as 16 hex digits: tells whether a cached hash is of this message. */
 function check(message: string): string {
   let fnv = 0x811c9dc5;
@@ -158,7 +161,7 @@ function cachedHash(cache: string | null, app: string, message: string): string 
   const line = readText(cache);
   if (line !== null && line.length >= 81 && line.startsWith(`${want} `)) {
     const hash = line.slice(17, 81);
-    if (/^[0-9a-f]{64}$/.test(hash)) return hash;
+    if (allIn(hash, LOWER_HEX)) return hash;
   }
   const hash = hmacHex(app, message);
   try {
@@ -185,9 +188,14 @@ function firstLine(text: string): string {
   return text.split("\n")[0];
 }
 
+/** The value trimmed, unless it holds no letter and no digit but 0 (blank, all zeros): then `null`. */
 function usable(s: string): string | null {
   const t = s.trim();
-  return t !== "" && /[A-Za-z1-9]/.test(t) ? t : null;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if ((c >= 49 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)) return t;
+  }
+  return null;
 }
 
 function readText(file: string): string | null {

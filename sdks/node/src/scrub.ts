@@ -75,13 +75,28 @@ function test(re: RegExp, s: string): boolean {
  * format, `xoxb-` and 10 more).
  */
 function obviouslyClean(s: string): boolean {
-  if (s.length >= 15 || Buffer.byteLength(s) >= 15) return false;
+  if (s.length >= 15) return false;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     // @ / \ : ~ = . -
     if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61 || c === 46 || c === 45) return false;
   }
-  return true;
+  return utf8Length(s) < 15;
+}
+
+/** `Buffer.byteLength(s)` (a surrogate pair 4 bytes, a lone surrogate 3), without that function's first-call cost. */
+export function utf8Length(s: string): number {
+  let bytes = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
 }
 
 function hasRandomToken(s: string): boolean {

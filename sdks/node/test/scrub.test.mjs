@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { find, isSensitive, scrub, REDACTED } from "../dist/cjs/scrub.js";
+import { find, isSensitive, scrub, REDACTED, utf8Length } from "../dist/cjs/scrub.js";
+import { allIn, asciiSet, isName, isPluginName, isToken } from "../dist/cjs/protocol.js";
 import { repo } from "./helpers.mjs";
 
 const corpus = JSON.parse(fs.readFileSync(path.join(repo, "crates", "tally-protocol", "scrub-corpus.json"), "utf8"));
@@ -38,4 +39,19 @@ test("scrub corpus: no leak survives", () => {
 
 test("scrub corpus: the same output as the Rust scrubber", () => {
   for (const { input, output } of corpus.scrubbed) assert.equal(scrub(input), output, `scrub(${JSON.stringify(input)})`);
+});
+
+test("the regex-free checks equal the regexes they replace, on every kind of character", () => {
+  // Random strings over ASCII, Latin-1, CJK, emoji (surrogate pairs) and lone surrogates.
+  const pool = ["a", "z", "A", "Z", "0", "9", ".", "_", "-", "@", "/", ":", "+", " ", "é", "✓", "漢", "😀", "\ud800", "\udc00", "\x00", "\x7f"];
+  const pick = () => pool[Math.floor(Math.random() * pool.length)];
+  for (let n = 0; n < 20000; n++) {
+    const s = Array.from({ length: 1 + Math.floor(Math.random() * 20) }, pick).join("");
+    assert.equal(utf8Length(s), Buffer.byteLength(s), JSON.stringify(s));
+    assert.equal(isName(s), s.length <= 64 && /^[a-z0-9._-]+$/.test(s), JSON.stringify(s));
+    assert.equal(isToken(s, 64), s.length <= 64 && /^[A-Za-z0-9._:+-]+$/.test(s), JSON.stringify(s));
+    assert.equal(isPluginName(s), s.length <= 64 && /^[a-z0-9@/._:-]+$/.test(s) && !isSensitive(s), JSON.stringify(s));
+  }
+  assert.equal(allIn("", asciiSet("a")), true);
+  assert.equal(allIn("é", asciiSet("é")), false, "ASCII sets only");
 });

@@ -39,7 +39,17 @@ var flusher_js_2 = require("./flusher.js");
 Object.defineProperty(exports, "backoff", { enumerable: true, get: function () { return flusher_js_2.backoff; } });
 /** `s` cut to what the protocol accepts in versions and names: `[A-Za-z0-9._:+-]`, 64 bytes. */
 function token(s, empty) {
-    const t = String(s).replace(/[^A-Za-z0-9._:+-]/g, "").slice(0, protocol_js_1.MAX_NAME_LEN);
+    const text = String(s);
+    let t = text;
+    if (!(0, protocol_js_1.allIn)(text, protocol_js_1.TOKEN_CHARS)) {
+        t = "";
+        for (let i = 0; i < text.length; i++) {
+            const c = text.charCodeAt(i);
+            if (c < 128 && protocol_js_1.TOKEN_CHARS[c] === 1)
+                t += text[i];
+        }
+    }
+    t = t.slice(0, protocol_js_1.MAX_NAME_LEN);
     return t === "" ? empty : t;
 }
 /** The client. Every method is safe to call in every mode and never throws. */

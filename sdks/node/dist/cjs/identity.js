@@ -29,6 +29,7 @@ const fs = require("node:fs");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const project_js_1 = require("./project.js");
+const protocol_js_1 = require("./protocol.js");
 const random_js_1 = require("./random.js");
 const sha256_js_1 = require("./sha256.js");
 const toml_js_1 = require("./toml.js");
@@ -126,6 +127,7 @@ function machineId(app, ci, identity, cache = null) {
         return { hash: cachedHash(cache, app, `install:${identity.install_id}`), kind: "install_id" };
     return { hash: hmacHex(app, (0, random_js_1.randomBytes)(16)), kind: "ephemeral" };
 }
+const LOWER_HEX = (0, protocol_js_1.asciiSet)("0123456789abcdef");
 /** Two 32-bit string hashes (FNV-1a and djb2 over UTF-16 units) as 16 hex digits: tells whether a cached hash is of this message. */
 function check(message) {
     let fnv = 0x811c9dc5;
@@ -153,7 +155,7 @@ function cachedHash(cache, app, message) {
     const line = readText(cache);
     if (line !== null && line.length >= 81 && line.startsWith(`${want} `)) {
         const hash = line.slice(17, 81);
-        if (/^[0-9a-f]{64}$/.test(hash))
+        if ((0, protocol_js_1.allIn)(hash, LOWER_HEX))
             return hash;
     }
     const hash = hmacHex(app, message);
@@ -180,9 +182,15 @@ function writeAtomically(file, text) {
 function firstLine(text) {
     return text.split("\n")[0];
 }
+/** The value trimmed, unless it holds no letter and no digit but 0 (blank, all zeros): then `null`. */
 function usable(s) {
     const t = s.trim();
-    return t !== "" && /[A-Za-z1-9]/.test(t) ? t : null;
+    for (let i = 0; i < t.length; i++) {
+        const c = t.charCodeAt(i);
+        if ((c >= 49 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122))
+            return t;
+    }
+    return null;
 }
 function readText(file) {
     try {

@@ -51,11 +51,22 @@ export interface BatchResponse {
     rejected: number;
     dropped_props?: number;
 }
+/**
+ * A set of ASCII characters as a table of the 128 codes. The checks below loop over a
+ * string with it instead of testing a regex: a process compiles each regex on its first
+ * use, about 0.1 ms apiece, and a short command's first `record()` would pay that for
+ * every class it checks (docs/benchmarks.md).
+ */
+export declare function asciiSet(chars: string): Uint8Array;
+/** Whether every character of `s` is in `set` (`true` for ""). */
+export declare function allIn(s: string, set: Uint8Array): boolean;
+/** `[A-Za-z0-9._:+-]` */
+export declare const TOKEN_CHARS: Uint8Array<ArrayBufferLike>;
 /** Names of apps, events, properties and CI vendors: 1-64 bytes of `[a-z0-9._-]`. */
 export declare function isName(s: string): boolean;
 /** Plugin names may be npm-scoped (`@scope/name`) and namespaced (`a:b`), and never personal data. */
 export declare function isPluginName(s: string): boolean;
-/** Versions, ids and categories: no spaces, no `@`, no `/`. */
+/** Versions, ids and categories: no spaces, no `@`, no `/`: 1-`max` bytes of `[A-Za-z0-9._:+-]`. */
 export declare function isToken(s: string, max: number): boolean;
 /** Why the collector would refuse a batch's context; `null` when it is valid. */
 export declare function checkContext(c: Context): string | null;

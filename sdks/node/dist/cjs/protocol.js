@@ -6,7 +6,9 @@
  * (`crates/tally-protocol/vectors`) are checked against these.
  */
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.BATCH_PATH = exports.MAX_DURATION_MS = exports.MAX_PROPS = exports.MAX_PLUGINS = exports.MAX_NAME_LEN = exports.MAX_STRING_LEN = exports.MAX_EVENTS_PER_BATCH = void 0;
+exports.TOKEN_CHARS = exports.BATCH_PATH = exports.MAX_DURATION_MS = exports.MAX_PROPS = exports.MAX_PLUGINS = exports.MAX_NAME_LEN = exports.MAX_STRING_LEN = exports.MAX_EVENTS_PER_BATCH = void 0;
+exports.asciiSet = asciiSet;
+exports.allIn = allIn;
 exports.isName = isName;
 exports.isPluginName = isPluginName;
 exports.isToken = isToken;
@@ -21,17 +23,45 @@ exports.MAX_PLUGINS = 128;
 exports.MAX_PROPS = 32;
 exports.MAX_DURATION_MS = 7 * 24 * 60 * 60 * 1000;
 exports.BATCH_PATH = "/v1/batch";
+/**
+ * A set of ASCII characters as a table of the 128 codes. The checks below loop over a
+ * string with it instead of testing a regex: a process compiles each regex on its first
+ * use, about 0.1 ms apiece, and a short command's first `record()` would pay that for
+ * every class it checks (docs/benchmarks.md).
+ */
+function asciiSet(chars) {
+    const set = new Uint8Array(128);
+    for (let i = 0; i < chars.length; i++)
+        set[chars.charCodeAt(i)] = 1;
+    return set;
+}
+/** Whether every character of `s` is in `set` (`true` for ""). */
+function allIn(s, set) {
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 127 || set[c] === 0)
+            return false;
+    }
+    return true;
+}
+const LOWER_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789";
+/** `[a-z0-9._-]` */
+const NAME_CHARS = asciiSet(`${LOWER_DIGITS}._-`);
+/** `[a-z0-9@/._:-]` */
+const PLUGIN_CHARS = asciiSet(`${LOWER_DIGITS}@/._:-`);
+/** `[A-Za-z0-9._:+-]` */
+exports.TOKEN_CHARS = asciiSet(`${LOWER_DIGITS}ABCDEFGHIJKLMNOPQRSTUVWXYZ._:+-`);
 /** Names of apps, events, properties and CI vendors: 1-64 bytes of `[a-z0-9._-]`. */
 function isName(s) {
-    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && /^[a-z0-9._-]+$/.test(s);
+    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && allIn(s, NAME_CHARS);
 }
 /** Plugin names may be npm-scoped (`@scope/name`) and namespaced (`a:b`), and never personal data. */
 function isPluginName(s) {
-    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && /^[a-z0-9@/._:-]+$/.test(s) && !(0, scrub_js_1.isSensitive)(s);
+    return s.length > 0 && s.length <= exports.MAX_NAME_LEN && allIn(s, PLUGIN_CHARS) && !(0, scrub_js_1.isSensitive)(s);
 }
-/** Versions, ids and categories: no spaces, no `@`, no `/`. */
+/** Versions, ids and categories: no spaces, no `@`, no `/`: 1-`max` bytes of `[A-Za-z0-9._:+-]`. */
 function isToken(s, max) {
-    return s.length > 0 && s.length <= max && /^[A-Za-z0-9._:+-]+$/.test(s);
+    return s.length > 0 && s.length <= max && allIn(s, exports.TOKEN_CHARS);
 }
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NIL = "00000000-0000-0000-0000-000000000000";

@@ -13,6 +13,8 @@
 export declare const REDACTED = "[redacted]";
 /** The kinds of personal data the scrubber finds (the Rust `Finding`, snake_case). */
 export type Finding = "email" | "ip_address" | "home_path" | "url_with_secrets" | "secret" | "hostname";
+/** `Buffer.byteLength(s)` (a surrogate pair 4 bytes, a lone surrogate 3), without that function's first-call cost. */
+export declare function utf8Length(s: string): number;
 /** The first kind of personal data found in `s`, if any. */
 export declare function find(s: string): Finding | null;
 /** Whether `s` contains anything {@link find} reports. */

@@ -12,6 +12,7 @@
  */
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.REDACTED = void 0;
+exports.utf8Length = utf8Length;
 exports.find = find;
 exports.isSensitive = isSensitive;
 exports.scrub = scrub;
@@ -70,7 +71,7 @@ function test(re, s) {
  * format, `xoxb-` and 10 more).
  */
 function obviouslyClean(s) {
-    if (s.length >= 15 || Buffer.byteLength(s) >= 15)
+    if (s.length >= 15)
         return false;
     for (let i = 0; i < s.length; i++) {
         const c = s.charCodeAt(i);
@@ -78,7 +79,25 @@ function obviouslyClean(s) {
         if (c === 64 || c === 47 || c === 92 || c === 58 || c === 126 || c === 61 || c === 46 || c === 45)
             return false;
     }
-    return true;
+    return utf8Length(s) < 15;
+}
+/** `Buffer.byteLength(s)` (a surrogate pair 4 bytes, a lone surrogate 3), without that function's first-call cost. */
+function utf8Length(s) {
+    let bytes = 0;
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c < 0x80)
+            bytes += 1;
+        else if (c < 0x800)
+            bytes += 2;
+        else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+            bytes += 4;
+            i++;
+        }
+        else
+            bytes += 3;
+    }
+    return bytes;
 }
 function hasRandomToken(s) {
     CANDIDATE_TOKEN.lastIndex = 0;
