@@ -5,6 +5,11 @@
 // the target's "off") and the same command not loading the SDK at all.
 //
 //   TALLY_BIN=target/release/tally node sdks/node/bench/cli.mjs [RUNS]
+//   node sdks/node/bench/cli.mjs RUNS --quiet
+//
+// --quiet runs only the scenarios that start no other process (no SDK, off, local): no
+// collector and no flusher share the cores with the measured runs, so more runs of the
+// three give a steadier comparison of what the SDK itself costs.
 import { spawnSync } from "node:child_process";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -14,10 +19,11 @@ import { fileURLToPath } from "node:url";
 import { Collector, flusherDone, Home, nodecli, sentLog } from "../test/helpers.mjs";
 
 const runs = Number(process.argv[2] ?? 30);
+const quiet = process.argv.includes("--quiet");
 console.log(`load average at start ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 const rss = path.join(path.dirname(fileURLToPath(import.meta.url)), "rss.cjs");
 
-const collector = await Collector.start();
+const collector = quiet ? null : await Collector.start();
 const refusedPort = await new Promise((ok) => {
   const s = net.createServer().listen(0, "127.0.0.1", () => {
     const p = s.address().port;
@@ -30,15 +36,16 @@ await new Promise((ok) => blackhole.listen(0, "127.0.0.1", ok));
 // The blackhole must not be served by this process's event loop while a child runs
 // synchronously: it accepts in the kernel's backlog, which is what a silent server does.
 
-const scenarios = [
+const all = [
   ["no SDK loaded", { NODECLI_OFF: "1" }],
   ["off (`DO_NOT_TRACK=1`)", { DO_NOT_TRACK: "1" }],
-  ["on, endpoint up", { NODECLI_ENDPOINT: collector.url }],
-  ["on, endpoint up, a flusher every run", { NODECLI_ENDPOINT: collector.url, NODECLI_FLUSH_GAP_MS: "0" }],
+  ["on, endpoint up", { NODECLI_ENDPOINT: collector?.url }],
+  ["on, endpoint up, a flusher every run", { NODECLI_ENDPOINT: collector?.url, NODECLI_FLUSH_GAP_MS: "0" }],
   ["on, endpoint refused", { NODECLI_ENDPOINT: `http://127.0.0.1:${refusedPort}` }],
   ["on, endpoint never answers", { NODECLI_ENDPOINT: `http://127.0.0.1:${blackhole.address().port}` }],
   ["local (no endpoint)", {}],
 ];
+const scenarios = quiet ? all.filter(([, extra]) => !("NODECLI_ENDPOINT" in extra)) : all;
 const homes = scenarios.map(() => new Home());
 const results = scenarios.map(() => ({ ms: [], kb: [], cpu: [] }));
 
@@ -102,9 +109,12 @@ scenarios.forEach(([name], i) => {
 // Each run that sends hands its events to a detached flusher: wait for the last ones, and
 // check that the endpoint that is up got every event of every run.
 await Promise.all(homes.map((h) => flusherDone(h.dataDir)));
-const delivered = [2, 3].map((i) => sentLog(homes[i].dataDir).reduce((n, r) => n + r.events.length, 0));
-console.log(`\nendpoint up: ${delivered.join(" and ")} of ${2 * (runs + 1)} events delivered by the flushers by the end of the run (the rest wait in the outbox for the next run after the gap); load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+if (collector) {
+  const delivered = [2, 3].map((i) => sentLog(homes[i].dataDir).reduce((n, r) => n + r.events.length, 0));
+  console.log(`\nendpoint up: ${delivered.join(" and ")} of ${2 * (runs + 1)} events delivered by the flushers by the end of the run (the rest wait in the outbox for the next run after the gap)`);
+  await collector.stop();
+}
+console.log(`load average at end ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 for (const s of held) s.destroy();
 blackhole.close();
-await collector.stop();
 for (const h of homes) h.remove();
