@@ -30,13 +30,23 @@ async function settled(page) {
   return page.$$eval('.panel', (ps) => ps.map((p) => ({ id: p.id, insight: p.dataset.insight, state: p.dataset.state, text: p.querySelector('.status') ? p.querySelector('.status').textContent : '' })));
 }
 
-// Every data table's columns and raw cells, with the answer its data-src gives.
+// Every data table's columns and raw cells, with the answer its data-src gives. The answers
+// are fetched one at a time, and a `busy` answer (429: the public page's concurrency limit,
+// which a page's own panel loads may still be holding) is retried after its Retry-After, as
+// the dashboard itself does: the check compares answers, not the limit.
 async function tables(page) {
-  return page.$$eval('table.data', async (ts) => Promise.all(ts.map(async (t) => {
-    const src = t.dataset.src;
-    const saved = sessionStorage.getItem('tally-admin-token');
-    const r = await fetch(src, { headers: saved ? { Authorization: 'Bearer ' + saved } : {} });
-    return {
+  return page.$$eval('table.data', async (ts) => {
+    const out = [];
+    for (const t of ts) {
+      const src = t.dataset.src;
+      const saved = sessionStorage.getItem('tally-admin-token');
+      let r;
+      for (let attempt = 0; ; attempt++) {
+        r = await fetch(src, { headers: saved ? { Authorization: 'Bearer ' + saved } : {} });
+        if (r.status !== 429 || attempt === 10) break;
+        await new Promise((ok) => setTimeout(ok, 1000 * Number(r.headers.get('retry-after') || 1)));
+      }
+      out.push({
       panel: t.closest('.panel').id,
       src,
       columns: [...t.querySelectorAll('thead th[data-column]')].map((th) => th.dataset.column),
@@ -44,8 +54,10 @@ async function tables(page) {
       text: [...t.querySelectorAll('tbody tr')].map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
       derived: t.querySelectorAll('thead th[data-derived]').length,
       answer: await r.json(),
-    };
-  })));
+      });
+    }
+    return out;
+  });
 }
 
 // axe-core's serious and critical findings. Evaluated through the DevTools protocol, which
