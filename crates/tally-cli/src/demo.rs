@@ -26,7 +26,10 @@ use uuid::Uuid;
 
 const DAYS: i64 = 90;
 const DAY_MS: i64 = tally_store::DAY_MS;
-const SENDERS: usize = 4;
+/// Concurrent senders: the demo stands for thousands of machines sending at once, and the
+/// collector acknowledges every request waiting on one log fsync together (group commit),
+/// so more senders fill the demo faster (4: 10.6-16.2 s on the 2-core VM; docs/benchmarks.md).
+const SENDERS: usize = 16;
 
 /// Plugins in popularity order; the weight of the n-th is about 1/n^1.1.
 const PLUGINS: &[&str] = &[
@@ -521,6 +524,9 @@ pub fn fill(url: &str, projects: usize, now_ms: i64) -> anyhow::Result<String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(60)))
         .http_status_as_error(false)
+        // One kept-alive connection per sender (ureq keeps 3 per host by default).
+        .max_idle_connections(SENDERS)
+        .max_idle_connections_per_host(SENDERS)
         .build()
         .into();
     let endpoint = format!("{}{}", url.trim_end_matches('/'), tally_protocol::BATCH_PATH);
