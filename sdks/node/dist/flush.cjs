@@ -4,6 +4,7 @@ const defs = {
 "./files.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.removeFile = removeFile;
+exports.writeAtomically = writeAtomically;
 const fs = require("node:fs");
 function removeFile(file) {
     try {
@@ -14,12 +15,23 @@ function removeFile(file) {
             throw e;
     }
 }
+function writeAtomically(file, text) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+        fs.writeFileSync(tmp, text);
+        fs.renameSync(tmp, file);
+    }
+    catch (e) {
+        removeFile(tmp);
+        throw e;
+    }
+}
 },
 "./flush.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
 const flusher_js_1 = require("./flusher.js");
-const time_js_1 = require("./time.js");
 const outbox_js_1 = require("./outbox.js");
+const time_js_1 = require("./time.js");
 const transport_js_1 = require("./transport.js");
 const MAX_ROUNDS = 8;
 async function main(config) {
@@ -77,9 +89,9 @@ exports.takeLock = takeLock;
 exports.releaseLock = releaseLock;
 exports.spawnFlusher = spawnFlusher;
 const fs = require("node:fs");
-const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
+const time_js_1 = require("./time.js");
 const lazy_js_1 = require("./lazy.js");
 const outbox_js_1 = require("./outbox.js");
 const protocol_js_1 = require("./protocol.js");
@@ -156,9 +168,7 @@ function writeBackoff(dir, b) {
         (0, files_js_1.removeFile)(file);
         return;
     }
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(b));
-    fs.renameSync(tmp, file);
+    (0, files_js_1.writeAtomically)(file, JSON.stringify(b));
 }
 function takeLock(dir, pid) {
     const file = path.join(dir, exports.FLUSH_LOCK);
@@ -271,10 +281,10 @@ exports.Outbox = exports.DEFAULT_RESEND_AFTER_MS = exports.DEFAULT_MAX_AGE_MS = 
 exports.isDue = isDue;
 exports.alive = alive;
 const fs = require("node:fs");
-const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const random_js_1 = require("./random.js");
+const time_js_1 = require("./time.js");
 exports.DEFAULT_MAX_BYTES = 512 * 1024;
 exports.DEFAULT_MAX_AGE_MS = 14 * 24 * 60 * 60 * 1000;
 exports.DEFAULT_RESEND_AFTER_MS = 10 * 60 * 1000;
@@ -336,7 +346,7 @@ class Outbox {
     }
     freshName() {
         const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.pooledHex)(4)}.jsonl`;
+        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.uniqueHex)(4)}.jsonl`;
     }
     addFile(text) {
         const name = this.freshName();
@@ -707,10 +717,10 @@ function checkBatch(b) {
 },
 "./random.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.HEX = exports.RANDOM_POOL = void 0;
+exports.HEX = void 0;
 exports.randomFill = randomFill;
-exports.pooledRandom = pooledRandom;
-exports.pooledHex = pooledHex;
+exports.uniqueRandom = uniqueRandom;
+exports.uniqueHex = uniqueHex;
 exports.randomBytes = randomBytes;
 exports.randomUuid = randomUuid;
 const fs = require("node:fs");
@@ -738,23 +748,23 @@ function randomFill(buf) {
     }
     return (0, lazy_js_1.crypto)().randomFillSync(buf);
 }
-exports.RANDOM_POOL = Buffer.alloc(16);
-function pooledRandom(n) {
+const scratch = Buffer.alloc(16);
+function uniqueRandom(n) {
     for (let i = 0; i < n; i += 4) {
         const r = (Math.random() * 0x100000000) >>> 0;
-        exports.RANDOM_POOL[i] = r;
-        exports.RANDOM_POOL[i + 1] = r >>> 8;
-        exports.RANDOM_POOL[i + 2] = r >>> 16;
-        exports.RANDOM_POOL[i + 3] = r >>> 24;
+        scratch[i] = r;
+        scratch[i + 1] = r >>> 8;
+        scratch[i + 2] = r >>> 16;
+        scratch[i + 3] = r >>> 24;
     }
-    return 0;
+    return scratch;
 }
 exports.HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-function pooledHex(n) {
-    const at = pooledRandom(n);
+function uniqueHex(n) {
+    const b = uniqueRandom(n);
     let out = "";
-    for (let i = at; i < at + n; i++)
-        out += exports.HEX[exports.RANDOM_POOL[i]];
+    for (let i = 0; i < n; i++)
+        out += exports.HEX[b[i]];
     return out;
 }
 function randomBytes(n) {

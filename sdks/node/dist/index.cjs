@@ -7,7 +7,6 @@ exports.Telemetry = exports.backoff = exports.SDK_VERSION = void 0;
 exports.createTelemetry = createTelemetry;
 const consent_js_1 = require("./consent.js");
 const event_js_1 = require("./event.js");
-const time_js_1 = require("./time.js");
 const facts_js_1 = require("./facts.js");
 const identity_js_1 = require("./identity.js");
 const flusher_js_1 = require("./flusher.js");
@@ -16,6 +15,7 @@ const project_js_1 = require("./project.js");
 const protocol_js_1 = require("./protocol.js");
 const transport_js_1 = require("./transport.js");
 const options_js_1 = require("./options.js");
+const time_js_1 = require("./time.js");
 exports.SDK_VERSION = "0.1.0";
 var flusher_js_2 = require("./flusher.js");
 Object.defineProperty(exports, "backoff", { enumerable: true, get: function () { return flusher_js_2.backoff; } });
@@ -681,6 +681,7 @@ exports.saveUserConfig = saveUserConfig;
 exports.resolveConsent = resolveConsent;
 const fs = require("node:fs");
 const path = require("node:path");
+const files_js_1 = require("./files.js");
 const toml_js_1 = require("./toml.js");
 const vars_js_1 = require("./vars.js");
 exports.DEFAULT_POLICY_PATH = "/etc/tally/policy.toml";
@@ -742,9 +743,7 @@ function saveUserConfig(file, config, command) {
     if (config.telemetry)
         text += `telemetry = ${(0, toml_js_1.tomlString)(config.telemetry)}\n`;
     text += `notice_shown = ${config.notice_shown}\n`;
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
+    (0, files_js_1.writeAtomically)(file, text);
 }
 function resolveConsent(i) {
     const p = policy(i);
@@ -1090,18 +1089,17 @@ function clean(s) {
 let uuidMs = -1;
 let uuidTime = "";
 function uuidV7(ms) {
-    const r = (0, random_js_1.pooledRandom)(10);
     const t = Math.floor(ms);
     if (t !== uuidMs) {
         uuidMs = t;
         const hex = t.toString(16).padStart(12, "0").slice(-12);
         uuidTime = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-`;
     }
-    const p = random_js_1.RANDOM_POOL;
+    const p = (0, random_js_1.uniqueRandom)(10);
     return (uuidTime +
-        `7${random_js_1.HEX[p[r] & 0x0f][1]}${random_js_1.HEX[p[r + 1]]}-` +
-        `${random_js_1.HEX[0x80 | (p[r + 2] & 0x3f)]}${random_js_1.HEX[p[r + 3]]}-` +
-        `${random_js_1.HEX[p[r + 4]]}${random_js_1.HEX[p[r + 5]]}${random_js_1.HEX[p[r + 6]]}${random_js_1.HEX[p[r + 7]]}${random_js_1.HEX[p[r + 8]]}${random_js_1.HEX[p[r + 9]]}`);
+        `7${random_js_1.HEX[p[0] & 0x0f][1]}${random_js_1.HEX[p[1]]}-` +
+        `${random_js_1.HEX[0x80 | (p[2] & 0x3f)]}${random_js_1.HEX[p[3]]}-` +
+        `${random_js_1.HEX[p[4]]}${random_js_1.HEX[p[5]]}${random_js_1.HEX[p[6]]}${random_js_1.HEX[p[7]]}${random_js_1.HEX[p[8]]}${random_js_1.HEX[p[9]]}`);
 }
 },
 "./facts.js": function (exports, require, module) {
@@ -1247,6 +1245,7 @@ function detectEnv(vars, prefix) {
 "./files.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.removeFile = removeFile;
+exports.writeAtomically = writeAtomically;
 const fs = require("node:fs");
 function removeFile(file) {
     try {
@@ -1255,6 +1254,17 @@ function removeFile(file) {
     catch (e) {
         if (e.code !== "ENOENT")
             throw e;
+    }
+}
+function writeAtomically(file, text) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+        fs.writeFileSync(tmp, text);
+        fs.renameSync(tmp, file);
+    }
+    catch (e) {
+        removeFile(tmp);
+        throw e;
     }
 }
 },
@@ -1269,9 +1279,9 @@ exports.takeLock = takeLock;
 exports.releaseLock = releaseLock;
 exports.spawnFlusher = spawnFlusher;
 const fs = require("node:fs");
-const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
+const time_js_1 = require("./time.js");
 const lazy_js_1 = require("./lazy.js");
 const outbox_js_1 = require("./outbox.js");
 const protocol_js_1 = require("./protocol.js");
@@ -1348,9 +1358,7 @@ function writeBackoff(dir, b) {
         (0, files_js_1.removeFile)(file);
         return;
     }
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(b));
-    fs.renameSync(tmp, file);
+    (0, files_js_1.writeAtomically)(file, JSON.stringify(b));
 }
 function takeLock(dir, pid) {
     const file = path.join(dir, exports.FLUSH_LOCK);
@@ -1564,22 +1572,11 @@ function cachedHash(cache, app, message) {
     }
     const hash = hmacHex(app, message);
     try {
-        writeAtomically(cache, `${want} ${hash}\n`);
+        (0, files_js_1.writeAtomically)(cache, `${want} ${hash}\n`);
     }
     catch {
     }
     return hash;
-}
-function writeAtomically(file, text) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    try {
-        fs.writeFileSync(tmp, text);
-        fs.renameSync(tmp, file);
-    }
-    catch (e) {
-        (0, files_js_1.removeFile)(tmp);
-        throw e;
-    }
 }
 function firstLine(text) {
     return text.split("\n")[0];
@@ -1810,10 +1807,10 @@ exports.Outbox = exports.DEFAULT_RESEND_AFTER_MS = exports.DEFAULT_MAX_AGE_MS = 
 exports.isDue = isDue;
 exports.alive = alive;
 const fs = require("node:fs");
-const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const random_js_1 = require("./random.js");
+const time_js_1 = require("./time.js");
 exports.DEFAULT_MAX_BYTES = 512 * 1024;
 exports.DEFAULT_MAX_AGE_MS = 14 * 24 * 60 * 60 * 1000;
 exports.DEFAULT_RESEND_AFTER_MS = 10 * 60 * 1000;
@@ -1875,7 +1872,7 @@ class Outbox {
     }
     freshName() {
         const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.pooledHex)(4)}.jsonl`;
+        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.uniqueHex)(4)}.jsonl`;
     }
     addFile(text) {
         const name = this.freshName();
@@ -2420,10 +2417,10 @@ function checkBatch(b) {
 },
 "./random.js": function (exports, require, module) {
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.HEX = exports.RANDOM_POOL = void 0;
+exports.HEX = void 0;
 exports.randomFill = randomFill;
-exports.pooledRandom = pooledRandom;
-exports.pooledHex = pooledHex;
+exports.uniqueRandom = uniqueRandom;
+exports.uniqueHex = uniqueHex;
 exports.randomBytes = randomBytes;
 exports.randomUuid = randomUuid;
 const fs = require("node:fs");
@@ -2451,23 +2448,23 @@ function randomFill(buf) {
     }
     return (0, lazy_js_1.crypto)().randomFillSync(buf);
 }
-exports.RANDOM_POOL = Buffer.alloc(16);
-function pooledRandom(n) {
+const scratch = Buffer.alloc(16);
+function uniqueRandom(n) {
     for (let i = 0; i < n; i += 4) {
         const r = (Math.random() * 0x100000000) >>> 0;
-        exports.RANDOM_POOL[i] = r;
-        exports.RANDOM_POOL[i + 1] = r >>> 8;
-        exports.RANDOM_POOL[i + 2] = r >>> 16;
-        exports.RANDOM_POOL[i + 3] = r >>> 24;
+        scratch[i] = r;
+        scratch[i + 1] = r >>> 8;
+        scratch[i + 2] = r >>> 16;
+        scratch[i + 3] = r >>> 24;
     }
-    return 0;
+    return scratch;
 }
 exports.HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-function pooledHex(n) {
-    const at = pooledRandom(n);
+function uniqueHex(n) {
+    const b = uniqueRandom(n);
     let out = "";
-    for (let i = at; i < at + n; i++)
-        out += exports.HEX[exports.RANDOM_POOL[i]];
+    for (let i = 0; i < n; i++)
+        out += exports.HEX[b[i]];
     return out;
 }
 function randomBytes(n) {
@@ -2616,6 +2613,7 @@ Object.defineProperty(exports, "__esModule", { value: true });
 exports.sha256 = sha256;
 exports.hmacSha256 = hmacSha256;
 exports.hex = hex;
+const random_js_1 = require("./random.js");
 const K = new Uint32Array([
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
     0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
@@ -2703,11 +2701,10 @@ function hmacSha256(key, message) {
     outer.set(sha256(inner), 64);
     return sha256(outer);
 }
-const HEX_DIGITS = "0123456789abcdef";
 function hex(data) {
     let out = "";
     for (let i = 0; i < data.length; i++)
-        out += HEX_DIGITS[data[i] >> 4] + HEX_DIGITS[data[i] & 15];
+        out += random_js_1.HEX[data[i]];
     return out;
 }
 },

@@ -21,7 +21,6 @@
 
 import { Decision, loadUserConfig, Mode, saveUserConfig, describeSource, UserConfig } from "./consent.js";
 import { Event, EventFields, Sanitizer } from "./event.js";
-import { isoTime } from "./time.js";
 import { detectEnv, Facts, gatherFacts } from "./facts.js";
 import { LocalIdentity, loadIdentity, loadOrCreateIdentity, machineId, randomIdentity, saltBytes } from "./identity.js";
 import { backoff, drainOutbox, DrainState, spawnFlusher } from "./flusher.js";
@@ -30,6 +29,7 @@ import { createProjectId as writeProjectId, ManifestKind } from "./project.js";
 import { allIn, Context, MAX_EVENTS_PER_BATCH, MAX_NAME_LEN, MAX_PROPS, PropValue, TOKEN_CHARS, WireEvent } from "./protocol.js";
 import { Delivery, HttpTransport, Transport } from "./transport.js";
 import { resolve, Resolved, TelemetryOptions } from "./options.js";
+import { isoTime } from "./time.js";
 
 /** The SDK's version, sent in the User-Agent. */
 export const SDK_VERSION = "0.1.0";

@@ -15,6 +15,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { writeAtomically } from "./files.js";
 import type { Project } from "./project.js";
 import { parseToml, TomlTable, tomlString } from "./toml.js";
 import { flag, Vars } from "./vars.js";
@@ -114,9 +115,7 @@ export function saveUserConfig(file: string, config: UserConfig, command: string
   let text = `# Telemetry settings for ${command}; change them with \`${command} telemetry enable|disable|local\`.\n`;
   if (config.telemetry) text += `telemetry = ${tomlString(config.telemetry)}\n`;
   text += `notice_shown = ${config.notice_shown}\n`;
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+  writeAtomically(file, text);
 }
 
 /** What the client knows about the project. */

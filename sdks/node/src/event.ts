@@ -7,7 +7,7 @@
  * cannot be fixed), so what is queued is already what would be sent.
  */
 
-import { HEX, pooledRandom, RANDOM_POOL } from "./random.js";
+import { HEX, uniqueRandom } from "./random.js";
 import { isoTime } from "./time.js";
 
 import { hashSensitive } from "./identity.js";
@@ -186,21 +186,19 @@ export function clean(s: string): string {
 let uuidMs = -1;
 let uuidTime = "";
 
-
 /** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 export function uuidV7(ms: number): string {
-  const r = pooledRandom(10);
   const t = Math.floor(ms);
   if (t !== uuidMs) {
     uuidMs = t;
     const hex = t.toString(16).padStart(12, "0").slice(-12);
     uuidTime = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-`;
   }
-  const p = RANDOM_POOL;
+  const p = uniqueRandom(10);
   return (
     uuidTime +
-    `7${HEX[p[r] & 0x0f][1]}${HEX[p[r + 1]]}-` +
-    `${HEX[0x80 | (p[r + 2] & 0x3f)]}${HEX[p[r + 3]]}-` +
-    `${HEX[p[r + 4]]}${HEX[p[r + 5]]}${HEX[p[r + 6]]}${HEX[p[r + 7]]}${HEX[p[r + 8]]}${HEX[p[r + 9]]}`
+    `7${HEX[p[0] & 0x0f][1]}${HEX[p[1]]}-` +
+    `${HEX[0x80 | (p[2] & 0x3f)]}${HEX[p[3]]}-` +
+    `${HEX[p[4]]}${HEX[p[5]]}${HEX[p[6]]}${HEX[p[7]]}${HEX[p[8]]}${HEX[p[9]]}`
   );
 }

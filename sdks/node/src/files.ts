@@ -13,3 +13,15 @@ export function removeFile(file: string): void {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
 }
+
+/** Writes `file` whole or not at all: a temporary file beside it, renamed over it (removed when that fails). */
+export function writeAtomically(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    removeFile(tmp);
+    throw e;
+  }
+}

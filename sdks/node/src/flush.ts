@@ -9,8 +9,8 @@
  */
 
 import { backoff, drainOutbox, FLUSH_CONFIG_VAR, FlushConfig, readBackoff, releaseLock, writeBackoff } from "./flusher.js";
-import { isoTime } from "./time.js";
 import { Outbox } from "./outbox.js";
+import { isoTime } from "./time.js";
 import { HttpTransport } from "./transport.js";
 
 const MAX_ROUNDS = 8;

@@ -26,9 +26,9 @@
  */
 
 import * as fs from "node:fs";
-import { isoTime } from "./time.js";
 import * as path from "node:path";
-import { removeFile } from "./files.js";
+import { removeFile, writeAtomically } from "./files.js";
+import { isoTime } from "./time.js";
 
 import { childProcess } from "./lazy.js";
 import { alive, Chunk, isDue, Outbox } from "./outbox.js";
@@ -160,9 +160,7 @@ export function writeBackoff(dir: string, b: Backoff | null): void {
     removeFile(file);
     return;
   }
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(b));
-  fs.renameSync(tmp, file);
+  writeAtomically(file, JSON.stringify(b));
 }
 
 /** Takes `flush.lock` for `pid` (exclusive create); a stale lock is taken over once. */
@@ -209,7 +207,8 @@ function flushScript(): string | null {
 
 /**
  * Starts the detached flusher of `dir` (its config built by `configOf` only when it starts)
- * unless one started within `gapMs`, one runs, or a failed flush asked to wait. Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
+ * unless one started within `gapMs`, one runs, or a failed flush asked to wait.
+ * Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
  */
 export function spawnFlusher(dir: string, configOf: () => FlushConfig, gapMs = DEFAULT_FLUSH_GAP_MS): number | null {
   try {

@@ -15,7 +15,7 @@
 import { childProcess } from "./lazy.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { removeFile } from "./files.js";
+import { removeFile, writeAtomically } from "./files.js";
 
 import { parseUuid } from "./project.js";
 import { allIn, asciiSet } from "./protocol.js";
@@ -170,18 +170,6 @@ function cachedHash(cache: string | null, app: string, message: string): string 
     // a cache only: the next run hashes again
   }
   return hash;
-}
-
-/** Writes `file` whole or not at all (a temporary file renamed over it). */
-function writeAtomically(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    removeFile(tmp);
-    throw e;
-  }
 }
 
 function firstLine(text: string): string {

@@ -25,10 +25,10 @@
  */
 
 import * as fs from "node:fs";
-import { isoTime } from "./time.js";
 import * as path from "node:path";
 import { removeFile } from "./files.js";
-import { pooledHex } from "./random.js";
+import { uniqueHex } from "./random.js";
+import { isoTime } from "./time.js";
 
 import type { Context, WireEvent } from "./protocol.js";
 
@@ -133,7 +133,7 @@ export class Outbox {
   /** A new file name, unique across processes, sorting in the order this process wrote them. */
   private freshName(): string {
     const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-    return `outbox-${stamp}-${process.pid}-${pooledHex(4)}.jsonl`;
+    return `outbox-${stamp}-${process.pid}-${uniqueHex(4)}.jsonl`;
   }
 
   /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */

@@ -3,7 +3,7 @@
  * CSPRNG that `crypto.randomFillSync` also draws from on Linux, macOS and the BSDs. Where it
  * cannot be opened (Windows, a chroot without `/dev`) `node:crypto` is loaded instead, so
  * the values are as random everywhere; only the start-up cost differs (docs/benchmarks.md).
- * Values that need to be unique but not secret use {@link pooledRandom}, which reads no file.
+ * Values that need to be unique but not secret use {@link uniqueRandom}, which reads no file.
  */
 
 import * as fs from "node:fs";
@@ -40,28 +40,28 @@ export function randomFill<T extends Uint8Array>(buf: T): T {
  * millisecond make a collision as unlikely as with OS randomness. Secrets (the salt, the
  * install id) always come from {@link randomFill}.
  */
-export const RANDOM_POOL = Buffer.alloc(16);
+const scratch = Buffer.alloc(16);
 
-/** Puts `n` (at most 16) fresh unique-not-secret bytes in {@link RANDOM_POOL}; returns where they start (0). */
-export function pooledRandom(n: number): number {
+/** `n` (at most 16) fresh unique-not-secret bytes, at the start of a buffer the next call overwrites. */
+export function uniqueRandom(n: number): Buffer {
   for (let i = 0; i < n; i += 4) {
     const r = (Math.random() * 0x100000000) >>> 0;
-    RANDOM_POOL[i] = r;
-    RANDOM_POOL[i + 1] = r >>> 8;
-    RANDOM_POOL[i + 2] = r >>> 16;
-    RANDOM_POOL[i + 3] = r >>> 24;
+    scratch[i] = r;
+    scratch[i + 1] = r >>> 8;
+    scratch[i + 2] = r >>> 16;
+    scratch[i + 3] = r >>> 24;
   }
-  return 0;
+  return scratch;
 }
 
 /** The two hex digits of each byte value. */
 export const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
-/** `n` fresh pooled random bytes as hex. */
-export function pooledHex(n: number): string {
-  const at = pooledRandom(n);
+/** `n` fresh unique-not-secret bytes as hex. */
+export function uniqueHex(n: number): string {
+  const b = uniqueRandom(n);
   let out = "";
-  for (let i = at; i < at + n; i++) out += HEX[RANDOM_POOL[i]];
+  for (let i = 0; i < n; i++) out += HEX[b[i]];
   return out;
 }
 

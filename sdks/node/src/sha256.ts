@@ -9,6 +9,8 @@
  * length around the block boundaries.
  */
 
+import { HEX } from "./random.js";
+
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
   0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
@@ -100,11 +102,9 @@ export function hmacSha256(key: Uint8Array | string, message: Uint8Array | strin
   return sha256(outer);
 }
 
-const HEX_DIGITS = "0123456789abcdef";
-
-/** Lower-case hex of `data` (a loop: a process's first `Buffer` hex encoding costs about 0.2 ms). */
+/** Lower-case hex of `data`, from the byte table (a process's first `Buffer` hex encoding costs about 0.2 ms). */
 export function hex(data: Uint8Array): string {
   let out = "";
-  for (let i = 0; i < data.length; i++) out += HEX_DIGITS[data[i] >> 4] + HEX_DIGITS[data[i] & 15];
+  for (let i = 0; i < data.length; i++) out += HEX[data[i]];
   return out;
 }

@@ -24,7 +24,6 @@ exports.Telemetry = exports.backoff = exports.SDK_VERSION = void 0;
 exports.createTelemetry = createTelemetry;
 const consent_js_1 = require("./consent.js");
 const event_js_1 = require("./event.js");
-const time_js_1 = require("./time.js");
 const facts_js_1 = require("./facts.js");
 const identity_js_1 = require("./identity.js");
 const flusher_js_1 = require("./flusher.js");
@@ -33,6 +32,7 @@ const project_js_1 = require("./project.js");
 const protocol_js_1 = require("./protocol.js");
 const transport_js_1 = require("./transport.js");
 const options_js_1 = require("./options.js");
+const time_js_1 = require("./time.js");
 /** The SDK's version, sent in the User-Agent. */
 exports.SDK_VERSION = "0.1.0";
 var flusher_js_2 = require("./flusher.js");

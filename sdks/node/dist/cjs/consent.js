@@ -21,6 +21,7 @@ exports.saveUserConfig = saveUserConfig;
 exports.resolveConsent = resolveConsent;
 const fs = require("node:fs");
 const path = require("node:path");
+const files_js_1 = require("./files.js");
 const toml_js_1 = require("./toml.js");
 const vars_js_1 = require("./vars.js");
 /** The default organisation policy file. */
@@ -88,9 +89,7 @@ function saveUserConfig(file, config, command) {
     if (config.telemetry)
         text += `telemetry = ${(0, toml_js_1.tomlString)(config.telemetry)}\n`;
     text += `notice_shown = ${config.notice_shown}\n`;
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
+    (0, files_js_1.writeAtomically)(file, text);
 }
 /** Resolves consent, first match wins (see the module docs). Reads files, writes none. */
 function resolveConsent(i) {

@@ -173,16 +173,15 @@ let uuidMs = -1;
 let uuidTime = "";
 /** A UUID v7 from the timestamp and 74 random bits (built from a hex table: this runs on every record()). */
 function uuidV7(ms) {
-    const r = (0, random_js_1.pooledRandom)(10);
     const t = Math.floor(ms);
     if (t !== uuidMs) {
         uuidMs = t;
         const hex = t.toString(16).padStart(12, "0").slice(-12);
         uuidTime = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-`;
     }
-    const p = random_js_1.RANDOM_POOL;
+    const p = (0, random_js_1.uniqueRandom)(10);
     return (uuidTime +
-        `7${random_js_1.HEX[p[r] & 0x0f][1]}${random_js_1.HEX[p[r + 1]]}-` +
-        `${random_js_1.HEX[0x80 | (p[r + 2] & 0x3f)]}${random_js_1.HEX[p[r + 3]]}-` +
-        `${random_js_1.HEX[p[r + 4]]}${random_js_1.HEX[p[r + 5]]}${random_js_1.HEX[p[r + 6]]}${random_js_1.HEX[p[r + 7]]}${random_js_1.HEX[p[r + 8]]}${random_js_1.HEX[p[r + 9]]}`);
+        `7${random_js_1.HEX[p[0] & 0x0f][1]}${random_js_1.HEX[p[1]]}-` +
+        `${random_js_1.HEX[0x80 | (p[2] & 0x3f)]}${random_js_1.HEX[p[3]]}-` +
+        `${random_js_1.HEX[p[4]]}${random_js_1.HEX[p[5]]}${random_js_1.HEX[p[6]]}${random_js_1.HEX[p[7]]}${random_js_1.HEX[p[8]]}${random_js_1.HEX[p[9]]}`);
 }

@@ -5,3 +5,5 @@
  * (test/random.test.mjs).
  */
 export declare function removeFile(file: string): void;
+/** Writes `file` whole or not at all: a temporary file beside it, renamed over it (removed when that fails). */
+export declare function writeAtomically(file: string, text: string): void;

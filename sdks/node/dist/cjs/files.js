@@ -1,6 +1,7 @@
 "use strict";
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.removeFile = removeFile;
+exports.writeAtomically = writeAtomically;
 const fs = require("node:fs");
 /**
  * Removes a file; a missing one is not an error. `fs.unlinkSync` rather than
@@ -15,5 +16,17 @@ function removeFile(file) {
     catch (e) {
         if (e.code !== "ENOENT")
             throw e;
+    }
+}
+/** Writes `file` whole or not at all: a temporary file beside it, renamed over it (removed when that fails). */
+function writeAtomically(file, text) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+        fs.writeFileSync(tmp, text);
+        fs.renameSync(tmp, file);
+    }
+    catch (e) {
+        removeFile(tmp);
+        throw e;
     }
 }

@@ -10,8 +10,8 @@
  */
 Object.defineProperty(exports, "__esModule", { value: true });
 const flusher_js_1 = require("./flusher.js");
-const time_js_1 = require("./time.js");
 const outbox_js_1 = require("./outbox.js");
+const time_js_1 = require("./time.js");
 const transport_js_1 = require("./transport.js");
 const MAX_ROUNDS = 8;
 async function main(config) {

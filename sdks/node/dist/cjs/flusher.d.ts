@@ -86,7 +86,8 @@ export declare function takeLock(dir: string, pid: number): boolean;
 export declare function releaseLock(dir: string, pid: number): void;
 /**
  * Starts the detached flusher of `dir` (its config built by `configOf` only when it starts)
- * unless one started within `gapMs`, one runs, or a failed flush asked to wait. Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
+ * unless one started within `gapMs`, one runs, or a failed flush asked to wait.
+ * Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
  */
 export declare function spawnFlusher(dir: string, configOf: () => FlushConfig, gapMs?: number): number | null;
 export {};

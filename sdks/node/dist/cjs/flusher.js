@@ -35,9 +35,9 @@ exports.takeLock = takeLock;
 exports.releaseLock = releaseLock;
 exports.spawnFlusher = spawnFlusher;
 const fs = require("node:fs");
-const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
+const time_js_1 = require("./time.js");
 const lazy_js_1 = require("./lazy.js");
 const outbox_js_1 = require("./outbox.js");
 const protocol_js_1 = require("./protocol.js");
@@ -130,9 +130,7 @@ function writeBackoff(dir, b) {
         (0, files_js_1.removeFile)(file);
         return;
     }
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(b));
-    fs.renameSync(tmp, file);
+    (0, files_js_1.writeAtomically)(file, JSON.stringify(b));
 }
 /** Takes `flush.lock` for `pid` (exclusive create); a stale lock is taken over once. */
 function takeLock(dir, pid) {
@@ -182,7 +180,8 @@ function flushScript() {
 }
 /**
  * Starts the detached flusher of `dir` (its config built by `configOf` only when it starts)
- * unless one started within `gapMs`, one runs, or a failed flush asked to wait. Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
+ * unless one started within `gapMs`, one runs, or a failed flush asked to wait.
+ * Synchronous (it runs in the `exit` event); never throws. Returns the flusher's pid.
  */
 function spawnFlusher(dir, configOf, gapMs = exports.DEFAULT_FLUSH_GAP_MS) {
     try {

@@ -160,24 +160,12 @@ function cachedHash(cache, app, message) {
     }
     const hash = hmacHex(app, message);
     try {
-        writeAtomically(cache, `${want} ${hash}\n`);
+        (0, files_js_1.writeAtomically)(cache, `${want} ${hash}\n`);
     }
     catch {
         // a cache only: the next run hashes again
     }
     return hash;
-}
-/** Writes `file` whole or not at all (a temporary file renamed over it). */
-function writeAtomically(file, text) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    try {
-        fs.writeFileSync(tmp, text);
-        fs.renameSync(tmp, file);
-    }
-    catch (e) {
-        (0, files_js_1.removeFile)(tmp);
-        throw e;
-    }
 }
 function firstLine(text) {
     return text.split("\n")[0];

@@ -29,10 +29,10 @@ exports.Outbox = exports.DEFAULT_RESEND_AFTER_MS = exports.DEFAULT_MAX_AGE_MS = 
 exports.isDue = isDue;
 exports.alive = alive;
 const fs = require("node:fs");
-const time_js_1 = require("./time.js");
 const path = require("node:path");
 const files_js_1 = require("./files.js");
 const random_js_1 = require("./random.js");
+const time_js_1 = require("./time.js");
 /** Default bound of the outbox, in bytes. */
 exports.DEFAULT_MAX_BYTES = 512 * 1024;
 /** Default age after which unsent events are dropped: 14 days. */
@@ -106,7 +106,7 @@ class Outbox {
     /** A new file name, unique across processes, sorting in the order this process wrote them. */
     freshName() {
         const stamp = `${String(Date.now()).padStart(15, "0")}-${String(sequence++).padStart(6, "0")}`;
-        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.pooledHex)(4)}.jsonl`;
+        return `outbox-${stamp}-${process.pid}-${(0, random_js_1.uniqueHex)(4)}.jsonl`;
     }
     /** Writes `text` as a new outbox file, whole or not at all. Synchronous: the exit handler uses it. */
     addFile(text) {

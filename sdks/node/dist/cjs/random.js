@@ -4,13 +4,13 @@
  * CSPRNG that `crypto.randomFillSync` also draws from on Linux, macOS and the BSDs. Where it
  * cannot be opened (Windows, a chroot without `/dev`) `node:crypto` is loaded instead, so
  * the values are as random everywhere; only the start-up cost differs (docs/benchmarks.md).
- * Values that need to be unique but not secret use {@link pooledRandom}, which reads no file.
+ * Values that need to be unique but not secret use {@link uniqueRandom}, which reads no file.
  */
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.HEX = exports.RANDOM_POOL = void 0;
+exports.HEX = void 0;
 exports.randomFill = randomFill;
-exports.pooledRandom = pooledRandom;
-exports.pooledHex = pooledHex;
+exports.uniqueRandom = uniqueRandom;
+exports.uniqueHex = uniqueHex;
 exports.randomBytes = randomBytes;
 exports.randomUuid = randomUuid;
 const fs = require("node:fs");
@@ -48,26 +48,26 @@ function randomFill(buf) {
  * millisecond make a collision as unlikely as with OS randomness. Secrets (the salt, the
  * install id) always come from {@link randomFill}.
  */
-exports.RANDOM_POOL = Buffer.alloc(16);
-/** Puts `n` (at most 16) fresh unique-not-secret bytes in {@link RANDOM_POOL}; returns where they start (0). */
-function pooledRandom(n) {
+const scratch = Buffer.alloc(16);
+/** `n` (at most 16) fresh unique-not-secret bytes, at the start of a buffer the next call overwrites. */
+function uniqueRandom(n) {
     for (let i = 0; i < n; i += 4) {
         const r = (Math.random() * 0x100000000) >>> 0;
-        exports.RANDOM_POOL[i] = r;
-        exports.RANDOM_POOL[i + 1] = r >>> 8;
-        exports.RANDOM_POOL[i + 2] = r >>> 16;
-        exports.RANDOM_POOL[i + 3] = r >>> 24;
+        scratch[i] = r;
+        scratch[i + 1] = r >>> 8;
+        scratch[i + 2] = r >>> 16;
+        scratch[i + 3] = r >>> 24;
     }
-    return 0;
+    return scratch;
 }
 /** The two hex digits of each byte value. */
 exports.HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-/** `n` fresh pooled random bytes as hex. */
-function pooledHex(n) {
-    const at = pooledRandom(n);
+/** `n` fresh unique-not-secret bytes as hex. */
+function uniqueHex(n) {
+    const b = uniqueRandom(n);
     let out = "";
-    for (let i = at; i < at + n; i++)
-        out += exports.HEX[exports.RANDOM_POOL[i]];
+    for (let i = 0; i < n; i++)
+        out += exports.HEX[b[i]];
     return out;
 }
 /** `n` random bytes. */
