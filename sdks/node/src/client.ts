@@ -19,6 +19,7 @@
  * collector most likely has it).
  */
 
+import { saveCodeCache } from "./codecache.js";
 import { Decision, loadUserConfig, Mode, saveUserConfig, describeSource, UserConfig } from "./consent.js";
 import { Event, EventFields, Sanitizer } from "./event.js";
 import { detectEnv, Facts, gatherFacts } from "./facts.js";
@@ -252,6 +253,8 @@ class Recorder {
   /** `flush()` asked to send now. */
   private flushRequested = false;
   private readonly onExit = () => this.shutdown();
+  /** An event was recorded: at exit, the code cache is written if there is none. */
+  private recorded = false;
 
   constructor(
     private readonly options: TelemetryOptions,
@@ -350,6 +353,7 @@ class Recorder {
     }
     if (this.queue.length === 0) this.firstQueuedAt = Date.now();
     this.queue.push(wire);
+    this.recorded = true;
     if (this.r.debug) return;
     // Nothing is posted from here before the client is one interval old: a short command
     // never loads the HTTP stack, it hands its events to the detached flusher at exit.
@@ -525,6 +529,9 @@ class Recorder {
     this.draining.postingOld = [];
     if (this.detached && this.outbox && (filed || this.drainPending)) this.handOver(this.outbox.dir);
     this.warnDropped();
+    // Last, so that the cache holds every function a recording run compiled. Not for a
+    // client given its own directories (a test's sandbox): the cache lives in the user's.
+    if (this.recorded && !this.options.configDir && !this.options.dataDir) saveCodeCache();
   }
 
   /** Starts the detached flusher on what this run leaves (and what earlier runs left). */

@@ -22,6 +22,7 @@
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.Telemetry = exports.backoff = exports.SDK_VERSION = void 0;
 exports.createTelemetry = createTelemetry;
+const codecache_js_1 = require("./codecache.js");
 const consent_js_1 = require("./consent.js");
 const event_js_1 = require("./event.js");
 const facts_js_1 = require("./facts.js");
@@ -249,6 +250,8 @@ class Recorder {
     /** `flush()` asked to send now. */
     flushRequested = false;
     onExit = () => this.shutdown();
+    /** An event was recorded: at exit, the code cache is written if there is none. */
+    recorded = false;
     constructor(options, r, projectId) {
         this.options = options;
         this.r = r;
@@ -349,6 +352,7 @@ class Recorder {
         if (this.queue.length === 0)
             this.firstQueuedAt = Date.now();
         this.queue.push(wire);
+        this.recorded = true;
         if (this.r.debug)
             return;
         // Nothing is posted from here before the client is one interval old: a short command
@@ -541,6 +545,10 @@ class Recorder {
         if (this.detached && this.outbox && (filed || this.drainPending))
             this.handOver(this.outbox.dir);
         this.warnDropped();
+        // Last, so that the cache holds every function a recording run compiled. Not for a
+        // client given its own directories (a test's sandbox): the cache lives in the user's.
+        if (this.recorded && !this.options.configDir && !this.options.dataDir)
+            (0, codecache_js_1.saveCodeCache)();
     }
     /** Starts the detached flusher on what this run leaves (and what earlier runs left). */
     handOver(dir) {

@@ -1,0 +1,135 @@
+// The V8 code cache of the SDK's bundle (dist/index.cjs, scripts/entry.cjs): a recording run
+// writes it once into the user's cache directory, later runs take it (V8 accepts it, so it
+// is not written again), a junk or cut cache is refused by V8 and replaced, and a run with
+// telemetry off, a debug run, a client with its own directories and
+// NODE_DISABLE_COMPILE_CACHE write none.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+import { Home, root } from "./helpers.mjs";
+
+const CACHE_NAME = /^sdk-[0-9a-f]{16}-\d+-\d+-v\d+\.\d+\.\d+-[a-z0-9]+\.v8$/;
+
+function cacheFiles(dir) {
+  try {
+    return fs.readdirSync(dir).filter((n) => n.endsWith(".v8"));
+  } catch {
+    return [];
+  }
+}
+
+function outboxEvents(home) {
+  let n = 0;
+  for (const f of fs.readdirSync(home.dataDir, { recursive: true }).map(String)) {
+    if (!f.endsWith(".json") && !f.endsWith(".jsonl")) continue;
+    n += fs.readFileSync(path.join(home.dataDir, f), "utf8").split("build.finished").length - 1;
+  }
+  return n;
+}
+
+function buildOk(home, extra = {}) {
+  const r = home.run(["build"], extra);
+  assert.equal(r.status, 0, r.stderr);
+  return r;
+}
+
+test("code cache: a recording run writes it once, owner-only; later runs take it; junk or a cut file is replaced", (t) => {
+  const home = new Home();
+  t.after(() => home.remove());
+  const dir = path.join(home.dir, ".cache", "tally");
+
+  buildOk(home);
+  const [name, ...more] = cacheFiles(dir);
+  assert.deepEqual(more, [], "one cache file");
+  assert.match(name, CACHE_NAME);
+  const file = path.join(dir, name);
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+  assert.ok(fs.statSync(file).size > 10000, "the cache holds the compiled functions");
+  const first = fs.statSync(file);
+
+  // Taken: V8 accepted it, so it is not written again, and the run records as before.
+  for (let i = 0; i < 2; i++) buildOk(home);
+  const later = fs.statSync(file);
+  assert.equal(later.ino, first.ino, "not rewritten");
+  assert.equal(later.mtimeMs, first.mtimeMs, "not rewritten");
+  assert.equal(outboxEvents(home), 3, "every run recorded its event");
+
+  // Junk under the right name, then a cut cache: V8 refuses each, the run records, and the
+  // cache is written anew.
+  const good = fs.readFileSync(file);
+  for (const bad of [Buffer.from("not a code cache at all"), good.subarray(0, good.length >> 1)]) {
+    fs.writeFileSync(file, bad);
+    buildOk(home);
+    const now = fs.readFileSync(file);
+    assert.ok(!now.equals(bad), "replaced");
+    assert.ok(now.length > 10000);
+  }
+  assert.equal(outboxEvents(home), 5);
+  assert.deepEqual(cacheFiles(dir), [name]);
+});
+
+test("code cache: telemetry off, a debug run, NODE_DISABLE_COMPILE_CACHE and a sandboxed client write none", (t) => {
+  const home = new Home();
+  t.after(() => home.remove());
+  for (const extra of [{ DO_NOT_TRACK: "1" }, { NODECLI_TELEMETRY_DISABLED: "1" }, { NODECLI_TELEMETRY_DEBUG: "1" }]) {
+    const r = buildOk(home, extra);
+    assert.deepEqual(home.files(), [], `${JSON.stringify(extra)} left files (${r.stderr})`);
+  }
+  buildOk(home, { NODE_DISABLE_COMPILE_CACHE: "1" });
+  assert.deepEqual(cacheFiles(path.join(home.dir, ".cache", "tally")), []);
+  assert.ok(outboxEvents(home) >= 1, "the run still recorded");
+
+  // A client given its own directories (the test kit's sandbox) keeps out of the user's.
+  const script = `
+    const { createTelemetry, Event } = require(${JSON.stringify(path.join(root, "dist", "index.cjs"))});
+    const { Sandbox } = require(${JSON.stringify(path.join(root, "dist", "testing.cjs"))});
+    const s = new Sandbox();
+    const t = createTelemetry(s.options("demo", "1.0.0"));
+    t.record(Event.commandRun("build"));
+    t.shutdown();
+    s.remove();`;
+  const r = spawnSync(process.execPath, ["-e", script], { env: { PATH: process.env.PATH, HOME: home.dir }, encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(cacheFiles(path.join(home.dir, ".cache", "tally")), []);
+});
+
+test("code cache: XDG_CACHE_HOME is where it goes; a month-old cache of another build is removed, a recent one kept", (t) => {
+  const home = new Home();
+  t.after(() => home.remove());
+  const dir = path.join(home.dir, "xdg-cache", "tally");
+  fs.mkdirSync(dir, { recursive: true });
+  const old = path.join(dir, "sdk-0000000000000000-1-1-v18.0.0-x64.v8");
+  const recent = path.join(dir, "sdk-1111111111111111-1-1-v18.0.0-x64.v8");
+  const other = path.join(dir, "unrelated.v8");
+  for (const f of [old, recent, other]) fs.writeFileSync(f, "x");
+  const monthAgo = new Date(Date.now() - 40 * 24 * 3600 * 1000);
+  fs.utimesSync(old, monthAgo, monthAgo);
+  fs.utimesSync(other, monthAgo, monthAgo);
+  buildOk(home, { XDG_CACHE_HOME: path.join(home.dir, "xdg-cache") });
+  const names = cacheFiles(dir);
+  assert.ok(!names.includes(path.basename(old)), "the month-old cache is gone");
+  assert.ok(names.includes(path.basename(recent)) && names.includes("unrelated.v8"), "the others stay");
+  assert.equal(names.filter((n) => CACHE_NAME.test(n) && n !== path.basename(recent)).length, 1, "this build's cache");
+  assert.deepEqual(cacheFiles(path.join(home.dir, ".cache", "tally")), []);
+});
+
+test("code cache: the entry point exports what the bundle does, to require and to import", async () => {
+  const viaEntry = spawnSync(
+    process.execPath,
+    ["-e", `console.log(Object.keys(require(${JSON.stringify(path.join(root, "dist", "index.cjs"))})).sort().join())`],
+    { encoding: "utf8", env: { PATH: process.env.PATH, TALLY_CODE_CACHE: "0" } },
+  );
+  const viaBundle = spawnSync(
+    process.execPath,
+    ["-e", `console.log(Object.keys(require(${JSON.stringify(path.join(root, "dist", "sdk.cjs"))})).sort().join())`],
+    { encoding: "utf8", env: { PATH: process.env.PATH } },
+  );
+  assert.equal(viaEntry.stdout, viaBundle.stdout);
+  const esm = await import("../dist/index.cjs");
+  const named = Object.keys(esm).filter((k) => k !== "default" && k !== "module.exports").sort().join();
+  assert.equal(`${named}\n`, viaBundle.stdout.replace("__esModule,", ""));
+});
