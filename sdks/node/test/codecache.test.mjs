@@ -11,7 +11,7 @@ import * as path from "node:path";
 
 import { Home, root } from "./helpers.mjs";
 
-const CACHE_NAME = /^sdk-[0-9a-f]{16}-\d+-\d+-v\d+\.\d+\.\d+-[a-z0-9]+\.v8$/;
+const CACHE_NAME = /^sdk-[0-9a-f]{16}-v\d+\.\d+\.\d+-[a-z0-9]+\.v8$/;
 
 function cacheFiles(dir) {
   try {
@@ -36,30 +36,34 @@ function buildOk(home, extra = {}) {
   return r;
 }
 
-test("code cache: a recording run writes it once, owner-only; later runs take it; junk or a cut file is replaced", (t) => {
+test("code cache: the first recording run marks it wanted, the second fills it; later runs take it; junk, a cut file or an edited bundle is replaced", (t) => {
   const home = new Home();
   t.after(() => home.remove());
   const dir = path.join(home.dir, ".cache", "tally");
 
+  // The first run (no cache: a plain require) leaves only the header.
   buildOk(home);
   const [name, ...more] = cacheFiles(dir);
   assert.deepEqual(more, [], "one cache file");
   assert.match(name, CACHE_NAME);
   const file = path.join(dir, name);
+  assert.equal(fs.statSync(file).size, 24, "the header alone");
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
   assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+  // The second compiles through V8's cache API and saves what it compiled.
+  buildOk(home);
   assert.ok(fs.statSync(file).size > 10000, "the cache holds the compiled functions");
-  const first = fs.statSync(file);
+  const full = fs.statSync(file);
 
-  // Taken: V8 accepted it, so it is not written again, and the run records as before.
+  // Taken: V8 accepted it, so it is not written again, and the runs record as before.
   for (let i = 0; i < 2; i++) buildOk(home);
   const later = fs.statSync(file);
-  assert.equal(later.ino, first.ino, "not rewritten");
-  assert.equal(later.mtimeMs, first.mtimeMs, "not rewritten");
-  assert.equal(outboxEvents(home), 3, "every run recorded its event");
+  assert.equal(later.ino, full.ino, "not rewritten");
+  assert.equal(later.mtimeMs, full.mtimeMs, "not rewritten");
+  assert.equal(outboxEvents(home), 4, "every run recorded its event");
 
-  // Junk under the right name, then a cut cache: V8 refuses each, the run records, and the
-  // cache is written anew.
+  // Junk under the right name, then a cut cache: each is refused (by its header, by V8),
+  // the run records, and the cache is written anew.
   const good = fs.readFileSync(file);
   for (const bad of [Buffer.from("not a code cache at all"), good.subarray(0, good.length >> 1)]) {
     fs.writeFileSync(file, bad);
@@ -68,8 +72,27 @@ test("code cache: a recording run writes it once, owner-only; later runs take it
     assert.ok(!now.equals(bad), "replaced");
     assert.ok(now.length > 10000);
   }
-  assert.equal(outboxEvents(home), 5);
+  assert.equal(outboxEvents(home), 6);
   assert.deepEqual(cacheFiles(dir), [name]);
+
+  // The entry file edited in place (patched in node_modules): its size and time are not the
+  // cache's, so the cache is not given to V8 and is written anew for the edited file.
+  const copy = fs.mkdtempSync(path.join(home.dir, "sdk-copy-"));
+  fs.cpSync(path.join(root, "dist"), path.join(copy, "dist"), { recursive: true });
+  fs.cpSync(path.join(root, "examples"), path.join(copy, "examples"), { recursive: true });
+  const sdk = path.join(copy, "dist", "index.cjs");
+  fs.appendFileSync(sdk, "// patched\n");
+  const before = fs.readFileSync(file);
+  const patched = spawnSync(process.execPath, [path.join(copy, "examples", "nodecli.mjs"), "-C", home.project, "build"], {
+    cwd: home.project,
+    env: home.env(),
+    encoding: "utf8",
+  });
+  assert.equal(patched.status, 0, patched.stderr);
+  const after = fs.readFileSync(file);
+  assert.ok(!after.equals(before), "written anew for the edited bundle");
+  assert.equal(after.readDoubleLE(8), fs.statSync(sdk).size, "the header names the edited bundle's size");
+  assert.equal(outboxEvents(home), 7);
 });
 
 test("code cache: telemetry off, a debug run, NODE_DISABLE_COMPILE_CACHE and a sandboxed client write none", (t) => {
@@ -117,19 +140,24 @@ test("code cache: XDG_CACHE_HOME is where it goes; a month-old cache of another 
   assert.deepEqual(cacheFiles(path.join(home.dir, ".cache", "tally")), []);
 });
 
-test("code cache: the entry point exports what the bundle does, to require and to import", async () => {
-  const viaEntry = spawnSync(
-    process.execPath,
-    ["-e", `console.log(Object.keys(require(${JSON.stringify(path.join(root, "dist", "index.cjs"))})).sort().join())`],
-    { encoding: "utf8", env: { PATH: process.env.PATH, TALLY_CODE_CACHE: "0" } },
-  );
-  const viaBundle = spawnSync(
-    process.execPath,
-    ["-e", `console.log(Object.keys(require(${JSON.stringify(path.join(root, "dist", "sdk.cjs"))})).sort().join())`],
-    { encoding: "utf8", env: { PATH: process.env.PATH } },
-  );
-  assert.equal(viaEntry.stdout, viaBundle.stdout);
+test("code cache: the entry exports the same with and without the cache, to require and to import", async (t) => {
+  const home = new Home();
+  t.after(() => home.remove());
+  const keys = (extra) => {
+    const r = spawnSync(
+      process.execPath,
+      ["-e", `const m = require(${JSON.stringify(path.join(root, "dist", "index.cjs"))}); console.log(Object.keys(m).sort().join(), typeof m.createTelemetry)`],
+      { encoding: "utf8", env: { PATH: process.env.PATH, HOME: home.dir, ...extra } },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  const plain = keys({ TALLY_CODE_CACHE: "0" });
+  assert.match(plain, /createTelemetry.* function/);
+  for (let i = 0; i < 2; i++) buildOk(home);
+  assert.ok(cacheFiles(path.join(home.dir, ".cache", "tally")).length === 1);
+  assert.equal(keys({}), plain, "from the cache");
+  // Imported as CommonJS from an ES module: Node's lexer finds the names in the file.
   const esm = await import("../dist/index.cjs");
-  const named = Object.keys(esm).filter((k) => k !== "default" && k !== "module.exports").sort().join();
-  assert.equal(`${named}\n`, viaBundle.stdout.replace("__esModule,", ""));
+  for (const name of plain.split(" ")[0].split(",")) assert.notEqual(esm[name], undefined, name);
 });

@@ -1,27 +1,20 @@
 "use strict";
 /**
- * The V8 code cache of the SDK's bundle: dist/index.cjs (scripts/entry.cjs) compiles the
- * bundle with it and hands the bundle a saver under the name `tally:code-cache`. A client
- * that records calls [`saveCodeCache`] at exit, so that only a run with telemetry on or
- * local ever writes the cache (docs/sdk-node.md, "Code cache"). Without the entry point
- * (the modules of dist/cjs, a test) there is no saver and nothing is written.
+ * The V8 code cache of the SDK's bundle. The entry point (dist/index.cjs, built from
+ * scripts/entry.cjs) registers a saver under the bundle's path; a client that records calls
+ * [`saveCodeCache`] at exit, so that only a run with telemetry on or local ever writes the
+ * cache (docs/sdk-node.md, "Code cache"). Without the entry point (the modules of dist/cjs)
+ * there is no saver under this file's path and nothing is written.
  */
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.saveCodeCache = saveCodeCache;
-let saver;
-/** Writes the cache when the entry point found none (or V8 refused it); never throws. */
+/** Writes the cache when the entry point wants it written (none yet, or V8 refused it); never throws. */
 function saveCodeCache() {
-    if (saver === undefined) {
-        try {
-            const found = require("tally:code-cache");
-            saver = typeof found === "function" ? found : null;
-        }
-        catch {
-            saver = null;
-        }
-    }
     try {
-        saver?.();
+        const savers = globalThis[Symbol.for("tally-telemetry.code-cache")];
+        const save = savers instanceof Map ? savers.get(__filename) : undefined;
+        if (typeof save === "function")
+            save();
     }
     catch {
         // a cache is never worth an error
