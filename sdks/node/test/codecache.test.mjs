@@ -161,3 +161,21 @@ test("code cache: the entry exports the same with and without the cache, to requ
   const esm = await import("../dist/index.cjs");
   for (const name of plain.split(" ")[0].split(",")) assert.notEqual(esm[name], undefined, name);
 });
+
+test("code cache: a stack trace names the same lines of index.cjs with and without the cache", (t) => {
+  const home = new Home();
+  t.after(() => home.remove());
+  const script = `
+    const m = require(${JSON.stringify(path.join(root, "dist", "index.cjs"))});
+    try { m.createProjectId(${JSON.stringify(path.join(home.dir, "missing", "dir"))}, "app", "package"); }
+    catch (e) { console.log(String(e.stack).split("\\n").filter((l) => l.includes("index.cjs")).join("\\n")); }`;
+  const frames = (extra) => {
+    const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env: { PATH: process.env.PATH, HOME: home.dir, ...extra } });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  const plain = frames({ TALLY_CODE_CACHE: "0" });
+  assert.match(plain, /index\.cjs:\d+:\d+/);
+  for (let i = 0; i < 2; i++) buildOk(home);
+  assert.equal(frames({}), plain);
+});
