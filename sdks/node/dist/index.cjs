@@ -6,10 +6,11 @@ const path = require("node:path");
 const BUILD = "2fdbee3069097b22";
 const MAGIC = 0x54434331; // "TCC1"
 const HEADER = 24;
-const BUNDLE_LINE = 91;
+const BUNDLE_LINE = 97;
 const BUNDLE_COLUMN = 3;
 const dir = cacheDir(process.env);
-const cacheFile = dir && path.join(dir, `sdk-${BUILD}-${process.version}-${process.arch}.v8`);
+const flags = flagsHash(`${process.execArgv.join(" ")}|${process.env.NODE_OPTIONS ?? ""}`);
+const cacheFile = dir && path.join(dir, `sdk-${BUILD}-${process.version}-${process.arch}-${flags}.v8`);
 let save = null;
 (globalThis[Symbol.for("tally-telemetry.code-cache")] ??= new Map()).set(__filename, saveOnce);
 const run = cached() ?? bundle;
@@ -49,6 +50,11 @@ try {
 f?.();
 } catch {
 }
+}
+function flagsHash(text) {
+let h = 0x811c9dc5;
+for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+return (h >>> 0).toString(16).padStart(8, "0");
 }
 function cacheDir(env) {
 if (env.NODE_DISABLE_COMPILE_CACHE || env.TALLY_CODE_CACHE === "0") return null;

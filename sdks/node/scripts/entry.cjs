@@ -19,7 +19,10 @@
   const BUNDLE_LINE = @LINE@;
   const BUNDLE_COLUMN = @COLUMN@;
   const dir = cacheDir(process.env);
-  const cacheFile = dir && path.join(dir, `sdk-${BUILD}-${process.version}-${process.arch}.v8`);
+  // V8 refuses a cache made under other flags: one file per set of Node options, so that a
+  // tool run with and without, say, --max-old-space-size does not rewrite it on each switch.
+  const flags = flagsHash(`${process.execArgv.join(" ")}|${process.env.NODE_OPTIONS ?? ""}`);
+  const cacheFile = dir && path.join(dir, `sdk-${BUILD}-${process.version}-${process.arch}-${flags}.v8`);
   /** What the saver does at exit: write the header alone (none yet), or V8's data of this run's compile. */
   let save = null;
   // The SDK finds the saver by its file (src/codecache.ts): two copies of the SDK in one
@@ -73,6 +76,13 @@
     } catch {
       // a cache is never worth an error
     }
+  }
+
+  /** 8 hex digits of FNV-1a over the options (a name, not a secret). */
+  function flagsHash(text) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    return (h >>> 0).toString(16).padStart(8, "0");
   }
 
   /** `<cache>/tally`: the platform's per-user cache directory; `null` when there is none or it is turned off. */

@@ -11,7 +11,7 @@ import * as path from "node:path";
 
 import { Home, root } from "./helpers.mjs";
 
-const CACHE_NAME = /^sdk-[0-9a-f]{16}-v\d+\.\d+\.\d+-[a-z0-9]+\.v8$/;
+const CACHE_NAME = /^sdk-[0-9a-f]{16}-v\d+\.\d+\.\d+-[a-z0-9]+-[0-9a-f]{8}\.v8$/;
 
 function cacheFiles(dir) {
   try {
@@ -178,4 +178,24 @@ test("code cache: a stack trace names the same lines of index.cjs with and witho
   assert.match(plain, /index\.cjs:\d+:\d+/);
   for (let i = 0; i < 2; i++) buildOk(home);
   assert.equal(frames({}), plain);
+});
+
+test("code cache: one file per set of Node options, so alternating options rewrite nothing", (t) => {
+  const home = new Home();
+  t.after(() => home.remove());
+  const dir = path.join(home.dir, ".cache", "tally");
+  const withOptions = { NODE_OPTIONS: "--max-old-space-size=1024" };
+  for (let i = 0; i < 2; i++) {
+    buildOk(home);
+    buildOk(home, withOptions);
+  }
+  const names = cacheFiles(dir).sort();
+  assert.equal(names.length, 2, names.join(", "));
+  const before = names.map((n) => fs.statSync(path.join(dir, n)).mtimeMs);
+  for (let i = 0; i < 2; i++) {
+    buildOk(home);
+    buildOk(home, withOptions);
+  }
+  assert.deepEqual(names.map((n) => fs.statSync(path.join(dir, n)).mtimeMs), before, "neither rewritten");
+  for (const n of names) assert.ok(fs.statSync(path.join(dir, n)).size > 10000);
 });
