@@ -15,10 +15,10 @@ function removeFile(file) {
             throw e;
     }
 }
-function writeAtomically(file, text) {
+function writeAtomically(file, data, mode) {
     const tmp = `${file}.${process.pid}.tmp`;
     try {
-        fs.writeFileSync(tmp, text);
+        fs.writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
         fs.renameSync(tmp, file);
     }
     catch (e) {

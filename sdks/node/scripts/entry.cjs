@@ -23,11 +23,11 @@
   // tool run with and without, say, --max-old-space-size does not rewrite it on each switch.
   const flags = flagsHash(`${process.execArgv.join(" ")}|${process.env.NODE_OPTIONS ?? ""}`);
   const cacheFile = dir && path.join(dir, `sdk-${BUILD}-${process.version}-${process.arch}-${flags}.v8`);
-  /** What the saver does at exit: write the header alone (none yet), or V8's data of this run's compile. */
-  let save = null;
-  // The SDK finds the saver by its file (src/codecache.ts): two copies of the SDK in one
-  // process each save their own.
-  (globalThis[Symbol.for("tally-telemetry.code-cache")] ??= new Map()).set(__filename, saveOnce);
+  /** What the cache file gets at exit: the header alone (none yet), or V8's data of this run's compile; `null` for nothing. */
+  let contents = null;
+  // src/codecache.ts writes the bytes, found by this file's name: two copies of the SDK in
+  // one process each save their own.
+  (globalThis[Symbol.for("tally-telemetry.code-cache")] ??= new Map()).set(__filename, { dir, file: cacheFile, take });
   const run = cached() ?? bundle;
   run.call(module.exports, module.exports, require, module, __filename, __dirname);
 
@@ -37,7 +37,7 @@
     // leaves the header alone, so that the next one compiles through V8's cache API and
     // saves what it compiled.
     if (!cacheFile || !fs.statSync(cacheFile, { throwIfNoEntry: false })) {
-      if (cacheFile) save = () => writeCache(Buffer.alloc(0), null);
+      if (cacheFile) contents = () => withHeader(Buffer.alloc(0), null);
       return null;
     }
     try {
@@ -60,22 +60,18 @@
       });
       const compiled = script.runInThisContext();
       if (typeof compiled !== "function") return null;
-      if (!fresh || script.cachedDataRejected === true) save = () => writeCache(script.createCachedData(), stat);
+      if (!fresh || script.cachedDataRejected === true) contents = () => withHeader(script.createCachedData(), stat);
       return compiled;
     } catch {
       return null;
     }
   }
 
-  /** Called by a recording client at exit; at most once per process, and never throws. */
-  function saveOnce() {
-    const f = save;
-    save = null;
-    try {
-      f?.();
-    } catch {
-      // a cache is never worth an error
-    }
+  /** The bytes to write, at most once per process; `null` when the cache is as it should be. */
+  function take() {
+    const f = contents;
+    contents = null;
+    return f ? f() : null;
   }
 
   /** 8 hex digits of FNV-1a over the options (a name, not a secret). */
@@ -99,37 +95,12 @@
     return xdg ? path.join(xdg, "tally") : home && path.join(home, ".cache", "tally");
   }
 
-  /**
-   * Writes the cache whole (a temporary file renamed over it), readable by its owner only,
-   * and removes month-old caches of other builds. Without `stat`, the header alone.
-   */
-  function writeCache(data, stat) {
+  /** The header (magic, this file's size and time, or -1 for the header alone), then `data`. */
+  function withHeader(data, stat) {
     const header = Buffer.alloc(HEADER);
     header.writeUInt32LE(MAGIC, 0);
     header.writeDoubleLE(stat ? stat.size : -1, 8);
     header.writeDoubleLE(stat ? Math.trunc(stat.mtimeMs) : -1, 16);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${cacheFile}.${process.pid}.tmp`;
-    try {
-      fs.writeFileSync(tmp, Buffer.concat([header, data]), { mode: 0o600 });
-      fs.renameSync(tmp, cacheFile);
-    } catch (e) {
-      try {
-        fs.unlinkSync(tmp);
-      } catch {
-        // never written
-      }
-      throw e;
-    }
-    const old = Date.now() - 30 * 24 * 3600 * 1000;
-    for (const name of fs.readdirSync(dir)) {
-      if (!name.startsWith("sdk-") || !name.endsWith(".v8") || name === path.basename(cacheFile)) continue;
-      try {
-        const other = path.join(dir, name);
-        if (fs.statSync(other).mtimeMs < old) fs.unlinkSync(other);
-      } catch {
-        // another process removed it
-      }
-    }
+    return Buffer.concat([header, data]);
   }
 })

@@ -15,10 +15,10 @@ export function removeFile(file: string): void {
 }
 
 /** Writes `file` whole or not at all: a temporary file beside it, renamed over it (removed when that fails). */
-export function writeAtomically(file: string, text: string): void {
+export function writeAtomically(file: string, data: string | Uint8Array, mode?: number): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    fs.writeFileSync(tmp, text);
+    fs.writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
     fs.renameSync(tmp, file);
   } catch (e) {
     removeFile(tmp);

@@ -1,20 +1,43 @@
 "use strict";
 /**
  * The V8 code cache of the SDK's bundle. The entry point (dist/index.cjs, built from
- * scripts/entry.cjs) registers a saver under the bundle's path; a client that records calls
- * [`saveCodeCache`] at exit, so that only a run with telemetry on or local ever writes the
- * cache (docs/sdk-node.md, "Code cache"). Without the entry point (the modules of dist/cjs)
- * there is no saver under this file's path and nothing is written.
+ * scripts/entry.cjs) registers, under the bundle's file, the cache file and what it should
+ * get; a client that records calls [`saveCodeCache`] at exit, so that only a run with
+ * telemetry on or local ever writes the cache (docs/sdk-node.md, "Code cache"). Without the
+ * entry point (the modules of dist/cjs) nothing is registered under this file and nothing
+ * is written.
  */
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.saveCodeCache = saveCodeCache;
+const fs = require("node:fs");
+const path = require("node:path");
+const files_js_1 = require("./files.js");
+/** Caches of other builds not written for this long are removed when one is written. */
+const STALE_MS = 30 * 24 * 3600 * 1000;
 /** Writes the cache when the entry point wants it written (none yet, or V8 refused it); never throws. */
 function saveCodeCache() {
     try {
-        const savers = globalThis[Symbol.for("tally-telemetry.code-cache")];
-        const save = savers instanceof Map ? savers.get(__filename) : undefined;
-        if (typeof save === "function")
-            save();
+        const registry = globalThis[Symbol.for("tally-telemetry.code-cache")];
+        const pending = registry instanceof Map ? registry.get(__filename) : undefined;
+        const bytes = pending?.take();
+        if (!pending || !bytes)
+            return;
+        // Readable by its owner only: another user could otherwise plant code for this one to run.
+        fs.mkdirSync(pending.dir, { recursive: true, mode: 0o700 });
+        (0, files_js_1.writeAtomically)(pending.file, bytes, 0o600);
+        const stale = Date.now() - STALE_MS;
+        for (const name of fs.readdirSync(pending.dir)) {
+            if (!name.startsWith("sdk-") || !name.endsWith(".v8") || name === path.basename(pending.file))
+                continue;
+            const other = path.join(pending.dir, name);
+            try {
+                if (fs.statSync(other).mtimeMs < stale)
+                    (0, files_js_1.removeFile)(other);
+            }
+            catch {
+                // another process removed it
+            }
+        }
     }
     catch {
         // a cache is never worth an error

@@ -6,4 +6,4 @@
  */
 export declare function removeFile(file: string): void;
 /** Writes `file` whole or not at all: a temporary file beside it, renamed over it (removed when that fails). */
-export declare function writeAtomically(file: string, text: string): void;
+export declare function writeAtomically(file: string, data: string | Uint8Array, mode?: number): void;

@@ -19,10 +19,10 @@ function removeFile(file) {
     }
 }
 /** Writes `file` whole or not at all: a temporary file beside it, renamed over it (removed when that fails). */
-function writeAtomically(file, text) {
+function writeAtomically(file, data, mode) {
     const tmp = `${file}.${process.pid}.tmp`;
     try {
-        fs.writeFileSync(tmp, text);
+        fs.writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
         fs.renameSync(tmp, file);
     }
     catch (e) {
